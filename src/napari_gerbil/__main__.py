@@ -1,0 +1,5 @@
+import sys
+
+from napari_gerbil.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``napari-gerbil`` command line (no Qt imported unless a command opens napari)."""

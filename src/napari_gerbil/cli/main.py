@@ -1,0 +1,57 @@
+"""Entry point of the ``napari-gerbil`` command.
+
+Each subcommand lives in its own module of :mod:`napari_gerbil.cli` exposing
+``register(subparsers)``, which adds an ``argparse`` parser whose ``func`` default is
+called with the parsed arguments and returns the exit status. Modules are imported
+only when the command line is built, and heavy imports (torch, napari) happen inside
+the command functions, so ``napari-gerbil --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from napari_gerbil import __version__
+from napari_gerbil.errors import GerbilError
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "napari_gerbil.cli.inspect",  # info, validate
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="napari-gerbil",
+        description="Localize rodent vocal calls and attribute them to animals.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-gerbil {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        status = args.func(args)
+    except GerbilError as exc:
+        print(f"napari-gerbil {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data layer: VCL datasets, session files, arena geometry, audio/video/track readers."""
