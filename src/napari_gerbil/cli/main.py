@@ -19,6 +19,13 @@ from napari_gerbil.errors import GerbilError
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "napari_gerbil.cli.inspect",  # info, validate
+    "napari_gerbil.cli.simulate",  # simulate
+    "napari_gerbil.cli.demo",  # demo (napari)
+    "napari_gerbil.cli.evaluate",  # evaluate
+    "napari_gerbil.cli.benchmark",  # benchmark
+    "napari_gerbil.cli.models",  # models
+    "napari_gerbil.cli.train",  # train
+    "napari_gerbil.cli.predict",  # predict
 )
 
 

@@ -1,1 +1,1 @@
-"""signal."""
+"""Signal processing on long recordings: spectrogram windows, call detection, segments."""

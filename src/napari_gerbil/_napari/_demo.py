@@ -1,0 +1,75 @@
+"""The ``napari-gerbil demo`` window: a session, the demo ensemble, the first calls localized."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Calls localized when the demo opens.
+DEMO_CALLS = 12
+
+
+def run_demo(
+    session_path: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    screenshot: str | Path | None = None,
+    n_calls: int = DEMO_CALLS,
+    timeout_s: float = 600.0,
+) -> int:
+    """Open napari with a session and localize its first calls.
+
+    With ``screenshot`` the window is saved to that PNG once the first confidence set is
+    drawn, and the application exits (status 0 on success, 1 on failure or timeout).
+    """
+    import napari
+    from qtpy.QtCore import QTimer
+
+    from napari_gerbil._napari._sample_data import sample_session_path
+    from napari_gerbil._napari._widget import ReviewWidget
+
+    session_path = Path(session_path) if session_path else sample_session_path()
+    viewer = napari.Viewer(title="napari-gerbil demo", show=True)
+    widget = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Review calls (napari-gerbil)", area="right")
+    widget.open_session(session_path)
+    if model_dir:
+        widget.model_dir.setText(str(model_dir))
+    else:
+        widget.use_demo_model()
+    status = {"code": 1}
+    app = napari.qt.get_qapp()
+
+    def finish(code: int) -> None:
+        status["code"] = code
+        viewer.close()
+        app.quit()
+
+    def on_localized() -> None:
+        order = widget.model.uncertainty_order()
+        first = int(order[0]) if order.size else 0
+        widget.select_call(first)
+        if screenshot is None:
+            return
+        sets = widget._layer("sets")
+        if sets is None or sets.nshapes == 0:
+            print("demo: no confidence set was drawn", flush=True)
+            finish(1)
+            return
+
+        def save() -> None:
+            viewer.screenshot(str(screenshot), canvas_only=False, flash=False)
+            print(f"demo: screenshot saved to {screenshot}", flush=True)
+            finish(0)
+
+        QTimer.singleShot(1500, save)  # let the canvas and the docks paint
+
+    n = min(n_calls, widget.model.n_calls)
+    worker = widget.localize(list(range(n)))
+    if worker is None:
+        if screenshot is not None:
+            return 1
+    else:
+        worker.finished.connect(lambda: QTimer.singleShot(0, on_localized))
+    if screenshot is not None:
+        QTimer.singleShot(int(timeout_s * 1000), lambda: finish(1))
+    napari.run()
+    return status["code"] if screenshot is not None else 0

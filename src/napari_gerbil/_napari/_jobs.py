@@ -1,0 +1,103 @@
+"""Long jobs of the review widget, run in ``napari.qt.threading`` workers.
+
+Workers compute and yield plain results; the widget applies them to the session and
+the layers in the main thread (workers never touch layers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from napari.qt.threading import thread_worker
+
+from napari_gerbil._napari._review import animal_positions_mm
+from napari_gerbil.io.session import Session
+
+#: Calls per ensemble forward pass while localizing.
+LOCALIZE_BATCH = 16
+
+
+@dataclasses.dataclass
+class LocalizeBatch:
+    """Predictions for some calls (yielded by :func:`localize_worker`)."""
+
+    indices: np.ndarray  # (b,) call rows
+    means_mm: np.ndarray  # (b, M, 2)
+    chol_mm: np.ndarray  # (b, M, 2, 2)
+    point_mm: np.ndarray  # (b, 2)
+    set_area_mm2: np.ndarray  # (b,)
+    animal: np.ndarray  # (b,) predicted code
+    probabilities: np.ndarray  # (b, n_animals)
+    model_version: str
+    done: int
+    total: int
+
+
+def localize_batch(ensemble, audio, session: Session, poses, indices: np.ndarray):
+    """Predict, measure the 95% sets and attribute ``indices``: returns the arrays of a
+    :class:`LocalizeBatch` (without progress)."""
+    from napari_gerbil.attribute import attribute_calls
+    from napari_gerbil.model.confidence import confidence_sets
+
+    calls = session.calls
+    clips = [audio.read(int(calls.start_sample[i]), int(calls.stop_sample[i])) for i in indices]
+    prediction = ensemble.predict(clips, batch_size=len(clips))
+    areas = np.array(
+        [s.area_mm2 for s in confidence_sets(prediction, session.arena.dims_mm, mass=0.95)]
+    )
+    positions = animal_positions_mm(session, poses, indices)
+    attribution = attribute_calls(prediction, positions, mass=0.95)
+    return dict(
+        indices=indices,
+        means_mm=prediction.means_mm,
+        chol_mm=prediction.chol_mm,
+        point_mm=prediction.point_mm,
+        set_area_mm2=areas,
+        animal=np.asarray(attribution.animal),
+        probabilities=np.asarray(attribution.probabilities),
+        model_version=ensemble.version,
+    )
+
+
+@thread_worker(progress={"desc": "napari-gerbil: localizing calls"})
+def localize_worker(ensemble, audio, session: Session, poses, indices: np.ndarray):
+    """Yield a :class:`LocalizeBatch` per batch of calls (cancel between batches)."""
+    ensemble.check_compatible(
+        n_channels=audio.n_channels,
+        sample_rate_hz=audio.sample_rate_hz,
+        arena_dims_mm=session.arena.dims_mm,
+        source=session.path,
+    )
+    total = len(indices)
+    for start in range(0, total, LOCALIZE_BATCH):
+        chunk = indices[start : start + LOCALIZE_BATCH]
+        result = localize_batch(ensemble, audio, session, poses, chunk)
+        yield LocalizeBatch(**result, done=start + len(chunk), total=total)
+
+
+@thread_worker(progress={"desc": "napari-gerbil: detecting calls"})
+def detect_worker(audio, config):
+    """Band-energy detection over the whole recording; returns (starts, stops)."""
+    from napari_gerbil.signal.detect import detect_calls
+
+    fractions: list[float] = []
+    result = detect_calls(audio, config, progress=fractions.append)
+    yield (1.0, 1.0)
+    return result
+
+
+@thread_worker(progress={"desc": "napari-gerbil: fine-tuning the ensemble"})
+def retrain_worker(model_dir, dataset_path, epochs: int, cancel_event):
+    """Fine-tune the ensemble in ``model_dir`` on ``dataset_path`` for ``epochs`` (at a
+    tenth of the parent's learning rate) into a new model version; returns its directory.
+
+    Setting ``cancel_event`` stops training at the next step (resumable later)."""
+    from napari_gerbil.training.config import TrainingConfig
+    from napari_gerbil.training.trainer import finetune
+
+    parent = TrainingConfig.load(model_dir / "training.yaml")
+    config = parent.replace(epochs=int(epochs), learning_rate=parent.learning_rate / 10)
+    return finetune(
+        model_dir, [dataset_path], config=config, cancel=cancel_event.is_set, show_progress=False
+    )

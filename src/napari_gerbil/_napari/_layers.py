@@ -1,0 +1,148 @@
+"""Conversion between a session and napari layer data (no viewer needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_gerbil._napari._styles import ANIMAL_COLORS, PoseStyle, animal_color
+from napari_gerbil.io.arena import ArenaGeometry
+from napari_gerbil.io.session import Session
+
+#: Layer metadata key holding the session file a layer belongs to.
+SESSION_KEY = "napari_gerbil_session"
+#: Layer metadata key naming the role of a layer (video, tracks, poses, sets, estimates).
+ROLE_KEY = "napari_gerbil_role"
+#: Pixels per mm of the virtual canvas used when the arena has no video calibration.
+CANVAS_PX_PER_MM = 1.0
+
+
+def arena_to_canvas(arena: ArenaGeometry, xy_mm: np.ndarray) -> np.ndarray:
+    """Arena (x, y) mm -> napari (row, col): the video calibration, else a top-down
+    canvas at :data:`CANVAS_PX_PER_MM` with +y up and the arena's corner at (0, 0)."""
+    xy_mm = np.asarray(xy_mm, float).reshape(-1, 2)
+    if arena.arena_to_pixels is not None:
+        return arena.to_pixels(xy_mm)
+    hx, hy = arena.half_extent_mm
+    return np.stack([(hy - xy_mm[:, 1]), (xy_mm[:, 0] + hx)], axis=1) * CANVAS_PX_PER_MM
+
+
+def canvas_to_arena(arena: ArenaGeometry, rc_px: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`arena_to_canvas`."""
+    rc_px = np.asarray(rc_px, float).reshape(-1, 2)
+    if arena.arena_to_pixels is not None:
+        return arena.to_arena(rc_px)
+    hx, hy = arena.half_extent_mm
+    rc = rc_px / CANVAS_PX_PER_MM
+    return np.stack([rc[:, 1] - hx, hy - rc[:, 0]], axis=1)
+
+
+def _meta(session: Session, role: str) -> dict:
+    return {SESSION_KEY: str(session.path) if session.path else None, ROLE_KEY: role}
+
+
+def video_layer_data(session: Session, reader=None) -> tuple:
+    """(VideoReader, kwargs, "image") of the session's video (lazy)."""
+    from napari_gerbil.io.video import VideoReader
+
+    reader = reader or VideoReader(session.video.path)
+    kwargs = {
+        "name": "video",
+        "rgb": True,
+        "contrast_limits": (0, 255),
+        "metadata": _meta(session, "video"),
+    }
+    return reader, kwargs, "image"
+
+
+def tracks_layer_data(session: Session, poses, node: int = 0, style: PoseStyle | None = None):
+    """(tracks, kwargs, "tracks"): one track per animal through node ``node``.
+
+    ``tracks`` is (K, 4) (track_id, frame, row, col); frames without the node are dropped.
+    """
+    style = style or PoseStyle()
+    rc = poses.rc_px[:, :, node, :]  # (n_frames, n_tracks, 2)
+    frames = np.repeat(poses.frame_indices, poses.n_tracks)
+    ids = np.tile(np.arange(poses.n_tracks), poses.n_frames)
+    flat = rc.reshape(-1, 2)
+    keep = np.isfinite(flat).all(axis=1)
+    data = np.column_stack([ids[keep], frames[keep], flat[keep]]).astype(float)
+    order = np.lexsort((data[:, 1], data[:, 0]))
+    data = data[order]
+    kwargs = {
+        "name": "tracks",
+        "features": {"animal": data[:, 0].astype(int)},
+        "color_by": "animal",
+        "colormaps_dict": {"animal": _animal_colormap(poses.n_tracks)},
+        "tail_length": style.tail_length_frames,
+        "tail_width": style.track_width_px,
+        "head_length": 0,
+        "metadata": _meta(session, "tracks"),
+    }
+    return data, kwargs, "tracks"
+
+
+def _animal_colormap(n_animals: int):
+    from napari.utils.colormaps import Colormap
+
+    n = max(n_animals, 1)
+    colors = np.array([animal_color(i) for i in range(n)])
+    if n == 1:
+        return Colormap(np.vstack([colors, colors]), name="gerbil_animals_1")
+    # feature values 0..n-1 are normalized to 0..1 by napari's Tracks layer
+    return Colormap(
+        colors, controls=np.linspace(0, 1, n + 1), interpolation="zero", name=f"gerbil_{n}"
+    )
+
+
+def pose_points_at(poses, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """(points (K, 2) row/col, animal (K,)) of all tracked nodes at video ``frame``."""
+    xy = poses.at_frames([frame])[0]  # (n_tracks, n_nodes, 2) x, y
+    rc = xy[..., ::-1].reshape(-1, 2)
+    animal = np.repeat(np.arange(poses.n_tracks), len(poses.node_names))
+    keep = np.isfinite(rc).all(axis=1)
+    return rc[keep], animal[keep]
+
+
+def arena_outline_px(arena: ArenaGeometry) -> np.ndarray:
+    """(4, 2) arena floor corners as napari (row, col)."""
+    return arena_to_canvas(arena, arena.corners_mm())
+
+
+def session_layer_data(session: Session) -> list[tuple]:
+    """Layer data of a session for napari's reader: video and pose tracks."""
+    from napari_gerbil.io.tracks import load_poses
+
+    layers = []
+    if session.video is not None:
+        layers.append(video_layer_data(session))
+    if session.tracks is not None:
+        layers.append(tracks_layer_data(session, load_poses(session.tracks.path)))
+    outline = arena_outline_px(session.arena)
+    layers.append(
+        (
+            [outline],
+            {
+                "name": "arena",
+                "shape_type": "polygon",
+                "edge_color": "white",
+                "face_color": "transparent",
+                "edge_width": 2,
+                "opacity": 0.6,
+                "metadata": _meta(session, "arena"),
+            },
+            "shapes",
+        )
+    )
+    return layers
+
+
+__all__ = [
+    "ANIMAL_COLORS",
+    "arena_outline_px",
+    "arena_to_canvas",
+    "canvas_to_arena",
+    "pose_points_at",
+    "session_layer_data",
+    "tracks_layer_data",
+    "video_layer_data",
+]

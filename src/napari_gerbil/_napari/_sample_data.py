@@ -1,0 +1,34 @@
+"""Sample data: a small synthetic session, simulated on first use into ``cache_dir()``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari_gerbil.io.session import is_session_file
+from napari_gerbil.paths import cache_dir
+
+#: Folder (under cache_dir()) and file name of the sample session.
+SAMPLE_FOLDER = "sample_session"
+SAMPLE_NAME = "sample.gerbil.h5"
+
+
+def sample_session_path() -> Path:
+    """Path of the sample session, simulated (with a napari progress bar) if missing."""
+    from napari.utils import progress
+
+    from napari_gerbil.simulate.sessions import simulate_session
+
+    folder = cache_dir() / SAMPLE_FOLDER
+    path = folder / SAMPLE_NAME
+    if is_session_file(path):
+        return path
+    with progress(total=0, desc="napari-gerbil: simulating the sample session") as bar:
+        simulate_session(folder, session_name=SAMPLE_NAME, progress=lambda *_: bar.update(0))
+    return path
+
+
+def sample_session() -> list[tuple]:
+    """napari sample-data command: layer data of the sample session."""
+    from napari_gerbil._napari._reader import read_session
+
+    return read_session(sample_session_path())

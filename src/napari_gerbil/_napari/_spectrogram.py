@@ -1,0 +1,211 @@
+"""Spectrogram dock: the window around the current time, a playhead, click to seek."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_gerbil._napari._styles import SpectrogramStyle
+from napari_gerbil.signal.spectrogram import Spectrogram, spectrogram_window
+
+
+class SpectrogramWidget(QWidget):
+    """Spectrogram of the visible window of a long recording.
+
+    Only the visible window is computed. The playhead follows :meth:`set_time`; when it
+    leaves the middle of the window the window is re-centred. Clicking the spectrogram
+    emits :attr:`seek_requested` with the clicked time in seconds.
+    """
+
+    seek_requested = Signal(float)
+
+    def __init__(self, style: SpectrogramStyle | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("spectrogram_widget")
+        self.style_ = style or SpectrogramStyle()
+        self.source = None
+        self.spectrogram: Spectrogram | None = None
+        self.time_s = 0.0
+        self.n_window_updates = 0  # how often the window was recomputed (tests/benchmarks)
+        self._calls = (np.zeros(0), np.zeros(0))
+        self._selected: int | None = None
+        self._spans: list = []
+
+        self.channel = QComboBox(objectName="spectrogram_channel")
+        self.window_s = QDoubleSpinBox(objectName="spectrogram_window_s")
+        self.window_s.setRange(0.02, 30.0)
+        self.window_s.setSingleStep(0.1)
+        self.window_s.setValue(self.style_.window_s)
+        self.window_s.setSuffix(" s")
+        self.db_min = QDoubleSpinBox(objectName="spectrogram_db_min")
+        self.db_max = QDoubleSpinBox(objectName="spectrogram_db_max")
+        for box, value in ((self.db_min, self.style_.db_min), (self.db_max, self.style_.db_max)):
+            box.setRange(-300.0, 100.0)
+            box.setSingleStep(3.0)
+            box.setValue(value)
+            box.setSuffix(" dB")
+        self.auto_db = QPushButton("Auto range", objectName="spectrogram_auto_db")
+        controls = QHBoxLayout()
+        for label, widget in (
+            ("Channel", self.channel),
+            ("Window", self.window_s),
+            ("dB min", self.db_min),
+            ("dB max", self.db_max),
+        ):
+            controls.addWidget(QLabel(label))
+            controls.addWidget(widget)
+        controls.addWidget(self.auto_db)
+        controls.addStretch(1)
+
+        self.figure = Figure(figsize=(8, 2), facecolor="#262930")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setObjectName("spectrogram_canvas")
+        self.canvas.setMinimumHeight(160)
+        self.axes = self.figure.add_axes((0.06, 0.2, 0.93, 0.75))
+        self.axes.set_facecolor("black")
+        self.axes.tick_params(colors="#cccccc", labelsize=8)
+        self.axes.set_xlabel("time (s)", color="#cccccc", fontsize=8)
+        self.axes.set_ylabel("kHz", color="#cccccc", fontsize=8)
+        self.image = self.axes.imshow(
+            np.zeros((2, 2)),
+            origin="lower",
+            aspect="auto",
+            cmap=self.style_.colormap,
+            interpolation="nearest",
+            extent=(0, 1, 0, 1),
+        )
+        self.playhead = self.axes.axvline(0.0, color=self.style_.playhead_color, linewidth=1.5)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(controls)
+        layout.addWidget(self.canvas, 1)
+
+        self.channel.currentIndexChanged.connect(lambda _: self.refresh())
+        self.window_s.valueChanged.connect(lambda _: self.refresh())
+        self.db_min.valueChanged.connect(self._apply_levels)
+        self.db_max.valueChanged.connect(self._apply_levels)
+        self.auto_db.clicked.connect(self.auto_range)
+        self.canvas.mpl_connect("button_press_event", self._on_click)
+
+    # -- public API -------------------------------------------------------------------
+    def set_source(self, source) -> None:
+        """Show ``source`` (an AudioSource); resets the channel list."""
+        self.source = source
+        self.channel.blockSignals(True)
+        self.channel.clear()
+        self.channel.addItem("mean")
+        for c in range(source.n_channels):
+            self.channel.addItem(f"mic {c}")
+        self.channel.blockSignals(False)
+        self.refresh()
+        self.auto_range()
+
+    def set_calls(self, start_s: np.ndarray, stop_s: np.ndarray, selected: int | None = None):
+        """Call intervals drawn over the spectrogram; ``selected`` is highlighted."""
+        self._calls = (np.asarray(start_s, float), np.asarray(stop_s, float))
+        self._selected = selected
+        self._draw_calls()
+        self.canvas.draw_idle()
+
+    def set_time(self, time_s: float, center: bool = False) -> None:
+        """Move the playhead; recompute the window only if the playhead leaves its middle."""
+        self.time_s = float(time_s)
+        spec = self.spectrogram
+        if spec is None or center:
+            self.refresh()
+            return
+        length = spec.stop_s - spec.start_s
+        margin = 0.1 * length
+        inside = spec.start_s + margin <= self.time_s <= spec.stop_s - margin
+        at_edge = (spec.start_s <= 0.0 and self.time_s < spec.stop_s - margin) or (
+            self.source is not None
+            and spec.stop_s >= self.source.duration_s
+            and self.time_s > spec.start_s + margin
+        )
+        if inside or at_edge:
+            self.playhead.set_xdata([self.time_s, self.time_s])
+            self.canvas.draw_idle()
+        else:
+            self.refresh()
+
+    def selected_channel(self) -> int | None:
+        """Channel index shown, or None for the mean."""
+        index = self.channel.currentIndex()
+        return None if index <= 0 else index - 1
+
+    def refresh(self) -> None:
+        """Recompute the window centred on the playhead and redraw."""
+        if self.source is None:
+            return
+        half = self.window_s.value() / 2
+        duration = self.source.duration_s
+        start = min(max(0.0, self.time_s - half), max(0.0, duration - 2 * half))
+        stop = min(duration, start + 2 * half)
+        width = max(200, int(self.canvas.width()))
+        self.spectrogram = spec = spectrogram_window(
+            self.source,
+            start,
+            stop,
+            channel=self.selected_channel(),
+            max_columns=min(2000, width),
+        )
+        self.n_window_updates += 1
+        khz = spec.freqs_hz / 1000.0
+        self.image.set_data(spec.power_db if spec.power_db.size else np.zeros((2, 2)))
+        self.image.set_extent((spec.start_s, spec.stop_s, khz[0], khz[-1]))
+        self.axes.set_xlim(spec.start_s, spec.stop_s)
+        self.axes.set_ylim(khz[0], khz[-1])
+        self._apply_levels()
+        self.playhead.set_xdata([self.time_s, self.time_s])
+        self._draw_calls()
+        self.canvas.draw_idle()
+
+    def auto_range(self) -> None:
+        """Set the dB range from the current window (1st to 99.9th percentile)."""
+        spec = self.spectrogram
+        if spec is None or not spec.power_db.size:
+            return
+        low, high = np.percentile(spec.power_db, [1.0, 99.9])
+        self.db_min.setValue(float(np.floor(low)))
+        self.db_max.setValue(float(np.ceil(max(high, low + 10))))
+
+    # -- internals --------------------------------------------------------------------
+    def _apply_levels(self, *_) -> None:
+        self.image.set_clim(self.db_min.value(), max(self.db_max.value(), self.db_min.value() + 1))
+        self.canvas.draw_idle()
+
+    def _draw_calls(self) -> None:
+        for span in self._spans:
+            span.remove()
+        self._spans = []
+        spec = self.spectrogram
+        if spec is None:
+            return
+        start_s, stop_s = self._calls
+        visible = np.flatnonzero((stop_s >= spec.start_s) & (start_s <= spec.stop_s))
+        for i in visible:
+            selected = i == self._selected
+            color = self.style_.selected_call_color if selected else self.style_.call_color
+            span = self.axes.axvspan(
+                start_s[i], stop_s[i], ymin=0.0, ymax=0.04, color=color, alpha=0.9
+            )
+            self._spans.append(span)
+            if selected:
+                for x in (start_s[i], stop_s[i]):
+                    self._spans.append(self.axes.axvline(x, color=color, lw=0.8, ls="--"))
+
+    def _on_click(self, event) -> None:
+        if event.inaxes is self.axes and event.xdata is not None and event.button == 1:
+            self.seek_requested.emit(float(event.xdata))

@@ -1,0 +1,168 @@
+"""Calls table: sortable, filterable by state, selecting a row selects the call."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+#: (header, column key in the rows mapping, format) of the table columns.
+COLUMNS = (
+    ("id", "call_id", "{:d}"),
+    ("time (s)", "time_s", "{:.3f}"),
+    ("dur (ms)", "duration_ms", "{:.1f}"),
+    ("area (cm²)", "area_cm2", "{:.1f}"),
+    ("top p", "top_probability", "{:.2f}"),
+    ("animal", "animal_name", "{}"),
+    ("state", "state", "{}"),
+)
+STATES = ("predicted", "confirmed", "corrected", "unassigned", "ambiguous", "not localized")
+
+
+class _Item(QTableWidgetItem):
+    """Item that sorts by its numeric value (NaN last) when it has one."""
+
+    def __init__(self, text: str, value) -> None:
+        super().__init__(text)
+        self.value = value
+        self.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
+
+    def __lt__(self, other) -> bool:
+        a, b = self.value, getattr(other, "value", None)
+        if isinstance(a, float) and isinstance(b, float):
+            if np.isnan(a) or np.isnan(b):
+                return not np.isnan(a) and np.isnan(b)
+            return a < b
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return a < b
+        return str(a) < str(b)
+
+
+class CallsTable(QWidget):
+    """Table of calls; emits :attr:`call_selected` with the call's row index in the session."""
+
+    call_selected = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("calls_table_widget")
+        self.state_filter = QComboBox(objectName="calls_state_filter")
+        self.state_filter.addItems(["all", *STATES])
+        self.count_label = QLabel("", objectName="calls_count")
+        self.table = QTableWidget(0, len(COLUMNS), objectName="calls_table")
+        self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.verticalHeader().setVisible(False)
+        # Qt's default sort indicator is descending: start sorted by time, ascending.
+        self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Show"))
+        top.addWidget(self.state_filter)
+        top.addStretch(1)
+        top.addWidget(self.count_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+        self._rows: dict[str, np.ndarray] = {}
+        self._row_of_call: dict[int, int] = {}
+        self._emitting = True
+        self.state_filter.currentIndexChanged.connect(lambda _: self._apply_filter())
+        self.table.itemSelectionChanged.connect(self._on_selection)
+
+    def set_rows(self, rows: dict[str, np.ndarray]) -> None:
+        """Fill the table; ``rows`` maps each column key of :data:`COLUMNS` to an array."""
+        self._rows = rows
+        n = len(rows["call_id"])
+        self._emitting = False
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(n)
+        for i in range(n):
+            self._fill(i, i)
+        self.table.setSortingEnabled(True)
+        self._emitting = True
+        self._reindex()
+        self._apply_filter()
+
+    def update_call(self, index: int, rows: dict[str, np.ndarray]) -> None:
+        """Refresh the row of call ``index`` (e.g. after an edit)."""
+        self._rows = rows
+        row = self._row_of_call.get(index)
+        if row is None:
+            return
+        self._emitting = False
+        self.table.setSortingEnabled(False)
+        self._fill(row, index)
+        self.table.setSortingEnabled(True)
+        self._emitting = True
+        self._reindex()
+        self._apply_filter()
+
+    def select_call(self, index: int) -> None:
+        """Select and show the row of call ``index`` without emitting :attr:`call_selected`."""
+        row = self._row_of_call.get(index)
+        if row is None:
+            return
+        self._emitting = False
+        self.table.selectRow(row)
+        self.table.scrollToItem(self.table.item(row, 0))
+        self._emitting = True
+
+    def selected_calls(self) -> list[int]:
+        """Session row indices of the selected calls."""
+        rows = {item.row() for item in self.table.selectedItems()}
+        return sorted(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in rows)
+
+    def visible_calls(self) -> list[int]:
+        """Session row indices of the rows shown by the filter, in table order."""
+        return [
+            self.table.item(r, 0).data(Qt.ItemDataRole.UserRole)
+            for r in range(self.table.rowCount())
+            if not self.table.isRowHidden(r)
+        ]
+
+    # -- internals --------------------------------------------------------------------
+    def _fill(self, row: int, index: int) -> None:
+        for col, (_, key, fmt) in enumerate(COLUMNS):
+            value = self._rows[key][index]
+            value = value.item() if hasattr(value, "item") else value
+            is_nan = isinstance(value, float) and np.isnan(value)
+            item = _Item("" if is_nan else fmt.format(value), value)
+            if col == 0:
+                item.setData(Qt.ItemDataRole.UserRole, int(index))
+            self.table.setItem(row, col, item)
+
+    def _reindex(self) -> None:
+        self._row_of_call = {
+            self.table.item(r, 0).data(Qt.ItemDataRole.UserRole): r
+            for r in range(self.table.rowCount())
+        }
+
+    def _apply_filter(self) -> None:
+        wanted = self.state_filter.currentText()
+        state_col = [c[1] for c in COLUMNS].index("state")
+        shown = 0
+        for r in range(self.table.rowCount()):
+            hide = wanted != "all" and self.table.item(r, state_col).text() != wanted
+            self.table.setRowHidden(r, hide)
+            shown += not hide
+        self.count_label.setText(f"{shown} / {self.table.rowCount()} calls")
+
+    def _on_selection(self) -> None:
+        if not self._emitting:
+            return
+        selected = self.selected_calls()
+        if len(selected) == 1:
+            self.call_selected.emit(selected[0])

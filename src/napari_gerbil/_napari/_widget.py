@@ -1,0 +1,794 @@
+"""The review widget: video + tracks + spectrogram + calls table, localize, correct.
+
+Plugins > napari-gerbil > Review calls. Every control has an objectName (tests find
+them by it); inputs of long jobs are dataclasses; long jobs run in
+``napari.qt.threading.thread_worker`` and never touch layers; every edit is saved to
+the session file at once (see :class:`~napari_gerbil._napari._review.ReviewModel`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_gerbil._napari import _jobs
+from napari_gerbil._napari._layers import (
+    ROLE_KEY,
+    SESSION_KEY,
+    arena_to_canvas,
+    pose_points_at,
+    session_layer_data,
+)
+from napari_gerbil._napari._review import ReviewModel
+from napari_gerbil._napari._spectrogram import SpectrogramWidget
+from napari_gerbil._napari._styles import (
+    ConfidenceSetStyle,
+    EstimateStyle,
+    PoseStyle,
+    animal_color,
+)
+from napari_gerbil._napari._table import CallsTable
+from napari_gerbil.errors import GerbilError
+from napari_gerbil.io.session import UNASSIGNED
+from napari_gerbil.signal.detect import DetectorConfig
+
+#: Key bindings of the review loop (documented in docs/napari.md).
+KEYS_HELP = (
+    "1-9 assign animal · 0 unassigned · a accept · n/p next/previous · "
+    "m most uncertain · u / Ctrl+Z undo · r / Ctrl+Shift+Z redo · click a pose to assign"
+)
+
+
+@dataclasses.dataclass
+class LocalizeInputs:
+    """Inputs of a localization job."""
+
+    model_dir: Path
+    call_indices: np.ndarray
+    batch_size: int = 16
+
+
+@dataclasses.dataclass
+class ExportInputs:
+    """Inputs of an export of reviewed calls to a VCL training file."""
+
+    out_path: Path
+    training_set: Path | None = None
+    node: str | int = 0
+
+
+class ReviewWidget(QWidget):
+    """Dock widget driving the review loop of one session."""
+
+    def __init__(self, napari_viewer, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("gerbil_review_widget")
+        self.viewer = napari_viewer
+        self.model: ReviewModel | None = None
+        self.audio = None
+        self.poses = None
+        self.current: int | None = None
+        self.worker = None
+        self.ensemble = None
+        self.ensemble_dir: Path | None = None
+        self.set_style = ConfidenceSetStyle()
+        self.estimate_style = EstimateStyle()
+        self.pose_style = PoseStyle()
+        self._set_cache: dict[int, list[np.ndarray]] = {}
+        self._drawn_signature = None
+        self.last_retrain: dict | None = None
+        self._cancel_event = threading.Event()
+        self._build_ui()
+        self.spectrogram = SpectrogramWidget()
+        self.spectrogram.seek_requested.connect(self.seek_time)
+        self.viewer.window.add_dock_widget(
+            self.spectrogram, name="Spectrogram (napari-gerbil)", area="bottom"
+        )
+        self.viewer.dims.events.current_step.connect(self._on_step)
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        self.viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
+        self._bind_keys(self.viewer)
+        self._adopt_session_from_layers()
+
+    # -- UI ---------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        def button(text: str, name: str, slot) -> QPushButton:
+            b = QPushButton(text, objectName=name)
+            b.clicked.connect(slot)
+            return b
+
+        self.session_path = QLineEdit(objectName="session_path")
+        self.session_path.setPlaceholderText("session file (*.gerbil.h5)")
+        self.session_info = QLabel("no session", objectName="session_info")
+        self.session_info.setWordWrap(True)
+        session_row = QHBoxLayout()
+        session_row.addWidget(self.session_path, 1)
+        session_row.addWidget(button("Open…", "open_session", self._choose_session))
+
+        self.model_dir = QLineEdit(objectName="model_dir")
+        self.model_dir.setPlaceholderText("ensemble directory")
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_dir, 1)
+        model_row.addWidget(button("…", "choose_model", self._choose_model))
+        model_row.addWidget(button("Demo", "use_demo_model", self.use_demo_model))
+
+        self.band_low_khz = QDoubleSpinBox(objectName="detect_band_low_khz")
+        self.band_high_khz = QDoubleSpinBox(objectName="detect_band_high_khz")
+        self.threshold_db = QDoubleSpinBox(objectName="detect_threshold_db")
+        defaults = DetectorConfig()
+        for box, value, top in (
+            (self.band_low_khz, defaults.band_hz[0] / 1000, 500.0),
+            (self.band_high_khz, defaults.band_hz[1] / 1000, 500.0),
+            (self.threshold_db, defaults.threshold_db, 100.0),
+        ):
+            box.setRange(0.0, top)
+            box.setValue(value)
+        detect_row = QHBoxLayout()
+        for label, box in (
+            ("band kHz", self.band_low_khz),
+            ("–", self.band_high_khz),
+            ("thr dB", self.threshold_db),
+        ):
+            detect_row.addWidget(QLabel(label))
+            detect_row.addWidget(box)
+        calls_row = QHBoxLayout()
+        calls_row.addWidget(button("Detect calls", "detect_calls", self.detect))
+        calls_row.addWidget(button("Import CSV…", "import_segments", self._choose_segments))
+
+        self.progress = QProgressBar(objectName="job_progress")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        localize_row = QHBoxLayout()
+        localize_row.addWidget(button("Localize selected", "localize_selected", self.localize))
+        localize_row.addWidget(button("Localize all", "localize_all", self.localize_all))
+        localize_row.addWidget(button("Cancel", "cancel_job", self.cancel_job))
+
+        review_row = QHBoxLayout()
+        review_row.addWidget(button("Most uncertain", "next_uncertain", self.next_uncertain))
+        review_row.addWidget(button("Accept", "accept_call", self.accept_current))
+        review_row.addWidget(button("Undo", "undo", self.undo))
+        review_row.addWidget(button("Redo", "redo", self.redo))
+        keys = QLabel(KEYS_HELP, objectName="keys_help")
+        keys.setWordWrap(True)
+
+        self.table = CallsTable()
+        self.table.call_selected.connect(self.select_call)
+
+        self.training_set = QLineEdit(objectName="training_set")
+        self.training_set.setPlaceholderText("training set to merge with (optional .h5)")
+        self.export_path = QLineEdit(objectName="export_path")
+        self.export_path.setPlaceholderText("export to (new .h5)")
+        self.retrain_epochs = QSpinBox(objectName="retrain_epochs")
+        self.retrain_epochs.setRange(1, 1000)
+        self.retrain_epochs.setValue(10)
+        self.retrain_result = QLabel("", objectName="retrain_result")
+        self.retrain_result.setWordWrap(True)
+        learn_row = QHBoxLayout()
+        learn_row.addWidget(button("Export reviewed", "export_vcl", self.export))
+        learn_row.addWidget(button("Retrain", "retrain", self.retrain))
+
+        form = QFormLayout()
+        form.addRow("Session", session_row)
+        form.addRow("", self.session_info)
+        form.addRow("Model", model_row)
+        form.addRow("Detector", detect_row)
+        form.addRow("Calls", calls_row)
+        form.addRow("Localize", localize_row)
+        form.addRow("", self.progress)
+        form.addRow("Review", review_row)
+        learn = QGroupBox("Training data", objectName="learn_group")
+        learn_form = QFormLayout(learn)
+        learn_form.addRow("Merge with", self.training_set)
+        learn_form.addRow("Export to", self.export_path)
+        learn_form.addRow("Epochs", self.retrain_epochs)
+        learn_form.addRow(learn_row)
+        learn_form.addRow(self.retrain_result)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(keys)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(learn)
+
+    def _choose_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open session", "", "napari-gerbil sessions (*.gerbil.h5)"
+        )
+        if path:
+            self.open_session(path)
+
+    def _choose_model(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Ensemble directory")
+        if path:
+            self.model_dir.setText(path)
+
+    def _choose_segments(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Segments table", "", "CSV (*.csv *.tsv *.txt)")
+        if path:
+            self.import_segments(path)
+
+    def _notify(self, message: str) -> None:
+        from napari.utils.notifications import show_info
+
+        show_info(message)
+
+    def _error(self, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-gerbil: {exc}")
+
+    # -- session ----------------------------------------------------------------------
+    def _layer(self, role: str):
+        path = str(self.model.path) if self.model else None
+        for layer in self.viewer.layers:
+            meta = layer.metadata
+            if meta.get(ROLE_KEY) == role and meta.get(SESSION_KEY) == path:
+                return layer
+        return None
+
+    def _adopt_session_from_layers(self) -> None:
+        if self.model is not None:
+            return
+        for layer in self.viewer.layers:
+            path = layer.metadata.get(SESSION_KEY)
+            if path:
+                self.open_session(path)
+                return
+
+    def _on_layer_inserted(self, event) -> None:
+        if self.model is None and event.value.metadata.get(SESSION_KEY):
+            self.open_session(event.value.metadata[SESSION_KEY])
+
+    def open_session(self, path) -> None:
+        """Load a session file and show it: video, tracks, spectrogram, calls."""
+        from napari.layers import Layer
+
+        from napari_gerbil.io.tracks import load_poses
+
+        model = ReviewModel.open(path)
+        self.model = model
+        self.session_path.setText(str(model.path))
+        session = model.session
+        self.audio = session.audio.open()
+        self.poses = load_poses(session.tracks.path) if session.tracks is not None else None
+        self._set_cache.clear()
+        self._drawn_signature = None
+        self.current = None
+        for data, kwargs, layer_type in session_layer_data(session):
+            if self._layer(kwargs["metadata"][ROLE_KEY]) is None:
+                self.viewer.add_layer(Layer.create(data, kwargs, layer_type))
+        meta = {SESSION_KEY: str(model.path)}
+        if self._layer("poses") is None and self.poses is not None:
+            self.viewer.add_points(
+                np.zeros((0, 2)),
+                name="poses",
+                size=self.pose_style.size_px,
+                border_color="white",
+                border_width=0.1,
+                metadata={**meta, ROLE_KEY: "poses"},
+            )
+        if self._layer("sets") is None:
+            self.viewer.add_shapes(
+                name="confidence sets (95%)", metadata={**meta, ROLE_KEY: "sets"}
+            )
+        if self._layer("estimates") is None:
+            self.viewer.add_points(
+                np.zeros((0, 2)),
+                name="estimates",
+                size=self.estimate_style.size_px,
+                symbol=self.estimate_style.symbol,
+                metadata={**meta, ROLE_KEY: "estimates"},
+            )
+        for role in ("poses", "sets", "estimates"):
+            layer = self._layer(role)
+            if layer is not None:
+                layer.editable = False
+                self._bind_keys(layer)
+        video = self._layer("video")
+        if video is not None:
+            self.viewer.layers.selection.active = video
+        self.spectrogram.set_source(self.audio)
+        self._refresh_calls()
+        n_animals = len(session.animal_names)
+        self.session_info.setText(
+            f"{model.path.name}: {session.n_calls} calls, {n_animals} animals "
+            f"({', '.join(session.animal_names)}), {self.audio.duration_s:.1f} s audio"
+        )
+        self.viewer.reset_view()
+        self._on_step()
+
+    def _refresh_calls(self) -> None:
+        self.table.set_rows(self.model.rows())
+        self._spectrogram_calls()
+
+    def _spectrogram_calls(self) -> None:
+        calls = self.model.session.calls
+        rate = self.model.session.audio.sample_rate_hz
+        self.spectrogram.set_calls(
+            calls.start_sample / rate, calls.stop_sample / rate, selected=self.current
+        )
+
+    # -- time -------------------------------------------------------------------------
+    def current_frame(self) -> int:
+        """Frame shown by the viewer's time slider."""
+        return int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
+
+    def current_time_s(self) -> float:
+        """Recording time (s) of the frame shown."""
+        if self.model is None:
+            return 0.0
+        session = self.model.session
+        if session.fps is None and session.frame_times_s is None:
+            return self.spectrogram.time_s
+        return session.sample_of_frame(self.current_frame()) / session.audio.sample_rate_hz
+
+    def seek_time(self, time_s: float) -> None:
+        """Move the time slider to the frame nearest ``time_s`` (spectrogram click)."""
+        if self.model is None:
+            return
+        session = self.model.session
+        if self.viewer.dims.ndim >= 3 and (session.fps or session.frame_times_s is not None):
+            frame = session.frame_of_sample(int(round(time_s * session.audio.sample_rate_hz)))
+            self.viewer.dims.set_current_step(0, int(frame))
+        else:
+            self.spectrogram.set_time(time_s)
+
+    def _on_step(self, event=None) -> None:
+        if self.model is None:
+            return
+        time_s = self.current_time_s()
+        self.spectrogram.set_time(time_s)
+        self._update_poses()
+        self._update_overlays(time_s)
+
+    def _update_poses(self) -> None:
+        layer = self._layer("poses")
+        if layer is None or self.poses is None:
+            return
+        points, animal = pose_points_at(self.poses, self.current_frame())
+        layer.data = points
+        layer.face_color = np.array([animal_color(a) for a in animal]) if len(animal) else "white"
+        layer.features = {"animal": animal}
+
+    # -- overlays: confidence sets and point estimates -----------------------------------
+    def _set_polygons_px(self, index: int) -> list[np.ndarray]:
+        from napari_gerbil.model.confidence import confidence_set
+
+        polys = self._set_cache.get(index)
+        if polys is None:
+            pred = self.model.session.predictions
+            cs = confidence_set(
+                pred.member_means_mm[index],
+                pred.member_chol_mm[index],
+                self.model.session.arena.dims_mm,
+            )
+            arena = self.model.session.arena
+            polys = [arena_to_canvas(arena, p) for p in cs.polygons_mm]
+            self._set_cache[index] = polys
+        return polys
+
+    def visible_calls(self, time_s: float) -> np.ndarray:
+        """Localized calls within the style's window of ``time_s`` (and the current one)."""
+        model = self.model
+        start_s, stop_s = (
+            model.session.calls.start_sample / model.session.audio.sample_rate_hz,
+            model.session.calls.stop_sample / model.session.audio.sample_rate_hz,
+        )
+        w = self.set_style.window_s
+        near = (stop_s >= time_s - w) & (start_s <= time_s + w)
+        if self.current is not None:
+            near[self.current] = True
+        return np.flatnonzero(near & model.localized())
+
+    def _update_overlays(self, time_s: float | None = None) -> None:
+        if self.model is None:
+            return
+        time_s = self.current_time_s() if time_s is None else time_s
+        visible = self.visible_calls(time_s)
+        animal = self.model.session.effective_attribution()
+        edited = self.model.edited()
+        signature = (
+            tuple(visible),
+            tuple(animal[visible]),
+            tuple(edited[visible]),
+            self.current,
+            len(self._set_cache),
+        )
+        if signature == self._drawn_signature:
+            return
+        self._drawn_signature = signature
+        self._draw_sets(visible, animal, edited)
+        self._draw_estimates(visible, animal, edited)
+
+    def _draw_sets(self, visible: np.ndarray, animal: np.ndarray, edited: np.ndarray) -> None:
+        layer = self._layer("sets")
+        if layer is None:
+            return
+        style = self.set_style
+        polys, call_ids, animals, probs, faces, edges, widths = [], [], [], [], [], [], []
+        session = self.model.session
+        top_p = self.model.top_probability()
+        for i in visible:
+            color = animal_color(int(animal[i]))
+            face = color.copy()
+            face[3] = style.selected_face_opacity if i == self.current else style.face_opacity
+            edge = np.array(style.edited_edge_color) if edited[i] else color
+            width = style.edited_edge_width_px if edited[i] else style.edge_width_px
+            for poly in self._set_polygons_px(int(i)):
+                polys.append(poly)
+                call_ids.append(int(session.calls.call_id[i]))
+                animals.append(int(animal[i]))
+                probs.append(float(top_p[i]))
+                faces.append(face)
+                edges.append(edge)
+                widths.append(width)
+        layer.data = []
+        if polys:
+            layer.add(
+                polys,
+                shape_type="polygon",
+                edge_width=widths,
+                edge_color=np.array(edges),
+                face_color=np.array(faces),
+            )
+        layer.features = {
+            "call_id": np.array(call_ids, int),
+            "animal": np.array(animals, int),
+            "probability": np.array(probs, float),
+        }
+
+    def _draw_estimates(self, visible: np.ndarray, animal: np.ndarray, edited: np.ndarray):
+        layer = self._layer("estimates")
+        if layer is None:
+            return
+        session = self.model.session
+        points = (
+            arena_to_canvas(session.arena, session.predictions.point_mm[visible])
+            if visible.size
+            else np.zeros((0, 2))
+        )
+        layer.data = points
+        if visible.size:
+            layer.face_color = np.array([animal_color(int(a)) for a in animal[visible]])
+            layer.symbol = [
+                self.estimate_style.edited_symbol if e else self.estimate_style.symbol
+                for e in edited[visible]
+            ]
+        layer.features = {
+            "call_id": session.calls.call_id[visible],
+            "animal": animal[visible],
+        }
+
+    # -- selection and navigation -------------------------------------------------------
+    def select_call(self, index: int) -> None:
+        """Make call ``index`` current: jump to its frame, centre the spectrogram, show its set."""
+        if self.model is None:
+            return
+        self.current = int(index)
+        start_s, stop_s = self.model.call_time_s(self.current)
+        self.table.select_call(self.current)
+        self._spectrogram_calls()
+        session = self.model.session
+        if self.viewer.dims.ndim >= 3 and (session.fps or session.frame_times_s is not None):
+            self.spectrogram.time_s = (start_s + stop_s) / 2
+            self.viewer.dims.set_current_step(0, self.model.call_frame(self.current))
+        self.spectrogram.set_time((start_s + stop_s) / 2, center=True)
+        self._drawn_signature = None
+        self._update_overlays()
+
+    def step_call(self, direction: int) -> None:
+        """Select the next (+1) or previous (-1) call in the table's order."""
+        order = self.table.visible_calls()
+        if not order:
+            return
+        if self.current in order:
+            position = order.index(self.current) + direction
+        else:
+            position = 0 if direction > 0 else len(order) - 1
+        self.select_call(order[int(np.clip(position, 0, len(order) - 1))])
+
+    def next_uncertain(self) -> None:
+        """Select the most uncertain call not reviewed yet."""
+        if self.model is None:
+            return
+        index = self.model.next_uncertain()
+        if index is None:
+            self._notify("every localized call is reviewed")
+            return
+        self.select_call(index)
+
+    # -- edits ------------------------------------------------------------------------
+    def _after_edit(self, index: int | None) -> None:
+        if index is None:
+            return
+        self.table.update_call(index, self.model.rows())
+        self._drawn_signature = None
+        self._update_overlays()
+
+    def assign_current(self, animal: int) -> None:
+        """Attribute the current call to ``animal`` (-1 unassigned); saved at once."""
+        if self.model is None or self.current is None:
+            return
+        if animal >= len(self.model.session.animal_names):
+            self._notify(f"no animal {animal + 1} in this session")
+            return
+        self.model.assign(self.current, animal)
+        self._after_edit(self.current)
+
+    def accept_current(self) -> None:
+        """Confirm the predicted attribution of the current call."""
+        if self.model is None or self.current is None:
+            return
+        self.model.accept(self.current)
+        self._after_edit(self.current)
+
+    def undo(self) -> None:
+        """Undo the last edit (saved at once)."""
+        if self.model is not None:
+            self._after_edit(self.model.undo())
+
+    def redo(self) -> None:
+        """Redo the last undone edit (saved at once)."""
+        if self.model is not None:
+            self._after_edit(self.model.redo())
+
+    def _bind_keys(self, target) -> None:
+        def bind(key, action):
+            def handler(_viewer_or_layer):
+                action()
+
+            target.bind_key(key, handler, overwrite=True)
+
+        for digit in range(1, 10):
+            bind(str(digit), lambda d=digit: self.assign_current(d - 1))
+        bind("0", lambda: self.assign_current(UNASSIGNED))
+        bind("a", self.accept_current)
+        bind("n", lambda: self.step_call(+1))
+        bind("p", lambda: self.step_call(-1))
+        bind("m", self.next_uncertain)
+        bind("u", self.undo)
+        bind("r", self.redo)
+        bind("Control-z", self.undo)
+        bind("Control-Shift-z", self.redo)
+
+    def _pose_animal_at(self, rc_px: np.ndarray, radius_px: float = 30.0) -> int | None:
+        if self.poses is None:
+            return None
+        points, animal = pose_points_at(self.poses, self.current_frame())
+        if not len(points):
+            return None
+        distance = np.linalg.norm(points - rc_px[None], axis=1)
+        nearest = int(np.argmin(distance))
+        return int(animal[nearest]) if distance[nearest] <= radius_px else None
+
+    def _on_mouse_drag(self, viewer, event):
+        """A click (press + release without moving) on an animal's pose assigns it."""
+        if self.model is None or self.current is None or event.button != 1:
+            return
+        start = np.asarray(event.position[-2:], float)
+        yield
+        moved = False
+        while event.type == "mouse_move":
+            moved = True
+            yield
+        if not moved:
+            animal = self._pose_animal_at(start)
+            if animal is not None:
+                self.assign_current(animal)
+
+    # -- calls: detection and import -----------------------------------------------------
+    def detector_config(self) -> DetectorConfig:
+        """Detector parameters from the widget."""
+        return DetectorConfig(
+            band_hz=(self.band_low_khz.value() * 1000.0, self.band_high_khz.value() * 1000.0),
+            threshold_db=self.threshold_db.value(),
+        )
+
+    def detect(self):
+        """Detect calls in a worker; new calls not overlapping existing ones are added."""
+        if self.model is None or self._busy():
+            return None
+        config = self.detector_config()
+        try:
+            config.check(self.audio.sample_rate_hz)
+        except GerbilError as exc:
+            self._error(exc)
+            return None
+        worker = _jobs.detect_worker(self.audio, config)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda bounds: self._add_calls(*bounds))
+        return self._start(worker)
+
+    def import_segments(self, path) -> int:
+        """Add the calls of a segments CSV; returns how many were added."""
+        from napari_gerbil.signal.segments import read_segments_csv
+
+        if self.model is None:
+            return 0
+        try:
+            starts, stops = read_segments_csv(path, self.model.session.audio.sample_rate_hz)
+        except GerbilError as exc:
+            self._error(exc)
+            return 0
+        return self._add_calls(starts, stops)
+
+    def _add_calls(self, starts, stops) -> int:
+        added = self.model.add_calls(starts, stops)
+        self._set_cache.clear()
+        self._refresh_calls()
+        self._drawn_signature = None
+        self._update_overlays()
+        self._notify(f"added {added} calls")
+        return added
+
+    # -- jobs -------------------------------------------------------------------------
+    def _busy(self) -> bool:
+        if self.worker is not None:
+            self._notify("a job is running; cancel it first")
+            return True
+        return False
+
+    def _start(self, worker):
+        self.worker = worker
+        self.progress.setRange(0, 0)
+        worker.errored.connect(self._error)
+        worker.finished.connect(self._on_finished)
+        worker.start()
+        return worker
+
+    def _on_progress(self, value) -> None:
+        done, total = value if isinstance(value, tuple) else (value, 1.0)
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * done / max(total, 1e-9)))
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+
+    def cancel_job(self) -> None:
+        """Ask the running job to stop (results received so far are kept)."""
+        if self.worker is not None:
+            self._cancel_event.set()
+            self.worker.quit()
+
+    def use_demo_model(self) -> None:
+        """Use the demo ensemble (built on first use)."""
+        from napari_gerbil.model.demo import ensure_demo_ensemble
+
+        self.model_dir.setText(str(ensure_demo_ensemble()))
+
+    def _ensemble(self):
+        from napari_gerbil.model.ensemble import load_ensemble
+
+        text = self.model_dir.text().strip()
+        if not text:
+            self.use_demo_model()
+            text = self.model_dir.text().strip()
+        model_dir = Path(text)
+        if self.ensemble is None or self.ensemble_dir != model_dir:
+            self.ensemble = load_ensemble(model_dir)
+            self.ensemble_dir = model_dir
+        return self.ensemble
+
+    def localize(self, indices=None):
+        """Localize the selected calls (or ``indices``) in a worker; returns the worker."""
+        if self.model is None or self._busy():
+            return None
+        if indices is None:
+            indices = self.table.selected_calls() or (
+                [self.current] if self.current is not None else []
+            )
+        indices = np.asarray(sorted(set(int(i) for i in indices)), np.int64)
+        if not indices.size:
+            self._notify("select calls to localize")
+            return None
+        try:
+            ensemble = self._ensemble()
+        except GerbilError as exc:
+            self._error(exc)
+            return None
+        worker = _jobs.localize_worker(
+            ensemble, self.audio, self.model.session, self.poses, indices
+        )
+        worker.yielded.connect(self._on_localized)
+        worker.finished.connect(self._after_localize)
+        return self._start(worker)
+
+    def localize_all(self):
+        """Localize every call of the session."""
+        if self.model is None:
+            return None
+        return self.localize(np.arange(self.model.n_calls))
+
+    def _on_localized(self, result: _jobs.LocalizeBatch) -> None:
+        self.model.apply_localization(result)
+        for i in result.indices:
+            self._set_cache.pop(int(i), None)
+        self._on_progress((result.done, result.total))
+
+    def _after_localize(self) -> None:
+        self.model.save()
+        self._refresh_calls()
+        self._drawn_signature = None
+        self._update_overlays()
+
+    # -- learning: export and retrain ---------------------------------------------------
+    def export(self, inputs: ExportInputs | None = None) -> Path | None:
+        """Export confirmed/corrected calls to a VCL file (merged with the training set)."""
+        if self.model is None:
+            return None
+        if inputs is None:
+            out = (
+                self.export_path.text().strip()
+                or str(self.model.path.with_name(self.model.path.name.replace(".gerbil.h5", "")))
+                + "_reviewed.h5"
+            )
+            training = self.training_set.text().strip()
+            inputs = ExportInputs(Path(out), Path(training) if training else None)
+        from napari_gerbil._napari._review import export_reviewed
+
+        try:
+            path, n = export_reviewed(
+                self.model,
+                self.audio,
+                self.poses,
+                inputs.out_path,
+                inputs.training_set,
+                inputs.node,
+            )
+        except GerbilError as exc:
+            self._error(exc)
+            return None
+        self.export_path.setText(str(path))
+        self._notify(f"exported {n} reviewed calls to {path}")
+        return path
+
+    def retrain(self):
+        """Fine-tune the current ensemble on the exported data in a worker."""
+        if self.model is None or self._busy():
+            return None
+        exported = self.export()
+        if exported is None:
+            return None
+        try:
+            self._ensemble()
+        except GerbilError as exc:
+            self._error(exc)
+            return None
+        self._cancel_event.clear()
+        worker = _jobs.retrain_worker(
+            self.ensemble_dir, exported, self.retrain_epochs.value(), self._cancel_event
+        )
+        worker.returned.connect(self._on_retrained)
+        return self._start(worker)
+
+    def _on_retrained(self, new_dir) -> None:
+        from napari_gerbil._napari._review import heldout_errors
+
+        old_dir, old_ensemble = self.ensemble_dir, self.ensemble
+        self.model_dir.setText(str(new_dir))
+        new_ensemble = self._ensemble()
+        errors = heldout_errors(self.model, old_ensemble, new_ensemble, self.audio, self.poses)
+        self.last_retrain = {"old_dir": old_dir, "new_dir": Path(new_dir), **errors}
+        self.retrain_result.setText(
+            f"new model {Path(new_dir).name}: median error on {errors['n_heldout']} held-out "
+            f"reviewed calls {errors['old_median_mm']:.1f} mm -> {errors['new_median_mm']:.1f} mm"
+        )

@@ -1,0 +1,56 @@
+"""``napari-gerbil benchmark``: the paper's figures on simulated data, with one command."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``benchmark`` command."""
+    p = subparsers.add_parser(
+        "benchmark",
+        help="simulate, train, run baselines and write the benchmark report",
+        description="Simulate the speaker/robot/animal datasets, train single models and "
+        "ensembles, run MUSE and GCC-PHAT on the same test calls, and write figures, "
+        "results.json and report.md.",
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--smoke",
+        action="store_const",
+        const="smoke",
+        dest="scale",
+        help="tiny end-to-end check (about a minute)",
+    )
+    size.add_argument(
+        "--quick",
+        action="store_const",
+        const="quick",
+        dest="scale",
+        help="reduced scale, about 20 minutes on 2 CPU cores (default)",
+    )
+    size.add_argument("--full", action="store_const", const="full", dest="scale",
+                      help="paper scale; uses a GPU when present")  # fmt: skip
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--data-dir", help="keep / reuse the simulated datasets here")
+    p.add_argument("--jobs", type=int, help="ensemble members trained at once (processes)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
+    p.set_defaults(func=run, scale="quick")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark at the chosen scale."""
+    from napari_gerbil.evaluate.benchmark import SCALES, run_benchmark
+
+    scale = SCALES[args.scale]
+    if args.jobs:
+        scale = scale.replace(jobs=args.jobs)
+    if args.device:
+        scale = scale.replace(device=args.device)
+    command = "napari-gerbil " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results = run_benchmark(args.out, scale, args.data_dir, command=command)
+    for check in results["checks"]:
+        print(("PASS " if check["passed"] else "FAIL ") + f"{check['claim']}: {check['measured']}")
+    return 0

@@ -1,0 +1,121 @@
+"""``napari-gerbil evaluate``: score a model and/or classical baselines on a labelled dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` command."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a model / classical baselines on labelled calls (errors, calibration)",
+        description="Localize the calls of VCL datasets with an ensemble and/or classical "
+        "baselines and write metrics.json, error CDFs and calibration curves.",
+    )
+    p.add_argument("--data", nargs="+", required=True, help="VCL dataset file(s) with locations")
+    p.add_argument("--model", help="ensemble directory (from `napari-gerbil train`)")
+    p.add_argument(
+        "--baseline",
+        nargs="*",
+        default=[],
+        metavar="METHOD",
+        help="classical methods: muse, muse-jackknife, srp-phat, gcc-phat",
+    )
+    p.add_argument(
+        "--split",
+        help="split.json of a training run; evaluate only its --part calls of these files",
+    )
+    p.add_argument("--part", default="test", choices=("train", "val", "test"))
+    p.add_argument("--max-calls", type=int, default=0, help="evaluate at most this many calls")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=run)
+
+
+def _select_pairs(args, datasets) -> np.ndarray:
+    """(file, call) pairs to evaluate: all calls, or one part of a training split."""
+    from napari_gerbil.errors import InvalidInputError
+
+    if not args.split:
+        pairs = np.array([(f, i) for f, ds in enumerate(datasets) for i in range(ds.n_calls)])
+    else:
+        from napari_gerbil.training.data import load_split
+
+        split, paths = load_split(Path(args.split))
+        resolved = [str(Path(p).resolve()) for p in paths]
+        keep = []
+        for f, ds in enumerate(datasets):
+            here = str(Path(ds.path).resolve())
+            if here not in resolved:
+                raise InvalidInputError(args.split, "datasets", f"to list {here}", str(paths))
+            part = split[args.part]
+            keep += [(f, i) for d, i in part if d == resolved.index(here)]
+        pairs = np.array(keep, dtype=np.int64).reshape(-1, 2)
+    if args.max_calls > 0:
+        pairs = pairs[: args.max_calls]
+    if len(pairs) == 0:
+        raise InvalidInputError(args.split, args.part, "at least one call", "none")
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation and write the outputs."""
+    from napari_gerbil.baselines import canonical_method
+    from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.evaluate import plots, runner
+    from napari_gerbil.evaluate.report import write_results_json
+    from napari_gerbil.io.vcl import VCLDataset
+
+    if not args.model and not args.baseline:
+        raise InvalidInputError(None, "--model / --baseline", "at least one of them", "neither")
+    methods = [canonical_method(m) for m in args.baseline]
+    datasets = [VCLDataset(p) for p in args.data]
+    pairs = _select_pairs(args, datasets)
+    calls, truth = runner.dataset_calls(datasets, pairs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"data": [str(p) for p in args.data], "n_calls": len(calls), "methods": {}}
+    errors, curves = {}, {}
+    arena = datasets[0].arena_dims_mm
+    if args.model:
+        import time
+
+        from napari_gerbil.model.ensemble import load_ensemble
+
+        ensemble = load_ensemble(args.model)
+        ensemble.check_compatible(datasets[0].n_channels, datasets[0].sample_rate_hz, arena)
+        start = time.perf_counter()
+        pred = ensemble.predict(calls)
+        seconds = time.perf_counter() - start
+        arena = ensemble.arena_dims_mm if arena is None else arena
+        named = {"ensemble": pred}
+        if pred.n_members > 1:
+            named["single"] = runner.single_member(pred)
+        for name, p in named.items():
+            scores = runner.score_mixture(p, truth, arena)
+            scores["calls_per_s"] = len(calls) / seconds
+            results["methods"][name] = scores
+            errors[name] = scores["errors_mm"]
+            curves[name] = (scores["nominal"], scores["coverage"])
+    height = runner.source_height_mm(datasets, pairs)
+    for method in methods:
+        point, seconds = runner.run_baseline(method, calls, datasets[0], source_height_mm=height)
+        scores = runner.score_points(point, truth)
+        scores["calls_per_s"] = len(calls) / seconds
+        results["methods"][method] = scores
+        errors[method] = scores["errors_mm"]
+    plots.plot_error_cdfs(errors, out / "error_cdf.png", Path(args.data[0]).stem)
+    if curves:
+        plots.plot_calibration(curves, out / "calibration.png")
+    write_results_json(results, out / "metrics.json")
+    for name, scores in results["methods"].items():
+        ece = f"  ECE {scores['ece']:.3f}" if "ece" in scores else ""
+        print(
+            f"{name:15s} median {scores['median_mm']:7.2f} mm  p90 {scores['p90_mm']:7.2f} mm"
+            f"{ece}  ({scores['calls_per_s']:.1f} calls/s)"
+        )
+    print(f"wrote {out / 'metrics.json'}")
+    return 0

@@ -1,0 +1,360 @@
+"""``napari-gerbil info`` and ``napari-gerbil validate``: describe and check any file.
+
+Recognised inputs: VCL training datasets (ours or plain vocalocator files), session
+files (``*.gerbil.h5``), recordings (WAV or HDF5 with an ``/audio`` dataset), SLEAP pose
+files (``.slp`` or analysis ``.h5``) and model directories (with ``manifest.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_gerbil.errors import InvalidInputError
+
+KINDS = ("vcl", "session", "audio", "poses", "model")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``info`` and ``validate`` subcommands."""
+    p = subparsers.add_parser(
+        "info",
+        help="describe a dataset, session, recording, pose file or model directory",
+        description=__doc__,
+    )
+    p.add_argument("path", type=Path, help="file or model directory")
+    p.set_defaults(func=_info_command)
+    v = subparsers.add_parser(
+        "validate",
+        help="check a file completely; exit 0 if valid, 1 with the problem otherwise",
+        description=__doc__,
+    )
+    v.add_argument("path", type=Path, help="file or model directory")
+    v.add_argument(
+        "--tolerance-mm",
+        type=float,
+        default=None,
+        help="how far beyond the arena walls a VCL location may lie (default 10 mm)",
+    )
+    v.set_defaults(func=_validate_command)
+
+
+# ---------------------------------------------------------------------------------------
+# recognising files
+# ---------------------------------------------------------------------------------------
+
+
+def detect_kind(path: str | Path) -> str:
+    """What ``path`` is: one of :data:`KINDS`; :class:`InvalidInputError` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "manifest.json").is_file():
+            return "model"
+        raise InvalidInputError(path, "manifest.json", "a model directory", "a folder without it")
+    if not path.is_file():
+        raise InvalidInputError(path, "<file>", "an existing file or model directory", "nothing")
+    suffix = path.suffix.lower()
+    if suffix in (".wav", ".wave"):
+        return "audio"
+    if suffix == ".slp":
+        return "poses"
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise InvalidInputError(
+            path, "<file>", "an HDF5, WAV or .slp file, or a model directory", "unreadable"
+        ) from None
+    with f:
+        fmt = str(f.attrs.get("napari_gerbil_format", ""))
+        names = set(f.keys())
+    if fmt == "session":
+        return "session"
+    if fmt == "vcl" or (names & {"length_idx", "len_idx"}):
+        return "vcl"
+    if {"tracks", "node_names"} <= names:
+        return "poses"
+    if "audio" in names:
+        return "audio"
+    raise InvalidInputError(
+        path,
+        "<file>",
+        "a VCL dataset (/audio + /length_idx), session, recording or SLEAP analysis file",
+        f"an HDF5 file with {sorted(names)}",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# descriptions (lists of lines, so the GUI and tests can use them)
+# ---------------------------------------------------------------------------------------
+
+
+def _rate(rate: float | None) -> str:
+    return "unknown" if rate is None else f"{rate:g} Hz"
+
+
+def _counts(values: Any) -> str:
+    return ", ".join(f"{k} ({v})" for k, v in sorted(Counter(values).items()))
+
+
+def _range_line(axis: str, values: np.ndarray) -> str:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return f"    {axis}: no finite values"
+    return f"    {axis}: {finite.min():9.1f} .. {finite.max():9.1f} mm"
+
+
+def describe_vcl(path: str | Path) -> list[str]:
+    """Lines describing a VCL dataset (works without our metadata)."""
+    from napari_gerbil.io.vcl import VCLDataset
+
+    with VCLDataset(path) as ds:
+        sr = ds.sample_rate_hz
+        lengths = ds.call_lengths_samples
+        lines = [
+            f"VCL dataset: {ds.path}",
+            f"  format:           {ds.file_format or 'vocalocator (no napari-gerbil metadata)'}",
+            f"  calls:            {ds.n_calls}",
+            f"  channels:         {ds.n_channels}",
+            f"  sample rate:      {_rate(sr)}",
+            f"  total samples:    {ds.total_samples}"
+            + ("" if sr is None else f" ({ds.total_samples / sr:.3f} s of audio)"),
+        ]
+        if len(lengths):
+            stats = [lengths.min(), int(np.median(lengths)), lengths.max()]
+            text = " / ".join(str(int(v)) for v in stats) + " samples (min / median / max)"
+            if sr is not None:
+                text += " = " + " / ".join(f"{1000 * v / sr:.1f}" for v in stats) + " ms"
+            lines.append(f"  call length:      {text}")
+        loc = ds.locations_mm
+        if loc is None:
+            lines.append("  locations:        none (unlabelled calls)")
+        else:
+            kind = "multi-animal" if loc.ndim == 4 else "single-animal"
+            lines.append(f"  locations:        {kind}, shape {loc.shape}, ranges over all nodes:")
+            for i, axis in enumerate("xyz"[: loc.shape[-1]]):
+                lines.append(_range_line(axis, loc[..., i]))
+        lines.append(f"  nodes:            {', '.join(ds.node_names)}")
+        dims = ds.arena_dims_mm
+        lines.append(
+            "  arena:            "
+            + ("unknown" if dims is None else " x ".join(f"{v:g}" for v in dims) + " mm")
+        )
+        mics = ds.mic_positions_mm
+        lines.append(f"  microphones:      {'unknown' if mics is None else len(mics)}")
+        lines.append(f"  scenario:         {ds.scenario or 'unknown'}")
+        if ds.stimulus_classes is not None:
+            lines.append(f"  stimulus classes: {_counts(ds.stimulus_classes)}")
+        if ds.provenance:
+            lines.append(f"  provenance:       {', '.join(sorted(ds.provenance))}")
+    return lines
+
+
+def _code_counts(codes: np.ndarray, names: list[str]) -> str:
+    from napari_gerbil.io.session import AMBIGUOUS, NOT_REVIEWED, UNASSIGNED
+
+    special = {UNASSIGNED: "unassigned", AMBIGUOUS: "ambiguous", NOT_REVIEWED: "not reviewed"}
+    label = [names[c] if c >= 0 else special.get(int(c), str(c)) for c in codes]
+    return _counts(label) or "none"
+
+
+def describe_session(path: str | Path) -> list[str]:
+    """Lines describing a session file and the state of the files it references."""
+    from napari_gerbil.io.session import load_session
+
+    s = load_session(path)
+    status = s.verify_files()
+    audio = s.audio
+    where = ", ".join(f"{ref.path} [{status[f'audio[{i}]']}]" for i, ref in enumerate(audio.files))
+    lines = [
+        f"Session: {s.path}",
+        f"  schema:           {s.schema_version}",
+        f"  audio:            {where}" + (f" dataset {audio.dataset}" if audio.dataset else ""),
+        f"                    {audio.n_channels} channels, {_rate(audio.sample_rate_hz)}, "
+        f"{audio.n_samples} samples ({audio.n_samples / audio.sample_rate_hz:.2f} s)",
+    ]
+    for role in ("video", "tracks"):
+        ref = getattr(s, role)
+        lines.append(
+            f"  {role + ':':17} " + ("none" if ref is None else f"{ref.path} [{status[role]}]")
+        )
+    arena = s.arena
+    lines.append(
+        f"  arena:            {' x '.join(f'{v:g}' for v in arena.dims_mm)} mm, "
+        f"{arena.n_mics} mics, video calibration: "
+        + ("yes" if arena.arena_to_pixels is not None else "no")
+    )
+    if s.frame_times_s is not None:
+        timing = f"{len(s.frame_times_s)} frame timestamps"
+    elif s.fps is not None:
+        timing = f"{s.fps:g} fps, frame 0 at {s.video_offset_s:g} s"
+    else:
+        timing = "no video clock"
+    lines.append(f"  video clock:      {timing}")
+    lines.append(f"  animals:          {', '.join(s.animal_names) or 'none'}")
+    lines.append(f"  calls:            {s.n_calls}")
+    if s.predictions is None:
+        lines.append("  predictions:      none")
+    else:
+        p = s.predictions
+        done = np.isfinite(p.point_mm).all(axis=1)
+        area = p.set_area_mm2[done]
+        lines.append(
+            f"  predictions:      {int(done.sum())} / {s.n_calls} calls, {p.n_members} members, "
+            f"model {p.model_version or 'unknown'}"
+            + (f", median 95% set area {np.median(area):.0f} mm^2" if len(area) else "")
+        )
+    if s.predicted is not None:
+        lines.append(f"  predicted:        {_code_counts(s.predicted.animal, s.animal_names)}")
+    reviewed = s.user.reviewed
+    lines.append(
+        f"  reviewed:         {int(reviewed.sum())} / {s.n_calls}"
+        + (f" ({_code_counts(s.user.animal[reviewed], s.animal_names)})" if reviewed.any() else "")
+    )
+    if np.isfinite(s.user.edit_time_s).any():
+        last = dt.datetime.fromtimestamp(np.nanmax(s.user.edit_time_s), dt.timezone.utc)
+        lines.append(f"  last edit:        {last.isoformat(timespec='seconds')}")
+    if s.provenance:
+        lines.append(f"  provenance:       {json.dumps(s.provenance, sort_keys=True)[:200]}")
+    return lines
+
+
+def describe_audio(path: str | Path) -> list[str]:
+    """Lines describing a recording (WAV or HDF5 ``/audio``)."""
+    from napari_gerbil.io.audio import AudioSource
+
+    src = AudioSource.open(path)
+    return [
+        f"Recording: {path}" + (f" dataset {src.dataset}" if src.dataset else ""),
+        f"  channels:         {src.n_channels}",
+        f"  sample rate:      {_rate(src.sample_rate_hz)}",
+        f"  samples:          {src.n_samples} ({src.duration_s:.3f} s)",
+    ]
+
+
+def describe_poses(path: str | Path) -> list[str]:
+    """Lines describing a SLEAP pose file."""
+    from napari_gerbil.io.tracks import load_poses
+
+    poses = load_poses(path)
+    tracked = np.isfinite(poses.xy_px).all(axis=-1).mean() if poses.xy_px.size else 0.0
+    return [
+        f"Poses: {path}",
+        f"  frames:           {poses.n_frames}",
+        f"  tracks:           {', '.join(poses.track_names)}",
+        f"  nodes:            {', '.join(poses.node_names)}",
+        f"  points present:   {100 * tracked:.1f}%",
+        f"  video:            {poses.video_path or 'unknown'}",
+    ]
+
+
+def _read_manifest_json(path: Path) -> dict[str, Any]:
+    manifest_path = path / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(manifest_path, "<file>", "valid JSON", str(exc)) from None
+    if not isinstance(manifest, dict):
+        raise InvalidInputError(manifest_path, "<root>", "a JSON object", type(manifest).__name__)
+    return manifest
+
+
+def describe_model(path: str | Path) -> list[str]:
+    """Lines listing a model directory's manifest (no torch needed)."""
+    path = Path(path)
+    manifest = _read_manifest_json(path)
+    lines = [f"Model directory: {path}"]
+    for key, value in manifest.items():
+        if key == "members" and isinstance(value, list):
+            text = f"{len(value)} files"
+        elif isinstance(value, (dict, list)):
+            text = json.dumps(value)
+            text = text if len(text) <= 90 else text[:87] + "..."
+        else:
+            text = str(value)
+        lines.append(f"  {key + ':':17} {text}")
+    return lines
+
+
+DESCRIBE = {
+    "vcl": describe_vcl,
+    "session": describe_session,
+    "audio": describe_audio,
+    "poses": describe_poses,
+    "model": describe_model,
+}
+
+
+def describe(path: str | Path) -> list[str]:
+    """Lines describing any recognised file (see :func:`detect_kind`)."""
+    return DESCRIBE[detect_kind(path)](path)
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------------------
+
+
+def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
+    """Check ``path`` completely; return a one-line summary or raise InvalidInputError."""
+    path = Path(path)
+    kind = detect_kind(path)
+    if kind == "vcl":
+        from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM, validate_vcl
+
+        tol = LOCATION_TOLERANCE_MM if tolerance_mm is None else tolerance_mm
+        s = validate_vcl(path, tolerance_mm=tol)
+        return (
+            f"valid VCL dataset: {s['n_calls']} calls, {s['n_channels']} channels, "
+            f"{s['total_samples']} samples, sample rate {_rate(s['sample_rate_hz'])}"
+        )
+    if kind == "session":
+        from napari_gerbil.io.session import load_session
+
+        s = load_session(path)
+        for role, status in s.verify_files().items():
+            if status != "ok":
+                ref = (
+                    s.audio.files[int(role[6:-1])] if role.startswith("audio") else getattr(s, role)
+                )
+                raise InvalidInputError(
+                    path,
+                    role,
+                    "the referenced file, unchanged since the session was made",
+                    f"{status}: {ref.path}",
+                    hint="Put the file back, or re-create the session for the new file.",
+                )
+        s.audio.open()  # channel and sample counts still match
+        return f"valid session: {s.n_calls} calls, all referenced files present and unchanged"
+    if kind == "audio":
+        from napari_gerbil.io.audio import AudioSource
+
+        src = AudioSource.open(path)
+        src.read(0, min(src.n_samples, 1024))
+        return f"valid recording: {src.n_channels} channels, {src.duration_s:.3f} s"
+    if kind == "poses":
+        from napari_gerbil.io.tracks import load_poses
+
+        poses = load_poses(path)
+        return f"valid poses: {poses.n_frames} frames, {poses.n_tracks} tracks"
+    from napari_gerbil.model.ensemble import load_ensemble  # torch: only here
+
+    ens = load_ensemble(path, verify=True)
+    return f"valid model directory: {ens.n_members} members, checksums verified"
+
+
+def _info_command(args: argparse.Namespace) -> int:
+    print("\n".join(describe(args.path)))
+    return 0
+
+
+def _validate_command(args: argparse.Namespace) -> int:
+    print(validate(args.path, args.tolerance_mm))
+    return 0

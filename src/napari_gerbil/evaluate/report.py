@@ -1,0 +1,159 @@
+"""Write benchmark results: ``results.json`` (every number) and ``report.md`` (tables + plots)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_gerbil.io.atomic import atomic_write_text
+
+#: Order of methods in tables.
+METHOD_ORDER = ("single", "ensemble", "muse", "muse_jackknife", "srp_phat", "gcc_phat")
+#: Order of datasets in tables.
+DATASET_ORDER = ("speaker", "robot", "animal")
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays (nested in dicts/lists) to plain JSON types; NaN -> None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_results_json(results: dict, path: str | os.PathLike) -> Path:
+    """Write ``results`` as indented JSON, atomically."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps(jsonable(results), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _fmt(value, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _metric_table(results: dict, metric: str, digits: int = 1) -> str:
+    datasets = [d for d in DATASET_ORDER if isinstance(results.get(d), dict)]
+    methods = [m for m in METHOD_ORDER if any(m in results[d].get(metric, {}) for d in datasets)]
+    rows = [
+        [d] + [_fmt(results[d].get(metric, {}).get(m), digits) for m in methods] for d in datasets
+    ]
+    return _table(["dataset"] + methods, rows)
+
+
+def _matrix_table(matrix: dict) -> str:
+    rows = [
+        [label] + [_fmt(v) for v in values]
+        for label, values in zip(matrix["train"], matrix["median_error_mm"], strict=True)
+    ]
+    return _table(["train \\ test"] + list(matrix["test"]), rows)
+
+
+def acceptance_checks(results: dict) -> list[dict]:
+    """The issue's two claims on the reverberant speaker test set, as measured."""
+    speaker = results.get("speaker", {})
+    med = speaker.get("median_error_mm", {})
+    ece = speaker.get("ece", {})
+    checks = []
+    if "ensemble" in med and "muse" in med:
+        ratio = med["muse"] / med["ensemble"] if med["ensemble"] > 0 else float("inf")
+        checks.append(
+            {
+                "claim": "speaker: ensemble median error >= 3x below MUSE",
+                "measured": f"MUSE {med['muse']:.1f} mm / ensemble {med['ensemble']:.1f} mm"
+                f" = {ratio:.2f}x",
+                "passed": bool(ratio >= 3.0),
+            }
+        )
+    if "ensemble" in ece and "single" in ece:
+        checks.append(
+            {
+                "claim": "speaker: ensemble ECE below single-model ECE",
+                "measured": f"ensemble {ece['ensemble']:.3f} vs single {ece['single']:.3f}",
+                "passed": bool(ece["ensemble"] < ece["single"]),
+            }
+        )
+    return checks
+
+
+def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathLike) -> Path:
+    """Write the Markdown report; ``figures`` maps a figure key to a path relative to it."""
+    path = Path(path)
+    scale = results.get("scale", {})
+    out = [f"# napari-gerbil benchmark ({results.get('scale_name', '?')})", ""]
+    if results.get("command"):
+        out += [f"Command: `{results['command']}`", ""]
+    out += [
+        "Scale: " + ", ".join(f"{k} = {v}" for k, v in scale.items()),
+        "",
+        f"Wall time {_fmt(results.get('timing_s', {}).get('total'), 0)} s on "
+        f"{results.get('machine', {}).get('description', 'this machine')}.",
+        "",
+        "## Acceptance checks (reverberant speaker test set)",
+        "",
+    ]
+    for check in results.get("checks", []):
+        mark = "PASS" if check["passed"] else "FAIL"
+        out.append(f"- **{mark}** {check['claim']}: {check['measured']}")
+    out += ["", "## Median error (mm) on each dataset's test split", ""]
+    out += [_metric_table(results, "median_error_mm"), ""]
+    out += ["## 90th-percentile error (mm)", "", _metric_table(results, "p90_error_mm"), ""]
+    out += ["## Calibration: ECE (mean |coverage - nominal|)", ""]
+    out += [_metric_table(results, "ece", 3), ""]
+    out += ["## Coverage of the 95% sets", "", _metric_table(results, "coverage_95", 3), ""]
+    out += ["## Median area of the 95% sets (mm^2)", ""]
+    out += [_metric_table(results, "median_set_area_mm2", 0), ""]
+    out += ["## Throughput (calls/s)", "", _metric_table(results, "calls_per_s", 1), ""]
+    titles = {
+        "error_cdf": "Error CDFs (Fig. 2D)",
+        "calibration": "Calibration curves, single vs ensemble (Fig. 2E)",
+        "confidence_sets": "Example 95% sets, single vs ensemble (Fig. 2B/C)",
+        "stimulus_matrix": "Stimulus x stimulus generalization (Fig. 3A)",
+        "dataset_matrix": "Dataset x dataset generalization (Fig. 3B)",
+        "scaling": "Error vs training-set size (Fig. 3C)",
+    }
+    for key in sorted(figures, key=lambda k: (k.split(":")[0] not in titles, k)):
+        base, _, suffix = key.partition(":")
+        out += [
+            f"## {titles.get(base, base)} {suffix}".rstrip(),
+            "",
+            f"![{key}]({figures[key]})",
+            "",
+        ]
+        matrix = results.get(base) if base in ("stimulus_matrix", "dataset_matrix") else None
+        if matrix:
+            out += [_matrix_table(matrix), ""]
+        if base == "scaling" and results.get("scaling", {}).get("fit"):
+            fit = results["scaling"]["fit"]
+            out += [
+                f"Power-law fit: error = {fit['a']:.3g} * n^-{fit['b']:.3f}"
+                f" (R2 = {fit['r2']:.3f}).",
+                "",
+            ]
+    for note in results.get("notes", []):
+        out.append(f"- {note}")
+    atomic_write_text(path, "\n".join(out).rstrip() + "\n")
+    return path

@@ -1,0 +1,710 @@
+"""Session files (``*.gerbil.h5``): the plugin's working file.
+
+A session references the recording (audio, video, pose tracks) by path, size and
+checksum, and holds the arena geometry, the calls table, the ensemble predictions, the
+predicted attributions and — kept apart, like SLEAP's user vs predicted instances — the
+user's attributions with their edit times. It never holds raw audio, so saving is cheap
+and atomic (temporary file, flush, fsync, ``os.replace``). Layout: docs/formats.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.arena import ArenaGeometry
+from napari_gerbil.io.atomic import atomic_path
+
+FORMAT_NAME = "session"
+SCHEMA_VERSION = 1
+SESSION_SUFFIX = ".gerbil.h5"
+#: Bytes hashed at each end of a referenced file (see :func:`file_checksum`).
+CHECKSUM_BLOCK_BYTES = 1 << 20
+#: Attribution codes (``animal`` arrays hold an animal index >= 0 or one of these).
+UNASSIGNED = -1
+AMBIGUOUS = -2
+NOT_REVIEWED = -3
+_STR = h5py.string_dtype("utf-8")
+
+
+def file_checksum(path: str | os.PathLike) -> str:
+    """Cheap content fingerprint: sha256 of the size and the first and last 1 MiB.
+
+    Returns ``"sha256-ends:<hex>"``. Detects replaced, truncated or re-encoded files
+    in constant time even for hours of audio (it does not detect a change confined to
+    the middle of a file larger than 2 MiB).
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(CHECKSUM_BLOCK_BYTES))
+        if size > CHECKSUM_BLOCK_BYTES:
+            fh.seek(max(size - CHECKSUM_BLOCK_BYTES, CHECKSUM_BLOCK_BYTES))
+            h.update(fh.read())
+    return "sha256-ends:" + h.hexdigest()
+
+
+def _eq(a: Any, b: Any) -> bool:
+    """Deep equality for dataclasses holding numpy arrays (NaN equals NaN)."""
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        if type(a) is not type(b):
+            return False
+        return all(
+            _eq(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a) if f.compare
+        )
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if a is None or b is None:
+            return False
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
+            return False
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, ArenaGeometry):
+        return isinstance(b, ArenaGeometry) and a.equals(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+class _ArrayEq:
+    def __eq__(self, other: object) -> bool:
+        return _eq(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclasses.dataclass(eq=False)
+class FileRef(_ArrayEq):
+    """A referenced file: absolute ``path`` in memory, relative to the session on disk.
+
+    Parameters
+    ----------
+    path
+        Absolute path of the file.
+    size_bytes
+        Size when referenced.
+    checksum
+        :func:`file_checksum` when referenced.
+    """
+
+    path: Path
+    size_bytes: int
+    checksum: str
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.size_bytes = int(self.size_bytes)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> FileRef:
+        """Reference an existing file (computes size and checksum)."""
+        p = Path(path).absolute()
+        if not p.is_file():
+            raise InvalidInputError(p, "<file>", "an existing file", "no such file")
+        return cls(p, p.stat().st_size, file_checksum(p))
+
+    def verify(self) -> str:
+        """``"ok"``, ``"missing"`` (moved/deleted) or ``"changed"`` (size or checksum)."""
+        if not self.path.is_file():
+            return "missing"
+        if self.path.stat().st_size != self.size_bytes or file_checksum(self.path) != self.checksum:
+            return "changed"
+        return "ok"
+
+
+@dataclasses.dataclass(eq=False)
+class AudioRef(_ArrayEq):
+    """The session's audio: an HDF5 dataset, one multichannel WAV or one WAV per channel.
+
+    Parameters
+    ----------
+    files
+        One file, or one WAV per channel (in channel order).
+    dataset
+        HDF5 dataset path inside ``files[0]`` (None for WAV).
+    sample_rate_hz, n_channels, n_samples
+        As read when the session was made.
+    """
+
+    files: list[FileRef]
+    dataset: str | None
+    sample_rate_hz: float
+    n_channels: int
+    n_samples: int
+
+    @classmethod
+    def from_source(cls, source: Any) -> AudioRef:
+        """Reference the files of an opened :class:`~napari_gerbil.io.audio.AudioSource`."""
+        return cls(
+            [FileRef.from_file(p) for p in source.paths],
+            source.dataset,
+            float(source.sample_rate_hz),
+            int(source.n_channels),
+            int(source.n_samples),
+        )
+
+    def open(self) -> Any:
+        """Open the referenced audio lazily (:class:`~napari_gerbil.io.audio.AudioSource`)."""
+        from napari_gerbil.io.audio import AudioSource
+
+        paths = [f.path for f in self.files]
+        src = AudioSource.open(
+            paths if len(paths) > 1 else paths[0], dataset=self.dataset or "audio"
+        )
+        for field, want, got in (
+            ("n_channels", self.n_channels, src.n_channels),
+            ("n_samples", self.n_samples, src.n_samples),
+        ):
+            if want != got:
+                raise InvalidInputError(paths[0], field, f"{want} (as the session)", f"{got}")
+        return src
+
+
+@dataclasses.dataclass(eq=False)
+class CallTable(_ArrayEq):
+    """Calls: id and [start, stop) in audio samples (the master clock)."""
+
+    call_id: np.ndarray
+    start_sample: np.ndarray
+    stop_sample: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.call_id = np.asarray(self.call_id, dtype=np.int64).reshape(-1)
+        self.start_sample = np.asarray(self.start_sample, dtype=np.int64).reshape(-1)
+        self.stop_sample = np.asarray(self.stop_sample, dtype=np.int64).reshape(-1)
+        n = len(self.call_id)
+        for name in ("start_sample", "stop_sample"):
+            if len(getattr(self, name)) != n:
+                raise InvalidInputError(
+                    None,
+                    f"calls/{name}",
+                    f"{n} values (one per call)",
+                    str(len(getattr(self, name))),
+                )
+        if (self.stop_sample <= self.start_sample).any() or (self.start_sample < 0).any():
+            i = int(np.argmax((self.stop_sample <= self.start_sample) | (self.start_sample < 0)))
+            raise InvalidInputError(
+                None,
+                "calls",
+                "0 <= start_sample < stop_sample",
+                f"call {i}: [{self.start_sample[i]}, {self.stop_sample[i]})",
+            )
+        if len(np.unique(self.call_id)) != n:
+            raise InvalidInputError(None, "calls/call_id", "unique ids", "duplicates")
+
+    @classmethod
+    def empty(cls) -> CallTable:
+        """A table with no calls."""
+        return cls(np.zeros(0), np.zeros(0), np.zeros(0))
+
+    @classmethod
+    def from_samples(cls, start_sample: Any, stop_sample: Any) -> CallTable:
+        """Calls numbered 0..n-1 from their sample bounds."""
+        start = np.asarray(start_sample)
+        return cls(np.arange(len(start)), start, stop_sample)
+
+    def __len__(self) -> int:
+        return len(self.call_id)
+
+
+@dataclasses.dataclass(eq=False)
+class Predictions(_ArrayEq):
+    """Ensemble output per call (NaN rows for calls not predicted yet).
+
+    Parameters
+    ----------
+    point_mm
+        (n, 2) point estimate (mixture mean or mode) in the arena frame.
+    member_means_mm
+        (n, M, 2) mean of each ensemble member.
+    member_chol_mm
+        (n, M, 2, 2) lower Cholesky factor of each member's covariance (mm).
+    set_area_mm2
+        (n,) area of the 95% confidence set.
+    model_version
+        Identifier of the ensemble (its manifest version / hash).
+    """
+
+    point_mm: np.ndarray
+    member_means_mm: np.ndarray
+    member_chol_mm: np.ndarray
+    set_area_mm2: np.ndarray
+    model_version: str = ""
+
+    def __post_init__(self) -> None:
+        self.point_mm = np.asarray(self.point_mm, dtype=np.float64)
+        self.member_means_mm = np.asarray(self.member_means_mm, dtype=np.float64)
+        self.member_chol_mm = np.asarray(self.member_chol_mm, dtype=np.float64)
+        self.set_area_mm2 = np.asarray(self.set_area_mm2, dtype=np.float64).reshape(-1)
+        n = len(self.point_mm)
+        m = self.member_means_mm.shape[1] if self.member_means_mm.ndim == 3 else -1
+        for name, shape in (
+            ("point_mm", (n, 2)),
+            ("member_means_mm", (n, m, 2)),
+            ("member_chol_mm", (n, m, 2, 2)),
+            ("set_area_mm2", (n,)),
+        ):
+            found = getattr(self, name).shape
+            if found != shape or m < 1:
+                raise InvalidInputError(
+                    None,
+                    f"predictions/{name}",
+                    f"shape {shape} (n_calls={n}, members={m})",
+                    f"shape {found}",
+                )
+
+    @property
+    def n_members(self) -> int:
+        """Number of ensemble members M."""
+        return self.member_means_mm.shape[1]
+
+    @classmethod
+    def empty(cls, n_calls: int, n_members: int, model_version: str = "") -> Predictions:
+        """All-NaN predictions (nothing predicted yet)."""
+        nan = np.nan
+        return cls(
+            np.full((n_calls, 2), nan),
+            np.full((n_calls, n_members, 2), nan),
+            np.full((n_calls, n_members, 2, 2), nan),
+            np.full(n_calls, nan),
+            model_version,
+        )
+
+
+@dataclasses.dataclass(eq=False)
+class PredictedAttribution(_ArrayEq):
+    """Attribution computed from predictions and poses.
+
+    ``animal`` (n,) index into ``Session.animal_names``, or UNASSIGNED (-1) /
+    AMBIGUOUS (-2); ``probabilities`` (n, n_animals) (NaN when not computed).
+    """
+
+    animal: np.ndarray
+    probabilities: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.animal = np.asarray(self.animal, dtype=np.int64).reshape(-1)
+        self.probabilities = np.asarray(self.probabilities, dtype=np.float64)
+        if self.probabilities.ndim != 2 or len(self.probabilities) != len(self.animal):
+            raise InvalidInputError(
+                None,
+                "attribution/predicted/probabilities",
+                f"shape ({len(self.animal)}, n_animals)",
+                f"shape {self.probabilities.shape}",
+            )
+
+
+@dataclasses.dataclass(eq=False)
+class UserAttribution(_ArrayEq):
+    """The user's decisions: ``animal`` (n,) index / -1 / -2, or NOT_REVIEWED (-3);
+    ``edit_time_s`` (n,) unix time of the last edit (NaN if never edited)."""
+
+    animal: np.ndarray
+    edit_time_s: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.animal = np.asarray(self.animal, dtype=np.int64).reshape(-1)
+        self.edit_time_s = np.asarray(self.edit_time_s, dtype=np.float64).reshape(-1)
+        if self.edit_time_s.shape != self.animal.shape:
+            raise InvalidInputError(
+                None,
+                "attribution/user/edit_time_s",
+                f"shape {self.animal.shape}",
+                f"shape {self.edit_time_s.shape}",
+            )
+
+    @classmethod
+    def unreviewed(cls, n_calls: int) -> UserAttribution:
+        """No call reviewed."""
+        return cls(np.full(n_calls, NOT_REVIEWED), np.full(n_calls, np.nan))
+
+    @property
+    def reviewed(self) -> np.ndarray:
+        """(n,) bool: the user decided on this call."""
+        return self.animal != NOT_REVIEWED
+
+
+@dataclasses.dataclass(eq=False)
+class Session(_ArrayEq):
+    """Everything the review loop needs, except the raw data it references.
+
+    Frame <-> sample: with ``frame_times_s`` (audio-clock time of each video frame)
+    the nearest frame is used; otherwise frame k is at ``video_offset_s + k / fps``.
+    """
+
+    audio: AudioRef
+    arena: ArenaGeometry
+    calls: CallTable = dataclasses.field(default_factory=CallTable.empty)
+    video: FileRef | None = None
+    tracks: FileRef | None = None
+    frame_times_s: np.ndarray | None = None
+    fps: float | None = None
+    video_offset_s: float = 0.0
+    animal_names: list[str] = dataclasses.field(default_factory=list)
+    predictions: Predictions | None = None
+    predicted: PredictedAttribution | None = None
+    user: UserAttribution | None = None
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    #: Where the session was loaded from / saved to (not stored).
+    path: Path | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.frame_times_s is not None:
+            self.frame_times_s = np.asarray(self.frame_times_s, dtype=np.float64).reshape(-1)
+        self.animal_names = [str(a) for a in self.animal_names]
+        if self.user is None:
+            self.user = UserAttribution.unreviewed(len(self.calls))
+        self.check()
+
+    @property
+    def n_calls(self) -> int:
+        """Number of calls."""
+        return len(self.calls)
+
+    def check(self, source: str | os.PathLike | None = None) -> None:
+        """Raise :class:`InvalidInputError` if the parts do not agree with each other."""
+        n = self.n_calls
+        src = source if source is not None else self.path
+        parts = {
+            "predictions/point_mm": None
+            if self.predictions is None
+            else len(self.predictions.point_mm),
+            "attribution/predicted/animal": None
+            if self.predicted is None
+            else len(self.predicted.animal),
+            "attribution/user/animal": len(self.user.animal),
+        }
+        for field, length in parts.items():
+            if length is not None and length != n:
+                raise InvalidInputError(src, field, f"{n} rows (one per call)", f"{length} rows")
+        n_animals = len(self.animal_names)
+        for field, codes in (
+            ("attribution/user/animal", self.user.animal),
+            (
+                "attribution/predicted/animal",
+                None if self.predicted is None else self.predicted.animal,
+            ),
+        ):
+            if codes is not None and ((codes < NOT_REVIEWED) | (codes >= n_animals)).any():
+                raise InvalidInputError(
+                    src,
+                    field,
+                    f"codes -3..{n_animals - 1} ({n_animals} animals)",
+                    f"{sorted(set(codes.tolist()))}",
+                )
+        if self.predicted is not None and self.predicted.probabilities.shape[1] != n_animals:
+            raise InvalidInputError(
+                src,
+                "attribution/predicted/probabilities",
+                f"{n_animals} columns (animals)",
+                f"{self.predicted.probabilities.shape[1]}",
+            )
+        if self.arena.n_mics != self.audio.n_channels:
+            raise InvalidInputError(
+                src,
+                "arena/mic_positions_mm",
+                f"{self.audio.n_channels} mics (one per channel)",
+                f"{self.arena.n_mics}",
+            )
+        if self.fps is not None and not self.fps > 0:
+            raise InvalidInputError(src, "fps", "a positive frame rate", str(self.fps))
+        if self.frame_times_s is not None and (np.diff(self.frame_times_s) <= 0).any():
+            raise InvalidInputError(src, "frame_times_s", "increasing timestamps", "not increasing")
+
+    # -- attribution helpers -----------------------------------------------------------
+    def set_user_attribution(self, call_index: int, animal: int, now: float | None = None) -> None:
+        """Record the user's decision for a call (animal index, UNASSIGNED or AMBIGUOUS)."""
+        if not -2 <= animal < len(self.animal_names):
+            raise InvalidInputError(
+                self.path, "animal", f"-2..{len(self.animal_names) - 1}", str(animal)
+            )
+        self.user.animal[call_index] = animal
+        self.user.edit_time_s[call_index] = time.time() if now is None else now
+
+    def clear_user_attribution(self, call_index: int, now: float | None = None) -> None:
+        """Mark a call as not reviewed again."""
+        self.user.animal[call_index] = NOT_REVIEWED
+        self.user.edit_time_s[call_index] = time.time() if now is None else now
+
+    def effective_attribution(self) -> np.ndarray:
+        """(n,) the user's decision where reviewed, else the predicted one (or -1)."""
+        pred = (
+            self.predicted.animal
+            if self.predicted is not None
+            else np.full(self.n_calls, UNASSIGNED)
+        )
+        return np.where(self.user.reviewed, self.user.animal, pred)
+
+    # -- clocks ------------------------------------------------------------------------
+    def _frame_times(self, frames: np.ndarray) -> np.ndarray:
+        if self.frame_times_s is not None:
+            idx = np.clip(frames, 0, len(self.frame_times_s) - 1)
+            return self.frame_times_s[idx]
+        if self.fps is None:
+            raise InvalidInputError(self.path, "fps", "a frame rate or frame_times_s", "neither")
+        return self.video_offset_s + frames / self.fps
+
+    def frame_of_sample(self, sample: Any) -> np.ndarray | int:
+        """Video frame nearest in time to audio ``sample`` (scalar or array)."""
+        t = np.asarray(sample, dtype=np.float64) / self.audio.sample_rate_hz
+        if self.frame_times_s is not None:
+            ft = self.frame_times_s
+            right = np.clip(np.searchsorted(ft, t), 1, max(len(ft) - 1, 1))
+            left = right - 1
+            frame = np.where(
+                np.abs(ft[left] - t) <= np.abs(ft[np.minimum(right, len(ft) - 1)] - t), left, right
+            )
+            frame = np.minimum(frame, len(ft) - 1)
+        else:
+            if self.fps is None:
+                self._frame_times(np.zeros(1, int))
+            frame = np.rint((t - self.video_offset_s) * self.fps).astype(np.int64)
+        return int(frame) if np.ndim(frame) == 0 else frame
+
+    def sample_of_frame(self, frame: Any) -> np.ndarray | int:
+        """Audio sample at the time of video ``frame`` (scalar or array)."""
+        frames = np.asarray(frame, dtype=np.int64)
+        sample = np.rint(self._frame_times(frames) * self.audio.sample_rate_hz).astype(np.int64)
+        return int(sample) if np.ndim(sample) == 0 else sample
+
+    def verify_files(self) -> dict[str, str]:
+        """Status (``ok``/``missing``/``changed``) of every referenced file by role."""
+        out = {f"audio[{i}]": ref.verify() for i, ref in enumerate(self.audio.files)}
+        for role in ("video", "tracks"):
+            ref = getattr(self, role)
+            if ref is not None:
+                out[role] = ref.verify()
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# HDF5 I/O
+# ---------------------------------------------------------------------------------------
+
+
+def _write_ref(group: h5py.Group, ref: FileRef, base: Path) -> None:
+    try:
+        rel = os.path.relpath(ref.path, base)
+    except ValueError:  # another drive (Windows)
+        rel = str(ref.path)
+    group.attrs["path"] = Path(rel).as_posix()
+    group.attrs["absolute_path"] = str(ref.path)
+    group.attrs["size_bytes"] = ref.size_bytes
+    group.attrs["checksum"] = ref.checksum
+
+
+def _read_ref(group: h5py.Group, base: Path, source: Path) -> FileRef:
+    for key in ("path", "size_bytes", "checksum"):
+        if key not in group.attrs:
+            raise InvalidInputError(source, f"{group.name}@{key}", "an attribute", "missing")
+    rel = base / str(group.attrs["path"])
+    absolute = Path(str(group.attrs.get("absolute_path", rel)))
+    # Relative to the session first (data moved along with it), else where it was.
+    path = rel if rel.exists() or not absolute.exists() else absolute
+    return FileRef(
+        Path(os.path.normpath(path)), int(group.attrs["size_bytes"]), str(group.attrs["checksum"])
+    )
+
+
+def _ds(f: h5py.Group, name: str, source: Path, ndim: int | None = None) -> np.ndarray:
+    obj = f.get(name)
+    if not isinstance(obj, h5py.Dataset):
+        raise InvalidInputError(source, f"/{name}", "a dataset", "no such dataset")
+    arr = obj[()]
+    if ndim is not None and np.ndim(arr) != ndim:
+        raise InvalidInputError(source, f"/{name}", f"{ndim}-D array", f"shape {np.shape(arr)}")
+    return arr
+
+
+def save_session(session: Session, path: str | os.PathLike) -> Path:
+    """Write ``session`` to ``path`` atomically; a crash leaves the old or the new file."""
+    path = Path(path).absolute()
+    base = path.parent
+    session.check(path)
+    with atomic_path(path, suffix=".h5.tmp") as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["napari_gerbil_format"] = FORMAT_NAME
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["provenance"] = json.dumps(session.provenance, sort_keys=True, default=str)
+            a = f.create_group("audio")
+            a.attrs["dataset"] = session.audio.dataset or ""
+            a.attrs["sample_rate_hz"] = float(session.audio.sample_rate_hz)
+            a.attrs["n_channels"] = int(session.audio.n_channels)
+            a.attrs["n_samples"] = int(session.audio.n_samples)
+            a.attrs["n_files"] = len(session.audio.files)
+            for i, ref in enumerate(session.audio.files):
+                _write_ref(a.create_group(f"file{i}"), ref, base)
+            for role in ("video", "tracks"):
+                ref = getattr(session, role)
+                if ref is not None:
+                    _write_ref(f.create_group(role), ref, base)
+            t = f.create_group("timing")
+            t.attrs["fps"] = np.nan if session.fps is None else float(session.fps)
+            t.attrs["video_offset_s"] = float(session.video_offset_s)
+            if session.frame_times_s is not None:
+                t["frame_times_s"] = session.frame_times_s
+            g = f.create_group("arena")
+            g["dims_mm"] = session.arena.dims_mm
+            g["mic_positions_mm"] = session.arena.mic_positions_mm
+            if session.arena.arena_to_pixels is not None:
+                g["arena_to_pixels"] = session.arena.arena_to_pixels
+            f.create_dataset("animal_names", data=session.animal_names, dtype=_STR)
+            c = f.create_group("calls")
+            c["call_id"] = session.calls.call_id
+            c["start_sample"] = session.calls.start_sample
+            c["stop_sample"] = session.calls.stop_sample
+            if session.predictions is not None:
+                p = f.create_group("predictions")
+                pr = session.predictions
+                p.attrs["model_version"] = pr.model_version
+                for name in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2"):
+                    p[name] = getattr(pr, name)
+            if session.predicted is not None:
+                q = f.create_group("attribution/predicted")
+                q["animal"] = session.predicted.animal
+                q["probabilities"] = session.predicted.probabilities
+            u = f.create_group("attribution/user")
+            u["animal"] = session.user.animal
+            u["edit_time_s"] = session.user.edit_time_s
+    session.path = path
+    return path
+
+
+def is_session_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an HDF5 file marked ``napari_gerbil_format = "session"``."""
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get("napari_gerbil_format", "")) == FORMAT_NAME
+    except (OSError, ValueError):
+        return False
+
+
+def load_session(path: str | os.PathLike) -> Session:
+    """Read a session file; malformed files raise :class:`InvalidInputError`."""
+    path = Path(path).absolute()
+    if not path.is_file():
+        raise InvalidInputError(path, "<file>", "an existing session file", "no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InvalidInputError(path, "<file>", "an HDF5 file", f"unreadable ({exc})") from None
+    try:
+        with f:
+            return _load(f, path)
+    except InvalidInputError as exc:
+        if exc.source is not None:
+            raise
+        raise InvalidInputError(path, exc.field, exc.expected, exc.found, exc.hint) from None
+    except KeyError as exc:
+        raise InvalidInputError(path, str(exc), "an attribute or dataset", "missing") from None
+
+
+def _load(f: h5py.File, path: Path) -> Session:
+    fmt = f.attrs.get("napari_gerbil_format")
+    if fmt is None or str(fmt) != FORMAT_NAME:
+        raise InvalidInputError(path, "napari_gerbil_format", f"{FORMAT_NAME!r}", repr(fmt))
+    version = int(f.attrs.get("schema_version", -1))
+    if version != SCHEMA_VERSION:
+        raise InvalidInputError(
+            path,
+            "schema_version",
+            f"{SCHEMA_VERSION}",
+            str(version),
+            hint="Update napari-gerbil to read newer sessions."
+            if version > SCHEMA_VERSION
+            else None,
+        )
+    base = path.parent
+    try:
+        provenance = json.loads(f.attrs.get("provenance", "{}"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(path, "provenance", "JSON", str(exc)) from None
+    if "audio" not in f:
+        raise InvalidInputError(path, "/audio", "a group", "no such group")
+    a = f["audio"]
+    n_files = int(a.attrs.get("n_files", 0))
+    files = []
+    for i in range(n_files):
+        if f"file{i}" not in a:
+            raise InvalidInputError(path, f"/audio/file{i}", "a group", "missing")
+        files.append(_read_ref(a[f"file{i}"], base, path))
+    audio = AudioRef(
+        files,
+        str(a.attrs.get("dataset", "")) or None,
+        float(a.attrs["sample_rate_hz"]),
+        int(a.attrs["n_channels"]),
+        int(a.attrs["n_samples"]),
+    )
+    video = _read_ref(f["video"], base, path) if "video" in f else None
+    tracks = _read_ref(f["tracks"], base, path) if "tracks" in f else None
+    t = f.get("timing")
+    fps = float(t.attrs.get("fps", np.nan)) if t is not None else np.nan
+    offset = float(t.attrs.get("video_offset_s", 0.0)) if t is not None else 0.0
+    frame_times = t["frame_times_s"][()] if t is not None and "frame_times_s" in t else None
+    if "arena" not in f:
+        raise InvalidInputError(path, "/arena", "a group", "no such group")
+    g = f["arena"]
+    arena = ArenaGeometry.from_dict(
+        {
+            "dims_mm": _ds(g, "dims_mm", path, 1),
+            "mic_positions_mm": _ds(g, "mic_positions_mm", path, 2),
+            "arena_to_pixels": g["arena_to_pixels"][()] if "arena_to_pixels" in g else None,
+        },
+        source=str(path),
+    )
+    names = [
+        n.decode() if isinstance(n, bytes) else str(n) for n in _ds(f, "animal_names", path, 1)
+    ]
+    calls = CallTable(
+        _ds(f, "calls/call_id", path, 1),
+        _ds(f, "calls/start_sample", path, 1),
+        _ds(f, "calls/stop_sample", path, 1),
+    )
+    predictions = None
+    if "predictions" in f:
+        p = f["predictions"]
+        predictions = Predictions(
+            *(
+                _ds(p, k, path)
+                for k in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2")
+            ),
+            model_version=str(p.attrs.get("model_version", "")),
+        )
+    predicted = None
+    if "attribution/predicted" in f:
+        predicted = PredictedAttribution(
+            _ds(f, "attribution/predicted/animal", path, 1),
+            _ds(f, "attribution/predicted/probabilities", path, 2),
+        )
+    user = UserAttribution(
+        _ds(f, "attribution/user/animal", path, 1),
+        _ds(f, "attribution/user/edit_time_s", path, 1),
+    )
+    return Session(
+        audio=audio,
+        arena=arena,
+        calls=calls,
+        video=video,
+        tracks=tracks,
+        frame_times_s=frame_times,
+        fps=None if np.isnan(fps) else fps,
+        video_offset_s=offset,
+        animal_names=names,
+        predictions=predictions,
+        predicted=predicted,
+        user=user,
+        provenance=provenance,
+        schema_version=version,
+        path=path,
+    )

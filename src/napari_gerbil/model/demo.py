@@ -1,0 +1,114 @@
+"""The demo ensemble: a small ensemble trained on simulated calls, built once and cached.
+
+:func:`ensure_demo_ensemble` computes a RIR bank of the default cage on a jittered
+grid of floor positions, trains :data:`DEMO_MEMBERS` ``tiny`` members on calls freshly
+rendered from it every epoch (a few minutes on 2 CPU cores), and keeps the model
+directory under ``napari_gerbil.paths.cache_dir() / "models"``. Later calls return
+the cached directory at once. ``napari-gerbil train --demo`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from napari_gerbil.paths import cache_dir
+
+DEMO_NAME = "demo-tiny-v1"
+DEMO_MEMBERS = 4
+DEMO_PRESET = "tiny"
+DEMO_GRID_MM = 50.0
+DEMO_EPOCHS = 12
+DEMO_CALLS_PER_EPOCH = 256
+
+#: progress(message, fraction in [0, 1])
+DemoProgress = Callable[[str, float], None]
+
+
+def demo_model_dir() -> Path:
+    """Where the demo ensemble lives (it may not exist yet)."""
+    return cache_dir() / "models" / DEMO_NAME
+
+
+def _bank_positions_mm(rng: np.random.Generator) -> np.ndarray:
+    from napari_gerbil.io.arena import default_cage
+
+    half = default_cage().half_extent_mm - 30.0
+    xs = np.arange(-half[0], half[0] + 1e-9, DEMO_GRID_MM)
+    ys = np.arange(-half[1], half[1] + 1e-9, DEMO_GRID_MM)
+    gx, gy = np.meshgrid(xs, ys)
+    xy = np.c_[gx.ravel(), gy.ravel()] + rng.uniform(-15, 15, (gx.size, 2))
+    xy = np.clip(xy, -half, half)
+    return np.c_[xy, rng.uniform(20.0, 60.0, len(xy))]
+
+
+def ensure_demo_ensemble(progress: DemoProgress | None = None, rebuild: bool = False) -> Path:
+    """Return the demo model directory, building it first if needed.
+
+    Parameters
+    ----------
+    progress
+        Called with (message, fraction done) while building.
+    rebuild
+        Build again even if a cached one exists.
+    """
+    from napari_gerbil.io.arena import default_cage
+    from napari_gerbil.model.presets import get_preset
+    from napari_gerbil.simulate.acoustics import AcousticConfig, CageAcoustics
+    from napari_gerbil.simulate.rir_bank import compute_rir_bank
+    from napari_gerbil.training.config import TrainingConfig
+    from napari_gerbil.training.trainer import train_ensemble
+
+    out = demo_model_dir()
+    if (out / "manifest.json").exists() and not rebuild:
+        return out
+    report = progress or (lambda message, fraction: None)
+    work = out.parent / f".{DEMO_NAME}.building"
+    work.mkdir(parents=True, exist_ok=True)
+    bank = work / "rir_bank.h5"
+    if not bank.exists():
+        report("computing room impulse responses", 0.0)
+        positions = _bank_positions_mm(np.random.default_rng(0))
+        compute_rir_bank(
+            bank, CageAcoustics(default_cage(), AcousticConfig()), positions, n_workers=None
+        )
+    config = TrainingConfig(
+        epochs=DEMO_EPOCHS,
+        batch_size=32,
+        sim_calls_per_epoch=DEMO_CALLS_PER_EPOCH,
+        clip_grad_norm=1.0,
+        checkpoint_every_s=30.0,
+    )
+    total = DEMO_MEMBERS * DEMO_EPOCHS
+    done_epochs = {"n": 0}
+
+    def on_progress(info: dict) -> None:
+        if "val_median_error_mm" in info:
+            done_epochs["n"] += 1
+            report(
+                f"training {info['member']}: epoch {info['epoch']}/{info['epochs']}, "
+                f"median error {info['val_median_error_mm']:.0f} mm",
+                0.2 + 0.8 * done_epochs["n"] / total,
+            )
+
+    report("training the demo ensemble", 0.2)
+    model = work / "model"
+    train_ensemble(
+        get_preset(DEMO_PRESET),
+        config,
+        [],
+        model,
+        DEMO_MEMBERS,
+        rir_bank=bank,
+        progress=on_progress,
+        show_progress=progress is None,
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    model.rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    report("demo ensemble ready", 1.0)
+    return out

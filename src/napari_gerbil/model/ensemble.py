@@ -1,0 +1,324 @@
+"""Model directories and the ensemble that predicts Gaussian mixtures from call audio.
+
+A model directory holds::
+
+    manifest.json      format, version, created, preset, n_members, metadata, members
+                       [{file, sha256, seed}], config_digest, parent, temperature
+    network.yaml       the NetworkConfig of every member
+    training.yaml      the TrainingConfig used
+    calibration.json   coverage curve and ECE on the validation calls (if computed)
+    member_XX/         one training run per member: best.pt (used), final.pt, last.pt
+                       (resume), metrics.jsonl, split.json
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
+from napari_gerbil.io.atomic import atomic_write_text
+from napari_gerbil.io.vcl import check_compatible as _check_compatible
+from napari_gerbil.model.gaussian import raw_to_gaussian
+from napari_gerbil.model.mixture import MixturePrediction
+from napari_gerbil.model.network import LocalizerNet
+from napari_gerbil.model.preprocess import crop_or_pad
+from napari_gerbil.model.presets import NetworkConfig
+
+MODEL_FORMAT = "napari-gerbil-model"
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class ModelMetadata:
+    """What a model needs to know about its data (stored in the manifest)."""
+
+    sample_rate_hz: float
+    n_channels: int
+    arena_dims_mm: tuple[float, ...]
+    label_scale_mm: float
+    input_length_samples: int
+    mic_positions_mm: list[list[float]] | None = None
+    normalization: str = "zscore over all channels and samples of the cropped call"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sample_rate_hz": float(self.sample_rate_hz),
+            "n_channels": int(self.n_channels),
+            "arena_dims_mm": [float(v) for v in self.arena_dims_mm],
+            "label_scale_mm": float(self.label_scale_mm),
+            "input_length_samples": int(self.input_length_samples),
+            "mic_positions_mm": self.mic_positions_mm,
+            "normalization": self.normalization,
+        }
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: Path, net: LocalizerNet, **extra: Any) -> None:
+    """Save a member's weights and network config (atomically)."""
+    from napari_gerbil.io.atomic import atomic_path
+
+    payload = {"state_dict": net.state_dict(), "network": net.config.to_dict(), **extra}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_member(path: Path, device: str | torch.device = "cpu") -> LocalizerNet:
+    """Load one member checkpoint into an eval-mode network."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise InvalidInputError(path, "<file>", "a napari-gerbil checkpoint", str(exc)) from exc
+    net = LocalizerNet(NetworkConfig.from_dict(payload["network"], source=str(path)))
+    net.load_state_dict(payload["state_dict"])
+    return net.to(device).eval()
+
+
+def write_manifest(
+    model_dir: Path,
+    *,
+    network_config: NetworkConfig,
+    metadata: ModelMetadata,
+    member_files: Sequence[str],
+    member_seeds: Sequence[int],
+    config_digest: str,
+    parent: dict[str, Any] | None = None,
+    temperature: float = 1.0,
+    version: int = 1,
+) -> dict[str, Any]:
+    """Write ``manifest.json`` (member hashes computed here) and ``network.yaml``."""
+    model_dir = Path(model_dir)
+    network_config.save(model_dir / "network.yaml")
+    from napari_gerbil import __version__
+
+    manifest = {
+        "format": MODEL_FORMAT,
+        "version": int(version),
+        "napari_gerbil_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "preset": network_config.name,
+        "n_members": len(member_files),
+        **metadata.to_dict(),
+        "members": [
+            {"file": str(f), "sha256": sha256_file(model_dir / f), "seed": int(s)}
+            for f, s in zip(member_files, member_seeds, strict=True)
+        ],
+        "config_digest": config_digest,
+        "parent": parent,
+        "temperature": float(temperature),
+    }
+    atomic_write_text(model_dir / MANIFEST, json.dumps(manifest, indent=2))
+    return manifest
+
+
+def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a model directory's manifest."""
+    path = Path(model_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInputError(
+            model_dir, MANIFEST, "a napari-gerbil model directory", "no manifest.json"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(path, "<file>", "valid JSON", str(exc)) from exc
+    if manifest.get("format") != MODEL_FORMAT:
+        raise InvalidInputError(path, "format", repr(MODEL_FORMAT), repr(manifest.get("format")))
+    for key in ("members", "sample_rate_hz", "n_channels", "arena_dims_mm", "label_scale_mm"):
+        if key not in manifest:
+            raise InvalidInputError(path, key, "present", "missing")
+    return manifest
+
+
+class Ensemble:
+    """Equal-weight ensemble of member networks.
+
+    Parameters
+    ----------
+    members
+        The member networks (same config).
+    metadata
+        Sample rate, channels, arena and label scale of the training data.
+    temperature
+        Covariance scale applied to every member's Gaussian.
+    manifest, path
+        Where the ensemble was loaded from (informational).
+    """
+
+    def __init__(
+        self,
+        members: Sequence[LocalizerNet],
+        metadata: ModelMetadata,
+        temperature: float = 1.0,
+        manifest: dict[str, Any] | None = None,
+        path: Path | None = None,
+    ) -> None:
+        if not members:
+            raise InvalidInputError(path, "members", "at least one member", "none")
+        self.members = [m.eval() for m in members]
+        self.metadata = metadata
+        self.temperature = float(temperature)
+        self.manifest = manifest or {}
+        self.path = path
+
+    @property
+    def n_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def config(self) -> NetworkConfig:
+        return self.members[0].config
+
+    @property
+    def arena_dims_mm(self) -> np.ndarray:
+        return np.asarray(self.metadata.arena_dims_mm, dtype=float)
+
+    @property
+    def version(self) -> str:
+        """Short identifier: preset, manifest version and creation time."""
+        return (
+            f"{self.manifest.get('preset', self.config.name)}"
+            f"-v{self.manifest.get('version', 0)}-{self.manifest.get('created', '')}"
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.members[0].parameters()).device
+
+    def check_compatible(
+        self,
+        n_channels: int | None = None,
+        sample_rate_hz: float | None = None,
+        arena_dims_mm: Any = None,
+        source: str | os.PathLike | None = None,
+    ) -> None:
+        """Raise :class:`IncompatibleModelError` naming what differs from the model."""
+        try:
+            _check_compatible(
+                source,
+                n_channels=n_channels,
+                sample_rate_hz=sample_rate_hz,
+                arena_dims_mm=arena_dims_mm,
+                expected_n_channels=self.metadata.n_channels,
+                expected_sample_rate_hz=self.metadata.sample_rate_hz,
+                expected_arena_dims_mm=self.metadata.arena_dims_mm,
+                what=f"model {self.path or ''}".strip(),
+            )
+        except IncompatibleModelError:
+            raise
+        except InvalidInputError as exc:
+            raise IncompatibleModelError(
+                exc.source, exc.field, exc.expected, exc.found, exc.hint
+            ) from None
+
+    def prepare(self, audio: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Centre-crop / pad and z-score calls: (B, T, C) or list of (T_i, C) -> (B, C, L)."""
+        calls = list(audio) if not isinstance(audio, np.ndarray) or audio.ndim == 3 else [audio]
+        length = self.metadata.input_length_samples
+        out = np.empty((len(calls), self.metadata.n_channels, length), dtype=np.float32)
+        for i, call in enumerate(calls):
+            call = np.asarray(call)
+            if call.ndim != 2 or call.shape[1] != self.metadata.n_channels:
+                raise IncompatibleModelError(
+                    None,
+                    "audio",
+                    f"(n_samples, {self.metadata.n_channels}) per call",
+                    f"shape {call.shape}",
+                )
+            out[i] = crop_or_pad(call, length).T
+        return out
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        audio: np.ndarray | Sequence[np.ndarray],
+        batch_size: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+        temperature: float | None = None,
+    ) -> MixturePrediction:
+        """Predict each call's mixture.
+
+        Parameters
+        ----------
+        audio
+            (B, T, C) float array, or a list of (T_i, C) calls of any length.
+        batch_size
+            Calls per forward pass.
+        progress
+            Called with (calls done, total) after each batch.
+        temperature
+            Covariance scale; default the model's fitted one.
+
+        Returns
+        -------
+        MixturePrediction with means (B, M, 2) and Cholesky factors (B, M, 2, 2) in mm.
+        """
+        calls = list(audio) if not isinstance(audio, np.ndarray) or audio.ndim == 3 else [audio]
+        total = len(calls)
+        scale = self.metadata.label_scale_mm
+        means, chols = [], []
+        for start in range(0, total, batch_size):
+            x = torch.from_numpy(self.prepare(calls[start : start + batch_size]))
+            x = x.to(self.device)
+            gcc = self.members[0].gcc(x) if self.members[0].gcc is not None else None
+            mu_b, l_b = [], []
+            for net in self.members:
+                mu, chol = raw_to_gaussian(net(x, gcc_features=gcc).double())
+                mu_b.append(mu.cpu().numpy() * scale)
+                l_b.append(chol.cpu().numpy() * scale)
+            means.append(np.stack(mu_b, axis=1))
+            chols.append(np.stack(l_b, axis=1))
+            if progress is not None:
+                progress(min(start + batch_size, total), total)
+        if not means:
+            m = self.n_members
+            return MixturePrediction(np.zeros((0, m, 2)), np.zeros((0, m, 2, 2)))
+        pred = MixturePrediction(np.concatenate(means), np.concatenate(chols))
+        t = self.temperature if temperature is None else temperature
+        return pred if t == 1.0 else pred.with_temperature(t)
+
+
+def load_ensemble(
+    model_dir: str | os.PathLike, device: str | torch.device = "cpu", verify: bool = True
+) -> Ensemble:
+    """Load a model directory; ``verify`` checks each member file's SHA-256."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    members = []
+    for entry in manifest["members"]:
+        path = model_dir / entry["file"]
+        if not path.exists():
+            raise InvalidInputError(model_dir, entry["file"], "a member checkpoint", "no file")
+        if verify and sha256_file(path) != entry["sha256"]:
+            raise InvalidInputError(
+                path, "sha256", entry["sha256"], "a different checksum (file changed)"
+            )
+        members.append(load_member(path, device))
+    meta = ModelMetadata(
+        sample_rate_hz=manifest["sample_rate_hz"],
+        n_channels=manifest["n_channels"],
+        arena_dims_mm=tuple(manifest["arena_dims_mm"]),
+        label_scale_mm=manifest["label_scale_mm"],
+        input_length_samples=manifest.get(
+            "input_length_samples", members[0].config.input_length_samples
+        ),
+        mic_positions_mm=manifest.get("mic_positions_mm"),
+    )
+    return Ensemble(members, meta, manifest.get("temperature", 1.0), manifest, model_dir)

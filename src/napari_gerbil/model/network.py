@@ -1,0 +1,211 @@
+"""The localization network: raw-waveform gated blocks and/or GCC-PHAT features -> 5 numbers.
+
+The network maps one call, z-scored audio shaped (batch, n_channels, n_samples), to
+5 unconstrained outputs that :mod:`napari_gerbil.model.gaussian` turns into the mean
+and Cholesky factor of a 2-D Gaussian in scaled arena coordinates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+from napari_gerbil.model.presets import NetworkConfig
+
+#: Number of raw outputs: mean (2) + Cholesky factor (3).
+N_OUTPUTS = 5
+#: softplus^-1(1): raw diagonal output giving a unit Cholesky diagonal.
+SOFTPLUS_INV_1 = math.log(math.e - 1)
+
+
+class GatedBlock(nn.Module):
+    """``tanh(f(x)) * sigmoid(g(x)) + h(x)``, optional average pooling, then batch norm.
+
+    The three convolutions share hyperparameters but not weights; they are stored as
+    one convolution with ``3 * out_channels`` outputs (identical parameters and MACs).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        downsample: bool = False,
+    ) -> None:
+        super().__init__()
+        padding = dilation * (kernel_size - 1) // 2  # "same" for odd kernels, stride 1
+        self.conv = nn.Conv1d(in_channels, 3 * out_channels, kernel_size, stride, padding, dilation)
+        self.pool = nn.AvgPool1d(2, 2) if downsample else nn.Identity()
+        self.norm = nn.BatchNorm1d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f, g, h = self.conv(x).chunk(3, dim=1)
+        return self.norm(self.pool(torch.tanh(f) * torch.sigmoid(g) + h))
+
+
+class GCCPHAT(nn.Module):
+    """Generalized cross-correlation with phase transform for every microphone pair.
+
+    Output shape (batch, n_pairs, 2 * max_lag + 1), lags -max_lag .. +max_lag samples.
+    Zero-padding to ``n_fft >= n_samples + max_lag`` avoids circular wrap-around.
+    """
+
+    def __init__(self, n_channels: int, max_lag_samples: int) -> None:
+        super().__init__()
+        pairs = list(itertools.combinations(range(n_channels), 2))
+        self.register_buffer("first", torch.tensor([p[0] for p in pairs]), persistent=False)
+        self.register_buffer("second", torch.tensor([p[1] for p in pairs]), persistent=False)
+        self.n_pairs = len(pairs)
+        self.max_lag = max_lag_samples
+        self.macs = 0  # filled by forward: FFT cost estimate for MAC counting
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n_samples = x.shape[-1]
+        n_fft = 1 << math.ceil(math.log2(n_samples + self.max_lag))
+        spec = torch.fft.rfft(x, n=n_fft)
+        # PHAT: X_a conj(X_b) / |X_a conj(X_b)| = (X_a / |X_a|) conj(X_b / |X_b|).
+        mag = spec.abs()
+        spec = spec / (mag + 1e-6 * mag.mean(dim=-1, keepdim=True) + 1e-20)
+        cross = spec[:, self.first] * spec[:, self.second].conj()
+        corr = torch.fft.irfft(cross, n=n_fft)
+        lag = self.max_lag
+        out = torch.cat([corr[..., n_fft - lag :], corr[..., : lag + 1]], dim=-1)
+        # Estimate: 2.5 n log2 n real MACs per real FFT, 6 per complex bin of the cross term.
+        fft_macs = 2.5 * n_fft * math.log2(n_fft)
+        self.macs = int((x.shape[1] + self.n_pairs) * fft_macs + 6 * self.n_pairs * spec.shape[-1])
+        return out
+
+
+class SoftArgmaxLags(nn.Module):
+    """Read GCC-PHAT lag curves pair by pair: a small conv stack (weights shared by the
+    pairs) gives ``gcc_heads`` logit curves over the lags; each contributes its
+    soft-argmax (expected lag, scaled to [-1, 1]) and its log-sum-exp (peak strength).
+
+    Input (B, n_pairs, n_lags) -> features (B, n_pairs * 2 * gcc_heads).
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = 1
+        k = config.gcc_kernel_size
+        for ch in config.gcc_channels:
+            layers += [nn.Conv1d(prev, ch, k, padding=k // 2), nn.BatchNorm1d(ch), nn.ReLU()]
+            prev = ch
+        layers.append(nn.Conv1d(prev, config.gcc_heads, k, padding=k // 2))
+        self.net = nn.Sequential(*layers)
+        lags = torch.linspace(-1.0, 1.0, 2 * config.gcc_max_lag_samples + 1)
+        self.register_buffer("lags", lags, persistent=False)
+
+    def forward(self, gcc: torch.Tensor) -> torch.Tensor:
+        b, p, n = gcc.shape
+        logits = self.net(gcc.reshape(b * p, 1, n) * math.sqrt(n))  # (B*P, H, n)
+        weights = torch.softmax(logits, dim=-1)
+        expected = (weights * self.lags).sum(-1)
+        strength = torch.logsumexp(logits, dim=-1) - math.log(n)
+        return torch.cat([expected, strength], dim=-1).reshape(b, -1)
+
+
+class LocalizerNet(nn.Module):
+    """One ensemble member: (batch, n_channels, n_samples) z-scored audio -> (batch, 5)."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        blocks = []
+        in_ch = config.n_channels
+        strides = config.conv_strides or (1,) * len(config.conv_channels)
+        downs = config.conv_downsample or tuple(i % 2 == 1 for i in range(len(strides)))
+        for out_ch, stride, down in zip(config.conv_channels, strides, downs, strict=True):
+            blocks.append(
+                GatedBlock(
+                    in_ch, out_ch, config.conv_kernel_size, stride, config.conv_dilation, down
+                )
+            )
+            in_ch = out_ch
+        self.raw = nn.Sequential(*blocks) if blocks else None
+        n_features = config.conv_channels[-1] if blocks else 0
+
+        self.gcc = None
+        if config.gcc_max_lag_samples > 0:
+            self.gcc = GCCPHAT(config.n_channels, config.gcc_max_lag_samples)
+            self.gcc_net = SoftArgmaxLags(config)
+            n_features += self.gcc.n_pairs * 2 * config.gcc_heads
+        if config.energy_features:
+            n_features += config.n_channels
+
+        head: list[nn.Module] = []
+        for hidden in config.head_hidden:
+            head += [nn.Linear(n_features, hidden), nn.ReLU()]
+            n_features = hidden
+        last = nn.Linear(n_features, N_OUTPUTS)
+        # Start near N(0, I) in scaled units (the whole arena), so that the first SGD
+        # steps on the NLL are gentle.
+        with torch.no_grad():
+            last.weight.mul_(0.1)
+            last.bias.copy_(torch.tensor([0.0, 0.0, SOFTPLUS_INV_1, 0.0, SOFTPLUS_INV_1]))
+        head.append(last)
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor, gcc_features: torch.Tensor | None = None) -> torch.Tensor:
+        """Map audio (batch, n_channels, n_samples) to raw outputs (batch, 5).
+
+        ``gcc_features`` may pass precomputed ``self.gcc(x)`` (it has no parameters, so
+        the members of an ensemble can share it).
+        """
+        features = []
+        if self.raw is not None:
+            features.append(self.raw(x).mean(dim=-1))
+        if self.gcc is not None:
+            gcc = self.gcc(x) if gcc_features is None else gcc_features
+            features.append(self.gcc_net(gcc))
+        if self.config.energy_features:
+            features.append(torch.log(x.square().mean(dim=-1) + 1e-6))
+        return self.head(torch.cat(features, dim=1))
+
+
+def build_network(config: NetworkConfig) -> LocalizerNet:
+    """Build a freshly initialized network for ``config``."""
+    return LocalizerNet(config)
+
+
+def count_parameters(config: NetworkConfig) -> int:
+    """Number of trainable parameters (built on the meta device: no memory, instant)."""
+    with torch.device("meta"):
+        net = LocalizerNet(config)
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def count_macs(config: NetworkConfig, n_samples: int | None = None) -> int:
+    """Multiply-accumulates of one call through the network.
+
+    Counts every convolution and linear layer exactly from the shapes of a forward
+    pass on the meta device, plus an estimate of the GCC-PHAT FFTs. Elementwise
+    operations, pooling and batch norm are not counted.
+    """
+    n_samples = n_samples or config.input_length_samples
+    total = 0
+
+    def hook(module: nn.Module, inputs, output) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv1d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0]
+            total += output.numel() * per_output
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    with torch.device("meta"):
+        net = LocalizerNet(config).eval()
+        handles = [m.register_forward_hook(hook) for m in net.modules()]
+        net(torch.empty(1, config.n_channels, n_samples))
+    for handle in handles:
+        handle.remove()
+    if net.gcc is not None:
+        total += net.gcc.macs
+    return int(total)

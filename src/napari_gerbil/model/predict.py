@@ -1,0 +1,296 @@
+"""Localize the calls of a VCL dataset or a session and write a prediction file.
+
+Prediction file (HDF5, written atomically), vocalocator's names where they overlap:
+
+- ``point_predictions`` (n, 2) mm: point estimates (mixture mean / baseline estimate);
+- ``confidence_set_areas`` (n,) mm^2 of the ``mass`` set (NaN for baselines);
+- ``distances_to_furthest_point`` (n,) mm: point estimate to the farthest set cell;
+- ``raw_model_output`` (n, M, 5): per-member mean (2) and Cholesky (l11, l21, l22) mm;
+- ``scaled_locations`` (n, 2) mm and ``location_in_confidence_set`` (n,) bool, when
+  the true sources are known; plus ours:
+- ``member_means_mm`` (n, M, 2), ``member_chol_mm`` (n, M, 2, 2), ``errors_mm`` (n,),
+  ``hdr_levels`` (n,) (smallest p whose set holds the truth); attributes ``method``,
+  ``model``, ``mass``, ``temperature``, ``calibration_curve`` (observed coverage at
+  p = 0, 0.1, ..., 1), ``ece``, ``created``, ``source``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.model.calibration import coverage_curve, expected_calibration_error
+from napari_gerbil.model.confidence import confidence_sets, hdr_levels
+from napari_gerbil.model.ensemble import Ensemble
+from napari_gerbil.model.mixture import MixturePrediction
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class CallPredictions:
+    """Localizations of n calls by an ensemble or a baseline."""
+
+    point_mm: np.ndarray  # (n, 2)
+    method: str
+    mixture: MixturePrediction | None = None
+    set_area_mm2: np.ndarray | None = None  # (n,)
+    furthest_mm: np.ndarray | None = None  # (n,)
+    truth_mm: np.ndarray | None = None  # (n, 2)
+    in_set: np.ndarray | None = None  # (n,) bool
+    levels: np.ndarray | None = None  # (n,)
+    mass: float = 0.95
+    attrs: dict[str, Any] | None = None
+
+    @property
+    def errors_mm(self) -> np.ndarray | None:
+        if self.truth_mm is None:
+            return None
+        return np.linalg.norm(self.point_mm - self.truth_mm, axis=-1)
+
+
+def localize_with_ensemble(
+    ensemble: Ensemble,
+    calls: Sequence[np.ndarray],
+    arena_dims_mm=None,
+    mass: float = 0.95,
+    batch_size: int = 64,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+    truth_mm: np.ndarray | None = None,
+) -> CallPredictions:
+    """Predict mixtures, their ``mass`` sets and (with ``truth_mm``) set membership.
+
+    Calls go through the ensemble in batches of ``batch_size``; ``progress`` gets
+    (calls done, total); ``cancel`` is polled between batches (raises InterruptedError).
+    """
+    dims = ensemble.arena_dims_mm if arena_dims_mm is None else np.asarray(arena_dims_mm)
+    total = len(calls)
+    parts, areas, furthest = [], [], []
+    for start in range(0, total, batch_size):
+        if cancel is not None and cancel():
+            raise InterruptedError("prediction cancelled")
+        pred = ensemble.predict(calls[start : start + batch_size], batch_size)
+        for k, cs in enumerate(confidence_sets(pred, dims, mass)):
+            areas.append(cs.area_mm2)
+            furthest.append(_furthest_distance(cs, pred.point_mm[k]))
+        parts.append(pred)
+        if progress is not None:
+            progress(min(start + batch_size, total), total)
+    mixture = (
+        MixturePrediction.concatenate(parts)
+        if parts
+        else MixturePrediction(
+            np.zeros((0, ensemble.n_members, 2)), np.zeros((0, ensemble.n_members, 2, 2))
+        )
+    )
+    result = CallPredictions(
+        mixture.point_mm,
+        "ensemble",
+        mixture,
+        np.asarray(areas),
+        np.asarray(furthest),
+        mass=mass,
+        attrs={"model": str(ensemble.path or ""), "temperature": ensemble.temperature},
+    )
+    if truth_mm is not None:
+        result.truth_mm = np.asarray(truth_mm, dtype=float).reshape(-1, 2)
+        result.levels = hdr_levels(mixture, result.truth_mm, dims)
+        result.in_set = result.levels <= mass
+    return result
+
+
+def _furthest_distance(cs, point_mm: np.ndarray) -> float:
+    """Distance from ``point_mm`` to the farthest cell centre of the set."""
+    grid = cs.grid
+    cx, cy = grid.centres_mm()
+    rows, cols = np.nonzero(grid.log_density >= cs.log_threshold)
+    if len(rows) == 0:
+        return float("nan")
+    return float(np.hypot(cx[cols] - point_mm[0], cy[rows] - point_mm[1]).max())
+
+
+def localize_with_baseline(
+    method: str,
+    calls: Sequence[np.ndarray],
+    mic_positions_mm,
+    sample_rate_hz: float,
+    arena_dims_mm,
+    batch_size: int = 64,
+    progress: ProgressFn | None = None,
+    truth_mm: np.ndarray | None = None,
+) -> CallPredictions:
+    """Point estimates of a classical baseline (``muse``, ``gcc-phat``, ...)."""
+    from napari_gerbil.baselines import localize
+
+    if mic_positions_mm is None:
+        raise InvalidInputError(
+            None, "mic_positions_mm", "microphone positions (needed by baselines)", "none"
+        )
+    points = []
+    total = len(calls)
+    for start in range(0, total, batch_size):
+        res = localize(
+            method, list(calls[start : start + batch_size]), mic_positions_mm,
+            sample_rate_hz, arena_dims_mm,
+        )  # fmt: skip
+        points.append(np.asarray(res.point_mm, dtype=float))
+        if progress is not None:
+            progress(min(start + batch_size, total), total)
+    point = np.concatenate(points) if points else np.zeros((0, 2))
+    result = CallPredictions(point, method, attrs={"model": method})
+    if truth_mm is not None:
+        result.truth_mm = np.asarray(truth_mm, dtype=float).reshape(-1, 2)
+    return result
+
+
+def write_predictions(path: str | os.PathLike, result: CallPredictions, source: str = "") -> Path:
+    """Write a prediction file (see the module docstring) atomically."""
+    path = Path(path)
+    n = len(result.point_mm)
+    attrs = {
+        "method": result.method,
+        "mass": result.mass,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": str(source),
+        **{k: v for k, v in (result.attrs or {}).items() if v is not None},
+    }
+    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+        f["point_predictions"] = result.point_mm
+        area = result.set_area_mm2 if result.set_area_mm2 is not None else np.full(n, np.nan)
+        f["confidence_set_areas"] = area
+        if result.furthest_mm is not None:
+            f["distances_to_furthest_point"] = result.furthest_mm
+        if result.mixture is not None:
+            m = result.mixture
+            f["member_means_mm"] = m.means_mm
+            f["member_chol_mm"] = m.chol_mm
+            chol = m.chol_mm
+            raw = np.concatenate(
+                [m.means_mm, chol[..., 0, 0, None], chol[..., 1, 0, None], chol[..., 1, 1, None]],
+                axis=-1,
+            )
+            f["raw_model_output"] = raw
+        if result.truth_mm is not None:
+            f["scaled_locations"] = result.truth_mm
+            f["errors_mm"] = result.errors_mm
+        if result.in_set is not None:
+            f["location_in_confidence_set"] = result.in_set
+        if result.levels is not None:
+            f["hdr_levels"] = result.levels
+            attrs["calibration_curve"] = coverage_curve(result.levels, np.linspace(0, 1, 11))
+            attrs["ece"] = expected_calibration_error(result.levels)
+        for key, value in attrs.items():
+            f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+    return path
+
+
+def predict_file(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    ensemble: Ensemble | None = None,
+    baseline: str | None = None,
+    mass: float = 0.95,
+    batch_size: int = 64,
+    progress: ProgressFn | None = None,
+) -> CallPredictions:
+    """Localize every call of a VCL dataset or a session file and write ``out``."""
+    from napari_gerbil.io.session import is_session_file, load_session
+
+    if (ensemble is None) == (baseline is None):
+        raise InvalidInputError(None, "model", "exactly one of a model or a baseline", "both/none")
+    data = Path(data)
+    truth = None
+    if is_session_file(data):
+        session = load_session(data)
+        calls = session_call_audio(session)
+        sr, n_ch = session.audio.sample_rate_hz, session.audio.n_channels
+        dims, mics = session.arena.dims_mm, session.arena.mic_positions_mm
+    else:
+        from napari_gerbil.io.vcl import VCLDataset
+
+        ds = VCLDataset(data)
+        calls = [ds.call_audio(i) for i in range(ds.n_calls)]
+        sr, n_ch, dims, mics = (
+            ds.sample_rate_hz,
+            ds.n_channels,
+            ds.arena_dims_mm,
+            ds.mic_positions_mm,
+        )
+        if ds.has_locations and not ds.is_multi_animal:
+            truth = ds.source_xy_mm(0)
+    if ensemble is not None:
+        ensemble.check_compatible(n_ch, sr, dims, source=data)
+        dims = ensemble.arena_dims_mm if dims is None else dims
+        result = localize_with_ensemble(
+            ensemble, calls, dims, mass, batch_size, progress, truth_mm=truth
+        )
+    else:
+        if sr is None or dims is None:
+            raise InvalidInputError(
+                data, "sample_rate_hz / arena_dims_mm", "stored in the file (for baselines)", "none"
+            )
+        result = localize_with_baseline(
+            baseline, calls, mics, sr, dims, batch_size, progress, truth_mm=truth
+        )
+    write_predictions(out, result, source=str(data))
+    return result
+
+
+def session_call_audio(session) -> list[np.ndarray]:
+    """Each call's audio [start_sample, stop_sample) of a session, (n_i, n_channels)."""
+    source = session.audio.open()
+    try:
+        return [
+            source.read(int(a), int(b))
+            for a, b in zip(session.calls.start_sample, session.calls.stop_sample, strict=True)
+        ]
+    finally:
+        source.close()
+
+
+def predict_session(
+    session,
+    ensemble: Ensemble,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+    mass: float = 0.95,
+    batch_size: int = 64,
+):
+    """Localize every call of ``session`` and store ``session.predictions``.
+
+    Each call's audio is centre-cropped / zero-padded to the model's input length.
+    Raises :class:`~napari_gerbil.errors.IncompatibleModelError` if the session's
+    channels, sample rate or arena differ from the model's. Returns the predictions.
+    """
+    from napari_gerbil.io.session import Predictions
+
+    ensemble.check_compatible(
+        session.audio.n_channels,
+        session.audio.sample_rate_hz,
+        session.arena.dims_mm,
+        source=session.path,
+    )
+    calls = session_call_audio(session)
+    result = localize_with_ensemble(
+        ensemble, calls, session.arena.dims_mm, mass, batch_size, progress, cancel
+    )
+    session.predictions = Predictions(
+        result.point_mm,
+        result.mixture.means_mm,
+        result.mixture.chol_mm,
+        result.set_area_mm2,
+        ensemble.version,
+    )
+    return session.predictions

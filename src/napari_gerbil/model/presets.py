@@ -1,0 +1,152 @@
+"""Network presets: the one place where architectures are defined.
+
+``paper``
+    The supplement's Table 1 exactly: 10 gated blocks (``tanh(f) * sigmoid(g) + h``
+    from three convolutions of the block input), kernel 33, stride 1, dilation 1,
+    "same" padding, channels 32,32,64,64,128,128,256,256,512,512, average pooling
+    (kernel 2, stride 2) before batch norm on blocks 2, 4, 6, 8, 10, mean over time,
+    linear layer to 5 outputs. 51,828,293 parameters, 38.3 GMAC per 8192-sample call.
+    A GPU model.
+``fast``
+    The CPU preset, chosen by measurement (``scripts/bench_models.py``): a GCC-PHAT
+    branch (6 microphone pairs, lags within +-``gcc_max_lag_samples``) read by a small
+    convolution stack, plus a small strided gated raw-waveform branch and per-channel
+    log energies, joined by an MLP head. More than 100x fewer MACs than ``paper``.
+``tiny``
+    For tests: the GCC-PHAT branch and a small MLP; trains in seconds on a CPU.
+
+Run ``napari-gerbil models`` for the measured parameter count and GMAC of each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from napari_gerbil.config import Config
+from napari_gerbil.errors import InvalidInputError
+
+
+@dataclass
+class NetworkConfig(Config):
+    """Architecture of one ensemble member.
+
+    Attributes
+    ----------
+    name
+        Preset name (informational).
+    n_channels
+        Microphone channels of the input.
+    input_length_samples
+        Samples per call the network sees (calls are cropped / padded to it).
+    conv_channels
+        Output channels of the gated raw-waveform blocks (empty: no raw branch).
+    conv_kernel_size, conv_dilation
+        Kernel size and dilation of every gated block.
+    conv_strides
+        Stride of each gated block (empty: all 1).
+    conv_downsample
+        Whether each block average-pools (kernel 2, stride 2) before batch norm
+        (empty: every second block, as in the paper).
+    gcc_max_lag_samples
+        Half-width of the GCC-PHAT lag window (0: no GCC-PHAT branch).
+    gcc_channels
+        Channels of the convolutions reading each pair's lag curve (shared by pairs).
+    gcc_kernel_size
+        Kernel size of those convolutions.
+    gcc_heads
+        Soft-argmax heads per pair (each gives an expected lag and a peak strength).
+    energy_features
+        Append each channel's log mean square (the z-score keeps level differences).
+    head_hidden
+        Hidden sizes of the MLP head before the final linear layer to 5 outputs.
+    """
+
+    name: str = "custom"
+    n_channels: int = 4
+    input_length_samples: int = 8192
+    conv_channels: tuple[int, ...] = ()
+    conv_kernel_size: int = 33
+    conv_dilation: int = 1
+    conv_strides: tuple[int, ...] = ()
+    conv_downsample: tuple[bool, ...] = ()
+    gcc_max_lag_samples: int = 0
+    gcc_channels: tuple[int, ...] = ()
+    gcc_kernel_size: int = 7
+    gcc_heads: int = 2
+    energy_features: bool = False
+    head_hidden: tuple[int, ...] = ()
+
+    def validate(self, source: str | None = None) -> NetworkConfig:
+        """Raise :class:`InvalidInputError` if the fields are inconsistent."""
+        n = len(self.conv_channels)
+        if self.n_channels < 1:
+            raise InvalidInputError(source, "n_channels", ">= 1", str(self.n_channels))
+        if self.input_length_samples < 64:
+            raise InvalidInputError(
+                source, "input_length_samples", ">= 64", str(self.input_length_samples)
+            )
+        for field in ("conv_strides", "conv_downsample"):
+            value = getattr(self, field)
+            if value and len(value) != n:
+                raise InvalidInputError(
+                    source, field, f"empty or {n} values (one per conv block)", str(value)
+                )
+        if n == 0 and self.gcc_max_lag_samples <= 0:
+            raise InvalidInputError(
+                source,
+                "conv_channels / gcc_max_lag_samples",
+                "a raw branch or a GCC-PHAT branch",
+                "neither",
+            )
+        if self.gcc_max_lag_samples and self.n_channels < 2:
+            raise InvalidInputError(source, "n_channels", ">= 2 for GCC-PHAT", "1")
+        if self.gcc_max_lag_samples >= self.input_length_samples:
+            raise InvalidInputError(
+                source,
+                "gcc_max_lag_samples",
+                f"< input_length_samples ({self.input_length_samples})",
+                str(self.gcc_max_lag_samples),
+            )
+        return self
+
+
+PAPER = NetworkConfig(
+    name="paper",
+    conv_channels=(32, 32, 64, 64, 128, 128, 256, 256, 512, 512),
+    conv_kernel_size=33,
+    conv_dilation=1,
+)
+
+FAST = NetworkConfig(
+    name="fast",
+    conv_channels=(16, 32, 32, 64),
+    conv_kernel_size=15,
+    conv_strides=(2, 2, 1, 1),
+    conv_downsample=(True, True, True, True),
+    gcc_max_lag_samples=320,
+    gcc_channels=(16, 16),
+    gcc_kernel_size=9,
+    gcc_heads=4,
+    energy_features=True,
+    head_hidden=(128, 128),
+)
+
+TINY = NetworkConfig(
+    name="tiny",
+    gcc_max_lag_samples=320,
+    gcc_channels=(8,),
+    gcc_kernel_size=9,
+    gcc_heads=2,
+    energy_features=True,
+    head_hidden=(64,),
+)
+
+#: The presets by name.
+PRESETS: dict[str, NetworkConfig] = {"paper": PAPER, "fast": FAST, "tiny": TINY}
+
+
+def get_preset(name: str, **overrides) -> NetworkConfig:
+    """Return a copy of the preset ``name`` with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise InvalidInputError(None, "preset", f"one of {sorted(PRESETS)}", repr(name))
+    return PRESETS[name].replace(**overrides).validate()

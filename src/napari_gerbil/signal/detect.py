@@ -1,0 +1,130 @@
+"""Band-energy call detection on long recordings, read in chunks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from napari_gerbil.config import Config
+from napari_gerbil.errors import InvalidInputError
+
+
+@dataclasses.dataclass
+class DetectorConfig(Config):
+    """Parameters of :func:`detect_calls`.
+
+    Attributes
+    ----------
+    band_hz
+        Frequency band whose energy is tracked (low, high).
+    threshold_db
+        A frame is "on" when its band energy exceeds the noise floor (the median
+        band energy of the recording) by this many dB.
+    min_duration_s
+        Shorter detections are dropped.
+    max_gap_s
+        Detections separated by less than this are merged.
+    nfft
+        FFT length in samples; frames hop by ``nfft // 2``.
+    chunk_s
+        Audio read per step (memory bound for hour-long recordings).
+    """
+
+    band_hz: tuple[float, float] = (15000.0, 60000.0)
+    threshold_db: float = 12.0
+    min_duration_s: float = 0.004
+    max_gap_s: float = 0.01
+    nfft: int = 256
+    chunk_s: float = 10.0
+
+    def check(self, sample_rate_hz: float) -> None:
+        """Raise InvalidInputError if the parameters cannot work at ``sample_rate_hz``."""
+        low, high = self.band_hz
+        if not 0 <= low < high <= sample_rate_hz / 2:
+            raise InvalidInputError(
+                None, "band_hz", f"0 <= low < high <= {sample_rate_hz / 2:g} Hz", repr(self.band_hz)
+            )
+        if self.nfft < 16 or self.nfft & (self.nfft - 1):
+            raise InvalidInputError(None, "nfft", "a power of two >= 16", repr(self.nfft))
+        if self.min_duration_s < 0 or self.max_gap_s < 0 or self.chunk_s <= 0:
+            raise InvalidInputError(
+                None, "durations", "min_duration_s, max_gap_s >= 0 and chunk_s > 0", repr(self)
+            )
+
+
+def band_energy_db(
+    source,
+    config: DetectorConfig,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Band energy (dB) of consecutive frames of the channel mean; returns (energy, hop)."""
+    rate = float(source.sample_rate_hz)
+    config.check(rate)
+    nfft, hop = config.nfft, config.nfft // 2
+    freqs = np.fft.rfftfreq(nfft, 1.0 / rate)
+    band = (freqs >= config.band_hz[0]) & (freqs <= config.band_hz[1])
+    window = np.hanning(nfft).astype(np.float32)
+    chunk = max(nfft, int(config.chunk_s * rate) // hop * hop)
+    n_frames = max(0, 1 + (source.n_samples - nfft) // hop)
+    energy = np.empty(n_frames, np.float32)
+    done = 0
+    while done < n_frames:
+        start = done * hop
+        stop = min(source.n_samples, start + chunk + nfft - hop)
+        audio = np.asarray(source.read(start, stop), np.float32)
+        # Sum over channels: correlated call energy adds coherently, noise does not.
+        signal = np.ascontiguousarray(audio.mean(axis=1))
+        count = min(n_frames - done, 1 + (signal.size - nfft) // hop)
+        frames = np.lib.stride_tricks.as_strided(
+            signal, shape=(count, nfft), strides=(hop * signal.strides[0], signal.strides[0])
+        )
+        spectrum = np.fft.rfft(frames * window, axis=1)[:, band]
+        power = (spectrum.real**2 + spectrum.imag**2).sum(axis=1)
+        energy[done : done + count] = 10.0 * np.log10(power + 1e-20)
+        done += count
+        if progress is not None:
+            progress(done / n_frames)
+    return energy, hop
+
+
+def detect_calls(
+    source,
+    config: DetectorConfig | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Detect calls as runs of frames whose band energy exceeds the noise floor.
+
+    Parameters
+    ----------
+    source
+        Audio source (``sample_rate_hz``, ``n_samples``, ``read(start, stop)``).
+    config
+        Detector parameters (defaults: :class:`DetectorConfig`).
+    progress
+        Called with the fraction done after each chunk.
+
+    Returns
+    -------
+    start_samples, stop_samples : ndarray (n_calls,) int64
+    """
+    config = config or DetectorConfig()
+    rate = float(source.sample_rate_hz)
+    energy, hop = band_energy_db(source, config, progress)
+    empty = np.zeros(0, np.int64)
+    if energy.size == 0:
+        return empty, empty
+    on = energy > np.median(energy) + config.threshold_db
+    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if starts.size == 0:
+        return empty, empty
+    max_gap = int(np.ceil(config.max_gap_s * rate / hop))
+    keep = np.concatenate([[True], starts[1:] - stops[:-1] > max_gap])
+    starts = starts[keep]
+    stops = stops[np.concatenate([keep[1:], [True]])]
+    start_samples = starts.astype(np.int64) * hop
+    stop_samples = np.minimum(stops.astype(np.int64) * hop + config.nfft, source.n_samples)
+    long_enough = (stop_samples - start_samples) >= config.min_duration_s * rate
+    return start_samples[long_enough], stop_samples[long_enough]

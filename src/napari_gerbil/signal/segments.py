@@ -1,0 +1,74 @@
+"""Import call segments from CSV tables (DAS, USVSEG, DeepSqueak/Raven style)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from napari_gerbil.errors import InvalidInputError
+
+#: Accepted (start, stop) column names in seconds, compared case-insensitively.
+START_COLUMNS = ("start_seconds", "start_s", "start", "onset", "begin time (s)", "begin_time")
+STOP_COLUMNS = ("stop_seconds", "stop_s", "stop", "end", "offset", "end time (s)", "end_time")
+
+
+def _column(header: list[str], names: tuple[str, ...]) -> int | None:
+    lowered = [h.strip().lower() for h in header]
+    for name in names:
+        if name in lowered:
+            return lowered.index(name)
+    return None
+
+
+def read_segments_csv(
+    path: str | os.PathLike, sample_rate_hz: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read call start/stop times (seconds) from a CSV or TSV table.
+
+    Recognised columns: start ``start_seconds``/``start``/``onset``/``Begin Time (s)``
+    and stop ``stop_seconds``/``stop``/``end``/``offset``/``End Time (s)``.
+
+    Returns
+    -------
+    start_samples, stop_samples : ndarray (n_calls,) int64, sorted by start.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidInputError(path, "<file>", "an existing CSV file", "no such file") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InvalidInputError(path, "<header>", "a header row", "an empty file")
+    delimiter = "\t" if lines[0].count("\t") > lines[0].count(",") else ","
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    header = rows[0]
+    i_start, i_stop = _column(header, START_COLUMNS), _column(header, STOP_COLUMNS)
+    if i_start is None or i_stop is None:
+        raise InvalidInputError(
+            path,
+            "<header>",
+            f"start column {START_COLUMNS} and stop column {STOP_COLUMNS}",
+            repr(header),
+        )
+    starts, stops = [], []
+    for line_no, row in enumerate(rows[1:], start=2):
+        try:
+            start_s, stop_s = float(row[i_start]), float(row[i_stop])
+        except (ValueError, IndexError):
+            raise InvalidInputError(
+                path, f"line {line_no}", "numeric start and stop seconds", repr(row)
+            ) from None
+        if not (np.isfinite(start_s) and np.isfinite(stop_s) and 0 <= start_s < stop_s):
+            raise InvalidInputError(
+                path, f"line {line_no}", "0 <= start < stop (seconds)", f"{start_s}, {stop_s}"
+            )
+        starts.append(start_s)
+        stops.append(stop_s)
+    start_samples = np.round(np.asarray(starts) * sample_rate_hz).astype(np.int64)
+    stop_samples = np.round(np.asarray(stops) * sample_rate_hz).astype(np.int64)
+    order = np.argsort(start_samples, kind="stable")
+    return start_samples[order], stop_samples[order]

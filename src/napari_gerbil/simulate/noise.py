@@ -1,0 +1,68 @@
+"""Recording noise: a coloured background floor plus white sensor noise, streamable.
+
+The background (fans, animals moving in bedding) is white noise through a first-order
+low-pass at ``background_corner_hz``; sensor noise is white. Filter state is kept
+between calls of :meth:`NoiseSource.next`, so a long recording can be generated in
+chunks and stays continuous across chunk boundaries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, sosfilt, sosfilt_zi
+
+from napari_gerbil.errors import InvalidInputError
+
+
+class NoiseSource:
+    """Stationary multichannel noise of a given total RMS.
+
+    Parameters
+    ----------
+    n_channels
+        Number of microphones (independent noise per channel).
+    sample_rate_hz
+        Sampling rate.
+    rms
+        Total RMS per channel (background and sensor together).
+    rng
+        Random generator (the noise is a deterministic function of it).
+    background_fraction
+        Share of the noise power in the coloured background (the rest is sensor noise).
+    background_corner_hz
+        Corner of the background's low-pass.
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        sample_rate_hz: float,
+        rms: float,
+        rng: np.random.Generator,
+        background_fraction: float = 0.7,
+        background_corner_hz: float = 4000.0,
+    ) -> None:
+        if rms < 0 or not np.isfinite(rms):
+            raise InvalidInputError(None, "noise rms", "a finite value >= 0", str(rms))
+        if not 0.0 <= background_fraction <= 1.0:
+            raise InvalidInputError(None, "background_fraction", "0 .. 1", str(background_fraction))
+        self.n_channels = int(n_channels)
+        self.rms = float(rms)
+        self._rng = rng
+        self._sos = butter(1, background_corner_hz, "lowpass", fs=sample_rate_hz, output="sos")
+        # power gain of the low-pass on unit white noise: measured from its impulse response
+        ir = sosfilt(self._sos, np.r_[1.0, np.zeros(1 << 15)])
+        self._bg_gain = np.sqrt(background_fraction / np.sum(ir**2))
+        self._white_gain = np.sqrt(1.0 - background_fraction)
+        zi = sosfilt_zi(self._sos)  # steady state for a unit step; start from rest + warmup
+        self._zi = np.zeros((zi.shape[0], 2, self.n_channels))
+        self.next(4096)  # run the filter into its stationary state
+
+    def next(self, n_samples: int) -> np.ndarray:
+        """The next ``n_samples`` of noise: float32 (n_samples, n_channels)."""
+        shape = (int(n_samples), self.n_channels)
+        if self.rms == 0.0:
+            return np.zeros(shape, np.float32)
+        bg, self._zi = sosfilt(self._sos, self._rng.standard_normal(shape), axis=0, zi=self._zi)
+        noise = self._bg_gain * bg + self._white_gain * self._rng.standard_normal(shape)
+        return (self.rms * noise).astype(np.float32)

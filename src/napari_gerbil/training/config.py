@@ -1,0 +1,95 @@
+"""Training configuration (one YAML file), defaults from the paper's supplement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from napari_gerbil.config import Config
+from napari_gerbil.errors import InvalidInputError
+
+
+@dataclass
+class TrainingConfig(Config):
+    """How one ensemble member is trained.
+
+    Defaults follow the supplement: SGD with momentum 0.7, learning rate 0.03
+    cosine-annealed to 0 over 50 epochs, no weight decay, random crops, and time
+    masking / white noise / polarity inversion each applied with probability 0.5.
+
+    Attributes
+    ----------
+    epochs, batch_size, learning_rate, momentum, weight_decay
+        Optimizer and schedule (cosine annealing per step to 0 at the last epoch).
+    clip_grad_norm
+        Clip the gradient norm to this value (0: off, as in the paper).
+    split
+        Train / validation / test fractions of the pooled calls (8:1:1).
+    split_seed
+        Seed of the split (shared by the members of an ensemble).
+    seed
+        Seed of the member (initialization, order, augmentation).
+    time_mask_p, time_mask_max_fraction
+        Probability of zeroing one random span, and its largest length as a fraction
+        of the input.
+    noise_p, noise_std_range
+        Probability of adding white noise, and its standard deviation range (the
+        input is z-scored, so these are relative to the signal).
+    invert_p
+        Probability of multiplying the audio by -1.
+    label_node
+        Node of ``/locations`` that is the sound source (name or index).
+    sim_calls_per_epoch
+        Calls rendered per epoch when training from a simulator RIR bank.
+    num_workers
+        DataLoader worker processes (each opens the HDF5 files itself).
+    device
+        ``"auto"`` (CUDA if present, else CPU), ``"cpu"`` or ``"cuda"``.
+    checkpoint_every_s
+        Also save a resumable checkpoint mid-epoch at this interval (0: only per epoch).
+    fit_temperature
+        Fit a covariance scale of the ensemble on the validation calls.
+    """
+
+    epochs: int = 50
+    batch_size: int = 32
+    learning_rate: float = 0.03
+    momentum: float = 0.7
+    weight_decay: float = 0.0
+    clip_grad_norm: float = 0.0
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    split_seed: int = 0
+    seed: int = 0
+    time_mask_p: float = 0.5
+    time_mask_max_fraction: float = 0.1
+    noise_p: float = 0.5
+    noise_std_range: tuple[float, float] = (0.001, 0.05)
+    invert_p: float = 0.5
+    label_node: str = "0"
+    sim_calls_per_epoch: int = 2000
+    num_workers: int = 0
+    device: str = "auto"
+    checkpoint_every_s: float = 60.0
+    fit_temperature: bool = False
+
+    def validate(self, source: str | None = None) -> TrainingConfig:
+        """Raise :class:`InvalidInputError` on impossible values."""
+        checks = [
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("learning_rate", self.learning_rate > 0, "> 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("split", abs(sum(self.split) - 1) < 1e-6 and min(self.split) >= 0, "sums to 1"),
+            ("device", self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
+            ("num_workers", self.num_workers >= 0, ">= 0"),
+        ]
+        for name in ("time_mask_p", "noise_p", "invert_p"):
+            checks.append((name, 0 <= getattr(self, name) <= 1, "a probability in [0, 1]"))
+        for name, ok, expected in checks:
+            if not ok:
+                raise InvalidInputError(source, name, expected, repr(getattr(self, name)))
+        return self
+
+    @property
+    def node(self) -> int | str:
+        """``label_node`` as an index when it is a number."""
+        return int(self.label_node) if self.label_node.isdigit() else self.label_node

@@ -1,0 +1,241 @@
+"""Torch datasets over VCL files: split, random crops, augmentations, epoch-keyed seeds.
+
+Every random choice for a call (crop offset, augmentations) comes from a generator
+seeded with (member seed, epoch, call index), and the order of an epoch from one
+seeded with (member seed, epoch). A run is therefore reproducible per seed, does
+not depend on the number of DataLoader workers, and can resume mid-epoch exactly.
+Workers open the HDF5 files themselves (:class:`~napari_gerbil.io.vcl.VCLDataset`
+reopens after pickling).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.atomic import atomic_write_text
+from napari_gerbil.io.vcl import VCLDataset
+from napari_gerbil.model.preprocess import crop_or_pad
+from napari_gerbil.training.config import TrainingConfig
+
+SPLITS = ("train", "val", "test")
+
+
+def augment(audio: np.ndarray, rng: np.random.Generator, config: TrainingConfig) -> np.ndarray:
+    """Time masking, white noise and polarity inversion, each with its probability.
+
+    ``audio`` is z-scored (n_samples, n_channels) float32; returns a new array.
+    """
+    out = audio.copy()
+    n = out.shape[0]
+    if rng.random() < config.time_mask_p:
+        span = int(rng.integers(1, max(2, int(config.time_mask_max_fraction * n) + 1)))
+        start = int(rng.integers(0, n - span + 1))
+        out[start : start + span] = 0.0
+    if rng.random() < config.noise_p:
+        std = rng.uniform(*config.noise_std_range)
+        out += (rng.standard_normal(out.shape) * std).astype(np.float32)
+    if rng.random() < config.invert_p:
+        out = -out
+    return out
+
+
+def make_split(
+    n_calls: Sequence[int], fractions: Sequence[float], seed: int
+) -> dict[str, np.ndarray]:
+    """Randomly split pooled calls of several files 8:1:1 (by ``fractions``).
+
+    Returns ``{"train", "val", "test"}`` -> (n, 2) int arrays of (file index, call index).
+    Validation and test get at least one call each when there are 3 calls or more.
+    """
+    pooled = np.array([(d, i) for d, n in enumerate(n_calls) for i in range(n)], dtype=np.int64)
+    total = len(pooled)
+    if total < 3:
+        raise InvalidInputError(None, "datasets", "at least 3 calls in all", f"{total} calls")
+    order = np.random.default_rng(seed).permutation(total)
+    n_val = max(1, int(round(fractions[1] * total))) if fractions[1] > 0 else 0
+    n_test = max(1, int(round(fractions[2] * total))) if fractions[2] > 0 else 0
+    n_train = total - n_val - n_test
+    parts = np.split(order, [n_train, n_train + n_val])
+    return {name: pooled[np.sort(idx)] for name, idx in zip(SPLITS, parts, strict=True)}
+
+
+def save_split(path: Path, split: dict[str, np.ndarray], dataset_paths: Sequence[str]) -> None:
+    """Write the split as JSON: the files and, per part, (file, call) index pairs."""
+    data = {"datasets": [str(p) for p in dataset_paths]}
+    data.update({k: v.tolist() for k, v in split.items()})
+    atomic_write_text(path, json.dumps(data))
+
+
+def load_split(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Read a split written by :func:`save_split`."""
+    data = json.loads(Path(path).read_text())
+    split = {k: np.asarray(data[k], dtype=np.int64).reshape(-1, 2) for k in SPLITS}
+    return split, data["datasets"]
+
+
+def source_labels_mm(datasets: Sequence[VCLDataset], node: int | str) -> list[np.ndarray]:
+    """(n_calls, 2) source positions of each single-animal file."""
+    return [ds.source_xy_mm(node) for ds in datasets]
+
+
+class CallDataset(Dataset):
+    """Calls of VCL files as (audio (n_channels, length), scaled target (2,)) tensors.
+
+    Parameters
+    ----------
+    datasets
+        The files.
+    index
+        (n, 2) (file index, call index) pairs of this part of the split.
+    labels_mm
+        Per file (n_calls, 2) source positions.
+    length_samples
+        Network input length.
+    scale_mm
+        Label scale (targets are ``xy_mm / scale_mm``).
+    config
+        Augmentation settings for training; ``None`` for evaluation (centre crop).
+    seed
+        Member seed.
+
+    Items are addressed by ``epoch * len(self) + i`` (see :class:`EpochSampler`).
+    """
+
+    def __init__(
+        self,
+        datasets: Sequence[VCLDataset],
+        index: np.ndarray,
+        labels_mm: Sequence[np.ndarray],
+        length_samples: int,
+        scale_mm: float,
+        config: TrainingConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.datasets = list(datasets)
+        self.index = np.asarray(index, dtype=np.int64).reshape(-1, 2)
+        self.labels_mm = [np.asarray(lab, dtype=np.float64) for lab in labels_mm]
+        self.length = int(length_samples)
+        self.scale_mm = float(scale_mm)
+        self.config = config
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def targets_mm(self) -> np.ndarray:
+        """(n, 2) source positions of the items."""
+        return np.array([self.labels_mm[d][i] for d, i in self.index]).reshape(-1, 2)
+
+    def calls(self) -> list[np.ndarray]:
+        """The items' full audio, (n_samples_i, n_channels) each."""
+        return [self.datasets[d].call_audio(int(i)) for d, i in self.index]
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, item = divmod(int(key), len(self))
+        d, i = self.index[item]
+        audio = self.datasets[d].call_audio(int(i))
+        if self.config is None:
+            x = crop_or_pad(audio, self.length)
+        else:
+            rng = np.random.default_rng([self.seed, epoch, item])
+            free = abs(audio.shape[0] - self.length)
+            x = crop_or_pad(audio, self.length, int(rng.integers(0, free + 1)))
+            x = augment(x, rng, self.config)
+        target = self.labels_mm[d][i] / self.scale_mm
+        return torch.from_numpy(np.ascontiguousarray(x.T)), torch.tensor(
+            target, dtype=torch.float32
+        )
+
+
+class EpochSampler(Sampler):
+    """Yields ``epoch * n + i`` keys in a per-(seed, epoch) random order, from ``start``."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.epoch, self.start, self.shuffle = n, seed, epoch, start, shuffle
+
+    def __iter__(self):
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        return iter((self.epoch * self.n + order[self.start :]).tolist())
+
+    def __len__(self) -> int:
+        return self.n - self.start
+
+
+class SimulatedCallDataset(Dataset):
+    """Calls rendered on the fly from a simulator RIR bank: fresh pairs every epoch.
+
+    Item ``epoch * n + i`` renders a random bank position with a random stimulus and
+    fresh noise from a generator seeded by (seed, epoch, i); with ``fixed=True`` the
+    epoch is ignored (a fixed validation / test set). ``config`` given: random crop
+    and augmentations, else centre crop.
+    """
+
+    def __init__(
+        self,
+        bank_path: str | Path,
+        n_calls: int,
+        length_samples: int,
+        scale_mm: float,
+        config: TrainingConfig | None = None,
+        seed: int = 0,
+        fixed: bool = False,
+    ) -> None:
+        self.bank_path = str(bank_path)
+        self.n_calls = int(n_calls)
+        self.length = int(length_samples)
+        self.scale_mm = float(scale_mm)
+        self.config = config
+        self.seed = int(seed)
+        self.fixed = fixed
+        self._bank = None
+
+    @property
+    def bank(self):
+        if self._bank is None:
+            from napari_gerbil.simulate.rir_bank import RIRBank
+
+            self._bank = RIRBank.open(self.bank_path)
+        return self._bank
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_bank": None}
+
+    def __len__(self) -> int:
+        return self.n_calls
+
+    def render(self, key: int) -> tuple[np.ndarray, np.ndarray]:
+        """(audio (n, n_mics), source xy mm (2,)) of item ``key``."""
+        epoch, item = divmod(int(key), self.n_calls)
+        rng = np.random.default_rng([self.seed, 0 if self.fixed else epoch, item, 11])
+        audio, loc_mm, _ = self.bank.sample(rng)
+        return audio, np.asarray(loc_mm[:2], dtype=np.float64)
+
+    def targets_mm(self) -> np.ndarray:
+        return np.array([self.render(i)[1] for i in range(self.n_calls)]).reshape(-1, 2)
+
+    def calls(self) -> list[np.ndarray]:
+        return [self.render(i)[0] for i in range(self.n_calls)]
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        audio, xy = self.render(key)
+        if self.config is None:
+            x = crop_or_pad(audio, self.length)
+        else:
+            epoch, item = divmod(int(key), self.n_calls)
+            rng = np.random.default_rng([self.seed, epoch, item, 12])
+            free = abs(audio.shape[0] - self.length)
+            x = crop_or_pad(audio, self.length, int(rng.integers(0, free + 1)))
+            x = augment(x, rng, self.config)
+        return torch.from_numpy(np.ascontiguousarray(x.T)), torch.tensor(
+            xy / self.scale_mm, dtype=torch.float32
+        )

@@ -1,0 +1,631 @@
+"""Train ensemble members: NLL loss, cosine SGD, checkpoints, resume, ensembles, fine-tuning.
+
+One member's run directory holds ``network.yaml``, ``training.yaml``, ``split.json``,
+``metrics.jsonl`` (one line per epoch: train NLL, validation NLL, median error mm,
+95% coverage, learning rate, seconds), ``last.pt`` (resumable state, written
+atomically at the end of each epoch and every ``checkpoint_every_s`` mid-epoch),
+``best.pt`` (lowest validation NLL) and ``final.pt``. Calling :func:`train_member`
+again on the same directory resumes from ``last.pt``: because every random choice is
+keyed by (seed, epoch, call), the resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
+from napari_gerbil.io.atomic import atomic_path, atomic_write_text
+from napari_gerbil.io.vcl import VCLDataset, check_compatible
+from napari_gerbil.model.ensemble import (
+    Ensemble,
+    ModelMetadata,
+    read_manifest,
+    save_checkpoint,
+    write_manifest,
+)
+from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
+from napari_gerbil.model.network import LocalizerNet, build_network
+from napari_gerbil.model.presets import NetworkConfig
+from napari_gerbil.training.config import TrainingConfig
+from napari_gerbil.training.data import (
+    SPLITS,
+    CallDataset,
+    EpochSampler,
+    SimulatedCallDataset,
+    load_split,
+    make_split,
+    save_split,
+    source_labels_mm,
+)
+
+#: Squared Mahalanobis radius of a 2-D Gaussian's 95% ellipse (chi-square, 2 dof).
+CHI2_95 = -2.0 * math.log(0.05)
+
+#: Fallbacks for files without our metadata (plain vocalocator files): the paper's cage.
+FALLBACK_SAMPLE_RATE_HZ = 125000.0
+FALLBACK_ARENA_DIMS_MM = (600.0, 400.0, 350.0)
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(None, "device", "an available device", "cuda (no GPU found)")
+    return torch.device(name)
+
+
+@dataclass
+class TrainingData:
+    """Opened training files, their labels, shared metadata and the split."""
+
+    datasets: list[VCLDataset]
+    labels_mm: list[np.ndarray]
+    metadata: ModelMetadata
+    split: dict[str, np.ndarray]
+    rir_bank: str | None = None
+    sim_calls_per_epoch: int = 0
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(Path(ds.path).resolve()) for ds in self.datasets]
+
+    def part(
+        self, name: str, config: TrainingConfig | None = None, seed: int = 0
+    ) -> CallDataset | SimulatedCallDataset:
+        """The ``train``/``val``/``test`` calls (``config`` given: augmented crops).
+
+        From a RIR bank: ``sim_calls_per_epoch`` fresh calls per epoch for training,
+        and fixed sets of an eighth of that for validation and test.
+        """
+        if self.rir_bank is not None:
+            fixed = name != "train"
+            n = self.sim_calls_per_epoch if not fixed else max(1, self.sim_calls_per_epoch // 8)
+            return SimulatedCallDataset(
+                self.rir_bank,
+                n,
+                self.metadata.input_length_samples,
+                self.metadata.label_scale_mm,
+                config,
+                seed if not fixed else 1_000_000 + SPLITS.index(name),
+                fixed,
+            )
+        return CallDataset(
+            self.datasets,
+            self.split[name],
+            self.labels_mm,
+            self.metadata.input_length_samples,
+            self.metadata.label_scale_mm,
+            config,
+            seed,
+        )
+
+
+def open_training_data(
+    paths: Sequence[str | os.PathLike | VCLDataset],
+    config: TrainingConfig,
+    input_length_samples: int,
+    split: dict[str, np.ndarray] | None = None,
+    metadata: ModelMetadata | None = None,
+    rir_bank: str | os.PathLike | None = None,
+) -> TrainingData:
+    """Open VCL files, check they agree (channels, sample rate, arena) and split them.
+
+    ``metadata`` (e.g. of a parent model when fine-tuning) is enforced when given.
+    With ``rir_bank`` (and no ``paths``) the calls are rendered from the simulator's
+    bank instead (see :meth:`TrainingData.part`).
+    """
+    if rir_bank is not None:
+        return _bank_training_data(rir_bank, config, input_length_samples, metadata)
+    if not paths:
+        raise InvalidInputError(None, "data", "at least one VCL dataset", "none")
+    datasets = [p if isinstance(p, VCLDataset) else VCLDataset(p) for p in paths]
+    first = datasets[0]
+    sr = first.sample_rate_hz
+    dims = first.arena_dims_mm
+    for ds in datasets[1:] if metadata is None else datasets:
+        ref_sr = metadata.sample_rate_hz if metadata else sr
+        ref_dims = metadata.arena_dims_mm if metadata else dims
+        ref_ch = metadata.n_channels if metadata else first.n_channels
+        try:
+            ds.check_compatible(
+                n_channels=ref_ch,
+                sample_rate_hz=ref_sr,
+                arena_dims_mm=ref_dims,
+                what="model" if metadata else "first dataset",
+            )
+        except InvalidInputError as exc:
+            if metadata is None:
+                raise
+            raise IncompatibleModelError(
+                exc.source, exc.field, exc.expected, exc.found, exc.hint
+            ) from None
+    if metadata is None:
+        if sr is None or dims is None:
+            warnings.warn(
+                f"{first.path}: no sample rate / arena size stored; assuming the paper's cage "
+                f"({FALLBACK_SAMPLE_RATE_HZ:g} Hz, {FALLBACK_ARENA_DIMS_MM} mm)",
+                stacklevel=2,
+            )
+        dims = FALLBACK_ARENA_DIMS_MM if dims is None else tuple(float(v) for v in dims)
+        mics = first.mic_positions_mm
+        metadata = ModelMetadata(
+            sample_rate_hz=FALLBACK_SAMPLE_RATE_HZ if sr is None else float(sr),
+            n_channels=first.n_channels,
+            arena_dims_mm=dims,
+            label_scale_mm=label_scale_mm(dims),
+            input_length_samples=input_length_samples,
+            mic_positions_mm=None if mics is None else np.asarray(mics).tolist(),
+        )
+    labels = source_labels_mm(datasets, config.node)
+    if split is None:
+        split = make_split([ds.n_calls for ds in datasets], config.split, config.split_seed)
+    return TrainingData(datasets, labels, metadata, split)
+
+
+def _bank_training_data(
+    rir_bank: str | os.PathLike,
+    config: TrainingConfig,
+    input_length_samples: int,
+    metadata: ModelMetadata | None,
+) -> TrainingData:
+    from napari_gerbil.simulate.rir_bank import RIRBank
+
+    bank = RIRBank.open(rir_bank)
+    dims = tuple(float(v) for v in bank.arena_dims_mm)
+    found = ModelMetadata(
+        sample_rate_hz=bank.sample_rate_hz,
+        n_channels=bank.n_mics,
+        arena_dims_mm=dims,
+        label_scale_mm=label_scale_mm(dims),
+        input_length_samples=input_length_samples,
+        mic_positions_mm=np.asarray(bank.mic_positions_mm).tolist(),
+    )
+    if metadata is not None:
+        _check_model_compatible(
+            rir_bank,
+            n_channels=found.n_channels,
+            sample_rate_hz=found.sample_rate_hz,
+            arena_dims_mm=dims,
+            expected_n_channels=metadata.n_channels,
+            expected_sample_rate_hz=metadata.sample_rate_hz,
+            expected_arena_dims_mm=metadata.arena_dims_mm,
+            what="model",
+        )
+    empty = {k: np.zeros((0, 2), dtype=np.int64) for k in SPLITS}
+    return TrainingData(
+        [], [], metadata or found, empty, str(Path(rir_bank).resolve()), config.sim_calls_per_epoch
+    )
+
+
+def _check_model_compatible(source, **kwargs) -> None:
+    try:
+        check_compatible(source, **kwargs)
+    except InvalidInputError as exc:
+        raise IncompatibleModelError(exc.source, exc.field, exc.expected, exc.found) from None
+
+
+@torch.inference_mode()
+def evaluate_member(
+    net: LocalizerNet, data: CallDataset, device: torch.device, batch_size: int = 64
+) -> dict[str, float]:
+    """Validation NLL (scaled units), median error (mm) and 95% ellipse coverage."""
+    if len(data) == 0:
+        return {"val_nll": float("nan"), "val_median_error_mm": float("nan"), "val_cov95": 0.0}
+    net.eval()
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False)
+    nll, err, inside = [], [], []
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        mean, chol = raw_to_gaussian(net(x))
+        nll.append(gaussian_nll(mean, chol, y).cpu())
+        err.append((mean - y).norm(dim=-1).cpu() * data.scale_mm)
+        z = torch.linalg.solve_triangular(chol, (y - mean).unsqueeze(-1), upper=False)
+        inside.append((z.square().sum((-1, -2)) <= CHI2_95).cpu())
+    return {
+        "val_nll": float(torch.cat(nll).mean()),
+        "val_median_error_mm": float(torch.cat(err).median()),
+        "val_cov95": float(torch.cat(inside).float().mean()),
+    }
+
+
+def _lr(config: TrainingConfig, step: int, total_steps: int) -> float:
+    """Cosine annealing from the initial rate to 0 over ``total_steps``."""
+    return (
+        0.5 * config.learning_rate * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    )
+
+
+def _save_state(path: Path, net, optimizer, **state: Any) -> None:
+    payload = {"state_dict": net.state_dict(), "optimizer": optimizer.state_dict(), **state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def train_member(
+    network_config: NetworkConfig,
+    config: TrainingConfig,
+    data: TrainingData,
+    run_dir: str | os.PathLike,
+    *,
+    init_checkpoint: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    show_progress: bool = True,
+    position: int = 0,
+) -> Path:
+    """Train (or resume) one member in ``run_dir``; return the path of ``best.pt``.
+
+    Parameters
+    ----------
+    network_config, config
+        Architecture and training settings (``config.seed`` is the member's seed).
+    data
+        Opened data with its split (shared by the members of an ensemble).
+    run_dir
+        The member's directory; resumes from ``last.pt`` when present.
+    init_checkpoint
+        Start from these weights (fine-tuning) instead of a random initialization.
+    progress
+        Called with a dict (``member``, ``epoch``, ``epochs``, ``step``, ``steps``,
+        ``loss``, and after each epoch the validation metrics).
+    cancel
+        Polled each step; when it returns True the state is saved and
+        :class:`InterruptedError` raised (calling again resumes).
+    """
+    config.validate()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    seed = config.seed
+    if not (run_dir / "network.yaml").exists():
+        network_config.save(run_dir / "network.yaml")
+        config.save(run_dir / "training.yaml")
+        if data.rir_bank is None:
+            save_split(run_dir / "split.json", data.split, data.paths)
+        else:
+            atomic_write_text(run_dir / "split.json", json.dumps({"rir_bank": data.rir_bank}))
+
+    torch.manual_seed(seed)
+    net = build_network(network_config).to(device)
+    if init_checkpoint is not None:
+        payload = torch.load(init_checkpoint, map_location=device, weights_only=True)
+        net.load_state_dict(payload["state_dict"])
+    optimizer = torch.optim.SGD(
+        net.parameters(),
+        lr=config.learning_rate,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    state = {"epoch": 0, "step_in_epoch": 0, "best_val_nll": float("inf"), "loss_sum": 0.0}
+    state["n_loss"] = 0
+    last = run_dir / "last.pt"
+    if last.exists():
+        payload = torch.load(last, map_location=device, weights_only=False)
+        net.load_state_dict(payload.pop("state_dict"))
+        optimizer.load_state_dict(payload.pop("optimizer"))
+        state.update(payload)
+    _trim_metrics(run_dir / "metrics.jsonl", state["epoch"])
+
+    train = data.part("train", config, seed)
+    val = data.part("val")
+    steps = math.ceil(len(train) / config.batch_size)
+    total_steps = steps * config.epochs
+    last_save = time.monotonic()
+    for epoch in range(state["epoch"], config.epochs):
+        t0 = time.monotonic()
+        start = state["step_in_epoch"]
+        sampler = EpochSampler(len(train), seed, epoch, start * config.batch_size)
+        loader = DataLoader(
+            train,
+            batch_size=config.batch_size,
+            sampler=sampler,
+            num_workers=config.num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
+        net.train()
+        bar = tqdm(
+            total=steps,
+            initial=start,
+            desc=f"{run_dir.name} epoch {epoch + 1}/{config.epochs}",
+            disable=not show_progress,
+            position=position,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for step, (x, y) in enumerate(loader, start=start):
+            lr = _lr(config, epoch * steps + step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            mean, chol = raw_to_gaussian(net(x))
+            loss = gaussian_nll(mean, chol, y).mean()
+            optimizer.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                loss.backward()
+                if config.clip_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad_norm)
+                optimizer.step()
+                state["loss_sum"] += float(loss.detach()) * len(x)
+                state["n_loss"] += len(x)
+            state["step_in_epoch"] = step + 1
+            bar.update(1)
+            bar.set_postfix(nll=f"{float(loss.detach()):.3f}")
+            if progress is not None:
+                progress(
+                    {
+                        "member": run_dir.name,
+                        "epoch": epoch,
+                        "epochs": config.epochs,
+                        "step": step + 1,
+                        "steps": steps,
+                        "loss": float(loss.detach()),
+                    }
+                )
+            stop = cancel is not None and cancel()
+            due = config.checkpoint_every_s > 0 and (
+                time.monotonic() - last_save > config.checkpoint_every_s
+            )
+            if (stop or due) and step + 1 < steps:
+                _save_state(last, net, optimizer, **state)
+                last_save = time.monotonic()
+            if stop:
+                bar.close()
+                raise InterruptedError(f"training of {run_dir} cancelled; call again to resume")
+        bar.close()
+        metrics = {
+            "epoch": epoch + 1,
+            "train_nll": state["loss_sum"] / max(1, state["n_loss"]),
+            **evaluate_member(net, val, device),
+            "lr": _lr(config, (epoch + 1) * steps, total_steps),
+            "seconds": round(time.monotonic() - t0, 3),
+        }
+        improved = len(val) == 0 or metrics["val_nll"] < state["best_val_nll"]
+        if improved:
+            state["best_val_nll"] = metrics["val_nll"] if len(val) else float("inf")
+            save_checkpoint(run_dir / "best.pt", net, epoch=epoch + 1, metrics=metrics)
+        with open(run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(metrics) + "\n")
+        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, n_loss=0)
+        _save_state(last, net, optimizer, **state)
+        last_save = time.monotonic()
+        if progress is not None:
+            progress({"member": run_dir.name, "epochs": config.epochs, **metrics})
+    if not (run_dir / "final.pt").exists() or state["epoch"] == config.epochs:
+        save_checkpoint(run_dir / "final.pt", net, epoch=state["epoch"])
+    if not (run_dir / "best.pt").exists():
+        save_checkpoint(run_dir / "best.pt", net, epoch=state["epoch"])
+    return run_dir / "best.pt"
+
+
+def _trim_metrics(path: Path, epochs_done: int) -> None:
+    """Drop metric lines of epochs not covered by the checkpoint (after a crash)."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    keep = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= epochs_done]
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The per-epoch metrics of a member run."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+# -- ensembles -------------------------------------------------------------------------
+
+
+def _member_job(args: tuple) -> str:
+    """Run one member in a worker process (picklable arguments only)."""
+    net_cfg, cfg, paths, split, meta, bank, run_dir, init, threads, position = args
+    torch.set_num_threads(threads)
+    data = open_training_data(paths, cfg, meta.input_length_samples, split, meta, bank)
+    return str(train_member(net_cfg, cfg, data, run_dir, init_checkpoint=init, position=position))
+
+
+def train_ensemble(
+    network_config: NetworkConfig,
+    config: TrainingConfig,
+    data_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    n_members: int,
+    *,
+    rir_bank: str | os.PathLike | None = None,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    show_progress: bool = True,
+    _init: Sequence[str | os.PathLike] | None = None,
+    _metadata: ModelMetadata | None = None,
+    _parent: dict[str, Any] | None = None,
+    _version: int = 1,
+) -> Path:
+    """Train ``n_members`` members with seeds ``config.seed + k`` and write a model dir.
+
+    ``data_paths`` are VCL files; or pass ``rir_bank`` (a simulator RIR bank) and no
+    paths to train on freshly rendered calls. Members share the split
+    (``config.split_seed``). ``jobs > 1`` trains that many
+    members at once in separate processes (each with ``cpu_count // jobs`` threads).
+    Re-running on the same ``out_dir`` resumes unfinished members. Returns ``out_dir``.
+    """
+    if n_members < 1:
+        raise InvalidInputError(None, "ensemble", ">= 1 member", str(n_members))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    length = network_config.input_length_samples
+    existing_split = out_dir / "member_00" / "split.json"
+    split = None
+    if rir_bank is None and existing_split.exists():
+        split = load_split(existing_split)[0]
+    data = open_training_data(data_paths, config, length, split, _metadata, rir_bank)
+    if network_config.n_channels != data.metadata.n_channels:
+        network_config = network_config.replace(n_channels=data.metadata.n_channels)
+    config.save(out_dir / "training.yaml")
+    seeds = [config.seed + k for k in range(n_members)]
+    runs = [out_dir / f"member_{k:02d}" for k in range(n_members)]
+    inits = list(_init) if _init is not None else [None] * n_members
+    if jobs > 1 and n_members > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            args = [
+                (network_config, config.replace(seed=s), data.paths, data.split, data.metadata,
+                 data.rir_bank, str(r), None if i is None else str(i), threads, k)
+                for k, (s, r, i) in enumerate(zip(seeds, runs, inits, strict=True))
+            ]  # fmt: skip
+            for done in pool.map(_member_job, args):
+                if progress is not None:
+                    progress({"member_done": done})
+    else:
+        for s, r, i in zip(seeds, runs, inits, strict=True):
+            train_member(
+                network_config,
+                config.replace(seed=s),
+                data,
+                r,
+                init_checkpoint=i,
+                progress=progress,
+                cancel=cancel,
+                show_progress=show_progress,
+            )
+    return finalize_model_dir(
+        out_dir, network_config, config, data, seeds, parent=_parent, version=_version
+    )
+
+
+def finalize_model_dir(
+    out_dir: Path,
+    network_config: NetworkConfig,
+    config: TrainingConfig,
+    data: TrainingData,
+    seeds: Sequence[int],
+    parent: dict[str, Any] | None = None,
+    version: int = 1,
+) -> Path:
+    """Write the manifest; compute calibration on the validation calls (and temperature)."""
+    from napari_gerbil.model.calibration import calibration_report, fit_temperature
+    from napari_gerbil.model.ensemble import load_member
+
+    files = [f"member_{k:02d}/best.pt" for k in range(len(seeds))]
+    members = [load_member(out_dir / f) for f in files]
+    ensemble = Ensemble(members, data.metadata)
+    val = data.part("val")
+    temperature = 1.0
+    if len(val):
+        pred = ensemble.predict(val.calls())
+        truth = val.targets_mm()
+        if config.fit_temperature:
+            temperature = fit_temperature(pred, truth)
+            pred = pred.with_temperature(temperature)
+        report = calibration_report(pred, truth, data.metadata.arena_dims_mm)
+        err = np.linalg.norm(pred.point_mm - truth, axis=-1)
+        summary = {**report.to_dict(), "median_error_mm": float(np.median(err)), "split": "val"}
+        summary["temperature"] = temperature
+        atomic_write_text(out_dir / "calibration.json", json.dumps(summary))
+    digest = f"{network_config.digest()}-{config.digest()}"
+    write_manifest(
+        out_dir,
+        network_config=network_config,
+        metadata=data.metadata,
+        member_files=files,
+        member_seeds=seeds,
+        config_digest=digest,
+        parent=parent,
+        temperature=temperature,
+        version=version,
+    )
+    return out_dir
+
+
+def next_version_dir(model_dir: Path) -> Path:
+    """``<model_dir>-ft<k>`` with the first k that does not exist yet."""
+    k = 1
+    while (model_dir.parent / f"{model_dir.name}-ft{k}").exists():
+        k += 1
+    return model_dir.parent / f"{model_dir.name}-ft{k}"
+
+
+def finetune(
+    model_dir: str | os.PathLike,
+    datasets: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    config: TrainingConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Fine-tune every member of ``model_dir`` on ``datasets`` into a new model directory.
+
+    The new directory (default ``<model_dir>-ft<k>``) gets version = parent's + 1 and
+    a ``parent`` entry in its manifest; the old directory is never written to. An
+    existing ``out_dir`` that already holds a model is refused; one left by an
+    interrupted fine-tune is resumed. Default ``config``: the parent's, with 10 epochs
+    at a tenth of its learning rate.
+    """
+    from napari_gerbil.training.config import TrainingConfig as _TC
+
+    model_dir = Path(model_dir).resolve()
+    manifest = read_manifest(model_dir)
+    out = next_version_dir(model_dir) if out_dir is None else Path(out_dir).resolve()
+    if out == model_dir or (out / "manifest.json").exists():
+        raise InvalidInputError(
+            out, "out_dir", "a new directory (models are never overwritten)", "an existing model"
+        )
+    if config is None:
+        parent_cfg = _TC.load(model_dir / "training.yaml")
+        config = parent_cfg.replace(epochs=10, learning_rate=parent_cfg.learning_rate / 10)
+    network_config = NetworkConfig.load(model_dir / "network.yaml")
+    meta = ModelMetadata(
+        sample_rate_hz=manifest["sample_rate_hz"],
+        n_channels=manifest["n_channels"],
+        arena_dims_mm=tuple(manifest["arena_dims_mm"]),
+        label_scale_mm=manifest["label_scale_mm"],
+        input_length_samples=manifest["input_length_samples"],
+        mic_positions_mm=manifest.get("mic_positions_mm"),
+    )
+    seeds = [m.get("seed", k) for k, m in enumerate(manifest["members"])]
+    config = config.replace(seed=int(seeds[0]) + 1000 * int(manifest.get("version", 1)))
+    parent = {
+        "path": str(model_dir),
+        "version": manifest.get("version", 1),
+        "config_digest": manifest.get("config_digest"),
+        "created": manifest.get("created"),
+    }
+    return train_ensemble(
+        network_config,
+        config,
+        datasets,
+        out,
+        len(seeds),
+        progress=progress,
+        cancel=cancel,
+        show_progress=show_progress,
+        _init=[model_dir / m["file"] for m in manifest["members"]],
+        _metadata=meta,
+        _parent=parent,
+        _version=int(manifest.get("version", 1)) + 1,
+    )

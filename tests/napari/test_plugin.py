@@ -1,0 +1,56 @@
+"""The plugin manifest, reader and CLI registration."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from napari_gerbil._napari._reader import get_reader
+
+
+def test_manifest_is_valid_and_discovered():
+    import npe2
+
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    manifest = pm.get_manifest("napari-gerbil")
+    commands = {c.id for c in manifest.contributions.commands}
+    assert {
+        "napari-gerbil.get_reader",
+        "napari-gerbil.review_widget",
+        "napari-gerbil.sample_session",
+    } <= commands
+    assert [r.filename_patterns for r in manifest.contributions.readers] == [["*.gerbil.h5"]]
+    npe2.PluginManifest.from_file(manifest.manifest_file)  # validates the schema
+    assert [w.display_name for w in manifest.contributions.widgets] == ["Review calls"]
+    assert manifest.contributions.sample_data[0].key == "synthetic_session"
+
+
+def test_reader_claims_only_session_files(session_path, tmp_path):
+    assert callable(get_reader(str(session_path)))
+    assert callable(get_reader([str(session_path)]))
+    # an HDF5 file named like a session but without the session marker
+    other = tmp_path / "other.gerbil.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.zeros(3)
+    assert get_reader(str(other)) is None
+    # a real session under another name is not claimed either (no bare *.h5 pattern)
+    renamed = tmp_path / "session.h5"
+    renamed.write_bytes(session_path.read_bytes())
+    assert get_reader(str(renamed)) is None
+    assert get_reader([str(session_path), str(session_path)]) is None
+
+
+def test_reader_layer_data(session_path):
+    layers = get_reader(str(session_path))(str(session_path))
+    kinds = {kwargs["name"]: kind for _, kwargs, kind in layers}
+    assert kinds == {"video": "image", "tracks": "tracks", "arena": "shapes"}
+    for _, kwargs, _ in layers:
+        assert kwargs["metadata"]["napari_gerbil_session"] == str(session_path)
+
+
+def test_demo_command_is_registered():
+    from napari_gerbil.cli.main import build_parser
+
+    args = build_parser().parse_args(["demo", "--screenshot", "x.png", "--calls", "3"])
+    assert args.command == "demo" and args.calls == 3 and str(args.screenshot) == "x.png"

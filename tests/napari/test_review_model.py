@@ -1,0 +1,197 @@
+"""Review state without a viewer: states, queue, call import, export, crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from napari_gerbil._napari._review import (
+    HELDOUT_EVERY,
+    ReviewModel,
+    animal_positions_mm,
+    export_reviewed,
+    reviewed_calls,
+)
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.session import (
+    AMBIGUOUS,
+    NOT_REVIEWED,
+    UNASSIGNED,
+    PredictedAttribution,
+    Predictions,
+    load_session,
+)
+from napari_gerbil.io.tracks import load_poses
+from napari_gerbil.io.vcl import VCLDataset, validate_vcl
+
+
+def _with_predictions(model: ReviewModel) -> ReviewModel:
+    """Give the six calls predictions: call 3 ambiguous, call 5 with a huge set."""
+    s = model.session
+    n = s.n_calls
+    pred = Predictions.empty(n, 2)
+    pred.point_mm[:] = 0.0
+    pred.member_means_mm[:] = 0.0
+    pred.member_chol_mm[:] = np.eye(2) * 20
+    pred.set_area_mm2[:] = [900, 1200, 800, 1000, 700, 20000]
+    s.predictions = pred
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [1.0, 0.0], [0.7, 0.3]])
+    s.predicted = PredictedAttribution([0, 1, 0, AMBIGUOUS, 0, 0], probs)
+    model.save()
+    return model
+
+
+def test_states_follow_user_and_predicted_attributions(session_path):
+    model = ReviewModel.open(session_path)
+    assert set(model.states()) == {"not localized"}
+    _with_predictions(model)
+    assert list(model.states()) == ["predicted"] * 3 + ["ambiguous"] + ["predicted"] * 2
+    model.accept(0)
+    model.assign(1, 0)
+    model.assign(2, UNASSIGNED)
+    states = model.states()
+    assert states[0] == "confirmed" and states[1] == "corrected" and states[2] == "corrected"
+    on_disk = load_session(session_path)
+    assert list(on_disk.user.animal[:4]) == [0, 0, UNASSIGNED, NOT_REVIEWED]
+    # user and predicted attributions are stored apart
+    assert list(on_disk.predicted.animal[:3]) == [0, 1, 0]
+
+
+def test_queue_puts_ambiguous_first_then_entropy_and_area(session_path):
+    model = _with_predictions(ReviewModel.open(session_path))
+    order = list(model.uncertainty_order())
+    assert order[0] == 3  # ambiguous
+    assert order[-1] == 4  # p = 1.0: no entropy, smallest set
+    assert order.index(2) < order.index(0)  # 0.6/0.4 is more uncertain than 0.9/0.1
+    model.accept(3)
+    assert model.next_uncertain() != 3
+    for i in range(model.n_calls):
+        model.accept(i)
+    assert model.next_uncertain() is None
+
+
+def test_undo_redo_restore_the_file(session_path):
+    model = ReviewModel.open(session_path)
+    model.assign(2, 1)
+    model.assign(2, 0)
+    assert model.undo() == 2 and load_session(session_path).user.animal[2] == 1
+    assert model.undo() == 2 and load_session(session_path).user.animal[2] == NOT_REVIEWED
+    assert np.isnan(load_session(session_path).user.edit_time_s[2])
+    assert model.undo() is None
+    assert model.redo() == 2 and load_session(session_path).user.animal[2] == 1
+    model.assign(0, 1)
+    assert model.redo() is None  # a new edit clears the redo stack
+    with pytest.raises(InvalidInputError, match="call index"):
+        model.assign(99, 0)
+    with pytest.raises(InvalidInputError, match="animal"):
+        model.assign(0, 5)
+
+
+def test_added_calls_skip_overlaps_and_extend_every_table(session_path):
+    model = _with_predictions(ReviewModel.open(session_path))
+    model.assign(0, 1)
+    calls = model.session.calls
+    starts = [calls.start_sample[0] + 10, 10, 200000]
+    stops = [calls.stop_sample[0] - 10, 500, 201000]
+    assert model.add_calls(starts, stops) == 2
+    on_disk = load_session(session_path)
+    assert on_disk.n_calls == 8
+    assert list(on_disk.calls.call_id[-2:]) == [6, 7]
+    assert np.isnan(on_disk.predictions.point_mm[-1]).all()
+    assert on_disk.user.animal[0] == 1 and on_disk.user.animal[-1] == NOT_REVIEWED
+    assert list(model.states()[-2:]) == ["not localized"] * 2
+
+
+def test_animal_positions_use_the_pose_at_call_time(session_path, call_truth):
+    model = ReviewModel.open(session_path)
+    poses = load_poses(model.session.tracks.path)
+    pos = animal_positions_mm(model.session, poses, np.arange(6), node="nose")
+    for row, (animal, xy) in call_truth.items():
+        np.testing.assert_allclose(pos[row, animal], xy, atol=1.0)
+
+
+def test_export_writes_a_valid_vcl_of_reviewed_calls(session_path, call_truth, tmp_path):
+    model = ReviewModel.open(session_path)
+    audio = model.session.audio.open()
+    poses = load_poses(model.session.tracks.path)
+    with pytest.raises(InvalidInputError, match="reviewed calls"):
+        export_reviewed(model, audio, poses, tmp_path / "none.h5")
+    for row, (animal, _) in call_truth.items():
+        model.assign(row, animal)
+    model.assign(5, UNASSIGNED)  # unassigned calls are not training data
+    train, held, _ = reviewed_calls(model, poses)
+    assert len(train) + len(held) == 5 and len(held) == 5 // HELDOUT_EVERY
+    out, n = export_reviewed(model, audio, poses, tmp_path / "reviewed.h5")
+    assert n == len(train)
+    summary = validate_vcl(out)
+    assert summary["n_calls"] == n
+    with VCLDataset(out) as ds:
+        for k, row in enumerate(train):
+            np.testing.assert_allclose(ds.source_xy_mm()[k], call_truth[int(row)][1], atol=1.0)
+            start, stop = model.session.calls.start_sample[row], model.session.calls.stop_sample[row]
+            np.testing.assert_array_equal(ds.call_audio(k), audio.read(int(start), int(stop)))
+    from napari_gerbil.cli.main import main
+
+    assert main(["validate", str(out)]) == 0
+
+
+def test_export_merges_with_a_training_set(session_path, call_truth, tiny_ensemble_dir, tmp_path):
+    model = ReviewModel.open(session_path)
+    audio = model.session.audio.open()
+    poses = load_poses(model.session.tracks.path)
+    for row, (animal, _) in call_truth.items():
+        model.assign(row, animal)
+    base = tiny_ensemble_dir.parent / "train.h5"
+    out, n = export_reviewed(model, audio, poses, tmp_path / "merged.h5", training_set=base)
+    with VCLDataset(base) as b, VCLDataset(out) as merged:
+        assert merged.n_calls == b.n_calls + n
+        assert merged.node_names == b.node_names
+
+
+SIGKILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import napari
+    from app_model.types import KeyBinding
+    from napari_gerbil._napari._widget import ReviewWidget
+
+    viewer = napari.Viewer(show=False)
+    widget = ReviewWidget(viewer)
+    widget.open_session(sys.argv[1])
+    widget.select_call(2)
+    viewer.keymap[KeyBinding.from_str("2")](viewer)
+    print("EDITED", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.gui
+def test_an_edit_survives_sigkill(session_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGKILL_SCRIPT, str(session_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = ""
+        while "EDITED" not in line:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                pytest.fail(f"app died: {proc.stderr.read()[-2000:]}")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    session = load_session(session_path)
+    assert session.user.animal[2] == 1
+    assert np.isfinite(session.user.edit_time_s[2])

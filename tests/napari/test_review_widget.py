@@ -1,0 +1,158 @@
+"""The review loop in a real napari viewer (under Xvfb)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_gerbil._napari._widget import ReviewWidget
+from napari_gerbil.io.session import NOT_REVIEWED, UNASSIGNED, load_session
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def review(make_napari_viewer, session_path):
+    """Viewer with the session opened through the plugin's reader, and the widget."""
+    viewer = make_napari_viewer()
+    viewer.open(session_path, plugin="napari-gerbil")
+    widget = ReviewWidget(viewer)
+    return viewer, widget
+
+
+def _press(viewer, key: str) -> None:
+    """Run the viewer's binding for ``key`` as napari does on a key press."""
+    from app_model.types import KeyBinding
+
+    handler = viewer.keymap[KeyBinding.from_str(key)]
+    handler(viewer)
+
+
+def test_session_opens_with_video_tracks_spectrogram_and_table(review, session_path):
+    viewer, widget = review
+    names = [layer.name for layer in viewer.layers]
+    for name in ("video", "tracks", "arena", "poses", "confidence sets (95%)", "estimates"):
+        assert name in names
+    video = viewer.layers["video"]
+    assert video.data.shape == (60, 130, 180, 3) and video.rgb
+    assert type(video.data).__name__ == "VideoReader"  # lazy, not an array
+    tracks = viewer.layers["tracks"]
+    assert set(np.unique(tracks.data[:, 0])) == {0, 1} and len(tracks.data) == 120
+    poses = viewer.layers["poses"]
+    assert len(poses.data) == 4  # 2 animals x 2 nodes at the current frame
+    assert widget.spectrogram.spectrogram is not None
+    assert widget.spectrogram.spectrogram.power_db.shape[1] > 10
+    assert widget.table.table.rowCount() == 6
+    assert widget.model.path == session_path
+
+
+def test_poses_are_sleap_xy_mapped_to_row_col(review):
+    viewer, widget = review
+    viewer.dims.set_current_step(0, 7)
+    poses = viewer.layers["poses"]
+    xy = widget.poses.at_frames([7])[0].reshape(-1, 2)
+    np.testing.assert_allclose(poses.data, xy[:, ::-1])
+    # the animal's body drawn in the video frame is where the pose says (row, col)
+    frame = viewer.layers["video"].data[7]
+    row, col = np.round(widget.poses.rc_px[7, 0, 1]).astype(int)
+    np.testing.assert_allclose(frame[row, col], [60, 160, 255], atol=40)
+
+
+def test_selecting_a_call_jumps_the_frame_slider_and_centres_the_spectrogram(review):
+    viewer, widget = review
+    rate = widget.model.session.audio.sample_rate_hz
+    calls = widget.model.session.calls
+    widget.table.table.selectRow(_row_of(widget, 3))
+    middle_s = (calls.start_sample[3] + calls.stop_sample[3]) / 2 / rate
+    assert widget.current == 3
+    assert viewer.dims.current_step[0] == round(middle_s * 20.0)
+    spec = widget.spectrogram.spectrogram
+    assert spec.start_s < middle_s < spec.stop_s
+    assert abs((spec.start_s + spec.stop_s) / 2 - middle_s) < 0.06
+
+
+def test_spectrogram_click_and_frame_slider_are_synced(review):
+    viewer, widget = review
+    widget.spectrogram.seek_requested.emit(1.5)  # what a click at t = 1.5 s emits
+    assert viewer.dims.current_step[0] == 30
+    viewer.dims.set_current_step(0, 31)
+    assert widget.spectrogram.time_s == pytest.approx(31 / 20.0)
+    assert widget.spectrogram.playhead.get_xdata()[0] == pytest.approx(31 / 20.0)
+
+
+def _row_of(widget, index: int) -> int:
+    return widget.table._row_of_call[index]
+
+
+def _localize(qtbot, widget, indices, model_dir):
+    widget.model_dir.setText(str(model_dir))
+    worker = widget.localize(indices)
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=5000)
+
+
+def test_localize_draws_sets_with_call_ids_and_saves(review, qtbot, tiny_ensemble_dir):
+    viewer, widget = review
+    _localize(qtbot, widget, [0, 1, 2, 3, 4, 5], tiny_ensemble_dir)
+    widget.select_call(2)
+    sets = viewer.layers["confidence sets (95%)"]
+    assert sets.nshapes >= 1
+    ids = set(sets.features["call_id"].tolist())
+    assert 2 in ids
+    assert set(sets.shape_type) == {"polygon"}
+    # only calls near the current time are drawn
+    t = widget.current_time_s()
+    rate = widget.model.session.audio.sample_rate_hz
+    for call_id in ids:
+        start = widget.model.session.calls.start_sample[call_id] / rate
+        assert call_id == 2 or abs(start - t) < 1.2
+    estimates = viewer.layers["estimates"]
+    assert 2 in estimates.features["call_id"].tolist()
+    on_disk = load_session(widget.model.path)
+    assert np.isfinite(on_disk.predictions.point_mm).all()
+    assert np.all(on_disk.predictions.set_area_mm2 > 0)
+    assert on_disk.predicted.probabilities.shape == (6, 2)
+    assert (widget.model.states() != "not localized").all()
+
+
+def test_keys_correct_save_at_once_and_undo_redo(review):
+    viewer, widget = review
+    widget.select_call(1)
+    _press(viewer, "2")
+    on_disk = load_session(widget.model.path)
+    assert on_disk.user.animal[1] == 1 and np.isfinite(on_disk.user.edit_time_s[1])
+    assert widget.model.states()[1] == "corrected"
+    _press(viewer, "0")
+    assert load_session(widget.model.path).user.animal[1] == UNASSIGNED
+    _press(viewer, "Control-z")
+    assert load_session(widget.model.path).user.animal[1] == 1
+    _press(viewer, "u")
+    assert load_session(widget.model.path).user.animal[1] == NOT_REVIEWED
+    _press(viewer, "r")
+    assert load_session(widget.model.path).user.animal[1] == 1
+    _press(viewer, "n")
+    assert widget.current == 2
+    _press(viewer, "p")
+    assert widget.current == 1
+
+
+def test_clicking_an_animals_pose_assigns_it(review):
+    viewer, widget = review
+    widget.select_call(4)
+    frame = viewer.dims.current_step[0]
+    nose_b = widget.poses.rc_px[frame, 1, 0]
+
+    class Click:
+        button = 1
+        type = "mouse_press"
+        position = (frame, *nose_b)
+
+    event = Click()
+    gen = widget._on_mouse_drag(viewer, event)
+    next(gen)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert load_session(widget.model.path).user.animal[4] == 1
