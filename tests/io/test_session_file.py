@@ -205,6 +205,10 @@ def test_inconsistent_sessions_are_refused(tmp_path, session):
     with pytest.raises(InvalidInputError, match="attribution/predicted/animal"):
         save_session(session, tmp_path / "x.gerbil.h5")
     assert not (tmp_path / "x.gerbil.h5").exists()
+    session.predicted = None
+    session.frame_times_s = np.array([0.0, 0.1, 0.1])
+    with pytest.raises(InvalidInputError, match="frame_times_s"):
+        session.check()
     with pytest.raises(InvalidInputError, match="start_sample < stop_sample"):
         CallTable.from_samples([10, 20], [15, 20])
     with pytest.raises(InvalidInputError, match="member_chol_mm"):

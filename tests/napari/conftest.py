@@ -87,7 +87,7 @@ def build_session(folder, rng=None):
         animal = k % 2
         length = int((0.015 + 0.005 * k) * RATE_HZ)
         s = int(t0 * RATE_HZ)
-        frame = int(round((t0 + length / RATE_HZ / 2) * FPS))
+        frame = int(round(t0 * FPS))  # attribution uses the frame at the call start
         xy = traj[frame, animal, 0]
         audio[s : s + length] += _call_audio(xy, arena.mic_positions_mm, length, rng)
         starts.append(s)
@@ -112,8 +112,8 @@ def build_session(folder, rng=None):
 
     write_video(folder / "video.mp4", frames(), fps=FPS)
     with h5py.File(folder / "poses.h5", "w") as f:
-        f["tracks"] = rc[..., ::-1]  # SLEAP (x, y), (frames, tracks, nodes, 2)
-        f.attrs.update(frame_dim=0, track_dim=1, node_dim=2, xy_dim=3)
+        # SLEAP's analysis layout: (tracks, xy, nodes, frames) with (x, y) = (col, row)
+        f["tracks"] = np.transpose(rc[..., ::-1], (1, 3, 2, 0))
         f["node_names"] = np.array([b"nose", b"body"])
         f["track_names"] = np.array([b"gerbil A", b"gerbil B"])
     source = AudioSource.open(folder / "audio.h5")
@@ -152,7 +152,7 @@ def call_truth(built_session):
 
 @pytest.fixture(scope="session")
 def tiny_ensemble_dir(tmp_path_factory):
-    """A 2-member tiny ensemble trained 2 epochs on 48 synthetic calls (~seconds)."""
+    """A 2-member tiny ensemble trained 1 epoch on 48 synthetic calls (~seconds)."""
     from napari_gerbil.io.vcl import write_vcl
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training.config import TrainingConfig
@@ -173,7 +173,7 @@ def tiny_ensemble_dir(tmp_path_factory):
         arena_dims_mm=arena.dims_mm,
         mic_positions_mm=arena.mic_positions_mm,
     )
-    config = TrainingConfig(epochs=2, batch_size=16, device="cpu", checkpoint_every_s=1e9)
+    config = TrainingConfig(epochs=1, batch_size=16, device="cpu", checkpoint_every_s=1e9)
     return train_ensemble(
         get_preset("tiny"), config, [data], folder / "model", 2, show_progress=False
     )

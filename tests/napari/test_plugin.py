@@ -21,7 +21,13 @@ def test_manifest_is_valid_and_discovered():
         "napari-gerbil.sample_session",
     } <= commands
     assert [r.filename_patterns for r in manifest.contributions.readers] == [["*.gerbil.h5"]]
-    npe2.PluginManifest.from_file(manifest.manifest_file)  # validates the schema
+    from pathlib import Path
+
+    import napari_gerbil
+
+    path = Path(napari_gerbil.__file__).with_name("napari.yaml")
+    assert path.is_symlink() and path.resolve() == (path.parents[2] / "napari.yaml").resolve()
+    npe2.PluginManifest.from_file(path)  # validates the schema
     assert [w.display_name for w in manifest.contributions.widgets] == ["Review calls"]
     assert manifest.contributions.sample_data[0].key == "synthetic_session"
 

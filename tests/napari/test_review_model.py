@@ -134,7 +134,10 @@ def test_export_writes_a_valid_vcl_of_reviewed_calls(session_path, call_truth, t
     with VCLDataset(out) as ds:
         for k, row in enumerate(train):
             np.testing.assert_allclose(ds.source_xy_mm()[k], call_truth[int(row)][1], atol=1.0)
-            start, stop = model.session.calls.start_sample[row], model.session.calls.stop_sample[row]
+            start, stop = (
+                model.session.calls.start_sample[row],
+                model.session.calls.stop_sample[row],
+            )
             np.testing.assert_array_equal(ds.call_audio(k), audio.read(int(start), int(stop)))
     from napari_gerbil.cli.main import main
 

@@ -156,3 +156,36 @@ def test_clicking_an_animals_pose_assigns_it(review):
     with pytest.raises(StopIteration):
         next(gen)
     assert load_session(widget.model.path).user.animal[4] == 1
+
+
+@pytest.mark.slow
+def test_export_and_retrain_make_a_new_model_version(review, qtbot, tiny_ensemble_dir, call_truth):
+    import json
+
+    from napari_gerbil.cli.main import main
+
+    viewer, widget = review
+    for row, (animal, _) in call_truth.items():
+        widget.select_call(row)
+        _press(viewer, str(animal + 1))
+    old_manifest = (tiny_ensemble_dir / "manifest.json").read_text()
+    widget.model_dir.setText(str(tiny_ensemble_dir))
+    widget.training_set.setText(str(tiny_ensemble_dir.parent / "train.h5"))
+    out = widget.model.path.with_name(widget.model.path.stem + "_export.h5")
+    widget.export_path.setText(str(out))
+    widget.retrain_epochs.setValue(1)
+    worker = widget.retrain()
+    assert worker is not None
+    assert main(["validate", str(out)]) == 0  # the export happened before training
+    with qtbot.waitSignal(worker.finished, timeout=300000):
+        pass
+    qtbot.waitUntil(lambda: widget.last_retrain is not None, timeout=60000)
+    new_dir = widget.last_retrain["new_dir"]
+    manifest = json.loads((new_dir / "manifest.json").read_text())
+    assert new_dir != tiny_ensemble_dir and manifest["version"] == 2
+    assert manifest["parent"]["path"] == str(tiny_ensemble_dir.resolve())
+    assert (tiny_ensemble_dir / "manifest.json").read_text() == old_manifest
+    assert widget.model_dir.text() == str(new_dir)
+    assert widget.last_retrain["n_heldout"] == 1
+    assert np.isfinite(widget.last_retrain["new_median_mm"])
+    assert "mm" in widget.retrain_result.text()

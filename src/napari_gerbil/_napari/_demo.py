@@ -20,9 +20,9 @@ def run_demo(
     With ``screenshot`` the window is saved to that PNG once the first confidence set is
     drawn, and the application exits (status 0 on success, 1 on failure or timeout).
     """
-    import napari
     from qtpy.QtCore import QTimer
 
+    import napari
     from napari_gerbil._napari._sample_data import sample_session_path
     from napari_gerbil._napari._widget import ReviewWidget
 
@@ -31,10 +31,6 @@ def run_demo(
     widget = ReviewWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Review calls (napari-gerbil)", area="right")
     widget.open_session(session_path)
-    if model_dir:
-        widget.model_dir.setText(str(model_dir))
-    else:
-        widget.use_demo_model()
     status = {"code": 1}
     app = napari.qt.get_qapp()
 
@@ -62,13 +58,25 @@ def run_demo(
 
         QTimer.singleShot(1500, save)  # let the canvas and the docks paint
 
-    n = min(n_calls, widget.model.n_calls)
-    worker = widget.localize(list(range(n)))
-    if worker is None:
-        if screenshot is not None:
-            return 1
-    else:
+    def localize() -> None:
+        n = min(n_calls, widget.model.n_calls)
+        worker = widget.localize(list(range(n)))
+        if worker is None:
+            print("demo: localization could not start", flush=True)
+            if screenshot is not None:
+                finish(1)
+            return
         worker.finished.connect(lambda: QTimer.singleShot(0, on_localized))
+
+    if model_dir:
+        widget.model_dir.setText(str(model_dir))
+        QTimer.singleShot(0, localize)
+    else:
+        building = widget.use_demo_model()
+        if building is None:
+            QTimer.singleShot(0, localize)
+        else:
+            building.finished.connect(lambda: QTimer.singleShot(0, localize))
     if screenshot is not None:
         QTimer.singleShot(int(timeout_s * 1000), lambda: finish(1))
     napari.run()

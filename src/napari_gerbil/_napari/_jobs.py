@@ -7,6 +7,9 @@ the layers in the main thread (workers never touch layers).
 from __future__ import annotations
 
 import dataclasses
+import json
+import queue
+import threading
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -16,6 +19,8 @@ from napari_gerbil.io.session import Session
 
 #: Calls per ensemble forward pass while localizing.
 LOCALIZE_BATCH = 16
+#: Probability of the confidence sets drawn and used for attribution.
+MASS = 0.95
 
 
 @dataclasses.dataclass
@@ -43,17 +48,16 @@ def localize_batch(ensemble, audio, session: Session, poses, indices: np.ndarray
     calls = session.calls
     clips = [audio.read(int(calls.start_sample[i]), int(calls.stop_sample[i])) for i in indices]
     prediction = ensemble.predict(clips, batch_size=len(clips))
-    areas = np.array(
-        [s.area_mm2 for s in confidence_sets(prediction, session.arena.dims_mm, mass=0.95)]
-    )
+    dims = session.arena.dims_mm
+    sets = confidence_sets(prediction, dims, mass=MASS)
     positions = animal_positions_mm(session, poses, indices)
-    attribution = attribute_calls(prediction, positions, mass=0.95)
+    attribution = attribute_calls(prediction, positions, dims, mass=MASS, sets=sets)
     return dict(
         indices=indices,
         means_mm=prediction.means_mm,
         chol_mm=prediction.chol_mm,
         point_mm=prediction.point_mm,
-        set_area_mm2=areas,
+        set_area_mm2=np.array([s.area_mm2 for s in sets]),
         animal=np.asarray(attribution.animal),
         probabilities=np.asarray(attribution.probabilities),
         model_version=ensemble.version,
@@ -76,15 +80,52 @@ def localize_worker(ensemble, audio, session: Session, poses, indices: np.ndarra
         yield LocalizeBatch(**result, done=start + len(chunk), total=total)
 
 
+def with_progress(fn, *args, to_message=lambda info: info, **kwargs):
+    """Generator: run ``fn(*args, progress=callback, **kwargs)`` in a thread, yield
+    ``to_message(info)`` for each callback ``info`` as it arrives (None: skipped), and
+    return ``fn``'s result (or raise its error). Use with ``return (yield from ...)``."""
+    messages: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn(*args, progress=messages.put, **kwargs)
+        except BaseException as exc:  # re-raised in the worker thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while thread.is_alive() or not messages.empty():
+        try:
+            message = to_message(messages.get(timeout=0.1))
+        except queue.Empty:
+            continue
+        if message is not None:
+            yield message
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 @thread_worker(progress={"desc": "napari-gerbil: detecting calls"})
 def detect_worker(audio, config):
-    """Band-energy detection over the whole recording; returns (starts, stops)."""
+    """Band-energy detection over the whole recording; yields (fraction, message) and
+    returns (start_samples, stop_samples)."""
     from napari_gerbil.signal.detect import detect_calls
 
-    fractions: list[float] = []
-    result = detect_calls(audio, config, progress=fractions.append)
-    yield (1.0, 1.0)
-    return result
+    return (
+        yield from with_progress(
+            detect_calls, audio, config, to_message=lambda f: (f, "detecting calls")
+        )
+    )
+
+
+@thread_worker(progress={"desc": "napari-gerbil: demo ensemble (first use: a few minutes)"})
+def demo_model_worker():
+    """Build (first use) or find the demo ensemble; returns its directory."""
+    from napari_gerbil.model.demo import ensure_demo_ensemble
+
+    return (yield from with_progress(ensure_demo_ensemble, to_message=lambda m: (m[1], m[0])))
 
 
 @thread_worker(progress={"desc": "napari-gerbil: fine-tuning the ensemble"})
@@ -92,12 +133,32 @@ def retrain_worker(model_dir, dataset_path, epochs: int, cancel_event):
     """Fine-tune the ensemble in ``model_dir`` on ``dataset_path`` for ``epochs`` (at a
     tenth of the parent's learning rate) into a new model version; returns its directory.
 
-    Setting ``cancel_event`` stops training at the next step (resumable later)."""
+    Yields (fraction, message); setting ``cancel_event`` stops at the next step."""
     from napari_gerbil.training.config import TrainingConfig
     from napari_gerbil.training.trainer import finetune
 
     parent = TrainingConfig.load(model_dir / "training.yaml")
     config = parent.replace(epochs=int(epochs), learning_rate=parent.learning_rate / 10)
-    return finetune(
-        model_dir, [dataset_path], config=config, cancel=cancel_event.is_set, show_progress=False
+    n_members = len(json.loads((model_dir / "manifest.json").read_text())["members"])
+    members: list[str] = []
+
+    def to_message(info: dict):
+        if "step" not in info:
+            return None
+        if info["member"] not in members:
+            members.append(info["member"])
+        within = (info["epoch"] + info["step"] / info["steps"]) / info["epochs"]
+        fraction = (members.index(info["member"]) + within) / n_members
+        return (min(fraction, 1.0), f"{info['member']} epoch {info['epoch'] + 1}")
+
+    return (
+        yield from with_progress(
+            finetune,
+            model_dir,
+            [dataset_path],
+            config=config,
+            cancel=cancel_event.is_set,
+            show_progress=False,
+            to_message=to_message,
+        )
     )

@@ -307,29 +307,15 @@ class ReviewModel:
 
 
 def animal_positions_mm(session: Session, poses, indices, node: int | str = 0) -> np.ndarray:
-    """(b, n_animals, 2) arena position of each animal's ``node`` at each call's middle.
-
-    NaN where the animal is not tracked (or there are no poses).
-    """
-    from napari_gerbil._napari._layers import canvas_to_arena
+    """(b, n_animals, 2) arena position (mm) of each animal's ``node`` at calls ``indices``,
+    by :func:`napari_gerbil.attribute.animal_positions_at_calls` (frame of the call's
+    start). NaN where the animal is not tracked, or everywhere without poses."""
+    from napari_gerbil.attribute import animal_positions_at_calls
 
     indices = np.asarray(indices, np.int64).reshape(-1)
-    n_animals = len(session.animal_names)
-    out = np.full((len(indices), n_animals, 2), np.nan)
-    if poses is None or not len(indices):
-        return out
-    node_index = poses.node_index(node)
-    calls = session.calls
-    middle = (calls.start_sample[indices] + calls.stop_sample[indices]) // 2
-    frames = np.atleast_1d(session.frame_of_sample(middle))
-    xy = poses.at_frames(frames)[:, :n_animals, node_index, :]  # (b, k, 2) SLEAP x, y
-    rc = xy[..., ::-1].reshape(-1, 2)
-    finite = np.isfinite(rc).all(axis=1)
-    mm = np.full_like(rc, np.nan)
-    if finite.any():
-        mm[finite] = canvas_to_arena(session.arena, rc[finite])
-    out[:, : xy.shape[1]] = mm.reshape(len(indices), xy.shape[1], 2)
-    return out
+    if poses is None or session.arena.arena_to_pixels is None:
+        return np.full((len(indices), len(session.animal_names), 2), np.nan)
+    return animal_positions_at_calls(session, poses, node)[indices]
 
 
 #: Every HELDOUT_EVERY-th reviewed call (by call id) is kept out of exports, to measure

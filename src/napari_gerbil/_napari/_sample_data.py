@@ -9,21 +9,23 @@ from napari_gerbil.paths import cache_dir
 
 #: Folder (under cache_dir()) and file name of the sample session.
 SAMPLE_FOLDER = "sample_session"
-SAMPLE_NAME = "sample.gerbil.h5"
+SAMPLE_NAME = "sample"
+#: Length of the sample recording.
+SAMPLE_DURATION_S = 20.0
 
 
 def sample_session_path() -> Path:
     """Path of the sample session, simulated (with a napari progress bar) if missing."""
     from napari.utils import progress
 
-    from napari_gerbil.simulate.sessions import simulate_session
+    from napari_gerbil.simulate.session import SessionConfig, simulate_session
 
     folder = cache_dir() / SAMPLE_FOLDER
-    path = folder / SAMPLE_NAME
+    path = folder / f"{SAMPLE_NAME}.gerbil.h5"
     if is_session_file(path):
         return path
-    with progress(total=0, desc="napari-gerbil: simulating the sample session") as bar:
-        simulate_session(folder, session_name=SAMPLE_NAME, progress=lambda *_: bar.update(0))
+    with progress(total=0, desc="napari-gerbil: simulating the sample session (first use)"):
+        simulate_session(folder, SessionConfig(duration_s=SAMPLE_DURATION_S), name=SAMPLE_NAME)
     return path
 
 

@@ -45,7 +45,7 @@ from napari_gerbil._napari._styles import (
     animal_color,
 )
 from napari_gerbil._napari._table import CallsTable
-from napari_gerbil.errors import GerbilError
+from napari_gerbil.errors import GerbilError, InvalidInputError
 from napari_gerbil.io.session import UNASSIGNED
 from napari_gerbil.signal.detect import DetectorConfig
 
@@ -153,6 +153,7 @@ class ReviewWidget(QWidget):
         calls_row.addWidget(button("Import CSV…", "import_segments", self._choose_segments))
 
         self.progress = QProgressBar(objectName="job_progress")
+        self.progress.setTextVisible(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         localize_row = QHBoxLayout()
@@ -654,9 +655,11 @@ class ReviewWidget(QWidget):
         return worker
 
     def _on_progress(self, value) -> None:
-        done, total = value if isinstance(value, tuple) else (value, 1.0)
+        """Show (fraction, message) from a worker."""
+        fraction, message = value
         self.progress.setRange(0, 1000)
-        self.progress.setValue(int(1000 * done / max(total, 1e-9)))
+        self.progress.setValue(int(1000 * min(max(fraction, 0.0), 1.0)))
+        self.progress.setFormat(f"{message} %p%")
 
     def _on_finished(self) -> None:
         self.worker = None
@@ -669,19 +672,32 @@ class ReviewWidget(QWidget):
             self._cancel_event.set()
             self.worker.quit()
 
-    def use_demo_model(self) -> None:
-        """Use the demo ensemble (built on first use)."""
-        from napari_gerbil.model.demo import ensure_demo_ensemble
+    def use_demo_model(self):
+        """Use the demo ensemble; on first use it is built in a worker (returned)."""
+        from napari_gerbil.model.demo import demo_model_dir
 
-        self.model_dir.setText(str(ensure_demo_ensemble()))
+        if (demo_model_dir() / "manifest.json").exists():
+            self.model_dir.setText(str(demo_model_dir()))
+            return None
+        if self._busy():
+            return None
+        worker = _jobs.demo_model_worker()
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda path: self.model_dir.setText(str(path)))
+        return self._start(worker)
 
     def _ensemble(self):
         from napari_gerbil.model.ensemble import load_ensemble
 
         text = self.model_dir.text().strip()
         if not text:
-            self.use_demo_model()
-            text = self.model_dir.text().strip()
+            raise InvalidInputError(
+                None,
+                "model",
+                "an ensemble directory",
+                "none",
+                hint="Choose one, or click Demo to use (and on first use build) the demo one.",
+            )
         model_dir = Path(text)
         if self.ensemble is None or self.ensemble_dir != model_dir:
             self.ensemble = load_ensemble(model_dir)
@@ -722,7 +738,7 @@ class ReviewWidget(QWidget):
         self.model.apply_localization(result)
         for i in result.indices:
             self._set_cache.pop(int(i), None)
-        self._on_progress((result.done, result.total))
+        self._on_progress((result.done / result.total, "localizing"))
 
     def _after_localize(self) -> None:
         self.model.save()

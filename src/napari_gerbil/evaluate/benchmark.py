@@ -29,6 +29,8 @@ from napari_gerbil.io.atomic import atomic_write_text
 from napari_gerbil.io.vcl import VCLDataset, write_vcl
 
 DATASETS = ("speaker", "robot", "animal")
+#: Fewest training calls a stimulus group needs to get a model in the stimulus matrix.
+MIN_GROUP_CALLS = 3
 
 
 @dataclasses.dataclass
@@ -88,8 +90,8 @@ class BenchmarkScale(Config):
 #: The predefined scales.
 SCALES = {
     "smoke": BenchmarkScale(
-        name="smoke", speaker_calls=90, robot_calls=40, animal_calls=40, test_fraction=0.2,
-        epochs=1, n_members=2, aux_epochs=1, scaling_sizes=(12,), n_examples=2,
+        name="smoke", speaker_calls=36, robot_calls=16, animal_calls=16, test_fraction=0.25,
+        epochs=1, n_members=2, aux_epochs=1, scaling_sizes=(6,), n_examples=2,
     ),
     "quick": BenchmarkScale(),
     "full": BenchmarkScale(
@@ -312,7 +314,7 @@ def _stimulus_matrix(ctx: _Context, trainval: Path, test: Path) -> dict:
     subsets.mkdir(parents=True, exist_ok=True)
     for group in groups:
         idx = [i for i, c in enumerate(classes) if group_of(c) == group]
-        if len(idx) < 10:
+        if len(idx) < MIN_GROUP_CALLS:
             continue
         path = write_subset(source, idx, subsets / f"speaker_{group}.h5")
         ensemble = ctx.train(f"stimulus_{group}", [path], 1, ctx.scale.aux_epochs)

@@ -135,7 +135,13 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
         "dataset_matrix": "Dataset x dataset generalization (Fig. 3B)",
         "scaling": "Error vs training-set size (Fig. 3C)",
     }
-    for key in sorted(figures, key=lambda k: (k.split(":")[0] not in titles, k)):
+    def order(key: str) -> tuple:
+        base, _, suffix = key.partition(":")
+        rank = list(titles).index(base) if base in titles else len(titles)
+        sub = DATASET_ORDER.index(suffix) if suffix in DATASET_ORDER else len(DATASET_ORDER)
+        return rank, sub, key
+
+    for key in sorted(figures, key=order):
         base, _, suffix = key.partition(":")
         out += [
             f"## {titles.get(base, base)} {suffix}".rstrip(),

@@ -69,8 +69,6 @@ def _eq(a: Any, b: Any) -> bool:
         if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
             return False
         return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-    if isinstance(a, ArenaGeometry):
-        return isinstance(b, ArenaGeometry) and a.equals(b)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b, strict=True))
     return a == b
@@ -419,8 +417,13 @@ class Session(_ArrayEq):
             )
         if self.fps is not None and not self.fps > 0:
             raise InvalidInputError(src, "fps", "a positive frame rate", str(self.fps))
-        if self.frame_times_s is not None and (np.diff(self.frame_times_s) <= 0).any():
-            raise InvalidInputError(src, "frame_times_s", "increasing timestamps", "not increasing")
+        ft = self.frame_times_s
+        if ft is not None and (
+            len(ft) == 0 or (np.diff(ft) <= 0).any() or not np.isfinite(ft).all()
+        ):
+            raise InvalidInputError(
+                src, "frame_times_s", "finite increasing timestamps, one per frame", f"{ft[:5]}..."
+            )
 
     # -- attribution helpers -----------------------------------------------------------
     def set_user_attribution(self, call_index: int, animal: int, now: float | None = None) -> None:
@@ -456,20 +459,20 @@ class Session(_ArrayEq):
         return self.video_offset_s + frames / self.fps
 
     def frame_of_sample(self, sample: Any) -> np.ndarray | int:
-        """Video frame nearest in time to audio ``sample`` (scalar or array)."""
+        """Video frame nearest in time to audio ``sample`` (scalar or array).
+
+        With timestamps the result is clipped to the video's frames; with fps + offset
+        it can be negative or past the end for calls outside the video.
+        """
         t = np.asarray(sample, dtype=np.float64) / self.audio.sample_rate_hz
-        if self.frame_times_s is not None:
-            ft = self.frame_times_s
-            right = np.clip(np.searchsorted(ft, t), 1, max(len(ft) - 1, 1))
-            left = right - 1
-            frame = np.where(
-                np.abs(ft[left] - t) <= np.abs(ft[np.minimum(right, len(ft) - 1)] - t), left, right
-            )
-            frame = np.minimum(frame, len(ft) - 1)
-        else:
-            if self.fps is None:
-                self._frame_times(np.zeros(1, int))
+        if self.frame_times_s is None:
+            self._frame_times(np.zeros(1, np.int64))  # raises when there is no fps
             frame = np.rint((t - self.video_offset_s) * self.fps).astype(np.int64)
+        else:
+            ft = self.frame_times_s
+            right = np.clip(np.searchsorted(ft, t), 0, len(ft) - 1)
+            left = np.maximum(right - 1, 0)
+            frame = np.where(np.abs(ft[left] - t) <= np.abs(ft[right] - t), left, right)
         return int(frame) if np.ndim(frame) == 0 else frame
 
     def sample_of_frame(self, frame: Any) -> np.ndarray | int:

@@ -7,10 +7,12 @@ use :attr:`Poses.rc_px`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
@@ -33,7 +35,8 @@ class Poses:
     xy_px
         (n_frames, n_tracks, n_nodes, 2) SLEAP (x, y) = (col, row) pixels, NaN if missing.
     frame_indices
-        (n_frames,) video frame index of each row.
+        (n_frames,) video frame index of each row (0 .. last labelled frame of the
+        first video).
     video_path
         The video the tracks belong to, when the file says.
     """
@@ -103,16 +106,13 @@ def _instance_rows(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(starts, lengths) + offsets, owner
 
 
-def _tracked_xy_fast(path: Path, n_nodes: int, n_tracks: int) -> tuple[np.ndarray, int] | None:
+def _tracked_xy_fast(path: Path, n_nodes: int, n_tracks: int) -> np.ndarray | None:
     """(n_frames, n_tracks, n_nodes, 2) of video 0 read straight from the .slp tables.
 
     Vectorized equivalent of ``sleap_io.Labels.numpy()`` for tracked, single-skeleton
-    files (user instances win over predicted ones on the same track); rows are frames
-    ``first .. last`` labelled. Returns ``(xy, first)``, or None when the file needs
-    sleap-io's general path.
+    files (user instances win over predicted ones on the same track); row i is frame i,
+    up to the last labelled frame. None when the file needs sleap-io's general path.
     """
-    import h5py
-
     with h5py.File(path, "r") as f:
         frames = f["frames"][()]
         frames = frames[frames["video"] == 0]
@@ -127,15 +127,14 @@ def _tracked_xy_fast(path: Path, n_nodes: int, n_tracks: int) -> tuple[np.ndarra
         keep = rows["track"] >= 0
         rows, owner = rows[keep], owner[keep]
         frame_idx = frames["frame_idx"].astype(np.int64)
-        first = int(frame_idx.min())
-        out = np.full((int(frame_idx.max()) - first + 1, n_tracks, n_nodes, 2), np.nan)
+        out = np.full((int(frame_idx.max()) + 1, n_tracks, n_nodes, 2), np.nan)
         if not len(rows):
-            return out, first
+            return out
         pstart = rows["point_id_start"].astype(np.int64)
         if ((rows["point_id_end"].astype(np.int64) - pstart) != n_nodes).any():
             return None
         is_user = rows["instance_type"] == 0
-        frame_of = frame_idx[owner] - first
+        frame_of = frame_idx[owner]
         track = rows["track"].astype(np.int64)
         # one instance per (frame, track): the last after sorting, users after predictions
         order = np.lexsort((is_user, track, frame_of))
@@ -152,7 +151,7 @@ def _tracked_xy_fast(path: Path, n_nodes: int, n_tracks: int) -> tuple[np.ndarra
         if format_id < 1.1:  # legacy files stored pixel centres at +0.5
             xy -= 0.5
         out[frame_of[last], track[last]] = xy
-    return out, first
+    return out
 
 
 def _load_slp(path: Path) -> Poses:
@@ -172,34 +171,21 @@ def _load_slp(path: Path) -> Poses:
     tracks = [t.name for t in labels.tracks]
     fast = _tracked_xy_fast(path, len(names), len(tracks)) if tracks else None
     if fast is not None:
-        xy, first = fast
+        xy = fast
     else:  # untracked or unusual files: sleap-io's general (slower) path
-        xy = labels.numpy(untracked=not tracks)
-        with h5py_file(path) as f:
-            frames = f["frames"][()]
-        video0 = frames["frame_idx"][frames["video"] == 0]
-        first = int(video0.min()) if len(video0) else 0
+        xy = sio.load_slp(str(path), open_videos=False).numpy(untracked=not tracks)
         tracks = tracks or [f"track{i}" for i in range(xy.shape[1])]
     video = labels.videos[0].filename
     return Poses(
         names,
         tracks,
         xy,
-        np.arange(first, first + len(xy)),
+        np.arange(len(xy)),
         video if isinstance(video, str) else None,
     )
 
 
-def h5py_file(path: Path):
-    """Open an HDF5 file read-only (imported lazily)."""
-    import h5py
-
-    return h5py.File(path, "r")
-
-
 def _load_analysis_h5(path: Path) -> Poses:
-    import h5py
-
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -213,14 +199,16 @@ def _load_analysis_h5(path: Path) -> Poses:
             raise InvalidInputError(
                 path, "/tracks", "4-D (n_tracks, 2, n_nodes, n_frames)", f"shape {raw.shape}"
             )
-        preset = str(f.attrs.get("preset", "matlab"))
-        dims = [f.attrs.get(k) for k in ("frame_dim", "track_dim", "node_dim", "xy_dim")]
-        if all(d is not None for d in dims):
-            order = tuple(int(d) for d in dims)
-        elif preset == "standard":
-            order = (0, 1, 2, 3)
-        else:  # SLEAP's own (MATLAB) ordering
-            order = (3, 0, 2, 1)
+        order = (3, 0, 2, 1)  # SLEAP's own (MATLAB) layout (tracks, xy, nodes, frames)
+        dims = f["tracks"].attrs.get("dims")  # sleap-io names the stored axes
+        if dims is not None:
+            try:
+                names = json.loads(dims.decode() if isinstance(dims, bytes) else str(dims))
+                order = tuple(names.index(axis) for axis in ("frame", "track", "node", "xy"))
+            except (ValueError, AttributeError) as exc:
+                raise InvalidInputError(
+                    path, "/tracks@dims", "the 4 axis names frame, track, node, xy", repr(dims)
+                ) from exc
         xy = np.transpose(raw, order).astype(np.float64)
         nodes = _strings(f["node_names"][()])
         tracks = (

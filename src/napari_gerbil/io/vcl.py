@@ -101,9 +101,9 @@ class _Structure:
         self.length_idx_name = lidx.name
         self.length_idx = lidx[()].astype(np.int64)
         self.n_calls = len(self.length_idx) - 1
-        self.locations = (
-            f.get("locations") if isinstance(f.get("locations"), h5py.Dataset) else None
-        )
+        loc = f.get("locations")
+        self.locations = loc if isinstance(loc, h5py.Dataset) else None
+        self.locations_cache: np.ndarray | None = None
         loc = self.locations
         if loc is not None:
             if loc.ndim not in (2, 3, 4) or loc.shape[-1] not in (2, 3):
@@ -348,11 +348,13 @@ class VCLDataset:
         (n, n_nodes, 2|3) or (n, n_animals, n_nodes, 2|3); old (n, 2|3) files are
         returned as (n, 1, 2|3).
         """
-        loc = self._struct.locations
-        if loc is None:
+        s = self._struct
+        if s.locations is None:
             return None
-        arr = loc[()].astype(np.float64)
-        return arr[:, None, :] if arr.ndim == 2 else arr
+        if s.locations_cache is None:  # small (n_calls x nodes x dims): read once
+            arr = s.locations[()].astype(np.float64)
+            s.locations_cache = arr[:, None, :] if arr.ndim == 2 else arr
+        return s.locations_cache.copy()
 
     def _node_index(self, node: int | str) -> int:
         names = self._struct.node_names or []

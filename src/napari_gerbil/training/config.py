@@ -20,6 +20,9 @@ class TrainingConfig(Config):
     ----------
     epochs, batch_size, learning_rate, momentum, weight_decay
         Optimizer and schedule (cosine annealing per step to 0 at the last epoch).
+    optimizer
+        ``"sgd"`` (the paper's, with ``momentum``) or ``"adam"`` (AdamW; ``momentum``
+        unused).
     clip_grad_norm
         Clip the gradient norm to this value (0: off, as in the paper).
     split
@@ -52,6 +55,7 @@ class TrainingConfig(Config):
 
     epochs: int = 50
     batch_size: int = 32
+    optimizer: str = "sgd"
     learning_rate: float = 0.03
     momentum: float = 0.7
     weight_decay: float = 0.0
@@ -79,6 +83,7 @@ class TrainingConfig(Config):
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("split", abs(sum(self.split) - 1) < 1e-6 and min(self.split) >= 0, "sums to 1"),
+            ("optimizer", self.optimizer in ("sgd", "adam"), "sgd or adam"),
             ("device", self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
             ("num_workers", self.num_workers >= 0, ">= 0"),
         ]

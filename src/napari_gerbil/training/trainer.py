@@ -306,12 +306,17 @@ def train_member(
     if init_checkpoint is not None:
         payload = torch.load(init_checkpoint, map_location=device, weights_only=True)
         net.load_state_dict(payload["state_dict"])
-    optimizer = torch.optim.SGD(
-        net.parameters(),
-        lr=config.learning_rate,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
+    if config.optimizer == "adam":
+        optimizer = torch.optim.AdamW(
+            net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            net.parameters(),
+            lr=config.learning_rate,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
     state = {"epoch": 0, "step_in_epoch": 0, "best_val_nll": float("inf"), "loss_sum": 0.0}
     state["n_loss"] = 0
     last = run_dir / "last.pt"

@@ -1,0 +1,76 @@
+"""The benchmark: dataset splitting and one end-to-end run at the smoke scale."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from napari_gerbil.baselines import speed_of_sound_m_s
+from napari_gerbil.baselines.synthetic import delayed_chirps
+from napari_gerbil.cli.main import main
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.evaluate.benchmark import SCALES, run_benchmark, split_dataset
+from napari_gerbil.io.vcl import VCLDataset, write_vcl
+
+MICS_MM = np.array(
+    [[-280.0, -180.0, 340.0], [280.0, -180.0, 340.0], [280.0, 180.0, 340.0], [-280.0, 180.0, 340.0]]
+)
+
+
+def test_split_is_disjoint_complete_and_keeps_labels(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 20
+    src = np.c_[rng.uniform(-250, 250, n), rng.uniform(-150, 150, n), np.full(n, 40.0)]
+    audio = delayed_chirps(src, MICS_MM, 125_000, speed_of_sound_m_s(20.0), 1024)
+    classes = [f"c{i}" for i in range(n)]
+    path = write_vcl(
+        tmp_path / "d.h5", list(audio), src[:, None, :], node_names=["speaker"],
+        sample_rate_hz=125_000, arena_dims_mm=(600, 400, 350), mic_positions_mm=MICS_MM,
+        stimulus_classes=classes, scenario="speaker",
+    )  # fmt: skip
+    trainval, test = split_dataset(path, 0.25, seed=0)
+    a, b = VCLDataset(trainval), VCLDataset(test)
+    assert (a.n_calls, b.n_calls) == (15, 5)
+    assert sorted(a.stimulus_classes + b.stimulus_classes) == sorted(classes)
+    for part in (a, b):
+        for k, cls in enumerate(part.stimulus_classes):
+            i = classes.index(cls)
+            assert np.allclose(part.locations_mm[k, 0], src[i])
+            assert np.array_equal(part.call_audio(k), audio[i])
+        assert np.allclose(part.mic_positions_mm, MICS_MM)
+    mtime = trainval.stat().st_mtime_ns
+    assert split_dataset(path, 0.25, seed=0) == (trainval, test)  # reused, not rewritten
+    assert trainval.stat().st_mtime_ns == mtime
+
+
+def test_unknown_scale_is_rejected(tmp_path):
+    with pytest.raises(InvalidInputError, match="scale"):
+        run_benchmark(tmp_path, "huge")
+    with pytest.raises(InvalidInputError, match="stimulus_groups"):
+        run_benchmark(tmp_path, SCALES["smoke"].replace(stimulus_groups="volume"))
+
+
+@pytest.mark.slow
+def test_smoke_benchmark_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--smoke", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    for dataset in ("speaker", "robot", "animal"):
+        med = results[dataset]["median_error_mm"]
+        assert set(med) >= {"single", "ensemble", "muse", "gcc_phat"}
+        assert all(v > 0 for v in med.values())
+        assert set(results[dataset]["ece"]) == {"single", "ensemble"}
+        assert len(results[dataset]["errors_mm"]["muse"]) == results[dataset]["n_test_calls"]
+    assert np.array(results["dataset_matrix"]["median_error_mm"]).shape == (4, 3)
+    assert len(results["scaling"]["median_error_mm"]) == 2
+    assert results["scale"]["speaker_calls"] == SCALES["smoke"].speaker_calls
+    assert len(results["checks"]) == 2
+    report = (out / "report.md").read_text()
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
+    assert len(images) >= 9
+    for image in images:
+        assert (out / image).stat().st_size > 1000
+    assert "PASS" in capsys.readouterr().out or "FAIL" in report

@@ -1,0 +1,128 @@
+"""Network presets: the paper's Table 1 structure, MAC counts, the Gaussian head."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from napari_gerbil.cli.main import main
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.model.gaussian import CHOL_FLOOR, raw_to_gaussian
+from napari_gerbil.model.network import GatedBlock, build_network, count_macs, count_parameters
+from napari_gerbil.model.presets import PRESETS, get_preset
+
+TABLE_1_CHANNELS = [32, 32, 64, 64, 128, 128, 256, 256, 512, 512]
+
+
+def _table1_parameter_count(n_mics: int = 4, kernel: int = 33) -> int:
+    """Parameters implied by Table 1: 3 convs + batch norm per block, linear to 5."""
+    total, prev = 0, n_mics
+    for ch in TABLE_1_CHANNELS:
+        total += 3 * (prev * ch * kernel + ch) + 2 * ch
+        prev = ch
+    return total + prev * 5 + 5
+
+
+def _table1_macs(n_samples: int = 8192, n_mics: int = 4, kernel: int = 33) -> int:
+    total, prev, length = 0, n_mics, n_samples
+    for i, ch in enumerate(TABLE_1_CHANNELS):
+        total += 3 * length * prev * ch * kernel
+        prev = ch
+        if i % 2 == 1:
+            length //= 2
+    return total + prev * 5
+
+
+def test_paper_preset_has_table_1_structure():
+    net = build_network(PRESETS["paper"])
+    blocks = [m for m in net.modules() if isinstance(m, GatedBlock)]
+    assert len(blocks) == 10
+    for i, (block, ch) in enumerate(zip(blocks, TABLE_1_CHANNELS, strict=True)):
+        conv = block.conv
+        assert conv.out_channels == 3 * ch  # f, g and h convolutions
+        assert conv.kernel_size == (33,) and conv.stride == (1,) and conv.dilation == (1,)
+        assert conv.padding == (16,)  # "same"
+        assert isinstance(block.pool, nn.AvgPool1d) == (i % 2 == 1)
+        assert block.norm.num_features == ch
+    assert net.gcc is None and not net.config.energy_features
+    assert [m.out_features for m in net.head if isinstance(m, nn.Linear)] == [5]
+    assert count_parameters(PRESETS["paper"]) == _table1_parameter_count()
+    assert count_macs(PRESETS["paper"]) == _table1_macs()
+    assert 38e9 < count_macs(PRESETS["paper"]) < 39e9
+
+
+def test_gated_block_computes_tanh_sigmoid_gate_plus_residual_then_pool_and_norm():
+    torch.manual_seed(0)
+    block = GatedBlock(2, 3, 5, downsample=True).eval()
+    x = torch.randn(1, 2, 16)
+    w = block.conv.weight
+    b = block.conv.bias
+    f, g, h = (
+        nn.functional.conv1d(x, w[k * 3 : (k + 1) * 3], b[k * 3 : (k + 1) * 3], padding=2)
+        for k in range(3)
+    )
+    expected = block.norm(nn.functional.avg_pool1d(torch.tanh(f) * torch.sigmoid(g) + h, 2))
+    torch.testing.assert_close(block(x), expected)
+
+
+def test_fast_is_over_100x_cheaper_than_paper_and_tiny_is_smaller_still():
+    paper = count_macs(PRESETS["paper"])
+    assert count_macs(PRESETS["fast"]) * 100 <= paper
+    assert count_macs(PRESETS["tiny"]) < count_macs(PRESETS["fast"])
+    assert count_parameters(PRESETS["tiny"]) < count_parameters(PRESETS["fast"])
+
+
+@pytest.mark.parametrize("name", ["fast", "tiny"])
+def test_presets_map_audio_to_five_outputs(name):
+    net = build_network(get_preset(name, input_length_samples=2048)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(3, 4, 2048))
+    assert out.shape == (3, 5) and torch.isfinite(out).all()
+
+
+def test_models_command_prints_params_and_gmac_per_preset(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    found = {}
+    for line in lines:
+        m = re.match(r"(\w+)\s+params=(\d+) gmac=([\d.]+)", line)
+        assert m, line
+        found[m.group(1)] = (int(m.group(2)), float(m.group(3)))
+    assert set(found) == {"paper", "fast", "tiny"}
+    assert found["paper"][0] == _table1_parameter_count()
+    assert abs(found["paper"][1] - _table1_macs() / 1e9) < 1e-3
+
+
+def test_cholesky_diagonal_is_positive_for_any_output():
+    raw = torch.tensor(
+        [[0, 0, -1e4, 5, -1e4], [0, 0, 1e4, -3, 1e4], [1, 2, -88.0, 0, -104.0]],
+        dtype=torch.float32,
+    )
+    raw = torch.cat([raw, torch.randn(1000, 5) * 50])
+    mean, chol = raw_to_gaussian(raw)
+    diag = torch.diagonal(chol, dim1=-2, dim2=-1)
+    assert (diag >= CHOL_FLOOR).all()
+    assert (chol[:, 0, 1] == 0).all()
+    assert torch.equal(mean, raw[:, :2])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"conv_channels": (), "gcc_max_lag_samples": 0},
+        {"conv_channels": (4, 4), "conv_strides": (1,)},
+        {"gcc_max_lag_samples": 9000},
+        {"n_channels": 0},
+    ],
+)
+def test_inconsistent_network_configs_are_rejected(changes):
+    with pytest.raises(InvalidInputError):
+        get_preset("fast", **changes)
+
+
+def test_unknown_preset_is_rejected():
+    with pytest.raises(InvalidInputError, match="preset"):
+        get_preset("huge")
