@@ -189,3 +189,37 @@ def test_bad_inputs_raise_invalid_input(calls):
         localize("gcc_phat", np.zeros(100), MICS_MM, FS_HZ, ARENA_MM)
     with pytest.raises(InvalidInputError, match="audio"):
         localize("gcc_phat", a[:, :8], MICS_MM, FS_HZ, ARENA_MM)
+
+
+@pytest.fixture(scope="module")
+def anechoic_simulated_calls():
+    """High-SNR calls rendered by the simulator through anechoic impulse responses."""
+    from napari_gerbil.io.arena import default_cage
+    from napari_gerbil.simulate.acoustics import AcousticConfig, CageAcoustics
+    from napari_gerbil.simulate.stimuli import StimulusGenerator
+
+    rng = np.random.default_rng(11)
+    arena = default_cage()
+    acoustics = CageAcoustics(arena, AcousticConfig(preset="anechoic"))
+    generator = StimulusGenerator(acoustics.sample_rate_hz)
+    classes = ["dfm_high", "ufm_high", "noisy_high", "white_noise_high", "dfm_mid", "ufm_mid"]
+    src = np.c_[rng.uniform(-250, 250, 12), rng.uniform(-150, 150, 12), np.full(12, 40.0)]
+    calls = []
+    for k, source in enumerate(src):
+        stim = generator.sample(classes[k % len(classes)], rng).waveform
+        h = acoustics.rir(source)
+        audio = np.stack([np.convolve(stim, h[:, m]) for m in range(h.shape[1])], axis=1)
+        audio += rng.normal(0, 1e-3 * audio.std(), audio.shape)  # 60 dB SNR
+        calls.append(audio.astype(np.float32))
+    return src, calls, arena, acoustics.speed_m_per_s
+
+
+@pytest.mark.parametrize("method", ["muse", "gcc_phat"])
+def test_anechoic_simulated_calls_within_2_mm(anechoic_simulated_calls, method):
+    src, calls, arena, c_m_s = anechoic_simulated_calls
+    result = localize(
+        method, calls, arena.mic_positions_mm, FS_HZ, arena.dims_mm,
+        speed_of_sound=c_m_s, source_height_mm=40.0,
+    )  # fmt: skip
+    err = np.linalg.norm(result.point_mm - src[:, :2], axis=1)
+    assert np.median(err) < 2.0, err

@@ -209,6 +209,10 @@ def test_inconsistent_sessions_are_refused(tmp_path, session):
     session.frame_times_s = np.array([0.0, 0.1, 0.1])
     with pytest.raises(InvalidInputError, match="frame_times_s"):
         session.check()
+    session.frame_times_s = None
+    session.calls = CallTable.from_samples(np.arange(12), np.full(12, 50_001))
+    with pytest.raises(InvalidInputError, match="calls within the audio"):
+        session.check()
     with pytest.raises(InvalidInputError, match="start_sample < stop_sample"):
         CallTable.from_samples([10, 20], [15, 20])
     with pytest.raises(InvalidInputError, match="member_chol_mm"):
@@ -262,3 +266,18 @@ def test_not_a_session(tmp_path):
     (tmp_path / "junk.gerbil.h5").write_text("junk")
     with pytest.raises(InvalidInputError, match="HDF5"):
         load_session(tmp_path / "junk.gerbil.h5")
+
+
+def test_calls_table_columns(session):
+    session.set_user_attribution(1, 2, now=5.0)
+    table = session.calls_table()
+    n = session.n_calls
+    assert all(len(col) == n for col in table.values())
+    np.testing.assert_allclose(table["start_s"], session.calls.start_sample / 125000)
+    np.testing.assert_array_equal(table["point_x_mm"], session.predictions.point_mm[:, 0])
+    assert table["user"][1] == 2 and table["effective"][1] == 2 and table["edit_time_s"][1] == 5
+    assert table["effective"][0] == session.predicted.animal[0]
+    table["user"][0] = 1  # a copy: the session is untouched
+    assert session.user.animal[0] == NOT_REVIEWED
+    session.predictions = None
+    assert np.isnan(session.calls_table()["set_area_mm2"]).all()

@@ -430,3 +430,29 @@ def test_bad_sample_rate_attribute(make_vcl):
 def test_stimulus_class_wrong_length(make_vcl):
     path = _edit(make_vcl()[0], lambda f: _replace(f, "stimulus_class", np.array([b"a", b"b"])))
     _expect_invalid(path, "/stimulus_class", "(6,)")
+
+
+def test_failed_writer_setup_leaves_nothing(tmp_path, cage):
+    with pytest.raises(TypeError):  # provenance that is not JSON-serializable as keys
+        VCLWriter(
+            tmp_path / "w.h5",
+            4,
+            node_names=["nose"],
+            sample_rate_hz=125000,
+            arena_dims_mm=cage.dims_mm,
+            mic_positions_mm=cage.mic_positions_mm,
+            provenance={("tuple", "key"): 1},
+        )
+    assert list(tmp_path.iterdir()) == []
+    writer = VCLWriter(
+        tmp_path / "w.h5",
+        4,
+        node_names=["nose"],
+        sample_rate_hz=125000,
+        arena_dims_mm=cage.dims_mm,
+        mic_positions_mm=cage.mic_positions_mm,
+    )
+    writer.abort()
+    writer.abort()  # idempotent
+    writer.close()  # nothing to commit after an abort
+    assert list(tmp_path.iterdir()) == []

@@ -93,7 +93,7 @@ def test_hdr_levels_of_samples_are_uniform_so_the_coverage_curve_is_diagonal(rng
     levels = hdr_levels(many, pred.sample(n, rng)[0], ARENA_MM)
     assert expected_calibration_error(levels) < 0.04
     curve = coverage_curve(levels, np.array([0.0, 0.5, 1.0]))
-    assert curve[0] == 0.0 and curve[2] == 1.0 and abs(curve[1] - 0.5) < 0.06
+    assert curve[0] < 0.01 and curve[2] == 1.0 and abs(curve[1] - 0.5) < 0.06
     # an overconfident prediction (covariances shrunk 4x) under-covers
     tight = many.with_temperature(0.25)
     assert np.mean(hdr_levels(tight, pred.sample(n, rng)[0], ARENA_MM) <= 0.9) < 0.75

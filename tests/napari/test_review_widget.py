@@ -189,3 +189,31 @@ def test_export_and_retrain_make_a_new_model_version(review, qtbot, tiny_ensembl
     assert widget.last_retrain["n_heldout"] == 1
     assert np.isfinite(widget.last_retrain["new_median_mm"])
     assert "mm" in widget.retrain_result.text()
+
+
+def test_detect_and_import_add_calls(review, qtbot, tmp_path):
+    viewer, widget = review
+    # the six planted calls are found again, so detection adds none of them twice
+    worker = widget.detect()
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    assert widget.model.n_calls == 6
+    csv = tmp_path / "segments.csv"
+    csv.write_text("start_seconds,stop_seconds\n0.05,0.07\n0.31,0.32\n2.9,2.95\n")
+    assert widget.import_segments(csv) == 2  # 0.31 s overlaps call 0
+    assert widget.table.table.rowCount() == 8
+    assert load_session(widget.model.path).n_calls == 8
+    widget.table.state_filter.setCurrentText("not localized")
+    assert len(widget.table.visible_calls()) == 8
+    widget.table.state_filter.setCurrentText("confirmed")
+    assert widget.table.visible_calls() == []
+
+
+def test_widget_opened_first_adopts_a_session_opened_later(make_napari_viewer, session_path, qtbot):
+    viewer = make_napari_viewer()
+    widget = ReviewWidget(viewer)
+    viewer.open(session_path, plugin="napari-gerbil")
+    qtbot.waitUntil(lambda: widget.model is not None, timeout=5000)
+    names = [layer.name for layer in viewer.layers]
+    assert sorted(names) == sorted(set(names))  # no layer twice
+    assert {"video", "tracks", "poses", "confidence sets (95%)"} <= set(names)

@@ -63,3 +63,39 @@ def write_delay_dataset(path, n_calls: int, seed: int = 0):
 def delay_dataset(tmp_path_factory):
     """A 400-call pure-delay VCL dataset."""
     return write_delay_dataset(tmp_path_factory.mktemp("delay") / "delay.h5", 400, seed=1)
+
+
+#: Network input length of the training tests (the calls are 3000-5000 samples).
+TEST_LENGTH = 4096
+
+
+def quick_config(**changes):
+    """A quick TrainingConfig for tests (Adam, no white noise, small batches)."""
+    from napari_gerbil.training.config import TrainingConfig
+
+    base = dict(
+        epochs=6, batch_size=16, optimizer="adam", learning_rate=0.003, noise_p=0.0,
+        checkpoint_every_s=0.0,
+    )  # fmt: skip
+    base.update(changes)
+    return TrainingConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_ensemble(delay_dataset, tmp_path_factory):
+    """A 2-member ``tiny`` ensemble trained on the pure-delay dataset (the slow part)."""
+    import torch
+
+    from napari_gerbil.model.presets import get_preset
+    from napari_gerbil.training.trainer import train_ensemble
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    net = get_preset("tiny", input_length_samples=TEST_LENGTH)
+    return train_ensemble(net, quick_config(), [delay_dataset], out, 2, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def make_config():
+    """The :func:`quick_config` factory."""
+    return quick_config

@@ -87,9 +87,12 @@ def with_progress(fn, *args, to_message=lambda info: info, **kwargs):
     messages: queue.Queue = queue.Queue()
     outcome: dict = {}
 
+    def report(*info) -> None:  # progress(x) or progress(message, fraction)
+        messages.put(info[0] if len(info) == 1 else info)
+
     def target() -> None:
         try:
-            outcome["value"] = fn(*args, progress=messages.put, **kwargs)
+            outcome["value"] = fn(*args, progress=report, **kwargs)
         except BaseException as exc:  # re-raised in the worker thread below
             outcome["error"] = exc
 

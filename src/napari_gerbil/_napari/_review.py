@@ -62,7 +62,7 @@ class ReviewModel:
         if path is None:
             raise InvalidInputError(None, "path", "a session file path", "None")
         self.session = session
-        self.path = Path(path)
+        self.path = Path(path).absolute()
         self.undo_stack: list[Edit] = []
         self.redo_stack: list[Edit] = []
         self.n_saves = 0

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
@@ -254,8 +255,9 @@ class ReviewWidget(QWidget):
                 return
 
     def _on_layer_inserted(self, event) -> None:
+        # deferred: the reader is still adding the session's other layers
         if self.model is None and event.value.metadata.get(SESSION_KEY):
-            self.open_session(event.value.metadata[SESSION_KEY])
+            QTimer.singleShot(0, self._adopt_session_from_layers)
 
     def open_session(self, path) -> None:
         """Load a session file and show it: video, tracks, spectrogram, calls."""

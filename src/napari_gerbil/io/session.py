@@ -157,7 +157,9 @@ class AudioRef(_ArrayEq):
 
         paths = [f.path for f in self.files]
         src = AudioSource.open(
-            paths if len(paths) > 1 else paths[0], dataset=self.dataset or "audio"
+            paths if len(paths) > 1 else paths[0],
+            dataset=self.dataset or "audio",
+            sample_rate_hz=self.sample_rate_hz,
         )
         for field, want, got in (
             ("n_channels", self.n_channels, src.n_channels),
@@ -415,6 +417,13 @@ class Session(_ArrayEq):
                 f"{self.audio.n_channels} mics (one per channel)",
                 f"{self.arena.n_mics}",
             )
+        if n and self.calls.stop_sample.max() > self.audio.n_samples:
+            raise InvalidInputError(
+                src,
+                "calls/stop_sample",
+                f"calls within the audio ({self.audio.n_samples} samples)",
+                f"a call ending at sample {self.calls.stop_sample.max()}",
+            )
         if self.fps is not None and not self.fps > 0:
             raise InvalidInputError(src, "fps", "a positive frame rate", str(self.fps))
         ft = self.frame_times_s
@@ -448,6 +457,31 @@ class Session(_ArrayEq):
             else np.full(self.n_calls, UNASSIGNED)
         )
         return np.where(self.user.reviewed, self.user.animal, pred)
+
+    def calls_table(self) -> dict[str, np.ndarray]:
+        """Plain columns, one row per call (for tables and CSV export).
+
+        ``call_id``, ``start_s``, ``stop_s``, ``point_x_mm``, ``point_y_mm``,
+        ``set_area_mm2`` (NaN when not predicted), ``predicted``, ``user`` and
+        ``effective`` attribution codes, ``edit_time_s``.
+        """
+        rate = self.audio.sample_rate_hz
+        nan = np.full(self.n_calls, np.nan)
+        pred = self.predictions
+        return {
+            "call_id": self.calls.call_id.copy(),
+            "start_s": self.calls.start_sample / rate,
+            "stop_s": self.calls.stop_sample / rate,
+            "point_x_mm": nan.copy() if pred is None else pred.point_mm[:, 0].copy(),
+            "point_y_mm": nan.copy() if pred is None else pred.point_mm[:, 1].copy(),
+            "set_area_mm2": nan.copy() if pred is None else pred.set_area_mm2.copy(),
+            "predicted": np.full(self.n_calls, UNASSIGNED)
+            if self.predicted is None
+            else self.predicted.animal.copy(),
+            "user": self.user.animal.copy(),
+            "effective": self.effective_attribution(),
+            "edit_time_s": self.user.edit_time_s.copy(),
+        }
 
     # -- clocks ------------------------------------------------------------------------
     def _frame_times(self, frames: np.ndarray) -> np.ndarray:

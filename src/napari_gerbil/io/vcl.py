@@ -529,14 +529,18 @@ class VCLWriter:
             raise InvalidInputError(None, "arena_dims_mm", "3 lengths (mm)", f"{dims.tolist()}")
         if not float(sample_rate_hz) > 0:
             raise InvalidInputError(None, "sample_rate_hz", "a positive rate", str(sample_rate_hz))
+        self._loc: h5py.Dataset | None = None
+        self._f: h5py.File | None = None
         self._cm = atomic_path(self.path, suffix=".h5.tmp")
         tmp = self._cm.__enter__()
         try:
-            f = h5py.File(tmp, "w")
+            self._f = h5py.File(tmp, "w")
+            self._create(self._f, sample_rate_hz, dims, mics, scenario, provenance, audio_dtype)
         except BaseException as exc:
-            self._cm.__exit__(type(exc), exc, exc.__traceback__)
+            self.abort(type(exc), exc, exc.__traceback__)
             raise
-        self._f: h5py.File | None = f
+
+    def _create(self, f, sample_rate_hz, dims, mics, scenario, provenance, audio_dtype) -> None:
         f.attrs["napari_gerbil_format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["sample_rate_hz"] = float(sample_rate_hz)
@@ -544,13 +548,12 @@ class VCLWriter:
         f.attrs["mic_positions_mm"] = mics
         f.attrs["scenario"] = scenario or ""
         f.attrs["provenance"] = json.dumps(provenance or {}, sort_keys=True, default=str)
-        chunk = (AUDIO_CHUNK_SAMPLES, self.n_channels)
         self._audio = f.create_dataset(
             "audio",
             (0, self.n_channels),
             dtype=audio_dtype,
             maxshape=(None, self.n_channels),
-            chunks=chunk,
+            chunks=(AUDIO_CHUNK_SAMPLES, self.n_channels),
         )
         self._lidx = f.create_dataset(
             "length_idx", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(4096,)
@@ -559,7 +562,6 @@ class VCLWriter:
         self._stim = f.create_dataset(
             "stimulus_class", (0,), dtype=_STR, maxshape=(None,), chunks=(4096,)
         )
-        self._loc: h5py.Dataset | None = None
 
     def __enter__(self) -> VCLWriter:
         return self
@@ -664,16 +666,20 @@ class VCLWriter:
         except BaseException as exc:
             self.abort(type(exc), exc, exc.__traceback__)
             raise
-        self._cm.__exit__(None, None, None)
+        cm, self._cm = self._cm, None
+        cm.__exit__(None, None, None)
 
     def abort(self, exc_type=None, exc=None, tb=None) -> None:
         """Discard everything written; ``path`` is left as it was."""
         if self._f is not None:
             self._f.close()
             self._f = None
+        if self._cm is None:
+            return
         if exc is None:
             exc_type, exc = RuntimeError, RuntimeError("VCLWriter aborted")
-        self._cm.__exit__(exc_type, exc, tb)
+        cm, self._cm = self._cm, None
+        cm.__exit__(exc_type, exc, tb)
 
 
 def write_vcl(
