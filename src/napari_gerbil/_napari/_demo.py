@@ -6,6 +6,8 @@ from pathlib import Path
 
 #: Calls localized when the demo opens.
 DEMO_CALLS = 12
+#: Size of the demo window (width, height).
+WINDOW_SIZE_PX = (1500, 950)
 
 
 def run_demo(
@@ -18,7 +20,8 @@ def run_demo(
     """Open napari with a session and localize its first calls.
 
     With ``screenshot`` the window is saved to that PNG once the first confidence set is
-    drawn, and the application exits (status 0 on success, 1 on failure or timeout).
+    drawn, and the application exits (status 0 on success, 1 on failure or when
+    localizing takes longer than ``timeout_s``).
     """
     from qtpy.QtCore import QTimer
 
@@ -28,6 +31,7 @@ def run_demo(
 
     session_path = Path(session_path) if session_path else sample_session_path()
     viewer = napari.Viewer(title="napari-gerbil demo", show=True)
+    viewer.window.resize(*WINDOW_SIZE_PX)
     widget = ReviewWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Review calls (napari-gerbil)", area="right")
     widget.open_session(session_path)
@@ -59,6 +63,8 @@ def run_demo(
         QTimer.singleShot(1500, save)  # let the canvas and the docks paint
 
     def localize() -> None:
+        if screenshot is not None:  # the time limit runs from here (not model building)
+            QTimer.singleShot(int(timeout_s * 1000), lambda: finish(1))
         n = min(n_calls, widget.model.n_calls)
         worker = widget.localize(list(range(n)))
         if worker is None:
@@ -77,7 +83,5 @@ def run_demo(
             QTimer.singleShot(0, localize)
         else:
             building.finished.connect(lambda: QTimer.singleShot(0, localize))
-    if screenshot is not None:
-        QTimer.singleShot(int(timeout_s * 1000), lambda: finish(1))
     napari.run()
     return status["code"] if screenshot is not None else 0

@@ -65,8 +65,10 @@ def localize_batch(ensemble, audio, session: Session, poses, indices: np.ndarray
 
 
 @thread_worker(progress={"desc": "napari-gerbil: localizing calls"})
-def localize_worker(ensemble, audio, session: Session, poses, indices: np.ndarray):
-    """Yield a :class:`LocalizeBatch` per batch of calls (cancel between batches)."""
+def localize_worker(
+    ensemble, audio, session: Session, poses, indices: np.ndarray, batch: int = LOCALIZE_BATCH
+):
+    """Yield a :class:`LocalizeBatch` per ``batch`` calls (cancel between batches)."""
     ensemble.check_compatible(
         n_channels=audio.n_channels,
         sample_rate_hz=audio.sample_rate_hz,
@@ -74,8 +76,8 @@ def localize_worker(ensemble, audio, session: Session, poses, indices: np.ndarra
         source=session.path,
     )
     total = len(indices)
-    for start in range(0, total, LOCALIZE_BATCH):
-        chunk = indices[start : start + LOCALIZE_BATCH]
+    for start in range(0, total, batch):
+        chunk = indices[start : start + batch]
         result = localize_batch(ensemble, audio, session, poses, chunk)
         yield LocalizeBatch(**result, done=start + len(chunk), total=total)
 

@@ -47,7 +47,7 @@ from napari_gerbil._napari._styles import (
 )
 from napari_gerbil._napari._table import CallsTable
 from napari_gerbil.errors import GerbilError, InvalidInputError
-from napari_gerbil.io.session import UNASSIGNED
+from napari_gerbil.io.session import SESSION_SUFFIX, UNASSIGNED
 from napari_gerbil.signal.detect import DetectorConfig
 
 #: Key bindings of the review loop (documented in docs/napari.md).
@@ -63,7 +63,7 @@ class LocalizeInputs:
 
     model_dir: Path
     call_indices: np.ndarray
-    batch_size: int = 16
+    batch_size: int = _jobs.LOCALIZE_BATCH
 
 
 @dataclasses.dataclass
@@ -623,7 +623,7 @@ class ReviewWidget(QWidget):
         """Add the calls of a segments CSV; returns how many were added."""
         from napari_gerbil.signal.segments import read_segments_csv
 
-        if self.model is None:
+        if self.model is None or self._busy():
             return 0
         try:
             starts, stops = read_segments_csv(path, self.model.session.audio.sample_rate_hz)
@@ -723,8 +723,14 @@ class ReviewWidget(QWidget):
         except GerbilError as exc:
             self._error(exc)
             return None
+        inputs = LocalizeInputs(self.ensemble_dir, indices)
         worker = _jobs.localize_worker(
-            ensemble, self.audio, self.model.session, self.poses, indices
+            ensemble,
+            self.audio,
+            self.model.session,
+            self.poses,
+            inputs.call_indices,
+            inputs.batch_size,
         )
         worker.yielded.connect(self._on_localized)
         worker.finished.connect(self._after_localize)
@@ -754,11 +760,8 @@ class ReviewWidget(QWidget):
         if self.model is None:
             return None
         if inputs is None:
-            out = (
-                self.export_path.text().strip()
-                or str(self.model.path.with_name(self.model.path.name.replace(".gerbil.h5", "")))
-                + "_reviewed.h5"
-            )
+            name = self.model.path.name.removesuffix(SESSION_SUFFIX) + "_reviewed.h5"
+            out = self.export_path.text().strip() or str(self.model.path.with_name(name))
             training = self.training_set.text().strip()
             inputs = ExportInputs(Path(out), Path(training) if training else None)
         from napari_gerbil._napari._review import export_reviewed
@@ -795,6 +798,7 @@ class ReviewWidget(QWidget):
         worker = _jobs.retrain_worker(
             self.ensemble_dir, exported, self.retrain_epochs.value(), self._cancel_event
         )
+        worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_retrained)
         return self._start(worker)
 

@@ -135,6 +135,7 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
         "dataset_matrix": "Dataset x dataset generalization (Fig. 3B)",
         "scaling": "Error vs training-set size (Fig. 3C)",
     }
+
     def order(key: str) -> tuple:
         base, _, suffix = key.partition(":")
         rank = list(titles).index(base) if base in titles else len(titles)

@@ -9,7 +9,7 @@ chunks and stays continuous across chunk boundaries.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, sosfilt, sosfilt_zi
+from scipy.signal import butter, lfilter
 
 from napari_gerbil.errors import InvalidInputError
 
@@ -49,13 +49,13 @@ class NoiseSource:
         self.n_channels = int(n_channels)
         self.rms = float(rms)
         self._rng = rng
-        self._sos = butter(1, background_corner_hz, "lowpass", fs=sample_rate_hz, output="sos")
+        b, a = butter(1, background_corner_hz, "lowpass", fs=sample_rate_hz)
+        self._b, self._a = b.astype(np.float32), a.astype(np.float32)
         # power gain of the low-pass on unit white noise: measured from its impulse response
-        ir = sosfilt(self._sos, np.r_[1.0, np.zeros(1 << 15)])
-        self._bg_gain = np.sqrt(background_fraction / np.sum(ir**2))
-        self._white_gain = np.sqrt(1.0 - background_fraction)
-        zi = sosfilt_zi(self._sos)  # steady state for a unit step; start from rest + warmup
-        self._zi = np.zeros((zi.shape[0], 2, self.n_channels))
+        ir = lfilter(b, a, np.r_[1.0, np.zeros(1 << 15)])
+        self._bg_gain = np.float32(self.rms * np.sqrt(background_fraction / np.sum(ir**2)))
+        self._white_gain = np.float32(self.rms * np.sqrt(1.0 - background_fraction))
+        self._zi = np.zeros((1, self.n_channels), np.float32)
         self.next(4096)  # run the filter into its stationary state
 
     def next(self, n_samples: int) -> np.ndarray:
@@ -63,6 +63,8 @@ class NoiseSource:
         shape = (int(n_samples), self.n_channels)
         if self.rms == 0.0:
             return np.zeros(shape, np.float32)
-        bg, self._zi = sosfilt(self._sos, self._rng.standard_normal(shape), axis=0, zi=self._zi)
-        noise = self._bg_gain * bg + self._white_gain * self._rng.standard_normal(shape)
-        return (self.rms * noise).astype(np.float32)
+        white = self._rng.standard_normal(shape, dtype=np.float32)
+        bg, self._zi = lfilter(self._b, self._a, white, axis=0, zi=self._zi)
+        noise = self._bg_gain * bg
+        noise += self._white_gain * self._rng.standard_normal(shape, dtype=np.float32)
+        return noise.astype(np.float32, copy=False)

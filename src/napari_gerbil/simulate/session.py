@@ -257,6 +257,7 @@ def _write_video(path: Path, painter: _Painter, poses, head_dir, fps: float, pro
             stream.width = painter.background.shape[1]
             stream.height = painter.background.shape[0]
             stream.pix_fmt = "yuv420p"
+            stream.thread_type = "AUTO"
             stream.options = {"preset": "ultrafast", "crf": "26", "g": str(int(round(fps)))}
             for k in tqdm(range(len(poses)), disable=not progress, desc="video"):
                 frame = av.VideoFrame.from_ndarray(painter.frame(poses[k], head_dir[k]), "rgb24")

@@ -1,0 +1,114 @@
+"""Benchmark the simulator; prints the figures (no asserts).
+
+Usage::
+
+    python scripts/bench_simulate.py [--quick] [--workers N] [--out benchmark_out/simulate]
+
+1. impulse responses per second (octave-band and flat absorption) and calls rendered
+   per second from an RIR bank (what training draws from);
+2. the ``speaker`` scenario: full grid (~400 points) x 18 classes (quick: 40 points);
+3. a 3-animal session of 1 hour (quick: 2 minutes), with its peak RSS.
+
+Each of 2 and 3 runs in a fresh subprocess so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _child(kind: str, out: str, workers: int, quick: bool) -> None:
+    t0 = time.perf_counter()
+    if kind == "speaker":
+        from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
+
+        cfg = ScenarioConfig(scenario="speaker", n_calls=40 * 18 if quick else None)
+        path = simulate_dataset(Path(out) / "speaker.h5", cfg, progress=True, n_workers=workers)
+        from napari_gerbil.io.vcl import VCLDataset
+
+        extra = {"n_calls": len(VCLDataset(path)), "file_mb": path.stat().st_size / 1e6}
+    else:
+        from napari_gerbil.simulate.session import SessionConfig, simulate_session
+
+        cfg = SessionConfig(n_animals=3, duration_s=120.0 if quick else 3600.0)
+        paths = simulate_session(Path(out) / "session", cfg, name="bench", progress=True)
+        from napari_gerbil.io.session import load_session
+
+        extra = {
+            "duration_s": cfg.duration_s,
+            "n_calls": load_session(paths.session).n_calls,
+            "audio_gb": paths.audio.stat().st_size / 1e9,
+            "video_mb": paths.video.stat().st_size / 1e6,
+            "slp_mb": paths.tracks.stat().st_size / 1e6,
+        }
+    wall = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"kind": kind, "wall_s": wall, "peak_rss_mb": rss_mb, **extra}))
+
+
+def _bank_throughput(out: Path) -> dict:
+    import numpy as np
+
+    from napari_gerbil.io.arena import default_cage
+    from napari_gerbil.simulate.acoustics import AcousticConfig, CageAcoustics
+    from napari_gerbil.simulate.rir_bank import RIRBank, compute_rir_bank
+
+    rng = np.random.default_rng(0)
+    locs = np.c_[rng.uniform(-250, 250, 40), rng.uniform(-150, 150, 40), np.full(40, 40.0)]
+    res = {}
+    for label, cfg in (("octave", AcousticConfig()), ("flat", AcousticConfig(octave_bands=False))):
+        acoustics = CageAcoustics(default_cage(), cfg)
+        acoustics.rir(locs[0])  # imports, warm-up
+        t0 = time.perf_counter()
+        for loc in locs[:10]:
+            acoustics.rir(loc)
+        res[f"rir_per_s_{label}"] = 10 / (time.perf_counter() - t0)
+    bank_path = compute_rir_bank(out / "bank.h5", CageAcoustics(default_cage()), locs)
+    bank = RIRBank.open(bank_path)
+    bank.sample(rng)
+    n = 500
+    t0 = time.perf_counter()
+    for _ in range(n):
+        bank.sample(rng)  # random position + random call + fresh noise
+    res["calls_per_s_from_bank"] = n / (time.perf_counter() - t0)
+    res["rir_length_samples"] = int(np.diff(bank.length_idx).max())
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, default=Path("benchmark_out/simulate"))
+    parser.add_argument("--only", choices=("bank", "speaker", "session"), default=None)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, str(args.out), args.workers, args.quick)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"CPUs: {os.cpu_count()}  load average: {os.getloadavg()}")
+    if args.only in (None, "bank"):
+        print("bank:", json.dumps(_bank_throughput(args.out), indent=1))
+    for kind in ("speaker", "session"):
+        if args.only not in (None, kind):
+            continue
+        cmd = [sys.executable, __file__, "--child", kind, "--out", str(args.out)]
+        cmd += ["--workers", str(args.workers)] + (["--quick"] if args.quick else [])
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            print(result.stderr[-3000:])
+            raise SystemExit(f"{kind} failed")
+        print(f"{kind}:", result.stdout.strip().splitlines()[-1])
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

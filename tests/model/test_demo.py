@@ -1,0 +1,32 @@
+"""The demo ensemble is built once (on simulated calls) and then reused."""
+
+from __future__ import annotations
+
+import pytest
+
+import napari_gerbil.model.demo as demo
+from napari_gerbil.model.ensemble import load_ensemble, read_manifest
+
+
+@pytest.mark.slow
+def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
+    # a miniature of the real recipe: a coarse RIR grid, 2 members, 1 short epoch
+    monkeypatch.setattr(demo, "DEMO_GRID_MM", 200.0)
+    monkeypatch.setattr(demo, "DEMO_MEMBERS", 2)
+    monkeypatch.setattr(demo, "DEMO_EPOCHS", 1)
+    monkeypatch.setattr(demo, "DEMO_CALLS_PER_EPOCH", 16)
+    messages = []
+    path = demo.ensure_demo_ensemble(progress=lambda m, f: messages.append((m, f)))
+    assert path == demo.demo_model_dir() and path.is_relative_to(demo.cache_dir())
+    fractions = [f for _, f in messages]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert any("epoch 1/1" in m for m, _ in messages)
+    manifest = read_manifest(path)
+    assert manifest["n_members"] == 2 and manifest["preset"] == "tiny"
+    ens = load_ensemble(path)
+    assert ens.metadata.n_channels == 4 and ens.metadata.sample_rate_hz == 125000.0
+    assert not any(p.name.startswith(".") for p in path.parent.iterdir())  # work dir gone
+    created = manifest["created"]
+    again = []
+    assert demo.ensure_demo_ensemble(progress=lambda m, f: again.append(m)) == path
+    assert again == [] and read_manifest(path)["created"] == created

@@ -1,0 +1,124 @@
+"""VCL datasets written by the scenarios: format, ground truth, determinism, shifts."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.arena import default_cage
+from napari_gerbil.io.vcl import VCLDataset, validate_vcl
+from napari_gerbil.simulate.acoustics import AcousticConfig
+from napari_gerbil.simulate.scenarios import (
+    ScenarioConfig,
+    shifted_setup,
+    simulate_dataset,
+    speaker_grid_mm,
+)
+from napari_gerbil.simulate.stimuli import STIMULUS_CLASSES
+
+FAST = AcousticConfig(octave_bands=False, max_order=12)
+
+
+def test_speaker_grid_has_about_400_points_2cm_apart():
+    grid = speaker_grid_mm(default_cage())
+    assert 380 <= len(grid) <= 450
+    assert np.allclose(np.diff(np.unique(grid[:, 0])), 20.0)
+    assert default_cage().contains(grid, margin_mm=0.0).all()
+
+
+def test_speaker_vcl_small_fixture_reads_like_vocalocator(speaker_vcl_small):
+    validate_vcl(speaker_vcl_small)
+    with h5py.File(speaker_vcl_small, "r") as f:  # the plain paths vocalocator reads
+        idx = f["length_idx"][:]
+        locs = f["locations"][:]
+        assert f["audio"].shape[1] == 4
+        assert len(idx) == len(locs) + 1 == 417 and idx[-1] == f["audio"].shape[0]
+        call = f["audio"][idx[5] : idx[6]]
+    ds = VCLDataset(speaker_vcl_small)
+    np.testing.assert_array_equal(ds.call_audio(5), call)
+    assert ds.node_names == ["speaker"] and ds.scenario == "speaker"
+    assert set(ds.stimulus_classes) == {"dfm_high", "ufm_high", "stack_high", "noisy_high"}
+    assert np.abs(locs[:, 0, 0]).max() <= 250 and np.abs(locs[:, 0, 1]).max() <= 150
+    assert (locs[:, 0, 2] >= 30).all() and (locs[:, 0, 2] <= 50).all()
+    assert len(np.unique(locs[:, 0, :2], axis=0)) == 104
+
+
+def _energy_by_distance_rank_db(path) -> np.ndarray:
+    """(n_calls, n_mics) call energy in dB re the loudest mic, mics sorted near -> far."""
+    ds = VCLDataset(path)
+    out = []
+    for i in range(len(ds)):
+        dist = np.linalg.norm(ds.mic_positions_mm - ds.locations_mm[i, 0], axis=1)
+        energy = (ds.call_audio(i).astype(float) ** 2).sum(axis=0)[np.argsort(dist)]
+        out.append(10 * np.log10(energy / energy.max()))
+    return np.array(out)
+
+
+def test_anechoic_calls_are_loudest_at_the_nearest_microphone(anechoic_calls):
+    rank_db = _energy_by_distance_rank_db(anechoic_calls)
+    assert (rank_db[:, 0] == 0).mean() > 0.9
+    ds = VCLDataset(anechoic_calls)
+    dist = np.linalg.norm(ds.mic_positions_mm[None] - ds.locations_mm[:, :1], axis=2)
+    spreading_db = 20 * np.log10(dist.max(axis=1) / dist.min(axis=1))
+    measured_db = rank_db[:, 0] - rank_db[:, -1]
+    # spherical spreading, plus up to ~1 dB of air absorption over the extra distance
+    assert np.mean(measured_db - spreading_db) == pytest.approx(0.4, abs=0.6)
+
+
+def test_reverberation_evens_out_the_microphone_levels(anechoic_calls, reverberant_calls):
+    dry = _energy_by_distance_rank_db(anechoic_calls)
+    wet = _energy_by_distance_rank_db(reverberant_calls)  # same positions and stimuli
+    dry_spread = np.mean(dry[:, 0] - dry[:, -1])
+    wet_spread = np.mean(wet[:, 0] - wet[:, -1])
+    assert 0.5 < wet_spread < dry_spread - 1.0
+
+
+def test_same_seed_same_file_other_seed_differs(tmp_path):
+    def make(name, seed):
+        cfg = ScenarioConfig(scenario="speaker", n_calls=20, seed=seed, acoustics=FAST)
+        return simulate_dataset(tmp_path / name, cfg)
+
+    a, b, c = make("a.h5", 7), make("b.h5", 7), make("c.h5", 8)
+    with h5py.File(a) as fa, h5py.File(b) as fb, h5py.File(c) as fc:
+        np.testing.assert_array_equal(fa["audio"][:], fb["audio"][:])
+        np.testing.assert_array_equal(fa["locations"][:], fb["locations"][:])
+        assert not np.array_equal(fa["locations"][:], fc["locations"][:])
+    assert VCLDataset(a).stimulus_classes == list(STIMULUS_CLASSES) + list(STIMULUS_CLASSES[:2])
+
+
+@pytest.mark.parametrize("scenario", ["robot", "animal"])
+def test_robot_and_animal(tmp_path, scenario):
+    cfg = ScenarioConfig(scenario=scenario, n_calls=6, seed=2, acoustics=FAST)
+    path = simulate_dataset(tmp_path / f"{scenario}.h5", cfg)
+    validate_vcl(path)
+    ds = VCLDataset(path)
+    assert len(ds) == 6 and ds.scenario == scenario
+    assert all(c in STIMULUS_CLASSES and not c.startswith("white") for c in ds.stimulus_classes)
+    if scenario == "animal":
+        assert ds.node_names == ["nose", "head"]
+        nose, head = ds.locations_mm[:, 0], ds.locations_mm[:, 1]
+        assert np.allclose(np.linalg.norm(nose[:, :2] - head[:, :2], axis=1), 15.0, atol=6.0)
+
+
+def test_shift_variants(tmp_path):
+    arena, acoustics = shifted_setup("cage_size", AcousticConfig())
+    assert arena.dims_mm.tolist() == [700.0, 450.0, 400.0]
+    arena, acoustics = shifted_setup("absorption", AcousticConfig())
+    assert acoustics.preset == "reverberant"
+    cfg = ScenarioConfig(scenario="robot", n_calls=3, shift="mic_positions", acoustics=FAST)
+    ds = VCLDataset(simulate_dataset(tmp_path / "shift.h5", cfg))
+    assert ds.scenario == "robot/mic_positions"
+    assert not np.allclose(ds.mic_positions_mm, default_cage().mic_positions_mm)
+
+
+def test_bad_scenario_configs():
+    with pytest.raises(InvalidInputError, match="scenario"):
+        ScenarioConfig(scenario="zoo")
+    with pytest.raises(InvalidInputError, match="shift"):
+        ScenarioConfig(shift="moon")
+    with pytest.raises(InvalidInputError, match="classes"):
+        ScenarioConfig(classes=("dfm_loud",))
+    with pytest.raises(InvalidInputError, match="n_calls"):
+        ScenarioConfig(n_calls=0)
