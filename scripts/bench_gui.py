@@ -122,7 +122,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import napari
-
     from napari_gerbil._napari._widget import ReviewWidget
 
     path = make_hour_session(args.out)

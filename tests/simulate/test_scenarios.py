@@ -122,3 +122,17 @@ def test_bad_scenario_configs():
         ScenarioConfig(classes=("dfm_loud",))
     with pytest.raises(InvalidInputError, match="n_calls"):
         ScenarioConfig(n_calls=0)
+
+
+def test_configs_round_trip_through_yaml(tmp_path):
+    from napari_gerbil.simulate.session import SessionConfig
+
+    cfg = ScenarioConfig(
+        scenario="animal", n_calls=9, classes=("dfm_low",), acoustics=AcousticConfig(preset="bare")
+    )
+    cfg.save(tmp_path / "scenario.yaml")
+    assert ScenarioConfig.load(tmp_path / "scenario.yaml") == cfg
+    session_cfg = SessionConfig(n_animals=3, duration_s=5.0)
+    session_cfg.save(tmp_path / "session.yaml")
+    loaded = SessionConfig.load(tmp_path / "session.yaml")
+    assert loaded == session_cfg and loaded.acoustics.octave_bands is False

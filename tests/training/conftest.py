@@ -89,10 +89,14 @@ def tiny_ensemble(delay_dataset, tmp_path_factory):
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training.trainer import train_ensemble
 
-    torch.set_num_threads(2)
-    out = tmp_path_factory.mktemp("models") / "tiny"
-    net = get_preset("tiny", input_length_samples=TEST_LENGTH)
-    return train_ensemble(net, quick_config(), [delay_dataset], out, 2, show_progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: one thread is faster than two, and fair to CI
+    try:
+        out = tmp_path_factory.mktemp("models") / "tiny"
+        net = get_preset("tiny", input_length_samples=TEST_LENGTH)
+        return train_ensemble(net, quick_config(), [delay_dataset], out, 2, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

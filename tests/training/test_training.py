@@ -166,9 +166,7 @@ def _run(args, **kw):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(
-    delay_dataset, tmp_path
-):
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(delay_dataset, tmp_path):
     ds = VCLDataset(delay_dataset)
     small = tmp_path / "small.h5"
     write_vcl(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import numpy as np
 from scipy.signal import butter, sosfilt
@@ -141,7 +142,7 @@ def apply_air_absorption(
     rir: np.ndarray,
     sample_rate_hz: float,
     speed_m_per_s: float,
-    nepers_per_m: callable,
+    nepers_per_m: Callable[[np.ndarray], np.ndarray],
     frame_samples: int = 128,
 ) -> np.ndarray:
     """Apply distance-dependent air absorption to impulse responses whose t=0 is emission.

@@ -8,10 +8,20 @@ chunks and stays continuous across chunk boundaries.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.signal import butter, lfilter
 
 from napari_gerbil.errors import InvalidInputError
+
+
+@functools.lru_cache(maxsize=16)
+def _lowpass(corner_hz: float, sample_rate_hz: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """First-order low-pass (b, a) in float32 and its power gain on white noise."""
+    b, a = butter(1, corner_hz, "lowpass", fs=sample_rate_hz)
+    ir = lfilter(b, a, np.r_[1.0, np.zeros(8191)])
+    return b.astype(np.float32), a.astype(np.float32), float(np.sum(ir**2))
 
 
 class NoiseSource:
@@ -49,14 +59,11 @@ class NoiseSource:
         self.n_channels = int(n_channels)
         self.rms = float(rms)
         self._rng = rng
-        b, a = butter(1, background_corner_hz, "lowpass", fs=sample_rate_hz)
-        self._b, self._a = b.astype(np.float32), a.astype(np.float32)
-        # power gain of the low-pass on unit white noise: measured from its impulse response
-        ir = lfilter(b, a, np.r_[1.0, np.zeros(1 << 15)])
-        self._bg_gain = np.float32(self.rms * np.sqrt(background_fraction / np.sum(ir**2)))
+        self._b, self._a, power_gain = _lowpass(float(background_corner_hz), float(sample_rate_hz))
+        self._bg_gain = np.float32(self.rms * np.sqrt(background_fraction / power_gain))
         self._white_gain = np.float32(self.rms * np.sqrt(1.0 - background_fraction))
         self._zi = np.zeros((1, self.n_channels), np.float32)
-        self.next(4096)  # run the filter into its stationary state
+        self.next(256)  # run the filter into its stationary state (time constant < 10 samples)
 
     def next(self, n_samples: int) -> np.ndarray:
         """The next ``n_samples`` of noise: float32 (n_samples, n_channels)."""
