@@ -119,6 +119,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="ensemble (default: demo)")
     parser.add_argument("--out", type=Path, default=Path("benchmark_out/gui"))
+    parser.add_argument("--no-localize", action="store_true", help="skip the localize part")
     args = parser.parse_args(argv)
 
     import napari
@@ -154,6 +155,9 @@ def main(argv=None) -> int:
     print(f"frame step, spectrogram window redone: {_ms(recompute)}")
     print(f"jump anywhere in the hour (seek):      {_ms(far)}")
 
+    if args.no_localize:
+        viewer.close()
+        return 0
     if args.model is not None:
         widget.model_dir.setText(str(args.model))
     else:

@@ -199,7 +199,7 @@ def compare(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--compare", action="store_true", help="train fast and paper and compare")
     p.add_argument("--speaker", type=Path)
     p.add_argument("--robot", type=Path)

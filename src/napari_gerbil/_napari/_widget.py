@@ -720,7 +720,7 @@ class ReviewWidget(QWidget):
             return None
         try:
             ensemble = self._ensemble()
-        except GerbilError as exc:
+        except (GerbilError, RuntimeError, OSError) as exc:  # torch raises RuntimeError
             self._error(exc)
             return None
         inputs = LocalizeInputs(self.ensemble_dir, indices)
@@ -791,7 +791,7 @@ class ReviewWidget(QWidget):
             return None
         try:
             self._ensemble()
-        except GerbilError as exc:
+        except (GerbilError, RuntimeError, OSError) as exc:
             self._error(exc)
             return None
         self._cancel_event.clear()

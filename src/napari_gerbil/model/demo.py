@@ -18,10 +18,10 @@ import numpy as np
 from napari_gerbil.paths import cache_dir
 
 DEMO_NAME = "demo-tiny-v1"
-DEMO_MEMBERS = 4
+DEMO_MEMBERS = 3
 DEMO_PRESET = "tiny"
 DEMO_GRID_MM = 50.0
-DEMO_EPOCHS = 12
+DEMO_EPOCHS = 8
 DEMO_CALLS_PER_EPOCH = 256
 
 #: progress(message, fraction in [0, 1])

@@ -49,11 +49,9 @@ class GatedBlock(nn.Module):
 
 
 class GCCPHAT(nn.Module):
-    """Cross-correlations of every microphone pair: with phase transform and plain.
+    """Generalized cross-correlation with phase transform for every microphone pair.
 
-    Output shape (batch, n_pairs, 2, 2 * max_lag + 1): GCC-PHAT (whitened, sharp peaks)
-    and the plain cross-correlation normalized to [-1, 1] (robust where PHAT amplifies
-    noise-only bands), at lags -max_lag .. +max_lag samples.
+    Output shape (batch, n_pairs, 2 * max_lag + 1), lags -max_lag .. +max_lag samples.
     Zero-padding to ``n_fft >= n_samples + max_lag`` avoids circular wrap-around.
     """
 
@@ -73,18 +71,12 @@ class GCCPHAT(nn.Module):
         # PHAT: X_a conj(X_b) / |X_a conj(X_b)| = (X_a / |X_a|) conj(X_b / |X_b|).
         mag = spec.abs()
         white = spec / (mag + 1e-6 * mag.mean(dim=-1, keepdim=True) + 1e-20)
-        # Plain cross-correlation (steered-response-power-like), normalized to [-1, 1].
-        energy = mag.square().sum(dim=-1).clamp_min(1e-20)
-        norm = torch.sqrt(energy[:, self.first] * energy[:, self.second]) / n_fft
-        plain = spec[:, self.first] * spec[:, self.second].conj() / (0.5 * norm[..., None])
-        phat = white[:, self.first] * white[:, self.second].conj()
-        corr = torch.fft.irfft(torch.stack([phat, plain], dim=2), n=n_fft)  # (B, P, 2, n)
+        corr = torch.fft.irfft(white[:, self.first] * white[:, self.second].conj(), n=n_fft)
         lag = self.max_lag
         out = torch.cat([corr[..., n_fft - lag :], corr[..., : lag + 1]], dim=-1)
         # Estimate: 2.5 n log2 n real MACs per real FFT, 6 per complex bin of a cross term.
         fft_macs = 2.5 * n_fft * math.log2(n_fft)
-        n_bins = spec.shape[-1]
-        self.macs = int((x.shape[1] + 2 * self.n_pairs) * fft_macs + 12 * self.n_pairs * n_bins)
+        self.macs = int((x.shape[1] + self.n_pairs) * fft_macs + 6 * self.n_pairs * spec.shape[-1])
         return out
 
 
@@ -93,13 +85,13 @@ class SoftArgmaxLags(nn.Module):
     pairs) gives ``gcc_heads`` logit curves over the lags; each contributes its
     soft-argmax (expected lag, scaled to [-1, 1]) and its log-sum-exp (peak strength).
 
-    Input (B, n_pairs, 2, n_lags) -> features (B, n_pairs * 2 * gcc_heads).
+    Input (B, n_pairs, n_lags) -> features (B, n_pairs * 2 * gcc_heads).
     """
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        prev = 2
+        prev = 1
         k = config.gcc_kernel_size
         for ch in config.gcc_channels:
             layers += [nn.Conv1d(prev, ch, k, padding=k // 2), nn.BatchNorm1d(ch), nn.ReLU()]
@@ -110,9 +102,8 @@ class SoftArgmaxLags(nn.Module):
         self.register_buffer("lags", lags, persistent=False)
 
     def forward(self, gcc: torch.Tensor) -> torch.Tensor:
-        b, p, _, n = gcc.shape
-        scale = gcc.new_tensor([math.sqrt(n), 10.0])[:, None]  # both to O(10) at a peak
-        logits = self.net((gcc * scale).reshape(b * p, 2, n))  # (B*P, H, n)
+        b, p, n = gcc.shape
+        logits = self.net(gcc.reshape(b * p, 1, n) * math.sqrt(n))  # (B*P, H, n)
         weights = torch.softmax(logits, dim=-1)
         expected = (weights * self.lags).sum(-1)
         strength = torch.logsumexp(logits, dim=-1) - math.log(n)
