@@ -141,8 +141,7 @@ def main(argv=None) -> int:
     def step_to(frame: int) -> float:
         t = time.perf_counter()
         viewer.dims.set_current_step(0, frame)
-        widget.spectrogram.canvas.draw()  # the redraw, synchronously
-        app.processEvents()
+        app.processEvents()  # paints the video canvas and the spectrogram (idle draws)
         return time.perf_counter() - t
 
     widget.select_call(0)

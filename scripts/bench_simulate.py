@@ -49,8 +49,17 @@ def _child(kind: str, out: str, workers: int, quick: bool) -> None:
             "slp_mb": paths.tracks.stat().st_size / 1e6,
         }
     wall = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"kind": kind, "wall_s": wall, "peak_rss_mb": rss_mb, **extra}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (
+        usage.ru_utime
+        + usage.ru_stime
+        + sum(
+            getattr(resource.getrusage(resource.RUSAGE_CHILDREN), k)
+            for k in ("ru_utime", "ru_stime")
+        )
+    )  # CPU time used (workers included): what an idle machine would take at most
+    info = {"kind": kind, "wall_s": wall, "cpu_s": cpu_s, "peak_rss_mb": usage.ru_maxrss / 1024}
+    print(json.dumps({**info, **extra}))
 
 
 def _bank_throughput(out: Path) -> dict:

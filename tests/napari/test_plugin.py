@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import pytest
 
 from napari_gerbil._napari._reader import get_reader
 
@@ -60,3 +61,25 @@ def test_demo_command_is_registered():
 
     args = build_parser().parse_args(["demo", "--screenshot", "x.png", "--calls", "3"])
     assert args.command == "demo" and args.calls == 3 and str(args.screenshot) == "x.png"
+
+
+@pytest.mark.slow
+@pytest.mark.gui
+def test_demo_saves_a_screenshot_once_a_set_is_drawn(session_path, tiny_ensemble_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from napari_gerbil.io.session import load_session
+
+    png = tmp_path / "demo.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_gerbil", "demo", "--session", str(session_path),
+         "--model", str(tiny_ensemble_dir), "--screenshot", str(png), "--calls", "3"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "screenshot saved" in result.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
+    session = load_session(session_path)
+    assert np.isfinite(session.predictions.point_mm[:3]).all()
+    assert np.isnan(session.predictions.point_mm[3:]).all()

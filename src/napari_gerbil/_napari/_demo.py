@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 #: Calls localized when the demo opens.
 DEMO_CALLS = 12
 #: Size of the demo window (width, height).
@@ -44,9 +46,10 @@ def run_demo(
         app.quit()
 
     def on_localized() -> None:
-        order = widget.model.uncertainty_order()
-        first = int(order[0]) if order.size else 0
-        widget.select_call(first)
+        # show the most confident localized call (smallest 95% set) first
+        area = np.where(widget.model.localized(), widget.model.set_area_mm2(), np.inf)
+        widget.select_call(int(np.argmin(area)))
+        viewer.reset_view()
         if screenshot is None:
             return
         sets = widget._layer("sets")

@@ -54,25 +54,43 @@ def video_layer_data(session: Session, reader=None) -> tuple:
     return reader, kwargs, "image"
 
 
-def tracks_layer_data(session: Session, poses, node: int = 0, style: PoseStyle | None = None):
-    """(tracks, kwargs, "tracks"): one track per animal through node ``node``.
-
-    ``tracks`` is (K, 4) (track_id, frame, row, col); frames without the node are dropped.
-    """
-    style = style or PoseStyle()
+def track_points(poses, node: int = 0) -> np.ndarray:
+    """(K, 4) Tracks data (track_id, frame, row, col) of every animal's ``node``, sorted
+    by track then frame; frames without the node are dropped."""
     rc = poses.rc_px[:, :, node, :]  # (n_frames, n_tracks, 2)
     frames = np.repeat(poses.frame_indices, poses.n_tracks)
     ids = np.tile(np.arange(poses.n_tracks), poses.n_frames)
     flat = rc.reshape(-1, 2)
     keep = np.isfinite(flat).all(axis=1)
     data = np.column_stack([ids[keep], frames[keep], flat[keep]]).astype(float)
-    order = np.lexsort((data[:, 1], data[:, 0]))
-    data = data[order]
+    return data[np.lexsort((data[:, 1], data[:, 0]))]
+
+
+def tracks_window(points: np.ndarray, frame: int, max_points: int) -> np.ndarray:
+    """The rows of ``points`` within the frame window of at most ``max_points`` points
+    centred on ``frame`` (all rows if there are few)."""
+    if len(points) <= max_points:
+        return points
+    n_tracks = max(1, len(np.unique(points[:, 0])))
+    half = max(1, max_points // (2 * n_tracks))
+    return points[np.abs(points[:, 1] - frame) <= half]
+
+
+def tracks_layer_data(
+    session: Session, poses, node: int = 0, style: PoseStyle | None = None, frame: int = 0
+):
+    """(tracks, kwargs, "tracks"): one track per animal through node ``node``.
+
+    Long sessions hold only the window of :attr:`PoseStyle.max_track_points` around
+    ``frame`` (napari draws every track vertex on every frame); the review widget moves
+    the window with the time slider.
+    """
+    style = style or PoseStyle()
+    data = tracks_window(track_points(poses, node), frame, style.max_track_points)
     kwargs = {
         "name": "tracks",
-        "features": {"animal": data[:, 0].astype(int)},
-        "color_by": "animal",
-        "colormaps_dict": {"animal": _animal_colormap(poses.n_tracks)},
+        "color_by": "track_id",
+        "colormaps_dict": {"track_id": _animal_colormap(poses.n_tracks)},
         "tail_length": style.tail_length_frames,
         "tail_width": style.track_width_px,
         "head_length": 0,
@@ -143,6 +161,8 @@ __all__ = [
     "canvas_to_arena",
     "pose_points_at",
     "session_layer_data",
+    "track_points",
     "tracks_layer_data",
+    "tracks_window",
     "video_layer_data",
 ]

@@ -85,7 +85,11 @@ class SpectrogramWidget(QWidget):
             interpolation="nearest",
             extent=(0, 1, 0, 1),
         )
-        self.playhead = self.axes.axvline(0.0, color=self.style_.playhead_color, linewidth=1.5)
+        # animated: excluded from full redraws, blitted over the cached background
+        self.playhead = self.axes.axvline(
+            0.0, color=self.style_.playhead_color, linewidth=1.5, animated=True
+        )
+        self._background = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -98,6 +102,7 @@ class SpectrogramWidget(QWidget):
         self.db_max.valueChanged.connect(self._apply_levels)
         self.auto_db.clicked.connect(self.auto_range)
         self.canvas.mpl_connect("button_press_event", self._on_click)
+        self.canvas.mpl_connect("draw_event", self._on_draw)
 
     # -- public API -------------------------------------------------------------------
     def set_source(self, source) -> None:
@@ -135,8 +140,7 @@ class SpectrogramWidget(QWidget):
             and self.time_s > spec.start_s + margin
         )
         if inside or at_edge:
-            self.playhead.set_xdata([self.time_s, self.time_s])
-            self.canvas.draw_idle()
+            self._move_playhead()
         else:
             self.refresh()
 
@@ -182,6 +186,21 @@ class SpectrogramWidget(QWidget):
         self.db_max.setValue(float(np.ceil(max(high, low + 10))))
 
     # -- internals --------------------------------------------------------------------
+    def _on_draw(self, event) -> None:
+        """After a full redraw: cache the background, draw the playhead over it."""
+        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        self.axes.draw_artist(self.playhead)
+
+    def _move_playhead(self) -> None:
+        """Move the playhead by blitting it over the cached background (no full redraw)."""
+        self.playhead.set_xdata([self.time_s, self.time_s])
+        if self._background is None:
+            self.canvas.draw_idle()
+            return
+        self.canvas.restore_region(self._background)
+        self.axes.draw_artist(self.playhead)
+        self.canvas.blit(self.axes.bbox)
+
     def _apply_levels(self, *_) -> None:
         self.image.set_clim(self.db_min.value(), max(self.db_max.value(), self.db_min.value() + 1))
         self.canvas.draw_idle()

@@ -59,6 +59,7 @@ class PoseStyle:
     size_px: float = 9.0
     tail_length_frames: int = 30
     track_width_px: float = 3.0
+    max_track_points: int = 6000  # Tracks layer window (all vertices are drawn per frame)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -67,6 +67,7 @@ class CallsTable(QWidget):
         self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setResizeContentsPrecision(200)  # rows sampled
         top = QHBoxLayout()
         top.addWidget(QLabel("Show"))
         top.addWidget(self.state_filter)
@@ -95,6 +96,7 @@ class CallsTable(QWidget):
         self._emitting = True
         self._reindex()
         self._apply_filter()
+        self.table.resizeColumnsToContents()
 
     def update_call(self, index: int, rows: dict[str, np.ndarray]) -> None:
         """Refresh the row of call ``index`` (e.g. after an edit)."""

@@ -36,6 +36,8 @@ from napari_gerbil._napari._layers import (
     arena_to_canvas,
     pose_points_at,
     session_layer_data,
+    track_points,
+    tracks_window,
 )
 from napari_gerbil._napari._review import ReviewModel
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
@@ -93,6 +95,7 @@ class ReviewWidget(QWidget):
         self.estimate_style = EstimateStyle()
         self.pose_style = PoseStyle()
         self._set_cache: dict[int, list[np.ndarray]] = {}
+        self._track_points: np.ndarray | None = None
         self._drawn_signature = None
         self.last_retrain: dict | None = None
         self._cancel_event = threading.Event()
@@ -271,6 +274,7 @@ class ReviewWidget(QWidget):
         session = model.session
         self.audio = session.audio.open()
         self.poses = load_poses(session.tracks.path) if session.tracks is not None else None
+        self._track_points = track_points(self.poses) if self.poses is not None else None
         self._set_cache.clear()
         self._drawn_signature = None
         self.current = None
@@ -361,7 +365,25 @@ class ReviewWidget(QWidget):
         self._update_poses()
         self._update_overlays(time_s)
 
+    def _update_tracks_window(self) -> None:
+        """Long sessions: keep the Tracks layer on the window around the current frame."""
+        layer = self._layer("tracks")
+        full = self._track_points
+        if layer is None or full is None or len(full) <= self.pose_style.max_track_points:
+            return
+        frame = self.current_frame()
+        shown = layer.data[:, 1]
+        if len(shown):
+            low, high = shown.min(), shown.max()
+            margin = (high - low) / 4
+            low_ok = frame >= low + margin or low <= full[:, 1].min()
+            high_ok = frame <= high - margin or high >= full[:, 1].max()
+            if low_ok and high_ok:
+                return
+        layer.data = tracks_window(full, frame, self.pose_style.max_track_points)
+
     def _update_poses(self) -> None:
+        self._update_tracks_window()
         layer = self._layer("poses")
         if layer is None or self.poses is None:
             return

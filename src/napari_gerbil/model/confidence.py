@@ -215,14 +215,21 @@ def hdr_levels(
         raise InvalidInputError(
             None, "points_mm", f"({prediction.n_calls}, 2)", str(np.shape(points_mm))
         )
-    half = _arena_half(arena_dims_mm)
     levels = np.ones(len(pts))
     for i in range(prediction.n_calls):
-        if not np.all(np.abs(pts[i]) <= half):
-            continue
         call = prediction[i]
-        grid = density_grid(call, arena_dims_mm, resolution_mm)
-        log_p = call.log_density(pts[i : i + 1])[0, 0]
-        # Mass of the cells denser than the point (the set just reaching it).
-        levels[i] = min(1.0, float(grid.mass[grid.log_density > log_p].sum()))
+        levels[i] = grid_level(density_grid(call, arena_dims_mm, resolution_mm), call, pts[i])
     return levels
+
+
+def grid_level(grid: DensityGrid, call: MixturePrediction, point_mm) -> float:
+    """Smallest p whose p-set (on ``grid`` of the one-call ``call``) holds ``point_mm``."""
+    pt = np.asarray(point_mm, dtype=float).reshape(1, 2)
+    half = (grid.hi_mm - grid.lo_mm) / 2
+    centre = (grid.hi_mm + grid.lo_mm) / 2
+    log_p = call.log_density(pt)[0, 0]
+    # outside the arena or far outside the grid region: never covered
+    if not np.isfinite(log_p) or np.any(np.abs(pt[0] - centre) > half + 1e-9):
+        return 1.0
+    # Mass of the cells denser than the point (the set just reaching it).
+    return min(1.0, float(grid.mass[grid.log_density > log_p].sum()))

@@ -30,7 +30,7 @@ import numpy as np
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
 from napari_gerbil.model.calibration import coverage_curve, expected_calibration_error
-from napari_gerbil.model.confidence import confidence_sets, hdr_levels
+from napari_gerbil.model.confidence import confidence_sets, grid_level
 from napari_gerbil.model.ensemble import Ensemble
 from napari_gerbil.model.mixture import MixturePrediction
 
@@ -75,8 +75,9 @@ def localize_with_ensemble(
     (calls done, total); ``cancel`` is polled between batches (raises InterruptedError).
     """
     dims = ensemble.arena_dims_mm if arena_dims_mm is None else np.asarray(arena_dims_mm)
+    truth = None if truth_mm is None else np.asarray(truth_mm, dtype=float).reshape(-1, 2)
     total = len(calls)
-    parts, areas, furthest = [], [], []
+    parts, areas, furthest, levels = [], [], [], []
     for start in range(0, total, batch_size):
         if cancel is not None and cancel():
             raise InterruptedError("prediction cancelled")
@@ -84,15 +85,16 @@ def localize_with_ensemble(
         for k, cs in enumerate(confidence_sets(pred, dims, mass)):
             areas.append(cs.area_mm2)
             furthest.append(_furthest_distance(cs, pred.point_mm[k]))
+            if truth is not None:
+                levels.append(grid_level(cs.grid, cs.prediction, truth[start + k]))
         parts.append(pred)
         if progress is not None:
             progress(min(start + batch_size, total), total)
+    m = ensemble.n_members
     mixture = (
         MixturePrediction.concatenate(parts)
         if parts
-        else MixturePrediction(
-            np.zeros((0, ensemble.n_members, 2)), np.zeros((0, ensemble.n_members, 2, 2))
-        )
+        else MixturePrediction(np.zeros((0, m, 2)), np.zeros((0, m, 2, 2)))
     )
     result = CallPredictions(
         mixture.point_mm,
@@ -103,9 +105,9 @@ def localize_with_ensemble(
         mass=mass,
         attrs={"model": str(ensemble.path or ""), "temperature": ensemble.temperature},
     )
-    if truth_mm is not None:
-        result.truth_mm = np.asarray(truth_mm, dtype=float).reshape(-1, 2)
-        result.levels = hdr_levels(mixture, result.truth_mm, dims)
+    if truth is not None:
+        result.truth_mm = truth
+        result.levels = np.asarray(levels)
         result.in_set = result.levels <= mass
     return result
 

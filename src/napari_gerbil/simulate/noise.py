@@ -1,9 +1,11 @@
 """Recording noise: a coloured background floor plus white sensor noise, streamable.
 
-The background (fans, animals moving in bedding) is white noise through a first-order
-low-pass at ``background_corner_hz``; sensor noise is white. Filter state is kept
-between calls of :meth:`NoiseSource.next`, so a long recording can be generated in
-chunks and stays continuous across chunk boundaries.
+The background (fans, animals moving in bedding) is low-frequency noise (first-order
+low-pass at ``background_corner_hz``), the sensor noise is white: together, one white
+Gaussian sequence through a first-order low-shelf filter (one random draw per sample,
+which matters for hours of 4-channel audio). Filter state is kept between calls of
+:meth:`NoiseSource.next`, so a long recording can be generated in chunks and stays
+continuous across chunk boundaries.
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from napari_gerbil.errors import InvalidInputError
 
 
 @functools.lru_cache(maxsize=16)
-def _lowpass(corner_hz: float, sample_rate_hz: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """First-order low-pass (b, a) in float32 and its power gain on white noise."""
+def _shelf(
+    corner_hz: float, sample_rate_hz: float, background_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """First-order filter (b, a), float32: unit output power on unit white noise.
+
+    ``sqrt(f / P_lp) * lowpass + sqrt(1 - f)``: a share ``f`` (nominal, the two parts
+    share the same source) of the power in the low-pass band, the rest white.
+    """
     b, a = butter(1, corner_hz, "lowpass", fs=sample_rate_hz)
-    ir = lfilter(b, a, np.r_[1.0, np.zeros(8191)])
-    return b.astype(np.float32), a.astype(np.float32), float(np.sum(ir**2))
+    impulse = np.r_[1.0, np.zeros(8191)]
+    lp_power = np.sum(lfilter(b, a, impulse) ** 2)
+    b_shelf = np.sqrt(background_fraction / lp_power) * b + np.sqrt(1 - background_fraction) * a
+    b_shelf /= np.sqrt(np.sum(lfilter(b_shelf, a, impulse) ** 2))
+    return b_shelf.astype(np.float32), a.astype(np.float32)
 
 
 class NoiseSource:
@@ -59,9 +70,10 @@ class NoiseSource:
         self.n_channels = int(n_channels)
         self.rms = float(rms)
         self._rng = rng
-        self._b, self._a, power_gain = _lowpass(float(background_corner_hz), float(sample_rate_hz))
-        self._bg_gain = np.float32(self.rms * np.sqrt(background_fraction / power_gain))
-        self._white_gain = np.float32(self.rms * np.sqrt(1.0 - background_fraction))
+        b, self._a = _shelf(
+            float(background_corner_hz), float(sample_rate_hz), float(background_fraction)
+        )
+        self._b = (b * np.float32(self.rms)).astype(np.float32)
         self._zi = np.zeros((1, self.n_channels), np.float32)
         self.next(256)  # run the filter into its stationary state (time constant < 10 samples)
 
@@ -71,7 +83,5 @@ class NoiseSource:
         if self.rms == 0.0:
             return np.zeros(shape, np.float32)
         white = self._rng.standard_normal(shape, dtype=np.float32)
-        bg, self._zi = lfilter(self._b, self._a, white, axis=0, zi=self._zi)
-        noise = self._bg_gain * bg
-        noise += self._white_gain * self._rng.standard_normal(shape, dtype=np.float32)
+        noise, self._zi = lfilter(self._b, self._a, white, axis=0, zi=self._zi)
         return noise.astype(np.float32, copy=False)
