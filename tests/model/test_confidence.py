@@ -88,7 +88,7 @@ def test_two_separated_modes_give_two_polygons_and_a_set_cut_by_a_wall_is_closed
 
 def test_hdr_levels_of_samples_are_uniform_so_the_coverage_curve_is_diagonal(rng):
     pred = _mixture(rng, n_members=4)
-    n = 600
+    n = 250
     many = MixturePrediction(np.repeat(pred.means_mm, n, 0), np.repeat(pred.chol_mm, n, 0))
     levels = hdr_levels(many, pred.sample(n, rng)[0], ARENA_MM)
     assert expected_calibration_error(levels) < 0.04

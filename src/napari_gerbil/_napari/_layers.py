@@ -36,6 +36,19 @@ def canvas_to_arena(arena: ArenaGeometry, rc_px: np.ndarray) -> np.ndarray:
     return np.stack([rc[:, 1] - hx, hy - rc[:, 0]], axis=1)
 
 
+def decimate_polygon(polygon: np.ndarray, max_vertices: int) -> np.ndarray:
+    """Keep at most ``max_vertices`` evenly spaced vertices of a (K, 2) polygon.
+
+    Contours of a density grid have thousands of vertices; napari triangulates every
+    polygon in Python, so drawing them whole takes seconds.
+    """
+    polygon = np.asarray(polygon, float)
+    if len(polygon) <= max_vertices:
+        return polygon
+    keep = np.unique(np.linspace(0, len(polygon) - 1, max_vertices).round().astype(int))
+    return polygon[keep]
+
+
 def _meta(session: Session, role: str) -> dict:
     return {SESSION_KEY: str(session.path) if session.path else None, ROLE_KEY: role}
 
@@ -158,6 +171,7 @@ __all__ = [
     "ANIMAL_COLORS",
     "arena_outline_px",
     "arena_to_canvas",
+    "decimate_polygon",
     "canvas_to_arena",
     "pose_points_at",
     "session_layer_data",

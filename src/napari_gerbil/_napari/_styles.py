@@ -41,6 +41,7 @@ class ConfidenceSetStyle:
     selected_face_opacity: float = 0.45
     edited_edge_color: tuple = (1.0, 1.0, 1.0, 1.0)
     window_s: float = 1.0  # calls within this distance of the current time are drawn
+    max_vertices: int = 120  # polygons are decimated to this (napari triangulates them)
 
 
 @dataclasses.dataclass(frozen=True)

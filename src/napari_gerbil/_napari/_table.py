@@ -98,15 +98,15 @@ class CallsTable(QWidget):
         self._apply_filter()
         self.table.resizeColumnsToContents()
 
-    def update_call(self, index: int, rows: dict[str, np.ndarray]) -> None:
-        """Refresh the row of call ``index`` (e.g. after an edit)."""
+    def update_calls(self, indices, rows: dict[str, np.ndarray]) -> None:
+        """Refresh the rows of calls ``indices`` (e.g. after edits or localization)."""
         self._rows = rows
-        row = self._row_of_call.get(index)
-        if row is None:
-            return
         self._emitting = False
         self.table.setSortingEnabled(False)
-        self._fill(row, index)
+        for index in indices:
+            row = self._row_of_call.get(int(index))
+            if row is not None:
+                self._fill(row, int(index))
         self.table.setSortingEnabled(True)
         self._emitting = True
         self._reindex()

@@ -34,6 +34,7 @@ from napari_gerbil._napari._layers import (
     ROLE_KEY,
     SESSION_KEY,
     arena_to_canvas,
+    decimate_polygon,
     pose_points_at,
     session_layer_data,
     track_points,
@@ -405,7 +406,10 @@ class ReviewWidget(QWidget):
                 self.model.session.arena.dims_mm,
             )
             arena = self.model.session.arena
-            polys = [arena_to_canvas(arena, p) for p in cs.polygons_mm]
+            polys = [
+                arena_to_canvas(arena, decimate_polygon(p, self.set_style.max_vertices))
+                for p in cs.polygons_mm
+            ]
             self._set_cache[index] = polys
         return polys
 
@@ -543,7 +547,7 @@ class ReviewWidget(QWidget):
     def _after_edit(self, index: int | None) -> None:
         if index is None:
             return
-        self.table.update_call(index, self.model.rows())
+        self.table.update_calls([index], self.model.rows())
         self._drawn_signature = None
         self._update_overlays()
 
@@ -754,6 +758,9 @@ class ReviewWidget(QWidget):
             inputs.call_indices,
             inputs.batch_size,
         )
+        predictions = self.model.session.predictions
+        self._members_before = None if predictions is None else predictions.n_members
+        self._localized_now: list[int] = []
         worker.yielded.connect(self._on_localized)
         worker.finished.connect(self._after_localize)
         return self._start(worker)
@@ -766,13 +773,17 @@ class ReviewWidget(QWidget):
 
     def _on_localized(self, result: _jobs.LocalizeBatch) -> None:
         self.model.apply_localization(result)
+        self._localized_now.extend(int(i) for i in result.indices)
         for i in result.indices:
             self._set_cache.pop(int(i), None)
         self._on_progress((result.done / result.total, "localizing"))
 
     def _after_localize(self) -> None:
         self.model.save()
-        self._refresh_calls()
+        if self.model.session.predictions.n_members != self._members_before:
+            self._refresh_calls()  # another model: every row may have changed
+        else:
+            self.table.update_calls(self._localized_now, self.model.rows())
         self._drawn_signature = None
         self._update_overlays()
 
