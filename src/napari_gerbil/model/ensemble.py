@@ -277,10 +277,10 @@ class Ensemble:
         for start in range(0, total, batch_size):
             x = torch.from_numpy(self.prepare(calls[start : start + batch_size]))
             x = x.to(self.device)
-            gcc = self.members[0].gcc(x) if self.members[0].gcc is not None else None
+            shared = self.members[0].shared_features(x)
             mu_b, l_b = [], []
             for net in self.members:
-                mu, chol = raw_to_gaussian(net(x, gcc_features=gcc).double())
+                mu, chol = raw_to_gaussian(net(x, **shared).double())
                 mu_b.append(mu.cpu().numpy() * scale)
                 l_b.append(chol.cpu().numpy() * scale)
             means.append(np.stack(mu_b, axis=1))

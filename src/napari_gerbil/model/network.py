@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -110,6 +111,79 @@ class SoftArgmaxLags(nn.Module):
         return torch.cat([expected, strength], dim=-1).reshape(b, -1)
 
 
+class SRPMap(nn.Module):
+    """The MUSE steered response power map of each call on a floor grid (no parameters).
+
+    Wraps :func:`napari_gerbil.baselines.localize` (band-limited, 8x upsampled
+    cross-correlations summed over microphone pairs). Output (batch, 1, ny, nx), each
+    map min-max normalized to [0, 1]; ``points`` (ny * nx, 2) are the cell centres in
+    scaled units. Computed in numpy without gradients.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        from napari_gerbil.baselines.geometry import FloorGrid
+        from napari_gerbil.io.arena import default_cage
+        from napari_gerbil.model.gaussian import label_scale_mm
+
+        cage = default_cage()
+        self.mics_mm = np.asarray(config.mic_positions_mm or cage.mic_positions_mm, float)
+        self.dims_mm = np.asarray(config.arena_dims_mm or cage.dims_mm, float)
+        self.config = config
+        grid = FloorGrid.from_arena(self.dims_mm, config.srp_resolution_mm)
+        self.shape = grid.shape
+        points = grid.points_mm()[:, :2] / label_scale_mm(self.dims_mm)
+        self.register_buffer("points", torch.tensor(points, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_meta:
+            return torch.empty(x.shape[0], 1, *self.shape, device=x.device)
+        from napari_gerbil.baselines.localize import localize
+
+        cfg = self.config
+        audio = x.detach().float().cpu().numpy().transpose(0, 2, 1)
+        result = localize(
+            "muse",
+            audio,
+            self.mics_mm,
+            cfg.sample_rate_hz,
+            self.dims_mm,
+            speed_of_sound=cfg.speed_of_sound_m_s,
+            source_height_mm=cfg.srp_height_mm,
+            resolution_mm=cfg.srp_resolution_mm,
+            keep_maps=True,
+        )
+        maps = torch.from_numpy(np.ascontiguousarray(result.power_maps, dtype=np.float32))
+        return maps.reshape(x.shape[0], 1, *self.shape).to(x.device)
+
+
+class SRPReader(nn.Module):
+    """Read an SRP map: logits = ``t * map + conv(map)`` (the convolution starts at 0),
+    softmax over the grid; features (x, y) soft-argmax in scaled units and the
+    log-sum-exp strength. At initialization the soft-argmax is the map's weighted peak.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = 1
+        for ch in config.srp_channels:
+            layers += [nn.Conv2d(prev, ch, 5, padding=2), nn.ReLU()]
+            prev = ch
+        last = nn.Conv2d(prev, 1, 5, padding=2)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(*layers, last)
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(20.0)))
+
+    def forward(self, maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        logits = (self.log_temperature.exp() * maps + self.net(maps)).flatten(1)  # (B, G)
+        weights = torch.softmax(logits, dim=-1)
+        xy = weights @ points
+        strength = torch.logsumexp(logits, dim=-1, keepdim=True) - math.log(logits.shape[1])
+        return torch.cat([xy, strength], dim=1)
+
+
 class LocalizerNet(nn.Module):
     """One ensemble member: (batch, n_channels, n_samples) z-scored audio -> (batch, 5)."""
 
@@ -138,6 +212,11 @@ class LocalizerNet(nn.Module):
             n_features += self.gcc.n_pairs * 2 * config.gcc_heads
         if config.energy_features:
             n_features += config.n_channels
+        self.srp = None
+        if config.srp_resolution_mm > 0:
+            self.srp = SRPMap(config)
+            self.srp_net = SRPReader(config)
+            n_features += 3
 
         head: list[nn.Module] = []
         for hidden in config.head_hidden:
@@ -152,13 +231,29 @@ class LocalizerNet(nn.Module):
         head.append(last)
         self.head = nn.Sequential(*head)
 
-    def forward(self, x: torch.Tensor, gcc_features: torch.Tensor | None = None) -> torch.Tensor:
+    def shared_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The parameter-free features of ``x`` (GCC-PHAT curves, SRP map), which the
+        members of an ensemble can share: pass them to :meth:`forward` as keywords."""
+        out = {}
+        if self.gcc is not None:
+            out["gcc_features"] = self.gcc(x)
+        if self.srp is not None:
+            out["srp_map"] = self.srp(x)
+        return out
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        gcc_features: torch.Tensor | None = None,
+        srp_map: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Map audio (batch, n_channels, n_samples) to raw outputs (batch, 5).
 
-        ``gcc_features`` may pass precomputed ``self.gcc(x)`` (it has no parameters, so
-        the members of an ensemble can share it).
+        ``gcc_features`` / ``srp_map`` may pass precomputed ``self.gcc(x)`` /
+        ``self.srp(x)`` (see :meth:`shared_features`).
         """
         features = []
+        srp_xy = None
         if self.raw is not None:
             features.append(self.raw(x).mean(dim=-1))
         if self.gcc is not None:
@@ -166,7 +261,14 @@ class LocalizerNet(nn.Module):
             features.append(self.gcc_net(gcc))
         if self.config.energy_features:
             features.append(torch.log(x.square().mean(dim=-1) + 1e-6))
-        return self.head(torch.cat(features, dim=1))
+        if self.srp is not None:
+            srp = self.srp_net(self.srp(x) if srp_map is None else srp_map, self.srp.points)
+            srp_xy = srp[:, :2]
+            features.append(srp)
+        out = self.head(torch.cat(features, dim=1))
+        if srp_xy is not None:  # the head learns a correction of the map's soft-argmax
+            out = torch.cat([out[:, :2] + srp_xy, out[:, 2:]], dim=1)
+        return out
 
 
 def build_network(config: NetworkConfig) -> LocalizerNet:

@@ -62,6 +62,17 @@ class NetworkConfig(Config):
         Append each channel's log mean square (the z-score keeps level differences).
     head_hidden
         Hidden sizes of the MLP head before the final linear layer to 5 outputs.
+    srp_resolution_mm
+        Cell size of the steered-response-power branch (0: off): the MUSE map of the
+        call (:func:`napari_gerbil.baselines.localize`, no parameters) on a floor grid,
+        read by a small 2-D convolution stack whose soft-argmax is added to the mean.
+    srp_channels
+        Channels of that 2-D convolution stack (kernel 5).
+    mic_positions_mm, arena_dims_mm, sample_rate_hz
+        Geometry of the SRP branch; empty: the default cage. Training fills them in
+        from the data, so a saved model carries its own geometry.
+    speed_of_sound_m_s, srp_height_mm
+        Speed of sound and assumed source height of the SRP map.
     """
 
     name: str = "custom"
@@ -78,6 +89,13 @@ class NetworkConfig(Config):
     gcc_heads: int = 2
     energy_features: bool = False
     head_hidden: tuple[int, ...] = ()
+    srp_resolution_mm: float = 0.0
+    srp_channels: tuple[int, ...] = ()
+    mic_positions_mm: tuple[tuple[float, ...], ...] = ()
+    arena_dims_mm: tuple[float, ...] = ()
+    sample_rate_hz: float = 125000.0
+    speed_of_sound_m_s: float = 343.2
+    srp_height_mm: float = 40.0
 
     def validate(self, source: str | None = None) -> NetworkConfig:
         """Raise :class:`InvalidInputError` if the fields are inconsistent."""
@@ -94,11 +112,11 @@ class NetworkConfig(Config):
                 raise InvalidInputError(
                     source, field, f"empty or {n} values (one per conv block)", str(value)
                 )
-        if n == 0 and self.gcc_max_lag_samples <= 0:
+        if n == 0 and self.gcc_max_lag_samples <= 0 and self.srp_resolution_mm <= 0:
             raise InvalidInputError(
                 source,
                 "conv_channels / gcc_max_lag_samples",
-                "a raw branch or a GCC-PHAT branch",
+                "a raw branch, a GCC-PHAT branch or an SRP branch",
                 "neither",
             )
         if self.gcc_max_lag_samples and self.n_channels < 2:

@@ -448,6 +448,17 @@ def _member_job(args: tuple) -> str:
     return str(train_member(net_cfg, cfg, data, run_dir, init_checkpoint=init, position=position))
 
 
+def with_data_geometry(network_config: NetworkConfig, metadata: ModelMetadata) -> NetworkConfig:
+    """Give an SRP network the data's microphones, arena and sample rate (others: as is)."""
+    if network_config.srp_resolution_mm <= 0 or metadata.mic_positions_mm is None:
+        return network_config
+    return network_config.replace(
+        mic_positions_mm=tuple(tuple(float(v) for v in m) for m in metadata.mic_positions_mm),
+        arena_dims_mm=tuple(float(v) for v in metadata.arena_dims_mm),
+        sample_rate_hz=float(metadata.sample_rate_hz),
+    )
+
+
 def train_ensemble(
     network_config: NetworkConfig,
     config: TrainingConfig,
@@ -485,6 +496,7 @@ def train_ensemble(
     data = open_training_data(data_paths, config, length, split, _metadata, rir_bank)
     if network_config.n_channels != data.metadata.n_channels:
         network_config = network_config.replace(n_channels=data.metadata.n_channels)
+    network_config = with_data_geometry(network_config, data.metadata)
     config.save(out_dir / "training.yaml")
     seeds = [config.seed + k for k in range(n_members)]
     runs = [out_dir / f"member_{k:02d}" for k in range(n_members)]
