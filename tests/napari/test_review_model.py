@@ -198,3 +198,61 @@ def test_an_edit_survives_sigkill(session_path):
     session = load_session(session_path)
     assert session.user.animal[2] == 1
     assert np.isfinite(session.user.edit_time_s[2])
+
+
+def test_add_call_has_no_prediction_until_localized_and_undo_removes_it(session_path):
+    model = _with_predictions(ReviewModel.open(session_path))
+    calls = model.session.calls
+    free = int(calls.stop_sample[0]) + 2000, int(calls.start_sample[1]) - 2000
+    index = model.add_call(*free)
+    on_disk = load_session(session_path)
+    assert index == 6 and on_disk.n_calls == 7 and on_disk.calls.call_id[6] == 6
+    assert (on_disk.calls.start_sample[6], on_disk.calls.stop_sample[6]) == free
+    assert np.isnan(on_disk.predictions.member_means_mm[6]).all()
+    assert on_disk.predicted.animal[6] == UNASSIGNED and on_disk.user.animal[6] == NOT_REVIEWED
+    assert model.states()[6] == "not localized"
+    with pytest.raises(InvalidInputError, match="overlaps call 0"):
+        model.add_call(int(calls.start_sample[0]) - 100, int(calls.start_sample[0]) + 100)
+    with pytest.raises(InvalidInputError, match="start < stop"):
+        model.add_call(10, model.session.audio.n_samples + 1)
+    assert model.undo() == 6 and load_session(session_path).n_calls == 6
+    assert model.redo() == 6 and load_session(session_path).n_calls == 7
+
+
+def test_delete_call_keeps_other_calls_aligned_and_undo_restores_it(session_path):
+    model = _with_predictions(ReviewModel.open(session_path))
+    model.assign(4, 1)
+    before = load_session(session_path)
+    model.delete_call(2)
+    on_disk = load_session(session_path)
+    keep = [0, 1, 3, 4, 5]
+    assert list(on_disk.calls.call_id) == keep
+    np.testing.assert_array_equal(on_disk.calls.start_sample, before.calls.start_sample[keep])
+    np.testing.assert_array_equal(on_disk.user.animal, before.user.animal[keep])
+    np.testing.assert_array_equal(on_disk.predicted.animal, before.predicted.animal[keep])
+    np.testing.assert_array_equal(
+        on_disk.predictions.set_area_mm2, before.predictions.set_area_mm2[keep]
+    )
+    assert on_disk.user.animal[3] == 1  # call 4's review moved with it
+    assert model.undo() is None  # a deletion touches no remaining call
+    assert load_session(session_path) == before
+    assert model.undo() == 4 and load_session(session_path).user.animal[4] == NOT_REVIEWED
+
+
+def test_set_bounds_drops_the_prediction_keeps_the_review(session_path):
+    model = _with_predictions(ReviewModel.open(session_path))
+    model.assign(1, 0)
+    calls = model.session.calls
+    start, stop = int(calls.start_sample[1]) - 500, int(calls.stop_sample[1]) + 700
+    model.set_bounds(1, start, stop)
+    on_disk = load_session(session_path)
+    assert (on_disk.calls.start_sample[1], on_disk.calls.stop_sample[1]) == (start, stop)
+    assert np.isnan(on_disk.predictions.point_mm[1]).all()
+    assert np.isfinite(on_disk.predictions.point_mm[[0, 2]]).all()
+    assert on_disk.predicted.animal[1] == UNASSIGNED and on_disk.user.animal[1] == 0
+    with pytest.raises(InvalidInputError, match="overlaps call 2"):
+        model.set_bounds(1, start, int(calls.start_sample[2]) + 10)
+    model.undo()
+    restored = load_session(session_path)
+    assert restored.calls.start_sample[1] == start + 500
+    assert np.isfinite(restored.predictions.point_mm[1]).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtWidgets import QPushButton
 
 from napari_gerbil._napari._widget import ReviewWidget
 from napari_gerbil.io.session import NOT_REVIEWED, UNASSIGNED, load_session
@@ -217,3 +218,68 @@ def test_widget_opened_first_adopts_a_session_opened_later(make_napari_viewer, s
     names = [layer.name for layer in viewer.layers]
     assert sorted(names) == sorted(set(names))  # no layer twice
     assert {"video", "tracks", "poses", "confidence sets (95%)"} <= set(names)
+
+
+def _drag_spectrogram(widget, from_s: float, to_s: float) -> None:
+    """Press, move and release the left button on the spectrogram, as matplotlib does."""
+    from matplotlib.backend_bases import MouseEvent
+
+    spec = widget.spectrogram
+    spec.canvas.draw()  # lay out the axes at the current window
+    y_khz = float(np.mean(spec.axes.get_ylim()))
+    for name, t_s, button in (
+        ("button_press_event", from_s, 1),
+        ("motion_notify_event", (from_s + to_s) / 2, None),
+        ("motion_notify_event", to_s, None),
+        ("button_release_event", to_s, 1),
+    ):
+        x, y = spec.axes.transData.transform((t_s, y_khz))
+        spec.canvas.callbacks.process(name, MouseEvent(name, spec.canvas, x, y, button=button))
+
+
+def test_dragging_on_the_spectrogram_adds_a_call_and_undo_removes_it(review):
+    viewer, widget = review
+    widget.select_call(0)  # spectrogram window around 0.3 s
+    rate = widget.model.session.audio.sample_rate_hz
+    _drag_spectrogram(widget, 0.45, 0.52)
+    on_disk = load_session(widget.model.path)
+    assert on_disk.n_calls == 7 and widget.table.table.rowCount() == 7
+    assert on_disk.calls.start_sample[6] / rate == pytest.approx(0.45, abs=0.005)
+    assert on_disk.calls.stop_sample[6] / rate == pytest.approx(0.52, abs=0.005)
+    assert widget.current == 6 and widget.model.states()[6] == "not localized"
+    _drag_spectrogram(widget, 0.49, 0.5)  # overlaps the new call: refused, nothing saved
+    assert load_session(widget.model.path).n_calls == 7
+    _press(viewer, "u")
+    assert load_session(widget.model.path).n_calls == 6 and widget.table.table.rowCount() == 6
+
+
+def test_dragging_an_edge_of_the_selected_call_moves_its_bounds(review):
+    _, widget = review
+    widget.select_call(0)
+    start_s, stop_s = widget.model.call_time_s(0)
+    _drag_spectrogram(widget, stop_s, stop_s + 0.03)
+    on_disk = load_session(widget.model.path)
+    rate = on_disk.audio.sample_rate_hz
+    assert on_disk.n_calls == 6
+    assert on_disk.calls.start_sample[0] / rate == pytest.approx(start_s, abs=1e-4)
+    assert on_disk.calls.stop_sample[0] / rate == pytest.approx(stop_s + 0.03, abs=0.005)
+    assert widget.current == 0
+
+
+def test_bounds_boxes_and_delete_key_edit_the_selected_call(review):
+    viewer, widget = review
+    widget.select_call(2)
+    start_s, stop_s = widget.model.call_time_s(2)
+    assert widget.call_start_s.value() == pytest.approx(start_s, abs=1e-4)
+    widget.call_start_s.setValue(start_s - 0.01)
+    widget.findChild(QPushButton, "set_call_bounds").click()
+    rate = widget.model.session.audio.sample_rate_hz
+    on_disk = load_session(widget.model.path)
+    assert on_disk.calls.start_sample[2] / rate == pytest.approx(start_s - 0.01, abs=1e-4)
+    widget.select_call(3)
+    _press(viewer, "x")
+    on_disk = load_session(widget.model.path)
+    assert list(on_disk.calls.call_id) == [0, 1, 2, 4, 5]
+    assert widget.table.table.rowCount() == 5 and widget.current == 3  # the next call
+    _press(viewer, "u")
+    assert list(load_session(widget.model.path).calls.call_id) == [0, 1, 2, 3, 4, 5]

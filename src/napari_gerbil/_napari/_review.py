@@ -6,6 +6,7 @@ Every edit is written to the session file at once, atomically
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
@@ -39,11 +40,25 @@ class Edit:
     after_time_s: float
 
 
+@dataclasses.dataclass(frozen=True)
+class CallsEdit:
+    """An edit of the calls themselves (add, delete, bounds): the per-call state of the
+    session before and after it (calls, predictions, predicted and user attribution)."""
+
+    index: int | None
+    before: tuple
+    after: tuple
+
+
 def code_name(code: int, animal_names: list[str]) -> str:
     """Readable name of an attribution code."""
     if code >= 0:
         return animal_names[code] if code < len(animal_names) else f"animal {code}"
     return {UNASSIGNED: "unassigned", AMBIGUOUS: "ambiguous", NOT_REVIEWED: "-"}.get(code, "?")
+
+
+#: Per-call arrays of :class:`Predictions`.
+_PREDICTION_FIELDS = ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2")
 
 
 class ReviewModel:
@@ -63,9 +78,11 @@ class ReviewModel:
             raise InvalidInputError(None, "path", "a session file path", "None")
         self.session = session
         self.path = Path(path).absolute()
-        self.undo_stack: list[Edit] = []
-        self.redo_stack: list[Edit] = []
+        self.undo_stack: list[Edit | CallsEdit] = []
+        self.redo_stack: list[Edit | CallsEdit] = []
         self.n_saves = 0
+        #: Incremented whenever calls are added, deleted or re-bounded (indices may change).
+        self.calls_version = 0
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> ReviewModel:
@@ -107,32 +124,135 @@ class ReviewModel:
         animal = UNASSIGNED if predicted is None else int(predicted.animal[index])
         return self.assign(index, animal)
 
-    def _apply(self, index: int, animal: int, time_s: float) -> None:
-        self.session.user.animal[index] = animal
-        self.session.user.edit_time_s[index] = time_s
+    def _apply(self, edit: Edit | CallsEdit, undo: bool) -> int | None:
+        if isinstance(edit, CallsEdit):
+            self._restore(edit.before if undo else edit.after)
+        else:
+            animal, time_s = (
+                (edit.before_animal, edit.before_time_s)
+                if undo
+                else (edit.after_animal, edit.after_time_s)
+            )
+            self.session.user.animal[edit.index] = animal
+            self.session.user.edit_time_s[edit.index] = time_s
         self.save()
+        return edit.index
 
     def undo(self) -> int | None:
-        """Undo the last edit; returns the call index it touched (None if nothing to undo)."""
+        """Undo the last edit; returns the call index it touched (None if nothing to undo,
+        or if it touched no single call)."""
         if not self.undo_stack:
             return None
         edit = self.undo_stack.pop()
-        self._apply(edit.index, edit.before_animal, edit.before_time_s)
         self.redo_stack.append(edit)
-        return edit.index
+        return self._apply(edit, undo=True)
 
     def redo(self) -> int | None:
         """Redo the last undone edit; returns its call index (None if nothing to redo)."""
         if not self.redo_stack:
             return None
         edit = self.redo_stack.pop()
-        self._apply(edit.index, edit.after_animal, edit.after_time_s)
         self.undo_stack.append(edit)
-        return edit.index
+        return self._apply(edit, undo=False)
+
+    # -- edits of the calls themselves ----------------------------------------------------
+    def _snapshot(self) -> tuple:
+        s = self.session
+        return copy.deepcopy((s.calls, s.predictions, s.predicted, s.user))
+
+    def _restore(self, state: tuple) -> None:
+        s = self.session
+        s.calls, s.predictions, s.predicted, s.user = copy.deepcopy(state)
+        s.check()
+        self.calls_version += 1
+
+    def _record(self, before: tuple, index: int | None) -> CallsEdit:
+        self.session.check()
+        edit = CallsEdit(index, before, self._snapshot())
+        self.undo_stack.append(edit)
+        self.redo_stack.clear()
+        self.calls_version += 1
+        self.save()
+        return edit
+
+    def _check_bounds(self, start: int, stop: int, ignore: int | None = None) -> None:
+        s = self.session
+        n_samples = s.audio.n_samples
+        if not 0 <= start < stop <= n_samples:
+            raise InvalidInputError(
+                self.path,
+                "call bounds",
+                f"0 <= start < stop <= {n_samples} samples",
+                f"[{start}, {stop})",
+            )
+        overlap = (s.calls.start_sample < stop) & (s.calls.stop_sample > start)
+        if ignore is not None:
+            overlap[ignore] = False
+        if overlap.any():
+            other = int(s.calls.call_id[np.argmax(overlap)])
+            raise InvalidInputError(
+                self.path,
+                "call bounds",
+                "no overlap with other calls",
+                f"[{start}, {stop}) overlaps call {other}",
+            )
+
+    def add_call(self, start_sample: int, stop_sample: int) -> int:
+        """Add one call (no prediction until localized); saves; returns its index.
+
+        Raises InvalidInputError if it is outside the audio or overlaps a call."""
+        start, stop = int(start_sample), int(stop_sample)
+        self._check_bounds(start, stop)
+        before = self._snapshot()
+        self._append_calls(np.array([start]), np.array([stop]))
+        self._record(before, self.n_calls - 1)
+        return self.n_calls - 1
+
+    def delete_call(self, index: int) -> CallsEdit:
+        """Delete call ``index`` with its prediction and attributions; saves (undoable)."""
+        index = self._check_index(index)
+        before = self._snapshot()
+        keep = np.ones(self.n_calls, bool)
+        keep[index] = False
+        s = self.session
+        s.calls = CallTable(
+            *(a[keep] for a in (s.calls.call_id, s.calls.start_sample, s.calls.stop_sample))
+        )
+        if s.predictions is not None:
+            p = s.predictions
+            s.predictions = Predictions(
+                *(getattr(p, k)[keep] for k in _PREDICTION_FIELDS), model_version=p.model_version
+            )
+        if s.predicted is not None:
+            s.predicted = PredictedAttribution(
+                s.predicted.animal[keep], s.predicted.probabilities[keep]
+            )
+        s.user = UserAttribution(s.user.animal[keep], s.user.edit_time_s[keep])
+        return self._record(before, None)
+
+    def set_bounds(self, index: int, start_sample: int, stop_sample: int) -> CallsEdit:
+        """Move the bounds of call ``index``; its prediction is dropped (the audio changed;
+        localize it again), its user attribution kept. Saves (undoable)."""
+        index = self._check_index(index)
+        start, stop = int(start_sample), int(stop_sample)
+        self._check_bounds(start, stop, ignore=index)
+        before = self._snapshot()
+        s = self.session
+        s.calls.start_sample[index] = start
+        s.calls.stop_sample[index] = stop
+        if s.predictions is not None:
+            empty = Predictions.empty(1, s.predictions.n_members)
+            for k in _PREDICTION_FIELDS:
+                getattr(s.predictions, k)[index] = getattr(empty, k)[0]
+        if s.predicted is not None:
+            s.predicted.animal[index] = UNASSIGNED
+            s.predicted.probabilities[index] = np.nan
+        return self._record(before, index)
 
     # -- calls and predictions ----------------------------------------------------------
     def add_calls(self, start_samples, stop_samples) -> int:
-        """Append calls that overlap no existing call; saves; returns how many were added."""
+        """Append calls that overlap no existing call; saves (one undoable edit); returns
+        how many were added."""
         s = self.session
         starts = np.asarray(start_samples, np.int64).reshape(-1)
         stops = np.asarray(stop_samples, np.int64).reshape(-1)
@@ -144,23 +264,27 @@ class ReviewModel:
             ],
             dtype=bool,
         )
-        starts, stops = starts[keep], stops[keep]
-        n_new = len(starts)
-        if not n_new:
+        if not keep.any():
             return 0
+        before = self._snapshot()
+        self._append_calls(starts[keep], stops[keep])
+        self._record(before, None)
+        return int(keep.sum())
+
+    def _append_calls(self, starts: np.ndarray, stops: np.ndarray) -> None:
+        """Append calls with no prediction and no review (in memory)."""
+        s = self.session
+        n_new = len(starts)
         first_id = int(s.calls.call_id.max()) + 1 if s.n_calls else 0
         s.calls = CallTable(
             np.concatenate([s.calls.call_id, first_id + np.arange(n_new)]),
-            np.concatenate([old_start, starts]),
-            np.concatenate([old_stop, stops]),
+            np.concatenate([s.calls.start_sample, starts]),
+            np.concatenate([s.calls.stop_sample, stops]),
         )
         if s.predictions is not None:
             p, empty = s.predictions, Predictions.empty(n_new, s.predictions.n_members)
             s.predictions = Predictions(
-                *(
-                    np.concatenate([getattr(p, k), getattr(empty, k)])
-                    for k in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2")
-                ),
+                *(np.concatenate([getattr(p, k), getattr(empty, k)]) for k in _PREDICTION_FIELDS),
                 model_version=p.model_version,
             )
         if s.predicted is not None:
@@ -173,9 +297,6 @@ class ReviewModel:
             np.concatenate([s.user.animal, np.full(n_new, NOT_REVIEWED)]),
             np.concatenate([s.user.edit_time_s, np.full(n_new, np.nan)]),
         )
-        s.check()
-        self.save()
-        return n_new
 
     def apply_localization(self, batch) -> None:
         """Store a batch of predictions and predicted attributions (in memory; call

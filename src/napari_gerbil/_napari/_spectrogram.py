@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QComboBox,
@@ -25,10 +26,18 @@ class SpectrogramWidget(QWidget):
 
     Only the visible window is computed. The playhead follows :meth:`set_time`; when it
     leaves the middle of the window the window is re-centred. Clicking the spectrogram
-    emits :attr:`seek_requested` with the clicked time in seconds.
+    emits :attr:`seek_requested` with the clicked time in seconds; dragging emits
+    :attr:`call_drawn` (a new call), or :attr:`bounds_dragged` when the drag starts on
+    an edge of the selected call.
     """
 
     seek_requested = Signal(float)
+    #: (start_s, stop_s) of a new call dragged out on the spectrogram.
+    call_drawn = Signal(float, float)
+    #: (call index, start_s, stop_s): an edge of the selected call was dragged.
+    bounds_dragged = Signal(int, float, float)
+    #: Pixels the mouse must move for a press to be a drag (else it is a click: seek).
+    DRAG_PX = 4.0
 
     def __init__(self, style: SpectrogramStyle | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -41,6 +50,8 @@ class SpectrogramWidget(QWidget):
         self._calls = (np.zeros(0), np.zeros(0))
         self._selected: int | None = None
         self._spans: list = []
+        self._press = None  # (x_px, x_s, edge: "start" | "stop" | None) while pressed
+        self._drag_span = None
 
         self.channel = QComboBox(objectName="spectrogram_channel")
         self.window_s = QDoubleSpinBox(objectName="spectrogram_window_s")
@@ -77,6 +88,9 @@ class SpectrogramWidget(QWidget):
         self.axes.tick_params(colors="#cccccc", labelsize=8)
         self.axes.set_xlabel("time (s)", color="#cccccc", fontsize=8)
         self.axes.set_ylabel("kHz", color="#cccccc", fontsize=8)
+        # few ticks: drawing tick labels is most of a full redraw's cost
+        self.axes.xaxis.set_major_locator(MaxNLocator(6))
+        self.axes.yaxis.set_major_locator(MaxNLocator(3))
         self.image = self.axes.imshow(
             np.zeros((2, 2)),
             origin="lower",
@@ -101,7 +115,9 @@ class SpectrogramWidget(QWidget):
         self.db_min.valueChanged.connect(self._apply_levels)
         self.db_max.valueChanged.connect(self._apply_levels)
         self.auto_db.clicked.connect(self.auto_range)
-        self.canvas.mpl_connect("button_press_event", self._on_click)
+        self.canvas.mpl_connect("button_press_event", self._on_press)
+        self.canvas.mpl_connect("motion_notify_event", self._on_motion)
+        self.canvas.mpl_connect("button_release_event", self._on_release)
         self.canvas.mpl_connect("draw_event", self._on_draw)
 
     # -- public API -------------------------------------------------------------------
@@ -225,6 +241,53 @@ class SpectrogramWidget(QWidget):
                 for x in (start_s[i], stop_s[i]):
                     self._spans.append(self.axes.axvline(x, color=color, lw=0.8, ls="--"))
 
-    def _on_click(self, event) -> None:
+    def _edge_at(self, x_px: float) -> str | None:
+        """Which edge of the selected call is within :attr:`DRAG_PX` of pixel ``x_px``."""
+        if self._selected is None or self._selected >= len(self._calls[0]):
+            return None
+        for edge, times in zip(("start", "stop"), self._calls, strict=True):
+            edge_px = self.axes.transData.transform((times[self._selected], 0.0))[0]
+            if abs(edge_px - x_px) <= self.DRAG_PX:
+                return edge
+        return None
+
+    def _dragged_interval(self, press: tuple, x_s: float) -> tuple[float, float]:
+        _, press_s, edge = press
+        if edge is None:
+            return min(press_s, x_s), max(press_s, x_s)
+        start_s, stop_s = self._calls[0][self._selected], self._calls[1][self._selected]
+        return (x_s, stop_s) if edge == "start" else (start_s, x_s)
+
+    def _on_press(self, event) -> None:
         if event.inaxes is self.axes and event.xdata is not None and event.button == 1:
-            self.seek_requested.emit(float(event.xdata))
+            self._press = (event.x, float(event.xdata), self._edge_at(event.x))
+
+    def _on_motion(self, event) -> None:
+        if self._press is None or event.xdata is None:
+            return
+        if abs(event.x - self._press[0]) < self.DRAG_PX:
+            return
+        start_s, stop_s = self._dragged_interval(self._press, float(event.xdata))
+        if self._drag_span is not None:
+            self._drag_span.remove()
+        color = self.style_.selected_call_color
+        self._drag_span = self.axes.axvspan(start_s, stop_s, color=color, alpha=0.25)
+        self.canvas.draw_idle()
+
+    def _on_release(self, event) -> None:
+        press, self._press = self._press, None
+        if self._drag_span is not None:
+            self._drag_span.remove()
+            self._drag_span = None
+            self.canvas.draw_idle()
+        if press is None or event.button != 1:
+            return
+        x_s = float(event.xdata) if event.xdata is not None else press[1]
+        if abs(event.x - press[0]) < self.DRAG_PX:
+            self.seek_requested.emit(press[1])
+            return
+        start_s, stop_s = self._dragged_interval(press, x_s)
+        if press[2] is None:
+            self.call_drawn.emit(start_s, stop_s)
+        else:
+            self.bounds_dragged.emit(int(self._selected), start_s, stop_s)

@@ -99,15 +99,17 @@ class CallsTable(QWidget):
         self.table.resizeColumnsToContents()
 
     def update_calls(self, indices, rows: dict[str, np.ndarray]) -> None:
-        """Refresh the rows of calls ``indices`` (e.g. after edits or localization)."""
+        """Refresh the rows of calls ``indices`` in place (e.g. after edits or localization).
+
+        Sorting stays on: Qt moves an edited row to its place by itself, so the cost is
+        that of the rows changed, not of re-sorting the whole table.
+        """
         self._rows = rows
         self._emitting = False
-        self.table.setSortingEnabled(False)
         for index in indices:
             row = self._row_of_call.get(int(index))
             if row is not None:
-                self._fill(row, int(index))
-        self.table.setSortingEnabled(True)
+                self._fill(row, int(index), in_place=True)
         self._emitting = True
         self._reindex()
         self._apply_filter()
@@ -136,12 +138,20 @@ class CallsTable(QWidget):
         ]
 
     # -- internals --------------------------------------------------------------------
-    def _fill(self, row: int, index: int) -> None:
+    def _fill(self, row: int, index: int, in_place: bool = False) -> None:
         for col, (_, key, fmt) in enumerate(COLUMNS):
             value = self._rows[key][index]
             value = value.item() if hasattr(value, "item") else value
             is_nan = isinstance(value, float) and np.isnan(value)
-            item = _Item("" if is_nan else fmt.format(value), value)
+            text = "" if is_nan else fmt.format(value)
+            item = self.table.item(row, col) if in_place else None
+            if item is not None:
+                if item.value != value or item.text() != text:
+                    item.value = value
+                    item.setText(text)  # re-places the row if this is the sort column
+                    row = item.row()
+                continue
+            item = _Item(text, value)
             if col == 0:
                 item.setData(Qt.ItemDataRole.UserRole, int(index))
             self.table.setItem(row, col, item)

@@ -56,7 +56,9 @@ from napari_gerbil.signal.detect import DetectorConfig
 #: Key bindings of the review loop (documented in docs/napari.md).
 KEYS_HELP = (
     "1-9 assign animal · 0 unassigned · a accept · n/p next/previous · "
-    "m most uncertain · u / Ctrl+Z undo · r / Ctrl+Shift+Z redo · click a pose to assign"
+    "m most uncertain · u / Ctrl+Z undo · r / Ctrl+Shift+Z redo · click a pose to assign · "
+    "x / Delete delete call · drag on the spectrogram: new call, or an edge of the "
+    "selected call: its bounds"
 )
 
 
@@ -96,6 +98,8 @@ class ReviewWidget(QWidget):
         self.estimate_style = EstimateStyle()
         self.pose_style = PoseStyle()
         self._set_cache: dict[int, list[np.ndarray]] = {}
+        self._drawn_style: dict[int, tuple | None] = {}  # call -> style of its drawn set
+        self._shape_calls: list[int] = []  # call index of each shape in the sets layer
         self._track_points: np.ndarray | None = None
         self._drawn_signature = None
         self.last_retrain: dict | None = None
@@ -103,6 +107,8 @@ class ReviewWidget(QWidget):
         self._build_ui()
         self.spectrogram = SpectrogramWidget()
         self.spectrogram.seek_requested.connect(self.seek_time)
+        self.spectrogram.call_drawn.connect(self.add_call_s)
+        self.spectrogram.bounds_dragged.connect(self.set_bounds_s)
         self.viewer.window.add_dock_widget(
             self.spectrogram, name="Spectrogram (napari-gerbil)", area="bottom"
         )
@@ -171,6 +177,18 @@ class ReviewWidget(QWidget):
         review_row.addWidget(button("Accept", "accept_call", self.accept_current))
         review_row.addWidget(button("Undo", "undo", self.undo))
         review_row.addWidget(button("Redo", "redo", self.redo))
+        self.call_start_s = QDoubleSpinBox(objectName="call_start_s")
+        self.call_stop_s = QDoubleSpinBox(objectName="call_stop_s")
+        for box in (self.call_start_s, self.call_stop_s):
+            box.setDecimals(4)
+            box.setRange(0.0, 1e7)
+            box.setSingleStep(0.001)
+            box.setSuffix(" s")
+        bounds_row = QHBoxLayout()
+        bounds_row.addWidget(self.call_start_s)
+        bounds_row.addWidget(self.call_stop_s)
+        bounds_row.addWidget(button("Set bounds", "set_call_bounds", self._apply_bounds_boxes))
+        bounds_row.addWidget(button("Delete call", "delete_call", self.delete_current))
         keys = QLabel(KEYS_HELP, objectName="keys_help")
         keys.setWordWrap(True)
 
@@ -199,6 +217,7 @@ class ReviewWidget(QWidget):
         form.addRow("Localize", localize_row)
         form.addRow("", self.progress)
         form.addRow("Review", review_row)
+        form.addRow("Call bounds", bounds_row)
         learn = QGroupBox("Training data", objectName="learn_group")
         learn_form = QFormLayout(learn)
         learn_form.addRow("Merge with", self.training_set)
@@ -276,8 +295,7 @@ class ReviewWidget(QWidget):
         self.audio = session.audio.open()
         self.poses = load_poses(session.tracks.path) if session.tracks is not None else None
         self._track_points = track_points(self.poses) if self.poses is not None else None
-        self._set_cache.clear()
-        self._drawn_signature = None
+        self._forget_drawn()
         self.current = None
         for data, kwargs, layer_type in session_layer_data(session):
             if self._layer(kwargs["metadata"][ROLE_KEY]) is None:
@@ -389,7 +407,11 @@ class ReviewWidget(QWidget):
         if layer is None or self.poses is None:
             return
         points, animal = pose_points_at(self.poses, self.current_frame())
+        shown = layer.features.get("animal")
+        same_animals = shown is not None and np.array_equal(shown.to_numpy(), animal)
         layer.data = points
+        if same_animals:  # colours and features still right: one refresh, not three
+            return
         layer.face_color = np.array([animal_color(a) for a in animal]) if len(animal) else "white"
         layer.features = {"animal": animal}
 
@@ -433,42 +455,67 @@ class ReviewWidget(QWidget):
         visible = self.visible_calls(time_s)
         animal = self.model.session.effective_attribution()
         edited = self.model.edited()
-        signature = (
-            tuple(visible),
-            tuple(animal[visible]),
-            tuple(edited[visible]),
-            self.current,
-            len(self._set_cache),
-        )
+        signature = (tuple(visible), tuple(animal[visible]), tuple(edited[visible]), self.current)
         if signature == self._drawn_signature:
             return
         self._drawn_signature = signature
         self._draw_sets(visible, animal, edited)
         self._draw_estimates(visible, animal, edited)
 
+    def _forget_drawn(self, indices=None) -> None:
+        """Mark the sets of calls ``indices`` (all if None) as stale: redrawn next time."""
+        self._drawn_signature = None
+        if indices is None:
+            self._drawn_style.clear()
+            self._set_cache.clear()
+            self._shape_calls = []
+            layer = self._layer("sets")
+            if layer is not None and len(layer.data):
+                layer.data = []
+        else:
+            for i in indices:
+                self._drawn_style[int(i)] = None
+                self._set_cache.pop(int(i), None)
+
     def _draw_sets(self, visible: np.ndarray, animal: np.ndarray, edited: np.ndarray) -> None:
+        """Update the Shapes layer incrementally: only calls that appeared, disappeared or
+        changed style are removed/added (napari triangulates every polygon it is given)."""
         layer = self._layer("sets")
         if layer is None:
             return
         style = self.set_style
-        polys, call_ids, animals, probs, faces, edges, widths = [], [], [], [], [], [], []
-        session = self.model.session
         top_p = self.model.top_probability()
-        for i in visible:
-            color = animal_color(int(animal[i]))
+        wanted = {
+            int(i): (int(animal[i]), bool(edited[i]), int(i) == self.current, float(top_p[i]))
+            for i in visible
+        }
+        shape_calls = self._shape_calls
+        if len(shape_calls) != len(layer.data):  # the layer was changed elsewhere
+            shape_calls, self._drawn_style = [], {}
+            layer.data = []
+        stale = {i for i, key in self._drawn_style.items() if wanted.get(i) != key}
+        if stale:
+            layer.selected_data = {k for k, i in enumerate(shape_calls) if i in stale}
+            layer.remove_selected()
+            shape_calls = [i for i in shape_calls if i not in stale]
+            for i in stale:
+                del self._drawn_style[i]
+        polys, faces, edges, widths, new_calls = [], [], [], [], []
+        for i, (code, was_edited, selected, _) in wanted.items():
+            if i in self._drawn_style:
+                continue
+            color = animal_color(code)
             face = color.copy()
-            face[3] = style.selected_face_opacity if i == self.current else style.face_opacity
-            edge = np.array(style.edited_edge_color) if edited[i] else color
-            width = style.edited_edge_width_px if edited[i] else style.edge_width_px
-            for poly in self._set_polygons_px(int(i)):
+            face[3] = style.selected_face_opacity if selected else style.face_opacity
+            edge = np.array(style.edited_edge_color) if was_edited else color
+            width = style.edited_edge_width_px if was_edited else style.edge_width_px
+            for poly in self._set_polygons_px(i):
                 polys.append(poly)
-                call_ids.append(int(session.calls.call_id[i]))
-                animals.append(int(animal[i]))
-                probs.append(float(top_p[i]))
                 faces.append(face)
                 edges.append(edge)
                 widths.append(width)
-        layer.data = []
+                new_calls.append(i)
+            self._drawn_style[i] = wanted[i]
         if polys:
             layer.add(
                 polys,
@@ -477,10 +524,12 @@ class ReviewWidget(QWidget):
                 edge_color=np.array(edges),
                 face_color=np.array(faces),
             )
+        self._shape_calls = shape_calls + new_calls
+        calls = np.array(self._shape_calls, np.int64)
         layer.features = {
-            "call_id": np.array(call_ids, int),
-            "animal": np.array(animals, int),
-            "probability": np.array(probs, float),
+            "call_id": self.model.session.calls.call_id[calls],
+            "animal": animal[calls].astype(int),
+            "probability": top_p[calls].astype(float),
         }
 
     def _draw_estimates(self, visible: np.ndarray, animal: np.ndarray, edited: np.ndarray):
@@ -512,6 +561,8 @@ class ReviewWidget(QWidget):
             return
         self.current = int(index)
         start_s, stop_s = self.model.call_time_s(self.current)
+        self.call_start_s.setValue(start_s)
+        self.call_stop_s.setValue(stop_s)
         self.table.select_call(self.current)
         self._spectrogram_calls()
         session = self.model.session
@@ -571,12 +622,74 @@ class ReviewWidget(QWidget):
     def undo(self) -> None:
         """Undo the last edit (saved at once)."""
         if self.model is not None:
-            self._after_edit(self.model.undo())
+            self._after_undo_redo(self.model.undo)
 
     def redo(self) -> None:
         """Redo the last undone edit (saved at once)."""
         if self.model is not None:
-            self._after_edit(self.model.redo())
+            self._after_undo_redo(self.model.redo)
+
+    def _after_undo_redo(self, action) -> None:
+        version = self.model.calls_version
+        index = action()
+        if self.model.calls_version != version:
+            self._after_calls_changed(index)
+        else:
+            self._after_edit(index)
+
+    # -- edits of the calls themselves: add, delete, bounds --------------------------------
+    def _samples(self, time_s: float) -> int:
+        return int(round(time_s * self.model.session.audio.sample_rate_hz))
+
+    def _after_calls_changed(self, select: int | None) -> None:
+        """Calls were added, deleted or re-bounded: indices may have moved."""
+        self._forget_drawn()
+        self.current = None
+        self._refresh_calls()
+        if select is not None and select < self.model.n_calls:
+            self.select_call(select)
+        else:
+            self._update_overlays()
+
+    def add_call_s(self, start_s: float, stop_s: float) -> int | None:
+        """Add a call [start_s, stop_s) (e.g. dragged on the spectrogram), select it and
+        return its index; None (and a message) if it overlaps a call."""
+        if self.model is None:
+            return None
+        try:
+            index = self.model.add_call(self._samples(start_s), self._samples(stop_s))
+        except GerbilError as exc:
+            self._error(exc)
+            return None
+        self._after_calls_changed(index)
+        return index
+
+    def delete_current(self) -> None:
+        """Delete the selected call (saved at once; undo restores it)."""
+        if self.model is None or self.current is None:
+            return
+        index = self.current
+        self.model.delete_call(index)
+        self._after_calls_changed(
+            min(index, self.model.n_calls - 1) if self.model.n_calls else None
+        )
+
+    def set_bounds_s(self, index: int, start_s: float, stop_s: float) -> bool:
+        """Move the bounds of call ``index`` (its prediction is dropped: localize again)."""
+        if self.model is None:
+            return False
+        start_s, stop_s = min(start_s, stop_s), max(start_s, stop_s)
+        try:
+            self.model.set_bounds(index, self._samples(start_s), self._samples(stop_s))
+        except GerbilError as exc:
+            self._error(exc)
+            return False
+        self._after_calls_changed(index)
+        return True
+
+    def _apply_bounds_boxes(self) -> None:
+        if self.current is not None:
+            self.set_bounds_s(self.current, self.call_start_s.value(), self.call_stop_s.value())
 
     def _bind_keys(self, target) -> None:
         def bind(key, action):
@@ -596,6 +709,8 @@ class ReviewWidget(QWidget):
         bind("r", self.redo)
         bind("Control-z", self.undo)
         bind("Control-Shift-z", self.redo)
+        bind("x", self.delete_current)
+        bind("Delete", self.delete_current)
 
     def _pose_animal_at(self, rc_px: np.ndarray, radius_px: float = 30.0) -> int | None:
         if self.poses is None:
@@ -660,7 +775,6 @@ class ReviewWidget(QWidget):
 
     def _add_calls(self, starts, stops) -> int:
         added = self.model.add_calls(starts, stops)
-        self._set_cache.clear()
         self._refresh_calls()
         self._drawn_signature = None
         self._update_overlays()
@@ -774,8 +888,7 @@ class ReviewWidget(QWidget):
     def _on_localized(self, result: _jobs.LocalizeBatch) -> None:
         self.model.apply_localization(result)
         self._localized_now.extend(int(i) for i in result.indices)
-        for i in result.indices:
-            self._set_cache.pop(int(i), None)
+        self._forget_drawn(result.indices)
         self._on_progress((result.done / result.total, "localizing"))
 
     def _after_localize(self) -> None:

@@ -20,6 +20,10 @@ from napari_gerbil.model.presets import NetworkConfig
 N_OUTPUTS = 5
 #: softplus^-1(1): raw diagonal output giving a unit Cholesky diagonal.
 SOFTPLUS_INV_1 = math.log(math.e - 1)
+#: Initial softmax temperature of an SRP map normalized to [0, 1].
+SRP_INIT_TEMPERATURE = 60.0
+#: softplus^-1(0.25): initial Cholesky diagonal of SRP networks (a quarter of the scale).
+SRP_INIT_DIAG_RAW = math.log(math.exp(0.25) - 1)
 
 
 class GatedBlock(nn.Module):
@@ -135,6 +139,16 @@ class SRPMap(nn.Module):
         points = grid.points_mm()[:, :2] / label_scale_mm(self.dims_mm)
         self.register_buffer("points", torch.tensor(points, dtype=torch.float32), persistent=False)
 
+    def macs(self, n_samples: int) -> int:
+        """Estimated cost of one map: FFTs of the channels, 8x upsampled inverse FFTs of
+        the pairs (2.5 n log2 n each), and one lookup-add per pair and grid cell."""
+        n_mics = len(self.mics_mm)
+        n_pairs = n_mics * (n_mics - 1) // 2
+        n_fft = 1 << math.ceil(math.log2(n_samples + 1))
+        ffts = n_mics * 2.5 * n_fft * math.log2(n_fft)
+        iffts = n_pairs * 2.5 * 8 * n_fft * math.log2(8 * n_fft)
+        return int(ffts + iffts + n_pairs * self.points.shape[0])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_meta:
             return torch.empty(x.shape[0], 1, *self.shape, device=x.device)
@@ -160,7 +174,7 @@ class SRPMap(nn.Module):
 class SRPReader(nn.Module):
     """Read an SRP map: logits = ``t * map + conv(map)`` (the convolution starts at 0),
     softmax over the grid; features (x, y) soft-argmax in scaled units and the
-    log-sum-exp strength. At initialization the soft-argmax is the map's weighted peak.
+    softmax's normalized entropy (the map's ambiguity). At initialization the soft-argmax is the map's weighted peak.
     """
 
     def __init__(self, config: NetworkConfig) -> None:
@@ -174,14 +188,15 @@ class SRPReader(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         self.net = nn.Sequential(*layers, last)
-        self.log_temperature = nn.Parameter(torch.tensor(math.log(20.0)))
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(SRP_INIT_TEMPERATURE)))
 
     def forward(self, maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         logits = (self.log_temperature.exp() * maps + self.net(maps)).flatten(1)  # (B, G)
         weights = torch.softmax(logits, dim=-1)
         xy = weights @ points
-        strength = torch.logsumexp(logits, dim=-1, keepdim=True) - math.log(logits.shape[1])
-        return torch.cat([xy, strength], dim=1)
+        # Normalized entropy in [0, 1]: 0 = one sharp peak, 1 = a flat map.
+        entropy = -(weights * torch.log_softmax(logits, dim=-1)).sum(-1, keepdim=True)
+        return torch.cat([xy, entropy / math.log(logits.shape[1])], dim=1)
 
 
 class LocalizerNet(nn.Module):
@@ -224,10 +239,11 @@ class LocalizerNet(nn.Module):
             n_features = hidden
         last = nn.Linear(n_features, N_OUTPUTS)
         # Start near N(0, I) in scaled units (the whole arena), so that the first SGD
-        # steps on the NLL are gentle.
+        # steps on the NLL are gentle; with an SRP branch, near N(map peak, 0.25^2 I).
+        diag = SOFTPLUS_INV_1 if config.srp_resolution_mm <= 0 else SRP_INIT_DIAG_RAW
         with torch.no_grad():
             last.weight.mul_(0.1)
-            last.bias.copy_(torch.tensor([0.0, 0.0, SOFTPLUS_INV_1, 0.0, SOFTPLUS_INV_1]))
+            last.bias.copy_(torch.tensor([0.0, 0.0, diag, 0.0, diag]))
         head.append(last)
         self.head = nn.Sequential(*head)
 
@@ -295,8 +311,8 @@ def count_macs(config: NetworkConfig, n_samples: int | None = None) -> int:
 
     def hook(module: nn.Module, inputs, output) -> None:
         nonlocal total
-        if isinstance(module, nn.Conv1d):
-            per_output = module.in_channels // module.groups * module.kernel_size[0]
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
             total += output.numel() * per_output
         elif isinstance(module, nn.Linear):
             total += output.numel() * module.in_features
@@ -309,4 +325,6 @@ def count_macs(config: NetworkConfig, n_samples: int | None = None) -> int:
         handle.remove()
     if net.gcc is not None:
         total += net.gcc.macs
+    if net.srp is not None:
+        total += net.srp.macs(n_samples)
     return int(total)

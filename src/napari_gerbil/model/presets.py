@@ -140,12 +140,9 @@ PAPER = NetworkConfig(
 
 FAST = NetworkConfig(
     name="fast",
-    gcc_max_lag_samples=320,
-    gcc_channels=(16, 16),
-    gcc_kernel_size=9,
-    gcc_heads=4,
-    energy_features=True,
-    head_hidden=(128, 128),
+    srp_resolution_mm=5.0,
+    srp_channels=(8, 8),
+    head_hidden=(32,),
 )
 
 TINY = NetworkConfig(
