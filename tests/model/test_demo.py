@@ -22,7 +22,7 @@ def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert any("epoch 1/1" in m for m, _ in messages)
     manifest = read_manifest(path)
-    assert manifest["n_members"] == 2 and manifest["preset"] == "tiny"
+    assert manifest["n_members"] == 2 and manifest["preset"] == demo.DEMO_PRESET
     ens = load_ensemble(path)
     assert ens.metadata.n_channels == 4 and ens.metadata.sample_rate_hz == 125000.0
     assert not any(p.name.startswith(".") for p in path.parent.iterdir())  # work dir gone

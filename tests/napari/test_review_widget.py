@@ -116,6 +116,31 @@ def test_localize_draws_sets_with_call_ids_and_saves(review, qtbot, tiny_ensembl
     assert np.all(on_disk.predictions.set_area_mm2 > 0)
     assert on_disk.predicted.probabilities.shape == (6, 2)
     assert (widget.model.states() != "not localized").all()
+    # the layer is updated incrementally: after edits, moves and deletions it still
+    # holds exactly the visible calls' sets, each with its call's id and style
+    _assert_sets_match_calls(widget, sets)
+    widget.assign_current(1)
+    _assert_sets_match_calls(widget, sets)
+    assert set(sets.features["animal"][sets.features["call_id"] == 2]) == {1}
+    widths = np.asarray(sets.edge_width)[sets.features["call_id"].to_numpy() == 2]
+    assert np.all(widths == widget.set_style.edited_edge_width_px)
+    widget.select_call(5)
+    _assert_sets_match_calls(widget, sets)
+    widget.delete_current()
+    _assert_sets_match_calls(widget, sets)
+    assert 5 not in sets.features["call_id"].tolist()
+
+
+def _assert_sets_match_calls(widget, sets) -> None:
+    calls = widget.model.session.calls
+    visible = widget.visible_calls(widget.current_time_s())
+    drawn = [int(np.flatnonzero(calls.call_id == c)[0]) for c in sets.features["call_id"]]
+    assert set(drawn) == set(visible.tolist()) and len(drawn) == sets.nshapes
+    animal = widget.model.session.effective_attribution()
+    for k, index in enumerate(drawn):
+        pieces = widget._set_polygons_px(index)
+        assert any(np.allclose(sets.data[k], p) for p in pieces)
+        assert sets.features["animal"][k] == animal[index]
 
 
 def test_keys_correct_save_at_once_and_undo_redo(review):
@@ -283,3 +308,36 @@ def test_bounds_boxes_and_delete_key_edit_the_selected_call(review):
     assert widget.table.table.rowCount() == 5 and widget.current == 3  # the next call
     _press(viewer, "u")
     assert list(load_session(widget.model.path).calls.call_id) == [0, 1, 2, 3, 4, 5]
+
+
+def test_new_session_from_clicked_corners_opens_for_review(
+    make_napari_viewer, built_session, tmp_path
+):
+    from napari_gerbil._napari._create import CORNERS_LAYER
+
+    viewer = make_napari_viewer()
+    widget = ReviewWidget(viewer)
+    section = widget.new_session
+    folder = built_session[0].parent
+    arena = load_session(built_session[0]).arena
+    for key, path in (
+        ("audio", folder / "audio.h5"),
+        ("video", folder / "video.mp4"),
+        ("tracks", folder / "poses.h5"),
+        ("out", tmp_path / "new.gerbil.h5"),
+    ):
+        section.paths[key].setText(str(path))
+    section.findChild(QPushButton, "create_session").click()  # no corners yet: refused
+    assert "4 clicked points" in section.status.text() and widget.model is None
+    section.findChild(QPushButton, "click_corners").click()
+    corners = viewer.layers[CORNERS_LAYER]
+    assert corners.mode == "add"
+    rc = arena.to_pixels(arena.corners_mm())
+    corners.data = np.column_stack([np.zeros(4), rc])  # what 4 clicks on frame 0 add
+    section.findChild(QPushButton, "create_session").click()
+    assert widget.model is not None and widget.model.path == tmp_path / "new.gerbil.h5"
+    assert CORNERS_LAYER not in viewer.layers and "video" in viewer.layers
+    xy = np.array([[-100.0, 50.0]])
+    np.testing.assert_allclose(widget.model.session.arena.to_pixels(xy), arena.to_pixels(xy))
+    assert widget.add_call_s(0.5, 0.55) == 0  # review starts: calls can be added
+    assert load_session(tmp_path / "new.gerbil.h5").n_calls == 1

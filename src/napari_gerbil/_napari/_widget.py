@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_gerbil._napari import _jobs
+from napari_gerbil._napari._create import NewSessionSection
 from napari_gerbil._napari._layers import (
     ROLE_KEY,
     SESSION_KEY,
@@ -231,6 +232,8 @@ class ReviewWidget(QWidget):
         layout.addWidget(keys)
         layout.addWidget(self.table, 1)
         layout.addWidget(learn)
+        self.new_session = NewSessionSection(self.viewer, self.open_session)
+        layout.addWidget(self.new_session)
 
     def _choose_session(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

@@ -174,7 +174,8 @@ class SRPMap(nn.Module):
 class SRPReader(nn.Module):
     """Read an SRP map: logits = ``t * map + conv(map)`` (the convolution starts at 0),
     softmax over the grid; features (x, y) soft-argmax in scaled units and the
-    softmax's normalized entropy (the map's ambiguity). At initialization the soft-argmax is the map's weighted peak.
+    softmax's normalized entropy (the map's ambiguity). At initialization the
+    soft-argmax is the map's (sharply weighted) peak.
     """
 
     def __init__(self, config: NetworkConfig) -> None:

@@ -8,13 +8,17 @@
     linear layer to 5 outputs. 51,828,293 parameters, 38.3 GMAC per 8192-sample call.
     A GPU model.
 ``fast``
-    The CPU preset, chosen by measurement (``scripts/bench_models.py``): a GCC-PHAT
-    branch (6 microphone pairs, lags within +-``gcc_max_lag_samples``) read pair by pair
-    by a small convolution stack with soft-argmax heads, plus per-channel log energies,
-    joined by an MLP head; ~2000x fewer MACs than ``paper``. A variant with a strided
-    gated raw-waveform branch (16-64 channels, 0.10 GMAC) was no more accurate at our
-    training scale and 20x slower on a CPU, so it was dropped (the GCC features of a
-    call are computed once and shared by all members of an ensemble).
+    The CPU preset, chosen by measurement: a steered-response-power branch (the MUSE
+    map of the call on a 5 mm floor grid, from :mod:`napari_gerbil.baselines`; no
+    parameters, shared by the members of an ensemble) read by a small 2-D convolution
+    stack whose soft-argmax (initially the map's peak) is the mean, plus a small MLP
+    for a correction and the covariance. On the simulator's reverberant cage the
+    per-pair GCC-PHAT peaks are mostly reflections (within 3 samples of the true TDOA
+    for ~12% of pairs), so the former GCC-PHAT ``fast`` (soft-argmax per pair + MLP)
+    stayed at the centre-guess error (~150 mm) at CPU training scale; the joint map
+    gives ~71 mm median error after 768 training calls (speaker40, 100 calls; MUSE
+    68 mm, centre guess 156 mm). Needs the full 8192-sample input (MUSE: 94 mm on
+    2048-sample crops).
 ``tiny``
     For tests: the GCC-PHAT branch and a small MLP; trains in seconds on a CPU.
 

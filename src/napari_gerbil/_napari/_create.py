@@ -1,0 +1,166 @@
+"""*New session* section: audio + video + pose tracks, four clicked arena corners and
+the microphone positions -> a new session file
+(:func:`napari_gerbil.io.session_create.create_session`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+)
+
+from napari_gerbil.errors import GerbilError, InvalidInputError
+from napari_gerbil.io.arena import default_cage
+
+#: Name of the Points layer the user clicks the arena corners into.
+CORNERS_LAYER = "arena corners (click 4)"
+#: Name of the video layer shown while calibrating.
+CALIBRATION_VIDEO_LAYER = "new session video"
+CORNERS_HELP = (
+    "Click the floor corners in this order: (-x, -y), (+x, -y), (+x, +y), (-x, +y) "
+    "— the arena frame of the microphone positions."
+)
+
+
+def format_mics(mics_mm: np.ndarray) -> str:
+    """'x, y, z; x, y, z; ...' (mm) for the microphone field."""
+    return "; ".join(", ".join(f"{v:g}" for v in mic) for mic in np.asarray(mics_mm))
+
+
+def parse_mics(text: str) -> np.ndarray:
+    """Inverse of :func:`format_mics`."""
+    try:
+        mics = np.array(
+            [[float(v) for v in mic.split(",")] for mic in text.split(";") if mic.strip()]
+        )
+    except ValueError:
+        raise InvalidInputError(None, "mic positions", "x, y, z; x, y, z; ... (mm)", text) from None
+    if mics.ndim != 2 or mics.shape[1] != 3:
+        raise InvalidInputError(None, "mic positions", "x, y, z per microphone (mm)", text)
+    return mics
+
+
+class NewSessionSection(QGroupBox):
+    """Create a session inside napari; ``on_created(path)`` is called with the new file."""
+
+    def __init__(self, viewer, on_created, parent=None) -> None:
+        super().__init__("New session", parent, objectName="new_session_group")
+        self.viewer = viewer
+        self.on_created = on_created
+        form = QFormLayout(self)
+        self.paths: dict[str, QLineEdit] = {}
+        for key, label, pattern in (
+            ("audio", "Audio", "Audio (*.h5 *.hdf5 *.wav)"),
+            ("video", "Video", "Video (*.mp4 *.avi *.mkv *.mov)"),
+            ("tracks", "Pose tracks", "SLEAP (*.slp *.h5)"),
+            ("out", "Save as", "napari-gerbil sessions (*.gerbil.h5)"),
+        ):
+            edit = QLineEdit(objectName=f"new_{key}_path")
+            self.paths[key] = edit
+            choose = QPushButton("…", objectName=f"choose_new_{key}")
+            choose.clicked.connect(lambda _=False, k=key, p=pattern: self._choose(k, p))
+            row = QHBoxLayout()
+            row.addWidget(edit, 1)
+            row.addWidget(choose)
+            form.addRow(label, row)
+        self.mics = QLineEdit(format_mics(default_cage().mic_positions_mm), objectName="new_mics")
+        load_mics = QPushButton("Load…", objectName="load_new_mics")
+        load_mics.clicked.connect(self._load_mics)
+        mic_row = QHBoxLayout()
+        mic_row.addWidget(self.mics, 1)
+        mic_row.addWidget(load_mics)
+        form.addRow("Mics (mm)", mic_row)
+        corners = QPushButton("Click arena corners", objectName="click_corners")
+        corners.clicked.connect(self.show_video_for_corners)
+        create = QPushButton("Create session", objectName="create_session")
+        create.clicked.connect(self.create)
+        buttons = QHBoxLayout()
+        buttons.addWidget(corners)
+        buttons.addWidget(create)
+        form.addRow(buttons)
+        self.status = QLabel(CORNERS_HELP, objectName="new_session_status")
+        self.status.setWordWrap(True)
+        form.addRow(self.status)
+
+    def _choose(self, key: str, pattern: str) -> None:
+        if key == "out":
+            path, _ = QFileDialog.getSaveFileName(self, "Save session as", "", pattern)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, f"Choose {key}", "", pattern)
+        if path:
+            self.paths[key].setText(path)
+
+    def _load_mics(self) -> None:
+        from napari_gerbil.io.session_create import read_mic_positions
+
+        path, _ = QFileDialog.getOpenFileName(self, "Mic positions", "", "Text (*.csv *.txt)")
+        if path:
+            try:
+                self.mics.setText(format_mics(read_mic_positions(path)))
+            except GerbilError as exc:
+                self.status.setText(str(exc))
+
+    def _path(self, key: str) -> Path | None:
+        text = self.paths[key].text().strip()
+        return Path(text) if text else None
+
+    def show_video_for_corners(self) -> None:
+        """Show the chosen video and a Points layer to click the four corners into."""
+        from napari_gerbil.io.video import VideoReader
+
+        video = self._path("video")
+        if video is None:
+            self.status.setText("choose the video first")
+            return
+        for name in (CALIBRATION_VIDEO_LAYER, CORNERS_LAYER):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        self.viewer.add_image(VideoReader(video), name=CALIBRATION_VIDEO_LAYER, rgb=True)
+        points = self.viewer.add_points(
+            np.zeros((0, 3)), name=CORNERS_LAYER, size=8, face_color="yellow"
+        )
+        points.mode = "add"
+        self.status.setText(CORNERS_HELP)
+
+    def corners_px(self) -> np.ndarray:
+        """(4, 2) clicked corners as (row, col) pixels."""
+        if CORNERS_LAYER not in self.viewer.layers:
+            raise InvalidInputError(None, "arena corners", "4 clicked points", "none")
+        data = np.asarray(self.viewer.layers[CORNERS_LAYER].data, float)
+        if len(data) != 4:
+            raise InvalidInputError(None, "arena corners", "4 clicked points", str(len(data)))
+        return data[:, -2:]
+
+    def create(self) -> Path | None:
+        """Write the session file and hand it to ``on_created``; None (message) on error."""
+        from napari_gerbil.io.session_create import create_session
+
+        try:
+            missing = [k for k in ("audio", "video", "out") if self._path(k) is None]
+            if missing:
+                raise InvalidInputError(None, "new session", "audio, video and output", "missing")
+            path = create_session(
+                self._path("audio"),
+                self._path("video"),
+                self._path("tracks"),
+                self.corners_px(),
+                self._path("out"),
+                mic_positions_mm=parse_mics(self.mics.text()),
+            )
+        except GerbilError as exc:
+            self.status.setText(str(exc))
+            return None
+        for name in (CALIBRATION_VIDEO_LAYER, CORNERS_LAYER):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        self.status.setText(f"created {path.name}")
+        self.on_created(path)
+        return path

@@ -1,0 +1,148 @@
+"""Create a session file from audio + video + pose tracks and an arena calibration.
+
+The napari plugin's *New session* section calls :func:`create_session` after the user
+clicked the four arena corners on the video; the same works from a script.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.arena import DEFAULT_DIMS_MM, ArenaGeometry, default_cage
+from napari_gerbil.io.session import (
+    SESSION_SUFFIX,
+    AudioRef,
+    FileRef,
+    Session,
+    save_session,
+)
+
+
+def read_mic_positions(path: str | os.PathLike) -> np.ndarray:
+    """(n_mics, 3) microphone positions (mm, arena frame) from a text/CSV file.
+
+    One microphone per line, ``x, y, z`` in mm separated by commas, tabs or spaces;
+    a header line and ``#`` comments are skipped.
+    """
+    path = Path(path)
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.replace(",", " ").replace("\t", " ").split()
+        try:
+            rows.append([float(v) for v in fields])
+        except ValueError:
+            if rows:  # only the first line may be a header
+                raise InvalidInputError(path, "mic positions", "x y z numbers", line) from None
+    mics = np.array(rows, float)
+    if mics.ndim != 2 or mics.shape[1] != 3 or not len(mics):
+        raise InvalidInputError(path, "mic positions", "lines of x, y, z (mm)", f"{mics.shape}")
+    return mics
+
+
+def create_session(
+    audio_path: str | os.PathLike | Sequence[str | os.PathLike],
+    video_path: str | os.PathLike,
+    tracks_path: str | os.PathLike | None,
+    corners_px: Any,
+    out_path: str | os.PathLike,
+    arena_dims_mm: Any = DEFAULT_DIMS_MM,
+    mic_positions_mm: Any = None,
+    animal_names: Sequence[str] | None = None,
+    audio_dataset: str = "audio",
+    sample_rate_hz: float | None = None,
+    video_offset_s: float = 0.0,
+    overwrite: bool = False,
+) -> Path:
+    """Write a new session file (no calls yet) and return its path.
+
+    Parameters
+    ----------
+    audio_path
+        HDF5 audio (dataset ``audio_dataset``), one multichannel WAV or one WAV per mic.
+    video_path
+        The video the tracks were made on.
+    tracks_path
+        SLEAP ``.slp`` or analysis ``.h5`` (None: no tracks).
+    corners_px
+        (4, 2) arena floor corners on the video as napari (row, col) pixels, in the
+        order of :meth:`ArenaGeometry.corners_mm`.
+    out_path
+        Session file, ending in ``.gerbil.h5``.
+    arena_dims_mm, mic_positions_mm
+        Arena size and (n_mics, 3) microphone positions in mm; default: the paper's
+        cage, :func:`napari_gerbil.io.arena.default_cage`.
+    animal_names
+        One per track; default: the track names of the pose file.
+    video_offset_s
+        Audio-clock time of the first video frame.
+    """
+    from napari_gerbil.io.audio import AudioSource
+    from napari_gerbil.io.tracks import load_poses
+    from napari_gerbil.io.video import VideoReader
+
+    out_path = Path(out_path)
+    if not out_path.name.endswith(SESSION_SUFFIX):
+        raise InvalidInputError(
+            out_path, "path", f"a name ending in {SESSION_SUFFIX}", out_path.name
+        )
+    if out_path.exists() and not overwrite:
+        raise InvalidInputError(out_path, "path", "a new file", "an existing file")
+    audio = AudioSource.open(audio_path, dataset=audio_dataset, sample_rate_hz=sample_rate_hz)
+    if mic_positions_mm is None:
+        cage = default_cage(arena_dims_mm)
+    else:
+        cage = ArenaGeometry(arena_dims_mm, mic_positions_mm)
+    if cage.n_mics != audio.n_channels:
+        raise InvalidInputError(
+            audio_path, "channels", f"{cage.n_mics} (one per microphone)", str(audio.n_channels)
+        )
+    with VideoReader(video_path) as video:
+        fps, shape = video.fps, video.shape
+    corners = np.asarray(corners_px, float)
+    if corners.shape != (4, 2) or not np.isfinite(corners).all():
+        raise InvalidInputError(
+            video_path, "arena corners", "4 (row, col) points", f"{corners.shape}"
+        )
+    inside = (corners >= 0).all() and (corners < np.array(shape[1:3])).all()
+    if not inside:
+        raise InvalidInputError(
+            video_path,
+            "arena corners",
+            f"inside the {shape[1]}x{shape[2]} frame",
+            str(corners.tolist()),
+        )
+    arena = cage.with_corners_px(corners)
+    names = list(animal_names) if animal_names is not None else []
+    tracks = None
+    if tracks_path is not None:
+        poses = load_poses(tracks_path)
+        names = names or list(poses.track_names)
+        if len(names) != poses.n_tracks:
+            raise InvalidInputError(
+                tracks_path,
+                "tracks",
+                f"{len(names)} animals (as named)",
+                f"{poses.n_tracks} tracks",
+            )
+        tracks = FileRef.from_file(tracks_path)
+    session = Session(
+        audio=AudioRef.from_source(audio),
+        arena=arena,
+        video=FileRef.from_file(video_path),
+        tracks=tracks,
+        fps=fps,
+        video_offset_s=float(video_offset_s),
+        animal_names=names,
+        provenance={"source": "napari-gerbil create_session", "created_at_unix_s": time.time()},
+    )
+    return save_session(session, out_path)

@@ -1,0 +1,69 @@
+"""Creating a session from audio + video + poses + clicked arena corners (no Qt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_gerbil._napari._review import ReviewModel
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.arena import default_cage
+from napari_gerbil.io.session import load_session
+from napari_gerbil.io.session_create import create_session, read_mic_positions
+
+
+def _inputs(built_session):
+    folder = built_session[0].parent
+    arena = load_session(built_session[0]).arena  # the calibration the video was drawn with
+    corners_px = arena.to_pixels(arena.corners_mm())
+    return folder / "audio.h5", folder / "video.mp4", folder / "poses.h5", corners_px, arena
+
+
+def test_created_session_has_the_calibration_names_and_no_calls(built_session, tmp_path):
+    audio, video, poses, corners_px, arena = _inputs(built_session)
+    out = create_session(audio, video, poses, corners_px, tmp_path / "new.gerbil.h5")
+    session = load_session(out)
+    assert session.n_calls == 0 and session.fps == pytest.approx(20.0)
+    assert session.animal_names == ["gerbil A", "gerbil B"]
+    np.testing.assert_allclose(session.arena.mic_positions_mm, default_cage().mic_positions_mm)
+    # the fitted transform maps arena points where the video drew them
+    xy = np.array([[-150.0, -60.0], [100.0, 120.0]])
+    np.testing.assert_allclose(session.arena.to_pixels(xy), arena.to_pixels(xy), atol=1e-6)
+    assert session.tracks.path == poses.absolute() and session.video.path == video.absolute()
+    model = ReviewModel.open(out)  # ready for review: calls can be added
+    assert model.add_call(1000, 3000) == 0
+
+
+def test_create_session_refuses_bad_inputs(built_session, tmp_path):
+    audio, video, poses, corners_px, _ = _inputs(built_session)
+    out = tmp_path / "new.gerbil.h5"
+    with pytest.raises(InvalidInputError, match="gerbil.h5"):
+        create_session(audio, video, poses, corners_px, tmp_path / "new.h5")
+    with pytest.raises(InvalidInputError, match="inside the 130x180 frame"):
+        create_session(audio, video, poses, corners_px + [0, 200], out)
+    with pytest.raises(InvalidInputError, match="4 \\(row, col\\) points"):
+        create_session(audio, video, poses, corners_px[:3], out)
+    with pytest.raises(InvalidInputError, match="one per microphone"):
+        mics = default_cage().mic_positions_mm[:3]
+        create_session(audio, video, poses, corners_px, out, mic_positions_mm=mics)
+    with pytest.raises(InvalidInputError, match="3 animals"):
+        create_session(audio, video, poses, corners_px, out, animal_names=["a", "b", "c"])
+    assert not out.exists()
+    create_session(audio, video, None, corners_px, out)
+    with pytest.raises(InvalidInputError, match="a new file"):
+        create_session(audio, video, None, corners_px, out)
+
+
+def test_mic_positions_are_read_from_a_text_file(tmp_path):
+    good = tmp_path / "mics.csv"
+    good.write_text("x_mm,y_mm,z_mm\n-275, -175, 340\n275,-175,340 # mic 1\n\n275 175 340\n")
+    np.testing.assert_allclose(read_mic_positions(good)[1], [275, -175, 340])
+    assert read_mic_positions(good).shape == (3, 3)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2,3\n4,five,6\n")
+    with pytest.raises(InvalidInputError, match="x y z"):
+        read_mic_positions(bad)
+    short = tmp_path / "short.csv"
+    short.write_text("1,2\n")
+    with pytest.raises(InvalidInputError, match="x, y, z"):
+        read_mic_positions(short)
