@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -113,7 +114,8 @@ def test_cholesky_diagonal_is_positive_for_any_output():
 @pytest.mark.parametrize(
     "changes",
     [
-        {"conv_channels": (), "gcc_max_lag_samples": 0},
+        {"conv_channels": (), "gcc_max_lag_samples": 0, "srp_resolution_mm": 0.0},
+        {"mic_positions_mm": ((0.0, 0.0, 300.0),) * 3},
         {"conv_channels": (4, 4), "conv_strides": (1,)},
         {"gcc_max_lag_samples": 9000},
         {"n_channels": 0},
@@ -127,3 +129,23 @@ def test_inconsistent_network_configs_are_rejected(changes):
 def test_unknown_preset_is_rejected():
     with pytest.raises(InvalidInputError, match="preset"):
         get_preset("huge")
+
+
+def test_untrained_fast_net_starts_at_the_steered_response_peak():
+    """The SRP read-out starts at the MUSE map's peak: an untrained ``fast`` net already
+    localizes clean delayed chirps (mean in mm = scaled mean * label scale)."""
+    from napari_gerbil.baselines.synthetic import delayed_chirps
+    from napari_gerbil.io.arena import default_cage
+    from napari_gerbil.model.gaussian import label_scale_mm
+    from napari_gerbil.model.preprocess import crop_or_pad
+
+    cage = default_cage()
+    sources = np.array([[-180.0, 90.0, 40.0], [150.0, -100.0, 40.0], [20.0, 60.0, 40.0]])
+    audio = delayed_chirps(sources, cage.mic_positions_mm, 125000.0, 343.2, n_samples=8192)
+    x = torch.from_numpy(np.stack([crop_or_pad(a, 8192).T for a in audio]))
+    torch.manual_seed(0)
+    net = build_network(get_preset("fast")).eval()
+    with torch.no_grad():
+        mean, _ = raw_to_gaussian(net(x, **net.shared_features(x)))
+    error_mm = np.linalg.norm(mean.numpy() * label_scale_mm(cage.dims_mm) - sources[:, :2], axis=1)
+    assert (error_mm < 25.0).all(), error_mm

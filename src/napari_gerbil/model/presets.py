@@ -132,6 +132,18 @@ class NetworkConfig(Config):
                 f"< input_length_samples ({self.input_length_samples})",
                 str(self.gcc_max_lag_samples),
             )
+        if self.srp_resolution_mm < 0:
+            raise InvalidInputError(
+                source, "srp_resolution_mm", ">= 0 (0: no SRP branch)", str(self.srp_resolution_mm)
+            )
+        mics = self.mic_positions_mm
+        if mics and (len(mics) != self.n_channels or any(len(m) != 3 for m in mics)):
+            raise InvalidInputError(
+                source,
+                "mic_positions_mm",
+                f"empty or {self.n_channels} (x, y, z) rows (n_channels)",
+                str(mics),
+            )
         return self
 
 
