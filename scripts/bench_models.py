@@ -208,7 +208,7 @@ def main() -> None:
     p.add_argument("--train-calls", type=int, default=150)
     p.add_argument("--test-calls", type=int, default=100)
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--length", type=int, default=2048)
+    p.add_argument("--length", type=int, default=8192)  # fast (SRP map) needs the full input
     p.add_argument("--optimizer", default="adam")
     p.add_argument("--lr", type=float, default=0.001)
     args = p.parse_args()

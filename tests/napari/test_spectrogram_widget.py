@@ -50,14 +50,24 @@ def test_controls_change_channel_window_and_levels(spectrogram):
     assert low < np.median(spec.power_db) < high
 
 
-def test_click_emits_seek(spectrogram, qtbot):
+def _mouse(spectrogram, name: str, t_s: float, button=1) -> None:
+    from matplotlib.backend_bases import MouseEvent
+
+    y_khz = float(np.mean(spectrogram.axes.get_ylim()))
+    x, y = spectrogram.axes.transData.transform((t_s, y_khz))
+    event = MouseEvent(name, spectrogram.canvas, x, y, button=button)
+    spectrogram.canvas.callbacks.process(name, event)
+
+
+def test_click_emits_seek_and_drag_emits_a_new_call(spectrogram, qtbot):
     spectrogram.set_time(1.5, center=True)
-
-    class Click:
-        inaxes = spectrogram.axes
-        xdata = 1.62
-        button = 1
-
+    spectrogram.canvas.draw()
     with qtbot.waitSignal(spectrogram.seek_requested) as blocker:
-        spectrogram._on_click(Click())
-    assert blocker.args == [pytest.approx(1.62)]
+        _mouse(spectrogram, "button_press_event", 1.62)
+        _mouse(spectrogram, "button_release_event", 1.62)
+    assert blocker.args == [pytest.approx(1.62, abs=0.002)]
+    with qtbot.waitSignal(spectrogram.call_drawn) as blocker:
+        _mouse(spectrogram, "button_press_event", 1.6)
+        _mouse(spectrogram, "motion_notify_event", 1.45, button=None)
+        _mouse(spectrogram, "button_release_event", 1.45)
+    assert blocker.args == [pytest.approx(1.45, abs=0.002), pytest.approx(1.6, abs=0.002)]
