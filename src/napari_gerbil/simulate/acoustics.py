@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter, sosfilt, sosfiltfilt
 
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
@@ -350,8 +350,12 @@ class CageAcoustics:
             r = np.asarray(room.rir[m][0])[delay:]
             h[: len(r), m] = r
         if self.config.highpass_hz > 0:
+            # Zero-phase, so arrival times stay put. pyroomacoustics' octave-band
+            # synthesis leaves a large sub-kHz component that starts before t = 0; a
+            # causal filter would turn it into a transient at the emission time.
             sos = butter(4, self.config.highpass_hz, "highpass", fs=fs, output="sos")
-            h = sosfilt(sos, h, axis=0)
+            h = sosfiltfilt(sos, h, axis=0)
+        h = self._causal(h, src_mm=np.asarray(source_mm, dtype=float).reshape(3), half=delay)
         h = apply_air_absorption(
             h,
             fs,
@@ -360,6 +364,18 @@ class CageAcoustics:
         )
         h = h[: self._cut_samples(h)] * self.mic_gains[None, :]
         return h.astype(np.float32)
+
+    def _causal(self, h: np.ndarray, src_mm: np.ndarray, half: int) -> np.ndarray:
+        """Zero each response before its direct sound can arrive.
+
+        The direct path is a windowed sinc ``2 * half + 1`` samples long centred on the
+        geometric delay; everything earlier than ``delay - half`` is filter leakage and
+        is faded out over ``half`` samples before that.
+        """
+        t = np.arange(len(h))[:, None]
+        start = self.direct_delay_samples(src_mm)[None, :] - 2 * half
+        ramp = np.clip((t - start) / half, 0.0, 1.0)
+        return h * (0.5 - 0.5 * np.cos(np.pi * ramp))
 
     def _cut_samples(self, h: np.ndarray) -> int:
         edc = energy_decay_db(np.sqrt((h**2).sum(axis=1, keepdims=True)))[:, 0]
