@@ -74,8 +74,9 @@ def ensure_demo_ensemble(progress: DemoProgress | None = None, rebuild: bool = F
     if not bank.exists():
         report("computing room impulse responses", 0.0)
         positions = _bank_positions_mm(np.random.default_rng(0))
+        # One process: this runs inside napari (Qt threads), where forking is unsafe.
         compute_rir_bank(
-            bank, CageAcoustics(default_cage(), AcousticConfig()), positions, n_workers=None
+            bank, CageAcoustics(default_cage(), AcousticConfig()), positions, n_workers=1
         )
     # Adam at 1e-3: the SRP read-out starts at the map's peak; larger rates pulled the
     # means toward the arena centre (measured, docs/architecture.md).
