@@ -38,7 +38,9 @@ def _child(kind: str, out: str, workers: int, quick: bool) -> None:
         from napari_gerbil.simulate.session import SessionConfig, simulate_session
 
         cfg = SessionConfig(n_animals=3, duration_s=120.0 if quick else 3600.0)
-        paths = simulate_session(Path(out) / "session", cfg, name="bench", progress=True)
+        paths = simulate_session(
+            Path(out) / "session", cfg, name="bench", progress=True, n_workers=workers
+        )
         from napari_gerbil.io.session import load_session
 
         extra = {

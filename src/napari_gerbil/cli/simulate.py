@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from napari_gerbil.errors import InvalidInputError
@@ -71,7 +72,8 @@ def _simulate_command(args: argparse.Namespace) -> int:
             out_dir, name = out.parent, out.name[: -len(".gerbil.h5")]
         else:
             out_dir, name = out, "session"
-        paths = simulate_session(out_dir, cfg, name=name, progress=progress)
+        workers = args.workers or (os.cpu_count() or 1)
+        paths = simulate_session(out_dir, cfg, name=name, progress=progress, n_workers=workers)
         print(f"session {paths.session}\ntruth   {paths.truth}")
         return 0
     if args.duration is not None:

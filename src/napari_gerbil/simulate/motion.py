@@ -6,20 +6,24 @@ counter-clockwise). Walls reflect the walker, so it stays ``margin_mm`` inside.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 
 
-def _reflect(value: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fold positions back inside [-limit, limit]; returns (positions, flipped mask)."""
-    out = value.copy()
-    flipped = np.zeros(value.shape, bool)
+def _reflect_scalar(value: float, limit: float) -> tuple[float, bool]:
+    """Fold a coordinate back inside [-limit, limit]; returns (coordinate, flipped)."""
+    flipped = False
     for _ in range(4):
-        hi, lo = out > limit, out < -limit
-        out = np.where(hi, 2 * limit - out, np.where(lo, -2 * limit - out, out))
-        flipped ^= hi | lo
-    return np.clip(out, -limit, limit), flipped
+        if value > limit:
+            value, flipped = 2 * limit - value, not flipped
+        elif value < -limit:
+            value, flipped = -2 * limit - value, not flipped
+        else:
+            break
+    return min(max(value, -limit), limit), flipped
 
 
 def random_walk(
@@ -62,21 +66,24 @@ def random_walk(
     pos = np.empty((n_steps, 2))
     head = np.empty(n_steps)
     p = rng.uniform(-limit, limit) if start_mm is None else np.asarray(start_mm, float)
-    h = rng.uniform(-np.pi, np.pi)
+    h = float(rng.uniform(-np.pi, np.pi))
     running, speed = True, speed_mm_s
     sd = turn_sd_rad_s * np.sqrt(dt_s)
+    # plain floats in the loop: ~10x faster than 2-element arrays for long walks
+    x, y = float(p[0]), float(p[1])
+    lim = (float(limit[0]), float(limit[1]))
     for i in range(n_steps):
         if rest_prob_s > 0 and rng.random() < rest_prob_s * dt_s:
             running = not running
             speed = speed_mm_s * rng.uniform(0.5, 1.5)
         h += rng.normal(0.0, sd * (1.0 if running else 0.3))
         if running:
-            step = speed * dt_s * np.array([np.cos(h), np.sin(h)])
-            p, flipped = _reflect(p + step, limit)
-            if flipped[0]:
-                h = np.pi - h
-            if flipped[1]:
+            x, flip_x = _reflect_scalar(x + speed * dt_s * math.cos(h), lim[0])
+            y, flip_y = _reflect_scalar(y + speed * dt_s * math.sin(h), lim[1])
+            if flip_x:
+                h = math.pi - h
+            if flip_y:
                 h = -h
-        pos[i] = p
-        head[i] = np.angle(np.exp(1j * h))
+        pos[i] = x, y
+        head[i] = math.atan2(math.sin(h), math.cos(h))
     return pos, head

@@ -153,14 +153,12 @@ def video_homography(arena: ArenaGeometry, width_px: int, height_px: int) -> np.
 
 def _smooth_noise(n: int, dt_s: float, tau_s: float, sd: float, rng) -> np.ndarray:
     """Ornstein-Uhlenbeck process with correlation time ``tau_s`` and stationary ``sd``."""
+    from scipy.signal import lfilter
+
     a = np.exp(-dt_s / tau_s)
     w = rng.normal(0.0, sd * np.sqrt(1 - a * a), n)
-    out = np.empty(n)
-    x = rng.normal(0.0, sd)
-    for i in range(n):
-        x = a * x + w[i]
-        out[i] = x
-    return out
+    x0 = rng.normal(0.0, sd)
+    return lfilter([1.0], [1.0, -a], w, zi=[a * x0])[0]  # x[i] = a x[i-1] + w[i]
 
 
 def _animal_poses(
@@ -285,6 +283,52 @@ def _write_tracks(path: Path, video_path: Path, arena, poses_mm, cfg, rng) -> No
         sio.save_slp(labels, str(tmp))
 
 
+def _write_media(paths: SimulatedSession, arena, poses, head_dir, cfg, seed, progress) -> None:
+    """Video and poses (run in a process of its own, concurrently with the audio)."""
+    painter = _Painter(arena, cfg.video_width_px, cfg.video_height_px)
+    _write_video(paths.video, painter, poses, head_dir, cfg.fps, progress)
+    _write_tracks(paths.tracks, paths.video, arena, poses, cfg, np.random.default_rng(seed))
+
+
+def _render_calls(job) -> list[tuple[str, int, np.ndarray]]:
+    """Draw and play calls: (class, stimulus length, (n, n_mics) signal at the mics) each.
+
+    ``job`` is (acoustics, sources (n, 3), headings (n,), seeds (n,)); each call's
+    stimulus comes from its own seed, so the result does not depend on how the calls
+    are split among processes.
+    """
+    acoustics, sources, headings, seeds = job
+    generator = StimulusGenerator(acoustics.sample_rate_hz)
+    out = []
+    for src, hd, seed in zip(sources, headings, seeds, strict=True):
+        stim = generator.sample_any(np.random.default_rng(seed), CALL_CLASSES, variability=2.0)
+        y = convolve_rir(stim.waveform, acoustics.rir(src, float(hd)))
+        out.append((stim.stimulus_class, len(stim.waveform), y))
+    return out
+
+
+def _iter_calls(acoustics, sources, headings, seeds, pool, n_workers: int, batch: int = 4):
+    """Yield :func:`_render_calls` results in call order; at most a few batches ahead."""
+    import collections
+    import itertools
+
+    jobs = (
+        (acoustics, sources[i : i + batch], headings[i : i + batch], seeds[i : i + batch])
+        for i in range(0, len(seeds), batch)
+    )
+    if pool is None:
+        for job in jobs:
+            yield from _render_calls(job)
+        return
+    window = collections.deque(
+        pool.submit(_render_calls, j) for j in itertools.islice(jobs, 3 * n_workers)
+    )
+    while window:
+        result = window.popleft().result()
+        window.extend(pool.submit(_render_calls, j) for j in itertools.islice(jobs, 1))
+        yield from result
+
+
 def _schedule_calls(cfg: SessionConfig, fs: float, rng) -> tuple[np.ndarray, np.ndarray]:
     """(emit_sample, animal) of every call, sorted by time."""
     emits, animals = [], []
@@ -312,6 +356,7 @@ def simulate_session(
     config: SessionConfig | None = None,
     name: str = "session",
     progress: bool = False,
+    n_workers: int = 1,
 ) -> SimulatedSession:
     """Simulate animals calling in the cage and write the session's files.
 
@@ -325,6 +370,11 @@ def simulate_session(
         File name stem.
     progress
         Show tqdm progress bars.
+    n_workers
+        Processes that render calls; with more than one, the video and poses are also
+        written by a process of their own, concurrently (spawned: a calling script
+        needs the ``if __name__ == "__main__":`` guard). The output is the same for
+        any number of processes.
     """
     from tqdm import tqdm
 
@@ -359,8 +409,8 @@ def simulate_session(
 
     # calls: who, when, from where; stimuli are drawn while streaming (bounded memory)
     emit, animal = _schedule_calls(cfg, fs, rng)
-    generator = StimulusGenerator(fs)
-    call_rng = np.random.default_rng(rng.integers(2**63))
+    media_seed, call_seed, noise_seed = rng.integers(2**63, size=3)
+    call_seeds = np.random.default_rng(call_seed).integers(2**63, size=len(emit))
     sources = np.empty((len(emit), 3))
     headings = np.empty(len(emit))
     for i, (e, a) in enumerate(zip(emit, animal, strict=True)):
@@ -372,46 +422,63 @@ def simulate_session(
     stop = np.empty_like(start)
     classes: list[str] = []
 
+    n_workers = max(1, int(n_workers))
+    media_args = (paths, arena, poses, head_dir, cfg, media_seed, progress)
+    pool = None
+    if n_workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # one process writes the video and poses while the others render calls;
+        # spawn, not fork: a forked PyAV/x264 encoder can deadlock on locks inherited
+        # from a parent that had used FFmpeg's threads
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(n_workers + 1, mp_context=ctx)
+        media_job = pool.submit(_write_media, *media_args)
+
     # audio, streamed chunk by chunk
     ref_rms = float(np.median(np.linalg.norm(acoustics.rir(np.r_[0.0, 0.0, 30.0]), axis=0)))
-    noise = NoiseSource(acoustics.n_mics, fs, ref_rms * 10 ** (-cfg.snr_db / 20), rng)
+    noise = NoiseSource(
+        acoustics.n_mics,
+        fs,
+        ref_rms * 10 ** (-cfg.snr_db / 20),
+        np.random.default_rng(noise_seed),
+    )
     chunk = int(round(cfg.chunk_s * fs))
     spill = int(0.15 * fs) + acoustics.max_rir_samples()
     pending = np.zeros((chunk + spill, acoustics.n_mics), np.float32)
+    calls = _iter_calls(acoustics, sources, headings, call_seeds, pool, n_workers)
     i = 0
-    with atomic_path(paths.audio, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
-        ds = f.create_dataset(
-            "audio",
-            (n_samples, acoustics.n_mics),
-            "f4",
-            chunks=(min(65536, n_samples), acoustics.n_mics),
-        )
-        f.attrs["sample_rate_hz"] = fs
-        ds.attrs["sample_rate_hz"] = fs
-        for c0 in tqdm(range(0, n_samples, chunk), disable=not progress, desc="audio"):
-            while i < len(emit) and emit[i] < c0 + chunk:
-                stim = generator.sample_any(call_rng, CALL_CLASSES, variability=2.0)
-                classes.append(stim.stimulus_class)
-                stop[i] = min(emit[i] + len(stim.waveform) + np.ceil(delays[i].max()), n_samples)
-                y = convolve_rir(stim.waveform, acoustics.rir(sources[i], headings[i]))
-                off = int(emit[i] - c0)
-                pending[off : off + len(y)] += y[: len(pending) - off]
-                i += 1
-            n = min(chunk, n_samples - c0)
-            ds[c0 : c0 + n] = pending[:n] + noise.next(n)
-            pending[:-chunk] = pending[chunk:]
-            pending[-chunk:] = 0.0
-
-    # video and poses
-    _write_video(
-        paths.video,
-        _Painter(arena, cfg.video_width_px, cfg.video_height_px),
-        poses,
-        head_dir,
-        cfg.fps,
-        progress,
-    )
-    _write_tracks(paths.tracks, paths.video, arena, poses, cfg, rng)
+    try:
+        with atomic_path(paths.audio, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+            ds = f.create_dataset(
+                "audio",
+                (n_samples, acoustics.n_mics),
+                "f4",
+                chunks=(min(65536, n_samples), acoustics.n_mics),
+            )
+            f.attrs["sample_rate_hz"] = fs
+            ds.attrs["sample_rate_hz"] = fs
+            for c0 in tqdm(range(0, n_samples, chunk), disable=not progress, desc="audio"):
+                while i < len(emit) and emit[i] < c0 + chunk:
+                    stimulus_class, n_stim, y = next(calls)
+                    classes.append(stimulus_class)
+                    stop[i] = min(emit[i] + n_stim + np.ceil(delays[i].max()), n_samples)
+                    off = int(emit[i] - c0)
+                    pending[off : off + len(y)] += y[: len(pending) - off]
+                    i += 1
+                n = min(chunk, n_samples - c0)
+                ds[c0 : c0 + n] = pending[:n] + noise.next(n)
+                pending[:-chunk] = pending[chunk:]
+                pending[-chunk:] = 0.0
+        if pool is None:
+            _write_media(*media_args)
+        else:
+            media_job.result()
+    finally:
+        calls.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     animal_names = [f"animal{a}" for a in range(cfg.n_animals)]
     with atomic_path(paths.truth, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
