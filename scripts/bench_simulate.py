@@ -7,9 +7,14 @@ Usage::
 1. impulse responses per second (octave-band and flat absorption) and calls rendered
    per second from an RIR bank (what training draws from);
 2. the ``speaker`` scenario: full grid (~400 points) x 18 classes (quick: 40 points);
-3. a 3-animal session of 1 hour (quick: 2 minutes), with its peak RSS.
+3. a 3-animal session of 1 hour (quick: 2 minutes), with its peak RSS;
+4. only with ``--only slp``: peak RSS growth while writing 1 h of 3-animal poses to
+   .slp, with simulate.slp_writer and with sleap-io's ``Labels.from_numpy`` + ``save_slp``.
 
-Each of 2 and 3 runs in a fresh subprocess so its peak RSS is its own.
+Each of 2 and 3 runs in a fresh subprocess so its peak RSS is its own; the peak RSS of
+its worker processes (call renderers, the video and .slp writer) is reported apart
+(``peak_rss_children_mb``, the largest one). Wall and CPU seconds are both printed: on
+a shared machine the wall time is inflated, the CPU time is not.
 """
 
 from __future__ import annotations
@@ -24,9 +29,45 @@ import time
 from pathlib import Path
 
 
+def _slp_writers(out: str, quick: bool) -> dict:
+    """Peak RSS of writing 1 h (quick: 10 min) of 3-animal poses, ours vs sleap-io's own."""
+    import numpy as np
+
+    n_frames = 18000 if quick else 108000
+    xy = np.random.default_rng(0).uniform(0, 480, (n_frames, 3, 4, 2))
+    xy[::97, 1] = np.nan
+    nodes, edges = ("nose", "head", "body", "tail"), (("nose", "head"), ("body", "tail"))
+    tracks = ("a0", "a1", "a2")
+    import sleap_io as sio
+
+    from napari_gerbil.simulate.slp_writer import write_tracked_slp
+
+    res = {"n_frames": n_frames}
+    for name in ("napari_gerbil", "sleap_io"):  # ours first: the peak only grows
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.perf_counter()
+        path = Path(out) / f"{name}.slp"
+        if name == "napari_gerbil":
+            write_tracked_slp(path, xy, nodes, edges, tracks, "v.mp4")
+        else:
+            video = sio.Video(filename="v.mp4", open_backend=False)
+            skeleton = sio.Skeleton(list(nodes), edges=[list(e) for e in edges])
+            labels = sio.Labels.from_numpy(
+                xy, videos=[video], skeletons=skeleton, tracks=[sio.Track(t) for t in tracks]
+            )
+            sio.save_slp(labels, str(path))
+            del labels
+        res[f"{name}_s"] = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        res[f"{name}_peak_rss_growth_mb"] = after - before
+    return res
+
+
 def _child(kind: str, out: str, workers: int, quick: bool) -> None:
     t0 = time.perf_counter()
-    if kind == "speaker":
+    if kind == "slp":
+        extra = _slp_writers(out, quick)
+    elif kind == "speaker":
         from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
 
         cfg = ScenarioConfig(scenario="speaker", n_calls=40 * 18 if quick else None)
@@ -52,15 +93,17 @@ def _child(kind: str, out: str, workers: int, quick: bool) -> None:
         }
     wall = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_s = (
-        usage.ru_utime
-        + usage.ru_stime
-        + sum(
-            getattr(resource.getrusage(resource.RUSAGE_CHILDREN), k)
-            for k in ("ru_utime", "ru_stime")
-        )
-    )  # CPU time used (workers included): what an idle machine would take at most
-    info = {"kind": kind, "wall_s": wall, "cpu_s": cpu_s, "peak_rss_mb": usage.ru_maxrss / 1024}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker processes
+    # CPU time used (workers included): what an idle machine would take at most
+    cpu_s = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+    info = {
+        "kind": kind,
+        "wall_s": wall,
+        "cpu_s": cpu_s,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        # the largest worker (call renderers, the video + .slp writer)
+        "peak_rss_children_mb": children.ru_maxrss / 1024,
+    }
     print(json.dumps({**info, **extra}))
 
 
@@ -85,10 +128,13 @@ def _bank_throughput(out: Path) -> dict:
     bank = RIRBank.open(bank_path)
     bank.sample(rng)
     n = 500
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         bank.sample(rng)  # random position + random call + fresh noise
     res["calls_per_s_from_bank"] = n / (time.perf_counter() - t0)
+    # per CPU-second of one process (wall time is inflated on a shared machine);
+    # N cores give about N times this
+    res["calls_per_cpu_s_from_bank"] = n / (time.process_time() - c0)
     res["rir_length_samples"] = int(np.diff(bank.length_idx).max())
     return res
 
@@ -98,7 +144,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=Path("benchmark_out/simulate"))
-    parser.add_argument("--only", choices=("bank", "speaker", "session"), default=None)
+    parser.add_argument(
+        "--only",
+        choices=("bank", "speaker", "session", "slp"),
+        default=None,
+        help="run one part (slp: the .slp writer's memory, ours vs sleap-io's; only on request)",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -108,8 +159,8 @@ def main() -> None:
     print(f"CPUs: {os.cpu_count()}  load average: {os.getloadavg()}")
     if args.only in (None, "bank"):
         print("bank:", json.dumps(_bank_throughput(args.out), indent=1))
-    for kind in ("speaker", "session"):
-        if args.only not in (None, kind):
+    for kind in ("speaker", "session", "slp"):
+        if args.only != kind and (args.only is not None or kind == "slp"):
             continue
         cmd = [sys.executable, __file__, "--child", kind, "--out", str(args.out)]
         cmd += ["--workers", str(args.workers)] + (["--quick"] if args.quick else [])

@@ -10,13 +10,14 @@ from scipy.signal import correlate
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry, default_cage
+from napari_gerbil.physics import speed_of_sound_m_s
 from napari_gerbil.simulate.acoustics import (
     AcousticConfig,
     CageAcoustics,
     apply_air_absorption,
     rt60_s,
 )
-from napari_gerbil.simulate.air import air_absorption_db_per_m, speed_of_sound_m_per_s
+from napari_gerbil.simulate.air import air_absorption_db_per_m
 
 FS = 125000.0
 
@@ -27,7 +28,15 @@ def test_iso_9613_values():
     assert air_absorption_db_per_m(40000.0) == pytest.approx(1.3, abs=0.1)
     f = np.array([1e3, 1e4, 2e4, 4e4, 6e4])
     assert (np.diff(air_absorption_db_per_m(f)) > 0).all()
-    assert speed_of_sound_m_per_s(20.0) == pytest.approx(343.2, abs=0.1)
+    assert speed_of_sound_m_s(20.0) == pytest.approx(343.2, abs=0.1)
+
+
+def test_simulator_and_baselines_share_one_speed_of_sound():
+    from napari_gerbil.baselines import speed_of_sound_m_s as baseline_speed
+
+    for t_c in (-10.0, 20.0, 35.0):
+        sim = CageAcoustics(default_cage(), AcousticConfig(temperature_c=t_c)).speed_m_per_s
+        assert sim == baseline_speed(t_c) == pytest.approx(331.3 * np.sqrt(1 + t_c / 273.16))
 
 
 @pytest.mark.parametrize(

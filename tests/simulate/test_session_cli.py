@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -18,9 +20,13 @@ from napari_gerbil.simulate.session import (
 )
 
 
-def test_session_files_are_valid(session_small):
+def test_session_files_are_valid(session_small, capsys):
     for path in (session_small.session, session_small.audio, session_small.tracks):
         assert main(["validate", str(path)]) == 0
+    assert main(["validate", str(session_small.truth)]) == 0
+    assert "valid simulation truth" in capsys.readouterr().out
+    assert main(["info", str(session_small.truth)]) == 0
+    assert "animal0 (" in capsys.readouterr().out
     session = load_session(session_small.session)
     assert session.verify_files() == {"audio[0]": "ok", "video": "ok", "tracks": "ok"}
     assert session.animal_names == ["animal0", "animal1"]
@@ -105,6 +111,43 @@ def test_streaming_chunks_and_processes_do_not_change_the_output(tmp_path):
     assert ta.stimulus_class == tc.stimulus_class
     np.testing.assert_array_equal(ta.stop_sample, tc.stop_sample)
     assert c.video.stat().st_size > 0 and c.tracks.stat().st_size > 0
+
+
+def _bump_animal(f):
+    f["animal"][0] = 7
+
+
+def _swap_bounds(f):
+    f["stop_sample"][0] = f["start_sample"][0]
+
+
+@pytest.mark.parametrize(
+    ("field", "corrupt"),
+    [
+        ("/animal", _bump_animal),
+        ("/source_mm", lambda f: f.__delitem__("source_mm")),
+        ("/stop_sample", _swap_bounds),
+        ("/heading_rad", lambda f: f["heading_rad"].__setitem__(1, np.nan)),
+        ("/poses_mm", lambda f: f.attrs.__setitem__("node_names", ["nose", "tail"])),
+        ("napari_gerbil_format", lambda f: f.attrs.__setitem__("napari_gerbil_format", "x")),
+    ],
+)
+def test_validate_names_the_bad_field_of_a_truth_file(
+    session_small, tmp_path, capsys, field, corrupt
+):
+    bad = tmp_path / "bad.truth.h5"
+    shutil.copy(session_small.truth, bad)
+    with h5py.File(bad, "a") as f:
+        corrupt(f)
+    if field == "napari_gerbil_format":  # no longer recognisable: refused as unknown
+        assert main(["validate", str(bad)]) == 1
+        assert "<file>" in capsys.readouterr().err
+        with pytest.raises(InvalidInputError, match=field):
+            load_truth(bad)
+        return
+    assert main(["validate", str(bad)]) == 1
+    out = capsys.readouterr()
+    assert f"field '{field}'" in out.err and "valid" not in out.out
 
 
 def test_bad_session_configs():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
 from scipy.signal import fftconvolve
 
+from napari_gerbil.cli.main import main
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import default_cage
 from napari_gerbil.simulate.acoustics import AcousticConfig, CageAcoustics
@@ -135,3 +138,31 @@ def test_corrupt_bank_is_refused(small_bank, tmp_path):
         RIRBank.open(bad)
     with pytest.raises(InvalidInputError, match="no such file"):
         RIRBank.open(tmp_path / "missing.h5")
+
+
+def test_validate_and_info_recognise_a_bank(small_bank, tmp_path, capsys):
+    path, _, _ = small_bank
+    assert main(["validate", str(path)]) == 0
+    assert "valid RIR bank: 3 positions, 4 microphones" in capsys.readouterr().out
+    assert main(["info", str(path)]) == 0
+    assert "RIR bank" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("field", "corrupt"),
+    [
+        ("/rir", lambda f: f["rir"].__setitem__((5, 2), np.nan)),
+        ("/rir_length_idx", lambda f: f["rir_length_idx"].__setitem__(1, 0)),
+        ("/locations", lambda f: f["locations"].__setitem__((2, 0), 900.0)),  # outside
+        ("/locations", lambda f: f.__delitem__("locations")),
+        ("sample_rate_hz", lambda f: f.attrs.__delitem__("sample_rate_hz")),
+    ],
+)
+def test_validate_names_the_bad_field_of_a_bank(small_bank, tmp_path, capsys, field, corrupt):
+    bad = tmp_path / "bad.h5"
+    shutil.copy(small_bank[0], bad)
+    with h5py.File(bad, "a") as f:
+        corrupt(f)
+    assert main(["validate", str(bad)]) == 1
+    out = capsys.readouterr()
+    assert f"field '{field}'" in out.err and "valid RIR bank" not in out.out

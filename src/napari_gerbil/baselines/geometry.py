@@ -9,23 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-
-#: Default air temperature (degrees Celsius) when none is given.
-DEFAULT_TEMPERATURE_C = 20.0
-
-
-def speed_of_sound_m_s(temperature_c: float = DEFAULT_TEMPERATURE_C) -> float:
-    """Speed of sound in dry air, ``331.3 * sqrt(1 + T / 273.16)`` m/s (T in Celsius).
-
-    Raises
-    ------
-    InvalidInputError
-        If the temperature is not above absolute zero or is not finite.
-    """
-    t = float(temperature_c)
-    if not np.isfinite(t) or t <= -273.15:
-        raise InvalidInputError(None, "temperature_c", "a finite temperature > -273.15 C", t)
-    return 331.3 * float(np.sqrt(1.0 + t / 273.16))
+from napari_gerbil.physics import DEFAULT_TEMPERATURE_C, speed_of_sound_m_s  # noqa: F401 (shared)
 
 
 def check_arena_dims(arena_dims_mm) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 Recognised inputs: VCL training datasets (ours or plain vocalocator files), session
 files (``*.gerbil.h5``), recordings (WAV or HDF5 with an ``/audio`` dataset), SLEAP pose
-files (``.slp`` or analysis ``.h5``) and model directories (with ``manifest.json``).
+files (``.slp`` or analysis ``.h5``), model directories (with ``manifest.json``), RIR
+banks (``/rir``, ``/rir_length_idx``, ``/locations``) and the ground truth of simulated
+sessions (``*.truth.h5``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 
-KINDS = ("vcl", "session", "audio", "poses", "model")
+KINDS = ("vcl", "session", "audio", "poses", "model", "rir_bank", "truth")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tolerance-mm",
         type=float,
         default=None,
-        help="how far beyond the arena walls a VCL location may lie (default 10 mm)",
+        help="how far beyond the arena walls a VCL or RIR-bank location may lie (default 10 mm)",
     )
     v.set_defaults(func=_validate_command)
 
@@ -79,6 +81,13 @@ def detect_kind(path: str | Path) -> str:
         return "session"
     if fmt == "vcl" or (names & {"length_idx", "len_idx"}):
         return "vcl"
+    if {"rir", "rir_length_idx"} <= names:
+        return "rir_bank"
+    if fmt:
+        from napari_gerbil.simulate.session import TRUTH_FORMAT
+
+        if fmt == TRUTH_FORMAT:
+            return "truth"
     if {"tracks", "node_names"} <= names:
         return "poses"
     if "audio" in names:
@@ -86,7 +95,8 @@ def detect_kind(path: str | Path) -> str:
     raise InvalidInputError(
         path,
         "<file>",
-        "a VCL dataset (/audio + /length_idx), session, recording or SLEAP analysis file",
+        "a VCL dataset (/audio + /length_idx), session, recording, SLEAP analysis file, "
+        "RIR bank (/rir + /rir_length_idx) or simulation truth file",
         f"an HDF5 file with {sorted(names)}",
     )
 
@@ -283,12 +293,51 @@ def describe_model(path: str | Path) -> list[str]:
     return lines
 
 
+def describe_rir_bank(path: str | Path) -> list[str]:
+    """Lines describing an RIR bank (impulse responses per source position)."""
+    from napari_gerbil.simulate.rir_bank import RIRBank
+
+    bank = RIRBank.open(path)
+    lengths = np.diff(bank.length_idx)
+    directional = int(np.isfinite(bank.headings_rad).sum())
+    lines = [
+        f"RIR bank: {path}",
+        f"  positions:        {len(bank)} ({directional} directional)",
+        f"  microphones:      {bank.n_mics}",
+        f"  sample rate:      {_rate(bank.sample_rate_hz)}",
+        f"  response length:  {lengths.min()} .. {lengths.max()} samples",
+        "  locations:        ranges:",
+    ]
+    for i, axis in enumerate("xyz"[: bank.locations_mm.shape[1]]):
+        lines.append(_range_line(axis, bank.locations_mm[:, i]))
+    if bank.acoustics:
+        lines.append(f"  acoustics:        {json.dumps(bank.acoustics, sort_keys=True)[:200]}")
+    return lines
+
+
+def describe_truth(path: str | Path) -> list[str]:
+    """Lines describing the ground truth of a simulated session."""
+    from napari_gerbil.simulate.session import load_truth
+
+    truth = load_truth(path)
+    names = truth.animal_names
+    return [
+        f"Simulation truth: {path}",
+        f"  animals:          {', '.join(names)}",
+        f"  calls:            {len(truth.animal)} ({_counts(names[a] for a in truth.animal)})",
+        f"  pose frames:      {len(truth.poses_mm)}",
+        f"  stimulus classes: {_counts(truth.stimulus_class) or 'none'}",
+    ]
+
+
 DESCRIBE = {
     "vcl": describe_vcl,
     "session": describe_session,
     "audio": describe_audio,
     "poses": describe_poses,
     "model": describe_model,
+    "rir_bank": describe_rir_bank,
+    "truth": describe_truth,
 }
 
 
@@ -344,6 +393,24 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
 
         poses = load_poses(path)
         return f"valid poses: {poses.n_frames} frames, {poses.n_tracks} tracks"
+    if kind == "rir_bank":
+        from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM
+        from napari_gerbil.simulate.rir_bank import validate_rir_bank
+
+        tol = LOCATION_TOLERANCE_MM if tolerance_mm is None else tolerance_mm
+        s = validate_rir_bank(path, tolerance_mm=tol)
+        return (
+            f"valid RIR bank: {s['n_positions']} positions, {s['n_mics']} microphones, "
+            f"{s['total_samples']} samples, sample rate {_rate(s['sample_rate_hz'])}"
+        )
+    if kind == "truth":
+        from napari_gerbil.simulate.session import load_truth
+
+        truth = load_truth(path)
+        return (
+            f"valid simulation truth: {len(truth.animal)} calls, "
+            f"{len(truth.animal_names)} animals, {len(truth.poses_mm)} pose frames"
+        )
     from napari_gerbil.model.ensemble import load_ensemble  # torch: only here
 
     ens = load_ensemble(path, verify=True)

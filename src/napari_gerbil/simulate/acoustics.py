@@ -22,7 +22,8 @@ from scipy.signal import butter, sosfilt, sosfiltfilt
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
-from napari_gerbil.simulate.air import air_absorption_nepers_per_m, speed_of_sound_m_per_s
+from napari_gerbil.physics import speed_of_sound_m_s
+from napari_gerbil.simulate.air import air_absorption_nepers_per_m
 
 #: Octave-band centres (Hz) at which the surface absorption coefficients are given.
 BAND_CENTRES_HZ = (500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0, 64000.0)
@@ -240,7 +241,7 @@ class CageAcoustics:
         self.arena = arena
         self.config = config or AcousticConfig()
         self.sample_rate_hz = float(sample_rate_hz)
-        self.speed_m_per_s = speed_of_sound_m_per_s(self.config.temperature_c)
+        self.speed_m_per_s = speed_of_sound_m_s(self.config.temperature_c)
         self._half_mm = np.r_[arena.dims_mm[:2] / 2.0, 0.0]
         mics_room = self.to_room_m(arena.mic_positions_mm)
         if ((mics_room <= 0) | (mics_room >= arena.dims_mm / 1000.0)).any():

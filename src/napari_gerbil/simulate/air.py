@@ -1,8 +1,9 @@
-"""Sound propagation in air: ISO 9613-1 atmospheric absorption and the speed of sound.
+"""Sound propagation in air: ISO 9613-1 atmospheric absorption.
 
 pyroomacoustics' own air-absorption table stops at 8 kHz; rodent calls reach 60 kHz,
 where air takes more than a decibel per metre, so the simulator computes the
-absorption itself from the ISO 9613-1 (1993) formula.
+absorption itself from the ISO 9613-1 (1993) formula. The speed of sound is
+:func:`napari_gerbil.physics.speed_of_sound_m_s` (shared with the baselines).
 """
 
 from __future__ import annotations
@@ -77,8 +78,3 @@ def air_absorption_db_per_m(
 def air_absorption_nepers_per_m(freq_hz: np.ndarray | float, **air: float) -> np.ndarray:
     """Amplitude attenuation in nepers per metre: pressure decays as ``exp(-a * d)``."""
     return air_absorption_db_per_m(freq_hz, **air) / _DB_PER_NEPER
-
-
-def speed_of_sound_m_per_s(temperature_c: float = 20.0) -> float:
-    """Speed of sound in dry air, ``331.3 * sqrt(1 + T / 273.15)`` (343.2 m/s at 20 degC)."""
-    return float(331.3 * np.sqrt(1.0 + temperature_c / 273.15))

@@ -28,6 +28,7 @@ from scipy.signal import fftconvolve
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM, _check_locations
 from napari_gerbil.simulate.acoustics import CageAcoustics
 from napari_gerbil.simulate.noise import NoiseSource
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, StimulusGenerator
@@ -51,7 +52,7 @@ def _rirs(args: tuple[CageAcoustics, np.ndarray, np.ndarray]) -> list[np.ndarray
 
 def _iter_rirs(acoustics, locs, heads, n_workers):
     """Yield the responses in order, computed by ``n_workers`` processes."""
-    batch = 8
+    batch = int(np.clip(np.ceil(len(locs) / max(n_workers, 1)), 1, 8))
     jobs = [
         (acoustics, locs[i : i + batch], heads[i : i + batch]) for i in range(0, len(locs), batch)
     ]
@@ -62,9 +63,10 @@ def _iter_rirs(acoustics, locs, heads, n_workers):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork: no __main__ guard needed in user scripts; the children only run numpy and
-    # pyroomacoustics, so threads of the parent (torch, tqdm) are not a concern
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: forking a process that runs threads (napari, Qt, pytest-qt,
+    # torch, tqdm monitors) can deadlock the child on a lock held by another thread.
+    # A calling script needs the ``if __name__ == "__main__":`` guard.
+    ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(n_workers, len(jobs)), mp_context=ctx) as pool:
         for result in pool.map(_rirs, jobs):
             yield from result
@@ -91,7 +93,8 @@ def compute_rir_bank(
         Show a tqdm progress bar.
     n_workers
         Processes computing responses (default 1; None = all CPUs); results do not
-        depend on it.
+        depend on it. Workers are spawned, so a calling script needs the
+        ``if __name__ == "__main__":`` guard.
     """
     from tqdm import tqdm
 
@@ -129,6 +132,94 @@ def compute_rir_bank(
     return path
 
 
+def _open_bank(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise InvalidInputError(path, "<file>", "an existing RIR bank (HDF5)", "no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise InvalidInputError(path, "<file>", "an HDF5 file", str(exc)) from exc
+
+
+def _check_structure(f: h5py.File, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Check everything but the response samples; (length_idx, locations, headings, attrs)."""
+    for name in ("rir", "rir_length_idx", "locations"):
+        if not isinstance(f.get(name), h5py.Dataset):
+            raise InvalidInputError(path, f"/{name}", "a dataset", "missing")
+    rir = f["rir"]
+    if rir.ndim != 2 or rir.shape[1] < 1 or rir.dtype.kind != "f":
+        raise InvalidInputError(
+            path, "/rir", "float (total_samples, n_mics)", f"{rir.dtype} {rir.shape}"
+        )
+    idx = f["rir_length_idx"][()]
+    if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        raise InvalidInputError(
+            path, "/rir_length_idx", "1-D integer offsets", f"{idx.dtype} {idx.shape}"
+        )
+    idx = idx.astype(np.int64)
+    n = len(idx) - 1
+    if n < 1 or idx[0] != 0 or idx[-1] != len(rir) or (np.diff(idx) <= 0).any():
+        raise InvalidInputError(
+            path, "/rir_length_idx", f"increasing from 0 to {len(rir)}", str(idx[:5])
+        )
+    locs = f["locations"][()]
+    if locs.ndim != 2 or len(locs) != n or locs.shape[1] not in (2, 3):
+        raise InvalidInputError(path, "/locations", f"shape ({n}, 2 or 3)", str(locs.shape))
+    heads = f["headings_rad"][()] if "headings_rad" in f else np.full(n, np.nan)
+    if heads.shape != (n,):
+        raise InvalidInputError(path, "/headings_rad", f"shape ({n},)", str(heads.shape))
+    attrs = dict(f.attrs)
+    rate = attrs.get("sample_rate_hz")
+    if rate is None:
+        raise InvalidInputError(path, "sample_rate_hz", "a root attribute", "missing")
+    if not (np.isscalar(rate) and np.isfinite(rate) and rate > 0):
+        raise InvalidInputError(path, "sample_rate_hz", "a positive rate (Hz)", repr(rate))
+    mics = attrs.get("mic_positions_mm")
+    if mics is not None and np.shape(mics) != (rir.shape[1], 3):
+        raise InvalidInputError(
+            path, "mic_positions_mm", f"shape ({rir.shape[1]}, 3)", str(np.shape(mics))
+        )
+    return idx, locs.astype(float), heads.astype(float), attrs
+
+
+def validate_rir_bank(
+    path: str | os.PathLike,
+    tolerance_mm: float = LOCATION_TOLERANCE_MM,
+    chunk_samples: int = 1 << 20,
+) -> dict:
+    """Check an RIR bank completely; raise :class:`InvalidInputError` at the first problem.
+
+    Checks the datasets' presence, shapes and dtypes, ``/rir_length_idx`` (from 0,
+    strictly increasing, to the number of response samples), finite responses (read in
+    chunks: bounded memory), finite source locations inside the arena when its size is
+    known (``tolerance_mm`` beyond the walls allowed), headings and attributes.
+
+    Returns
+    -------
+    dict
+        Summary: n_positions, n_mics, total_samples, sample_rate_hz.
+    """
+    path = Path(path)
+    with _open_bank(path) as f:
+        idx, locs, _, attrs = _check_structure(f, path)
+        rir = f["rir"]
+        for start in range(0, len(rir), chunk_samples):
+            bad = ~np.isfinite(rir[start : start + chunk_samples])
+            if bad.any():
+                row = start + int(np.argmax(bad.any(axis=1)))
+                raise InvalidInputError(path, "/rir", "finite samples", f"NaN/inf at row {row}")
+        n_mics = rir.shape[1]
+    dims = attrs.get("arena_dims_mm")
+    dims = None if dims is None else np.asarray(dims, dtype=float)
+    _check_locations(path, locs, dims, tolerance_mm)
+    return {
+        "n_positions": len(idx) - 1,
+        "n_mics": n_mics,
+        "total_samples": int(idx[-1]),
+        "sample_rate_hz": float(attrs["sample_rate_hz"]),
+    }
+
+
 class RIRBank:
     """Impulse responses held in memory, ready to render calls.
 
@@ -163,30 +254,9 @@ class RIRBank:
     def open(cls, path: str | os.PathLike) -> RIRBank:
         """Read a bank written by :func:`compute_rir_bank` (or vocalocator-style files)."""
         path = Path(path)
-        if not path.is_file():
-            raise InvalidInputError(path, "<file>", "an existing RIR bank (HDF5)", "no such file")
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            raise InvalidInputError(path, "<file>", "an HDF5 file", str(exc)) from exc
-        with f:
-            for name in ("rir", "rir_length_idx", "locations"):
-                if name not in f:
-                    raise InvalidInputError(path, f"/{name}", "a dataset", "missing")
+        with _open_bank(path) as f:
+            idx, locs, heads, attrs = _check_structure(f, path)
             rir = f["rir"][()].astype(np.float32)
-            idx = f["rir_length_idx"][()].astype(np.int64)
-            locs = f["locations"][()].astype(float)
-            n = len(idx) - 1
-            if n < 1 or idx[0] != 0 or idx[-1] != len(rir) or (np.diff(idx) <= 0).any():
-                raise InvalidInputError(
-                    path, "/rir_length_idx", f"increasing from 0 to {len(rir)}", str(idx[:5])
-                )
-            if len(locs) != n:
-                raise InvalidInputError(path, "/locations", f"{n} rows", str(len(locs)))
-            heads = f["headings_rad"][()] if "headings_rad" in f else np.full(n, np.nan)
-            attrs = dict(f.attrs)
-        if "sample_rate_hz" not in attrs:
-            raise InvalidInputError(path, "sample_rate_hz", "a root attribute", "missing")
         norms = [
             np.sqrt((rir[a:b].astype(float) ** 2).sum(0))
             for a, b in zip(idx[:-1], idx[1:], strict=True)

@@ -29,7 +29,8 @@ from napari_gerbil.simulate.acoustics import AcousticConfig, CageAcoustics
 from napari_gerbil.simulate.motion import random_walk
 from napari_gerbil.simulate.noise import NoiseSource
 from napari_gerbil.simulate.rir_bank import convolve_rir
-from napari_gerbil.simulate.stimuli import CALL_CLASSES, StimulusGenerator
+from napari_gerbil.simulate.slp_writer import write_tracked_slp
+from napari_gerbil.simulate.stimuli import CALL_CLASSES, STIMULUS_CLASSES, StimulusGenerator
 
 NODE_NAMES = ("nose", "head", "body", "tail")
 EDGES = (("nose", "head"), ("head", "body"), ("body", "tail"))
@@ -266,8 +267,6 @@ def _write_video(path: Path, painter: _Painter, poses, head_dir, fps: float, pro
 
 
 def _write_tracks(path: Path, video_path: Path, arena, poses_mm, cfg, rng) -> None:
-    import sleap_io as sio
-
     n_frames, n_animals, n_nodes, _ = poses_mm.shape
     rc = arena.to_pixels(poses_mm[..., :2].reshape(-1, 2)).reshape(n_frames, n_animals, n_nodes, 2)
     xy = rc[..., ::-1] + rng.normal(0.0, cfg.pose_noise_px, rc.shape)  # SLEAP stores (x, y)
@@ -275,12 +274,8 @@ def _write_tracks(path: Path, video_path: Path, arena, poses_mm, cfg, rng) -> No
     for a in range(n_animals):
         for start in rng.integers(0, n_frames, n_gaps):
             xy[start : start + int(rng.integers(2, 9)), a] = np.nan
-    skeleton = sio.Skeleton(list(NODE_NAMES), edges=[list(e) for e in EDGES])
-    video = sio.Video(filename=str(video_path), open_backend=False)
-    tracks = [sio.Track(name=f"animal{a}") for a in range(n_animals)]
-    labels = sio.Labels.from_numpy(xy, videos=[video], skeletons=skeleton, tracks=tracks)
-    with atomic_path(path, suffix=".slp") as tmp:
-        sio.save_slp(labels, str(tmp))
+    track_names = [f"animal{a}" for a in range(n_animals)]
+    write_tracked_slp(path, xy, NODE_NAMES, EDGES, track_names, video_path)  # bounded memory
 
 
 def _write_media(paths: SimulatedSession, arena, poses, head_dir, cfg, seed, progress) -> None:
@@ -510,29 +505,94 @@ def simulate_session(
     return paths
 
 
+_TRUTH_CALL_FIELDS = {  # name: (trailing shape, dtype kinds)
+    "animal": ((), "iu"),
+    "emit_sample": ((), "iu"),
+    "start_sample": ((), "iu"),
+    "stop_sample": ((), "iu"),
+    "source_mm": ((3,), "f"),
+    "heading_rad": ((), "f"),
+    "stimulus_class": ((), "SOU"),
+}
+
+
+def _read_truth(f: h5py.File, path: Path) -> SessionTruth:
+    """Read and check every field of an open truth file."""
+    fmt = f.attrs.get("napari_gerbil_format")
+    if fmt != TRUTH_FORMAT:
+        raise InvalidInputError(path, "napari_gerbil_format", repr(TRUTH_FORMAT), repr(fmt))
+    for name in ("animal_names", "node_names", "sample_rate_hz"):
+        if name not in f.attrs:
+            raise InvalidInputError(path, name, "a root attribute", "missing")
+    animal_names = [str(a) for a in f.attrs["animal_names"]]
+    node_names = [str(a) for a in f.attrs["node_names"]]
+    data = {}
+    for name, (_, kinds) in {**_TRUTH_CALL_FIELDS, "poses_mm": ((), "f")}.items():
+        ds = f.get(name)
+        if not isinstance(ds, h5py.Dataset):
+            raise InvalidInputError(path, f"/{name}", "a dataset", "missing")
+        kind = "S" if h5py.check_string_dtype(ds.dtype) else ds.dtype.kind
+        if kind not in kinds:
+            raise InvalidInputError(path, f"/{name}", f"dtype kind in {kinds!r}", str(ds.dtype))
+        data[name] = ds[()]
+    n = len(data["animal"])
+    for name, (shape, _) in _TRUTH_CALL_FIELDS.items():
+        if data[name].shape != (n, *shape):
+            raise InvalidInputError(
+                path, f"/{name}", f"shape {(n, *shape)} (one row per call)", str(data[name].shape)
+            )
+    poses_shape = (len(animal_names), len(node_names), 3)
+    if data["poses_mm"].ndim != 4 or data["poses_mm"].shape[1:] != poses_shape:
+        raise InvalidInputError(
+            path, "/poses_mm", f"(n_frames, *{poses_shape})", str(data["poses_mm"].shape)
+        )
+    animal = data["animal"]
+    if n and (animal.min() < 0 or animal.max() >= len(animal_names)):
+        raise InvalidInputError(
+            path, "/animal", f"indices 0 .. {len(animal_names) - 1}", str(np.unique(animal))
+        )
+    emit, start, stop = data["emit_sample"], data["start_sample"], data["stop_sample"]
+    for name, bad, expected in (
+        ("emit_sample", (emit < 0).any() or (np.diff(emit) < 0).any(), "samples >= 0, in order"),
+        ("start_sample", (start < emit).any(), "no earlier than emit_sample (sound travels)"),
+        ("stop_sample", (stop <= start).any(), "later than start_sample"),
+    ):
+        if bad:
+            raise InvalidInputError(path, f"/{name}", expected, f"{data[name][:5]} ...")
+    for name in ("source_mm", "heading_rad"):
+        if not np.isfinite(data[name]).all():
+            raise InvalidInputError(path, f"/{name}", "finite values", "NaN/inf")
+    classes = [s.decode() if isinstance(s, bytes) else str(s) for s in data["stimulus_class"]]
+    unknown = sorted(set(classes) - set(STIMULUS_CLASSES))
+    if unknown:
+        raise InvalidInputError(path, "/stimulus_class", "stimulus classes", str(unknown[:3]))
+    return SessionTruth(
+        animal=animal,
+        emit_sample=emit,
+        start_sample=start,
+        stop_sample=stop,
+        source_mm=data["source_mm"],
+        heading_rad=data["heading_rad"],
+        stimulus_class=classes,
+        poses_mm=data["poses_mm"],
+        animal_names=animal_names,
+    )
+
+
 def load_truth(path: str | os.PathLike) -> SessionTruth:
-    """Read a ``*.truth.h5`` file written by :func:`simulate_session`."""
+    """Read a ``*.truth.h5`` file written by :func:`simulate_session` (checked throughout).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the field of a missing, misshapen or inconsistent entry.
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(path, "<file>", "an existing truth file", "no such file")
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("napari_gerbil_format") != TRUTH_FORMAT:
-            raise InvalidInputError(
-                path,
-                "napari_gerbil_format",
-                repr(TRUTH_FORMAT),
-                repr(f.attrs.get("napari_gerbil_format")),
-            )
-        return SessionTruth(
-            animal=f["animal"][()],
-            emit_sample=f["emit_sample"][()],
-            start_sample=f["start_sample"][()],
-            stop_sample=f["stop_sample"][()],
-            source_mm=f["source_mm"][()],
-            heading_rad=f["heading_rad"][()],
-            stimulus_class=[
-                s.decode() if isinstance(s, bytes) else str(s) for s in f["stimulus_class"][()]
-            ],
-            poses_mm=f["poses_mm"][()],
-            animal_names=[str(a) for a in f.attrs["animal_names"]],
-        )
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InvalidInputError(path, "<file>", "an HDF5 file", str(exc)) from None
+    with f:
+        return _read_truth(f, path)
