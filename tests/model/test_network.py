@@ -74,10 +74,11 @@ def test_fast_is_over_100x_cheaper_than_paper_and_tiny_is_smaller_still():
     paper = count_macs(PRESETS["paper"])
     assert count_macs(PRESETS["fast"]) * 100 <= paper
     assert count_macs(PRESETS["tiny"]) < count_macs(PRESETS["fast"])
-    assert count_parameters(PRESETS["fast"]) * 1000 < count_parameters(PRESETS["paper"])
+    assert count_parameters(PRESETS["fast"]) * 20 < count_parameters(PRESETS["paper"])
+    assert count_macs(PRESETS["srp"]) * 100 <= paper
 
 
-@pytest.mark.parametrize("name", ["fast", "tiny"])
+@pytest.mark.parametrize("name", ["fast", "srp", "tiny"])
 def test_presets_map_audio_to_five_outputs(name):
     net = build_network(get_preset(name, input_length_samples=2048)).eval()
     with torch.no_grad():
@@ -93,7 +94,7 @@ def test_models_command_prints_params_and_gmac_per_preset(capsys):
         m = re.match(r"(\w+)\s+params=(\d+) gmac=([\d.]+)", line)
         assert m, line
         found[m.group(1)] = (int(m.group(2)), float(m.group(3)))
-    assert set(found) == {"paper", "fast", "tiny"}
+    assert set(found) == {"paper", "fast", "srp", "tiny"}
     assert found["paper"][0] == _table1_parameter_count()
     assert abs(found["paper"][1] - _table1_macs() / 1e9) < 1e-3
 
@@ -119,6 +120,8 @@ def test_cholesky_diagonal_is_positive_for_any_output():
         {"conv_channels": (4, 4), "conv_strides": (1,)},
         {"gcc_max_lag_samples": 9000},
         {"n_channels": 0},
+        {"gcc_max_lag_samples": 64, "gcc_channels": (8,), "gcc_reader": "peak"},
+        {"gcc_max_lag_samples": 64, "gcc_channels": (8, 8), "gcc_strides": (1,)},
     ],
 )
 def test_inconsistent_network_configs_are_rejected(changes):
@@ -131,8 +134,8 @@ def test_unknown_preset_is_rejected():
         get_preset("huge")
 
 
-def test_untrained_fast_net_starts_at_the_steered_response_peak():
-    """The SRP read-out starts at the MUSE map's peak: an untrained ``fast`` net already
+def test_untrained_srp_net_starts_at_the_steered_response_peak():
+    """The SRP read-out starts at the MUSE map's peak: an untrained ``srp`` net already
     localizes clean delayed chirps (mean in mm = scaled mean * label scale)."""
     from napari_gerbil.baselines.synthetic import delayed_chirps
     from napari_gerbil.io.arena import default_cage
@@ -144,8 +147,40 @@ def test_untrained_fast_net_starts_at_the_steered_response_peak():
     audio = delayed_chirps(sources, cage.mic_positions_mm, 125000.0, 343.2, n_samples=8192)
     x = torch.from_numpy(np.stack([crop_or_pad(a, 8192).T for a in audio]))
     torch.manual_seed(0)
-    net = build_network(get_preset("fast")).eval()
+    net = build_network(get_preset("srp")).eval()
     with torch.no_grad():
         mean, _ = raw_to_gaussian(net(x, **net.shared_features(x)))
     error_mm = np.linalg.norm(mean.numpy() * label_scale_mm(cage.dims_mm) - sources[:, :2], axis=1)
     assert (error_mm < 40.0).all(), error_mm  # centre guess: 63..201 mm
+
+
+def test_gcc_phat_peaks_at_the_delay_between_channels():
+    from napari_gerbil.model.network import GCCPHAT
+
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal(4096 + 64)
+    delays = [0, 7, -12, 30]  # samples; channel c hears source[t - delay_c]
+    x = np.stack([source[32 - d : 32 - d + 4096] for d in delays]).astype(np.float32)
+    x += 0.05 * rng.standard_normal(x.shape).astype(np.float32)
+    gcc = GCCPHAT(4, max_lag_samples=50)
+    curves = gcc(torch.from_numpy(x)[None])[0]  # (6 pairs, 101 lags)
+    lags = curves.argmax(dim=-1).numpy() - 50
+    pairs = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    assert lags.tolist() == [delays[a] - delays[b] for a, b in pairs]
+
+
+def test_lag_cnn_reads_all_pairs_jointly_and_ignores_curve_scale():
+    from napari_gerbil.model.network import LagCNN
+
+    config = get_preset("tiny", gcc_reader="cnn", gcc_channels=(8, 8, 16), gcc_max_lag_samples=32)
+    reader = LagCNN(config, n_pairs=6).eval()
+    curves = torch.randn(2, 6, 65)
+    with torch.no_grad():
+        features = reader(curves)
+        scaled = reader(curves * torch.tensor([1.0, 3.0, 0.5, 2.0, 1.0, 7.0])[:, None])
+    assert features.shape == (2, reader.n_features) == (2, 16 * 17)
+    torch.testing.assert_close(features, scaled)
+    changed = curves.clone()
+    changed[:, 5] = torch.randn(2, 65)  # one pair changes: the joint features change
+    with torch.no_grad():
+        assert not torch.allclose(reader(changed), features)

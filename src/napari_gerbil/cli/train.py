@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--preset", default="fast", help="network preset: paper, fast or tiny")
+    p.add_argument("--preset", default="fast", help="network preset: paper, fast, srp or tiny")
     p.add_argument("--ensemble", type=int, default=1, metavar="N", help="number of members")
     p.add_argument("--data", type=Path, nargs="*", default=[], help="VCL training datasets")
     p.add_argument("--rir-bank", type=Path, help="train on calls rendered from this RIR bank")

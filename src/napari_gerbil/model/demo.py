@@ -19,9 +19,9 @@ import numpy as np
 
 from napari_gerbil.paths import cache_dir
 
-DEMO_NAME = "demo-fast-v2"
+DEMO_NAME = "demo-srp-v2"
 DEMO_MEMBERS = 3
-DEMO_PRESET = "fast"
+DEMO_PRESET = "srp"
 DEMO_GRID_MM = 50.0
 DEMO_EPOCHS = 3
 DEMO_CALLS_PER_EPOCH = 256

@@ -115,6 +115,38 @@ class SoftArgmaxLags(nn.Module):
         return torch.cat([expected, strength], dim=-1).reshape(b, -1)
 
 
+class LagCNN(nn.Module):
+    """Read the GCC-PHAT lag curves of all pairs jointly: each curve scaled to a peak of 1,
+    the pairs as input channels of a 1-D convolution stack over the lags (conv, batch
+    norm, ReLU; strides ``gcc_strides``), flattened.
+
+    In a reverberant cage the curves hold the direct-path peak *and* the reflections'
+    peaks, whose pattern across the six pairs also depends on the source position; a
+    joint reading can use both, where a per-pair peak pick (soft-argmax, MUSE) is
+    misled by the strongest reflection.
+
+    Input (B, n_pairs, n_lags) -> features (B, n_features).
+    """
+
+    def __init__(self, config: NetworkConfig, n_pairs: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = n_pairs
+        k = config.gcc_kernel_size
+        n_lags = 2 * config.gcc_max_lag_samples + 1
+        strides = config.gcc_strides or (1,) + (2,) * (len(config.gcc_channels) - 1)
+        for ch, stride in zip(config.gcc_channels, strides, strict=True):
+            layers += [nn.Conv1d(prev, ch, k, stride, k // 2), nn.BatchNorm1d(ch), nn.ReLU()]
+            n_lags = (n_lags + 2 * (k // 2) - k) // stride + 1
+            prev = ch
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.n_features = prev * n_lags
+
+    def forward(self, gcc: torch.Tensor) -> torch.Tensor:
+        peak = gcc.abs().amax(dim=-1, keepdim=True)
+        return self.net(gcc / (peak + 1e-12))
+
+
 class SRPMap(nn.Module):
     """The MUSE steered response power map of each call on a floor grid (no parameters).
 
@@ -224,8 +256,12 @@ class LocalizerNet(nn.Module):
         self.gcc = None
         if config.gcc_max_lag_samples > 0:
             self.gcc = GCCPHAT(config.n_channels, config.gcc_max_lag_samples)
-            self.gcc_net = SoftArgmaxLags(config)
-            n_features += self.gcc.n_pairs * 2 * config.gcc_heads
+            if config.gcc_reader == "cnn":
+                self.gcc_net = LagCNN(config, self.gcc.n_pairs)
+                n_features += self.gcc_net.n_features
+            else:
+                self.gcc_net = SoftArgmaxLags(config)
+                n_features += self.gcc.n_pairs * 2 * config.gcc_heads
         if config.energy_features:
             n_features += config.n_channels
         self.srp = None

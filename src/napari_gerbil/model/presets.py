@@ -8,17 +8,24 @@
     linear layer to 5 outputs. 51,828,293 parameters, 38.3 GMAC per 8192-sample call.
     A GPU model.
 ``fast``
-    The CPU preset, chosen by measurement: a steered-response-power branch (the MUSE
-    map of the call on a 5 mm floor grid, from :mod:`napari_gerbil.baselines`; no
-    parameters, shared by the members of an ensemble) read by a small 2-D convolution
-    stack whose soft-argmax (initially the map's peak) is the mean, plus a small MLP
-    for a correction and the covariance. On the simulator's reverberant cage the
-    per-pair GCC-PHAT peaks are mostly reflections (within 3 samples of the true TDOA
-    for ~12% of pairs), so the former GCC-PHAT ``fast`` (soft-argmax per pair + MLP)
-    stayed at the centre-guess error (~150 mm) at CPU training scale; the joint map
-    gives ~71 mm median error after 768 training calls (speaker40, 100 calls; MUSE
-    68 mm, centre guess 156 mm). Needs the full 8192-sample input (MUSE: 94 mm on
-    2048-sample crops).
+    The CPU preset, chosen by measurement: GCC-PHAT cross-correlations of the 6
+    microphone pairs over +-128 lags (+-1 ms), each curve scaled to a peak of 1, read
+    *jointly* by a strided 1-D convolution stack (pairs as channels, 64-64-128-128,
+    kernel 7) and an MLP (256) with the channels' log energies. In the simulated
+    reverberant cage the strongest GCC peak of a pair is mostly a reflection (within 3
+    samples of the true delay for ~12% of pairs), which misleads peak pickers (MUSE,
+    GCC-PHAT multilateration, a per-pair soft-argmax); the joint reading can use the
+    pattern of direct and reflected peaks. Measured on the ``--quick`` speaker set (972
+    train+validation calls, 60 positions x 18 classes; Adam 1e-3, 20 epochs, one member;
+    a variant with a softened PHAT): validation median error 48-60 mm over the last
+    epochs, MUSE 59 mm on the same file, centre guess ~160 mm. See docs/benchmark.md.
+``srp``
+    The MUSE steered-response-power map of the call on a 5 mm floor grid (no
+    parameters, shared by the members of an ensemble), read by a small 2-D convolution
+    stack whose soft-argmax (initially the map's peak) is the mean, plus a small MLP for
+    a correction and the covariance: ~71 mm median error after 768 training calls
+    (speaker, 40 positions; MUSE 68 mm). It inherits MUSE's reflections; kept as a
+    baseline-anchored model.
 ``tiny``
     For tests: the GCC-PHAT branch and a small MLP; trains in seconds on a CPU.
 
@@ -62,6 +69,12 @@ class NetworkConfig(Config):
         Kernel size of those convolutions.
     gcc_heads
         Soft-argmax heads per pair (each gives an expected lag and a peak strength).
+    gcc_reader
+        How the lag curves are read: ``softargmax`` (pair by pair, shared weights,
+        ``gcc_heads`` expected lags and peak strengths per pair) or ``cnn`` (all pairs
+        jointly, a strided 1-D convolution stack over the lags, flattened).
+    gcc_strides
+        Strides of the ``cnn`` reader's convolutions (empty: 1, then 2 for the others).
     energy_features
         Append each channel's log mean square (the z-score keeps level differences).
     head_hidden
@@ -91,6 +104,8 @@ class NetworkConfig(Config):
     gcc_channels: tuple[int, ...] = ()
     gcc_kernel_size: int = 7
     gcc_heads: int = 2
+    gcc_reader: str = "softargmax"
+    gcc_strides: tuple[int, ...] = ()
     energy_features: bool = False
     head_hidden: tuple[int, ...] = ()
     srp_resolution_mm: float = 0.0
@@ -132,6 +147,17 @@ class NetworkConfig(Config):
                 f"< input_length_samples ({self.input_length_samples})",
                 str(self.gcc_max_lag_samples),
             )
+        if self.gcc_reader not in ("softargmax", "cnn"):
+            raise InvalidInputError(
+                source, "gcc_reader", "softargmax or cnn", repr(self.gcc_reader)
+            )
+        if self.gcc_strides and len(self.gcc_strides) != len(self.gcc_channels):
+            raise InvalidInputError(
+                source,
+                "gcc_strides",
+                f"empty or {len(self.gcc_channels)} values (one per gcc_channels entry)",
+                str(self.gcc_strides),
+            )
         if self.srp_resolution_mm < 0:
             raise InvalidInputError(
                 source, "srp_resolution_mm", ">= 0 (0: no SRP branch)", str(self.srp_resolution_mm)
@@ -156,6 +182,16 @@ PAPER = NetworkConfig(
 
 FAST = NetworkConfig(
     name="fast",
+    gcc_max_lag_samples=128,
+    gcc_channels=(64, 64, 128, 128),
+    gcc_kernel_size=7,
+    gcc_reader="cnn",
+    energy_features=True,
+    head_hidden=(256,),
+)
+
+SRP = NetworkConfig(
+    name="srp",
     srp_resolution_mm=5.0,
     srp_channels=(8, 8),
     head_hidden=(32,),
@@ -172,7 +208,9 @@ TINY = NetworkConfig(
 )
 
 #: The presets by name.
-PRESETS: dict[str, NetworkConfig] = {"paper": PAPER, "fast": FAST, "tiny": TINY}
+PRESETS: dict[str, NetworkConfig] = {
+    "paper": PAPER, "fast": FAST, "srp": SRP, "tiny": TINY
+}  # fmt: skip
 
 
 def get_preset(name: str, **overrides) -> NetworkConfig:
