@@ -6,7 +6,8 @@ Measures, in a real napari window (run under a display or ``xvfb-run``):
    (playhead-only steps and steps that recompute the spectrogram window);
 2. opening a 1-hour session (4 channels at 125 kHz, video, poses, 3600 localized calls):
    everything is lazy, so this does not depend on the recording's length;
-3. localizing one call interactively (worker start -> set drawn), first and later calls.
+3. selecting the next call (the ``n`` key: table, video, spectrogram, overlays);
+4. localizing one call interactively (worker start -> set drawn), first and later calls.
 
 Usage::
 
@@ -161,12 +162,23 @@ def main(argv=None) -> int:
     widget.select_call(0)
     app.processEvents()
     first = viewer.dims.current_step[0]
-    playhead = [step_to(first + k) for k in range(1, 6)]  # inside the window
+    # back and forth inside the window (+-5 frames = +-0.17 s of its 0.5 s)
+    offsets = [*range(1, 6), *range(4, -6, -1), *range(-4, 1)]
+    playhead = [step_to(first + k) for k in offsets]
     recompute = [step_to(first + 10 * k) for k in range(1, 11)]  # 1/3 s jumps
     far = [step_to(int(f)) for f in np.linspace(1000, HOUR_S * FPS - 10, 8)]
+    widget.select_call(N_CALLS // 2)
+    app.processEvents()
+
+    def next_call():
+        widget.step_call(+1)  # the `n` key: select the next call, jump to its frame
+        app.processEvents()
+
+    following = [_timed(next_call) for _ in range(10)]
     print(f"frame step, playhead only:             {_ms(playhead)}")
     print(f"frame step, spectrogram window redone: {_ms(recompute)}")
     print(f"jump anywhere in the hour (seek):      {_ms(far)}")
+    print(f"next call (n key):                     {_ms(following)}")
 
     if args.no_localize:
         viewer.close()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qtpy.QtWidgets import QPushButton
+from qtpy.QtWidgets import QPushButton, QScrollArea
 
-from napari_gerbil._napari._widget import ReviewWidget
+from napari_gerbil._napari._widget import MIN_TABLE_ROWS, ReviewWidget
 from napari_gerbil.io.session import NOT_REVIEWED, UNASSIGNED, load_session
 
 pytestmark = pytest.mark.gui
@@ -40,7 +40,7 @@ def test_session_opens_with_video_tracks_spectrogram_and_table(review, session_p
     tracks = viewer.layers["tracks"]
     assert set(np.unique(tracks.data[:, 0])) == {0, 1} and len(tracks.data) == 120
     poses = viewer.layers["poses"]
-    assert len(poses.data) == 4  # 2 animals x 2 nodes at the current frame
+    assert len(poses._view_data) == 4  # 2 animals x 2 nodes at the current frame
     assert widget.spectrogram.spectrogram is not None
     assert widget.spectrogram.spectrogram.power_db.shape[1] > 10
     assert widget.table.table.rowCount() == 6
@@ -52,7 +52,10 @@ def test_poses_are_sleap_xy_mapped_to_row_col(review):
     viewer.dims.set_current_step(0, 7)
     poses = viewer.layers["poses"]
     xy = widget.poses.at_frames([7])[0].reshape(-1, 2)
-    np.testing.assert_allclose(poses.data, xy[:, ::-1])
+    np.testing.assert_allclose(poses._view_data, xy[:, ::-1])  # what napari shows
+    at_7 = poses.data[:, 0] == 7
+    np.testing.assert_allclose(poses.data[at_7, 1:], xy[:, ::-1])
+    assert list(poses.features["animal"][at_7]) == [0, 0, 1, 1]
     # the animal's body drawn in the video frame is where the pose says (row, col)
     frame = viewer.layers["video"].data[7]
     row, col = np.round(widget.poses.rc_px[7, 0, 1]).astype(int)
@@ -63,9 +66,11 @@ def test_selecting_a_call_jumps_the_frame_slider_and_centres_the_spectrogram(rev
     viewer, widget = review
     rate = widget.model.session.audio.sample_rate_hz
     calls = widget.model.session.calls
+    updates = widget.spectrogram.n_window_updates
     widget.table.table.selectRow(_row_of(widget, 3))
     middle_s = (calls.start_sample[3] + calls.stop_sample[3]) / 2 / rate
     assert widget.current == 3
+    assert widget.spectrogram.n_window_updates == updates + 1  # one window computed
     assert viewer.dims.current_step[0] == round(middle_s * 20.0)
     spec = widget.spectrogram.spectrogram
     assert spec.start_s < middle_s < spec.stop_s
@@ -333,11 +338,94 @@ def test_new_session_from_clicked_corners_opens_for_review(
     corners = viewer.layers[CORNERS_LAYER]
     assert corners.mode == "add"
     rc = arena.to_pixels(arena.corners_mm())
-    corners.data = np.column_stack([np.zeros(4), rc])  # what 4 clicks on frame 0 add
+    inside = rc.copy()
+    inside[2] = rc.mean(axis=0)  # a click in the middle of the floor: refused, said why
+    corners.data = np.column_stack([np.zeros(4), inside])  # what 4 clicks on frame 0 add
+    section.findChild(QPushButton, "create_session").click()
+    assert widget.model is None and not (tmp_path / "new.gerbil.h5").exists()
+    assert "convex" in section.status.text()
+    assert "(-x, -y), (+x, -y), (+x, +y), (-x, +y)" in section.status.text()
+    # sides crossed (2nd and 3rd corners swapped): taken in the documented order
+    corners.data = np.column_stack([np.zeros(4), rc[[0, 2, 1, 3]]])
     section.findChild(QPushButton, "create_session").click()
     assert widget.model is not None and widget.model.path == tmp_path / "new.gerbil.h5"
+    assert "reordered" in section.status.text()
     assert CORNERS_LAYER not in viewer.layers and "video" in viewer.layers
     xy = np.array([[-100.0, 50.0]])
     np.testing.assert_allclose(widget.model.session.arena.to_pixels(xy), arena.to_pixels(xy))
+    assert widget.sections["detect"].is_expanded()  # no calls yet: detection is shown
     assert widget.add_call_s(0.5, 0.55) == 0  # review starts: calls can be added
     assert load_session(tmp_path / "new.gerbil.h5").n_calls == 1
+
+
+def test_poses_layer_holds_a_window_of_frames_that_napari_slices(review):
+    """Frame steps do not rewrite the poses layer: it holds the frames around the current
+    one (here a tiny window of 10 frames each side) and is refilled only near its ends."""
+    from napari_gerbil._napari._styles import PoseStyle
+
+    viewer, widget = review
+    widget.pose_style = PoseStyle(max_pose_points=80)  # 4 points per frame
+    widget._pose_window = None
+    viewer.dims.set_current_step(0, 0)
+    poses = viewer.layers["poses"]
+    refills = widget.n_pose_windows
+    for frame in [*range(1, 60), 3, 58, 30]:  # steps forward, then jumps
+        viewer.dims.set_current_step(0, frame)
+        xy = widget.poses.at_frames([frame])[0].reshape(-1, 2)
+        np.testing.assert_allclose(poses._view_data, xy[:, ::-1])
+        assert poses.data[:, 0].max() - poses.data[:, 0].min() <= 20
+    assert 5 <= widget.n_pose_windows - refills <= 20  # not once per step (62 steps)
+
+
+def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
+    make_napari_viewer, session_path, qtbot
+):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1500, 950)
+    widget = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Review calls", area="right")
+    widget.open_session(session_path)
+    qtbot.wait(100)
+    sections = widget.sections
+    expanded = {name: part.is_expanded() for name, part in sections.items()}
+    assert expanded == {
+        "session": True,
+        "new_session": False,
+        "detect": False,  # the session has calls
+        "model": True,
+        "calls": True,
+        "finetune": False,
+    }
+    assert not widget.export_path.isVisible() and widget.table.table.isVisible()
+    table = widget.table.table
+
+    def rows_fitting() -> float:
+        qtbot.wait(50)
+        return table.viewport().height() / table.verticalHeader().defaultSectionSize()
+
+    # the dock runs the window's full height, beside (not above) the spectrogram dock
+    window = viewer.window._qt_window
+    dock = widget.mapTo(window, widget.rect().bottomLeft())
+    spectrogram = widget.spectrogram.mapTo(window, widget.spectrogram.rect().topRight())
+    assert dock.y() > spectrogram.y() and dock.x() > spectrogram.x()
+    default_rows = rows_fitting()
+    assert default_rows >= 10
+    sections["model"].header.click()  # fold: the table gets its height
+    assert not widget.model_dir.isVisible() and rows_fitting() > default_rows
+    sections["finetune"].header.click()  # unfold: the table gives some back
+    assert widget.export_path.isVisible() and 4 <= rows_fitting() < default_rows
+    sections["calls"].header.click()  # all but fine-tune folded: sections stay on top
+    qtbot.wait(50)
+    assert not table.isVisible()
+    finetune_bottom = sections["finetune"].geometry().bottom()
+    assert finetune_bottom < widget.height() / 2
+    # a folded section's controls still work (the widget finds them by name)
+    assert widget.findChild(QPushButton, "detect_calls") is not None
+    # all unfolded: more than the dock's height, so the sections scroll (not squeezed)
+    for part in sections.values():
+        part.set_expanded(True)
+    qtbot.wait(100)
+    scroll = widget.findChild(QScrollArea, "review_scroll")
+    assert scroll.verticalScrollBar().isVisible()
+    assert scroll.viewport().width() >= scroll.widget().minimumSizeHint().width()  # no clip
+    assert rows_fitting() >= MIN_TABLE_ROWS  # rows that stay visible

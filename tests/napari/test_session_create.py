@@ -1,10 +1,11 @@
-"""Creating a session from audio + video + poses + clicked arena corners (no Qt)."""
+"""Creating a session from audio + video + poses + clicked arena corners (no viewer)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from napari_gerbil._napari._create import order_corners_px
 from napari_gerbil._napari._review import ReviewModel
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import default_cage
@@ -67,3 +68,41 @@ def test_mic_positions_are_read_from_a_text_file(tmp_path):
     short.write_text("1,2\n")
     with pytest.raises(InvalidInputError, match="x, y, z"):
         read_mic_positions(short)
+
+
+def test_clicked_corners_are_put_in_the_documented_order_from_the_first_click(built_session):
+    import itertools
+
+    *_, corners_px, arena = _inputs(built_session)  # documented order, ccw on screen
+    for clicks in itertools.permutations(range(4)):
+        ordered, order = order_corners_px(corners_px[list(clicks)])
+        # the first click is (-x, -y); the others follow counter-clockwise on screen
+        np.testing.assert_allclose(ordered, np.roll(corners_px, -clicks[0], axis=0))
+        np.testing.assert_array_equal(np.asarray(clicks)[order], np.roll(range(4), -clicks[0]))
+    _, order = order_corners_px(corners_px)
+    assert order.tolist() == [0, 1, 2, 3]  # clicked right: taken as clicked
+    # a mirrored video shows the documented order clockwise
+    mirrored = corners_px * [1, -1] + [0, 180]
+    assert order_corners_px(mirrored, mirrored=True)[1].tolist() == [0, 1, 2, 3]
+    assert order_corners_px(mirrored)[1].tolist() == [0, 3, 2, 1]
+    # with the documented order restored, the homography is the true one
+    ordered, _ = order_corners_px(corners_px[[0, 2, 1, 3]])
+    xy = np.array([[-150.0, -60.0], [100.0, 120.0]])
+    fitted = arena.with_corners_px(ordered)
+    np.testing.assert_allclose(fitted.to_pixels(xy), arena.to_pixels(xy), atol=1e-6)
+
+
+def test_corners_that_are_no_convex_quadrilateral_are_refused(built_session):
+    *_, corners_px, _ = _inputs(built_session)
+    inside = corners_px.copy()
+    inside[1] = corners_px.mean(axis=0)
+    on_a_line = corners_px.copy()
+    on_a_line[1] = (corners_px[0] + corners_px[2]) / 2
+    repeated = corners_px[[0, 1, 2, 2]]
+    for bad in (inside, on_a_line, repeated):
+        with pytest.raises(InvalidInputError, match="convex quadrilateral, clicked \\(-x, -y\\)"):
+            order_corners_px(bad)
+    with pytest.raises(InvalidInputError, match="found 3 points"):
+        order_corners_px(corners_px[:3])
+    with pytest.raises(InvalidInputError, match="4 floor corners"):
+        order_corners_px(np.where(np.eye(4, 2) > 0, np.nan, corners_px))

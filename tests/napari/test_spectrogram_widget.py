@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtCore import QEvent, QObject
 
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
 from napari_gerbil.io.audio import AudioSource
@@ -71,3 +72,54 @@ def test_click_emits_seek_and_drag_emits_a_new_call(spectrogram, qtbot):
         _mouse(spectrogram, "motion_notify_event", 1.45, button=None)
         _mouse(spectrogram, "button_release_event", 1.45)
     assert blocker.args == [pytest.approx(1.45, abs=0.002), pytest.approx(1.6, abs=0.002)]
+
+
+def _playhead_columns(spectrogram) -> np.ndarray:
+    """x pixels (matplotlib's, from the left) where the widget shows the playhead colour."""
+    from matplotlib.colors import to_rgb
+    from qtpy.QtGui import QImage
+
+    image = spectrogram.canvas.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
+    bgr = rows[:, : 4 * image.width()].reshape(image.height(), image.width(), 4)[..., :3]
+    target = np.round(255 * np.array(to_rgb(spectrogram.style_.playhead_color)))[::-1]
+    hit = (np.abs(bgr.astype(int) - target) <= 12).all(axis=2)
+    return np.flatnonzero(hit.sum(axis=0) >= 20) * spectrogram.canvas.device_pixel_ratio
+
+
+class _PaintedRects(QObject):
+    """Event filter recording the rectangles of a widget's paint events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rects = []
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Paint:
+            self.rects.append(event.rect())
+        return False
+
+
+def test_playhead_is_painted_where_it_moved_without_a_full_redraw(spectrogram, qtbot):
+    spectrogram.show()
+    qtbot.waitExposed(spectrogram)
+    spectrogram.set_time(1.0, center=True)
+    qtbot.wait(50)  # the pending full redraw happens
+    draws = []
+    spectrogram.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
+    painted = _PaintedRects()
+    spectrogram.canvas.installEventFilter(painted)
+    blits = spectrogram.n_playhead_blits
+    spectrogram.set_time(1.1)
+    qtbot.waitUntil(lambda: bool(painted.rects), timeout=2000)  # a repaint was scheduled
+    assert spectrogram.n_playhead_blits == blits + 1 and draws == []  # blitted only
+    x_new = spectrogram.axes.transData.transform((1.1, 0.0))[0]
+    x_old = spectrogram.axes.transData.transform((1.0, 0.0))[0]
+    ratio = spectrogram.canvas.device_pixel_ratio
+    for x in (x_new, x_old):  # the repainted area covers the new and the old playhead
+        assert any(r.left() <= x / ratio <= r.right() for r in painted.rects)
+    columns = _playhead_columns(spectrogram)
+    assert columns.size and np.all(np.abs(columns - x_new) <= 3)
+    assert np.all(np.abs(columns - x_old) > 3)  # the old playhead was erased

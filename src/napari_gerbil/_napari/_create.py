@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QWidget,
 )
 
 from napari_gerbil.errors import GerbilError, InvalidInputError
@@ -24,10 +25,69 @@ from napari_gerbil.io.arena import default_cage
 CORNERS_LAYER = "arena corners (click 4)"
 #: Name of the video layer shown while calibrating.
 CALIBRATION_VIDEO_LAYER = "new session video"
+#: The documented click order (the order of ``ArenaGeometry.corners_mm``).
+CORNERS_ORDER = "(-x, -y), (+x, -y), (+x, +y), (-x, +y)"
 CORNERS_HELP = (
-    "Click the floor corners in this order: (-x, -y), (+x, -y), (+x, +y), (-x, +y) "
-    "— the arena frame of the microphone positions."
+    f"Click the floor corners in this order: {CORNERS_ORDER} — the arena frame of the "
+    "microphone positions; counter-clockwise on screen (clockwise if the video is mirrored)."
 )
+
+
+def order_corners_px(corners_px, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Clicked arena corners in the documented order, and the click order taken.
+
+    The first click is the (-x, -y) corner; the other three follow it around the
+    quadrilateral counter-clockwise on screen (a camera above the arena), clockwise if
+    ``mirrored``. Corners clicked in another order (crossing sides, or going round the
+    other way) are so reordered: with the first corner and the direction known, four
+    corners of a convex quadrilateral can be ordered only one way.
+
+    Parameters
+    ----------
+    corners_px
+        (4, 2) clicked corners as napari (row, col) pixels, in click order.
+    mirrored
+        The video is mirrored (e.g. filmed from below the floor).
+
+    Returns
+    -------
+    corners
+        (4, 2) the corners in the order of ``ArenaGeometry.corners_mm``.
+    order
+        (4,) click index of each returned corner (``[0, 1, 2, 3]``: taken as clicked).
+
+    Raises
+    ------
+    InvalidInputError
+        Not 4 finite points, or they are not the corners of a convex quadrilateral (a
+        corner inside the triangle of the other three, three on a line, a repeat).
+    """
+    expected = f"4 floor corners of a convex quadrilateral, clicked {CORNERS_ORDER}"
+    points = np.asarray(corners_px, float)
+    if points.shape != (4, 2) or not np.isfinite(points).all():
+        found = f"{len(points)} points" if points.ndim == 2 else f"shape {points.shape}"
+        raise InvalidInputError(None, "arena corners", expected, found)
+    screen = np.column_stack([points[:, 1], -points[:, 0]])  # x right, y up
+    offset = screen - screen.mean(axis=0)
+    angle = np.arctan2(offset[:, 1], offset[:, 0])
+    order = np.argsort((angle - angle[0]) % (2 * np.pi), kind="stable")  # starts at click 0
+    if mirrored:
+        order = np.r_[order[0], order[1:][::-1]]
+    polygon = screen[order]
+    edges = np.roll(polygon, -1, axis=0) - polygon
+    after = np.roll(edges, -1, axis=0)
+    turns = edges[:, 0] * after[:, 1] - edges[:, 1] * after[:, 0]  # > 0: a left turn
+    turns = -turns if mirrored else turns
+    scale = np.ptp(screen, axis=0).max() ** 2
+    if not np.all(turns > 1e-6 * scale):
+        raise InvalidInputError(
+            None,
+            "arena corners",
+            expected,
+            "a corner inside the triangle of the other three, three on a line or a repeat "
+            f"({np.round(points, 1).tolist()}); click the corners again",
+        )
+    return points[order], order
 
 
 def format_mics(mics_mm: np.ndarray) -> str:
@@ -48,14 +108,16 @@ def parse_mics(text: str) -> np.ndarray:
     return mics
 
 
-class NewSessionSection(QGroupBox):
+class NewSessionSection(QWidget):
     """Create a session inside napari; ``on_created(path)`` is called with the new file."""
 
     def __init__(self, viewer, on_created, parent=None) -> None:
-        super().__init__("New session", parent, objectName="new_session_group")
+        super().__init__(parent, objectName="new_session_group")
         self.viewer = viewer
         self.on_created = on_created
+        self.reordered = False  # whether the last corners taken were reordered
         form = QFormLayout(self)
+        form.setContentsMargins(4, 0, 0, 4)
         self.paths: dict[str, QLineEdit] = {}
         for key, label, pattern in (
             ("audio", "Audio", "Audio (*.h5 *.hdf5 *.wav)"),
@@ -86,6 +148,10 @@ class NewSessionSection(QGroupBox):
         buttons.addWidget(corners)
         buttons.addWidget(create)
         form.addRow(buttons)
+        self.mirrored = QCheckBox(
+            "Mirrored video (corners clockwise on screen)", objectName="new_mirrored"
+        )
+        form.addRow(self.mirrored)
         self.status = QLabel(CORNERS_HELP, objectName="new_session_status")
         self.status.setWordWrap(True)
         form.addRow(self.status)
@@ -131,13 +197,16 @@ class NewSessionSection(QGroupBox):
         self.status.setText(CORNERS_HELP)
 
     def corners_px(self) -> np.ndarray:
-        """(4, 2) clicked corners as (row, col) pixels."""
+        """(4, 2) clicked corners as (row, col) pixels, in the documented order
+        (:func:`order_corners_px`; the status says when they were reordered)."""
         if CORNERS_LAYER not in self.viewer.layers:
             raise InvalidInputError(None, "arena corners", "4 clicked points", "none")
         data = np.asarray(self.viewer.layers[CORNERS_LAYER].data, float)
         if len(data) != 4:
             raise InvalidInputError(None, "arena corners", "4 clicked points", str(len(data)))
-        return data[:, -2:]
+        corners, order = order_corners_px(data[:, -2:], mirrored=self.mirrored.isChecked())
+        self.reordered = not np.array_equal(order, np.arange(4))
+        return corners
 
     def create(self) -> Path | None:
         """Write the session file and hand it to ``on_created``; None (message) on error."""
@@ -161,6 +230,12 @@ class NewSessionSection(QGroupBox):
         for name in (CALIBRATION_VIDEO_LAYER, CORNERS_LAYER):
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
-        self.status.setText(f"created {path.name}")
+        note = (
+            f" (corners reordered: your first click as (-x, -y), then round the floor "
+            f"{'clockwise' if self.mirrored.isChecked() else 'counter-clockwise'} on screen)"
+            if self.reordered
+            else ""
+        )
+        self.status.setText(f"created {path.name}{note}")
         self.on_created(path)
         return path

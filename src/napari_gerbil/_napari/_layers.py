@@ -134,6 +134,44 @@ def pose_points_at(poses, frame: int) -> tuple[np.ndarray, np.ndarray]:
     return rc[keep], animal[keep]
 
 
+def pose_points_window(
+    poses, frame: int, max_points: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Every tracked node on the frames around ``frame``, for a 3-D Points layer that
+    napari slices itself as the time slider moves (nothing to update per frame).
+
+    Returns
+    -------
+    points
+        (K, 3) (frame, row, col).
+    animal
+        (K,) track index of each point.
+    frames
+        (first, last) frame of the window: at most ``max_points`` points' worth.
+    """
+    per_frame = max(1, poses.n_tracks * len(poses.node_names))
+    half = max(1, max_points // (2 * per_frame))
+    low, high = int(frame) - half, int(frame) + half
+    rows = np.flatnonzero((poses.frame_indices >= low) & (poses.frame_indices <= high))
+    rc = poses.rc_px[rows].reshape(len(rows), -1, 2)  # (k, n_tracks * n_nodes, 2)
+    frames = np.repeat(poses.frame_indices[rows], rc.shape[1])
+    animal = np.tile(np.repeat(np.arange(poses.n_tracks), len(poses.node_names)), len(rows))
+    flat = rc.reshape(-1, 2)
+    keep = np.isfinite(flat).all(axis=1)
+    points = np.column_stack([frames[keep], flat[keep]]).astype(float)
+    return points, animal[keep], (low, high)
+
+
+def window_covers(window: tuple[float, float], frame: int, data_range: tuple[float, float]):
+    """Whether the frame window (first, last) still serves ``frame``: the frame is in
+    its middle half, or the window already reaches the end of the data on that side."""
+    low, high = window
+    margin = (high - low) / 4
+    low_ok = frame >= low + margin or low <= data_range[0]
+    high_ok = frame <= high - margin or high >= data_range[1]
+    return low <= frame <= high and low_ok and high_ok
+
+
 def arena_outline_px(arena: ArenaGeometry) -> np.ndarray:
     """(4, 2) arena floor corners as napari (row, col)."""
     return arena_to_canvas(arena, arena.corners_mm())
@@ -174,9 +212,11 @@ __all__ = [
     "decimate_polygon",
     "canvas_to_arena",
     "pose_points_at",
+    "pose_points_window",
     "session_layer_data",
     "track_points",
     "tracks_layer_data",
     "tracks_window",
     "video_layer_data",
+    "window_covers",
 ]

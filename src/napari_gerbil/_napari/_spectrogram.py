@@ -47,6 +47,7 @@ class SpectrogramWidget(QWidget):
         self.spectrogram: Spectrogram | None = None
         self.time_s = 0.0
         self.n_window_updates = 0  # how often the window was recomputed (tests/benchmarks)
+        self.n_playhead_blits = 0  # playhead moves drawn over the cached background
         self._calls = (np.zeros(0), np.zeros(0))
         self._selected: int | None = None
         self._spans: list = []
@@ -215,7 +216,13 @@ class SpectrogramWidget(QWidget):
             return
         self.canvas.restore_region(self._background)
         self.axes.draw_artist(self.playhead)
-        self.canvas.blit(self.axes.bbox)
+        # matplotlib's blit() repaints at once; next to napari's OpenGL canvas every
+        # repaint recomposes the whole window, so schedule one instead (coalesced with
+        # the video's repaint of the same step)
+        ratio = self.canvas.device_pixel_ratio
+        left, bottom, width, height = (int(v / ratio) for v in self.axes.bbox.bounds)
+        self.canvas.update(left, self.canvas.height() - bottom - height, width, height)
+        self.n_playhead_blits += 1
 
     def _apply_levels(self, *_) -> None:
         self.image.set_clim(self.db_min.value(), max(self.db_max.value(), self.db_min.value() + 1))

@@ -61,6 +61,7 @@ class PoseStyle:
     tail_length_frames: int = 30
     track_width_px: float = 3.0
     max_track_points: int = 6000  # Tracks layer window (all vertices are drawn per frame)
+    max_pose_points: int = 20000  # poses layer window (napari slices it per frame)
 
 
 @dataclasses.dataclass(frozen=True)

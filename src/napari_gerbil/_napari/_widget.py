@@ -13,23 +13,24 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_gerbil._napari import _jobs
+from napari_gerbil._napari._collapsible import CollapsibleSection, VerticalScrollArea
 from napari_gerbil._napari._create import NewSessionSection
 from napari_gerbil._napari._layers import (
     ROLE_KEY,
@@ -37,9 +38,11 @@ from napari_gerbil._napari._layers import (
     arena_to_canvas,
     decimate_polygon,
     pose_points_at,
+    pose_points_window,
     session_layer_data,
     track_points,
     tracks_window,
+    window_covers,
 )
 from napari_gerbil._napari._review import ReviewModel
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
@@ -61,6 +64,9 @@ KEYS_HELP = (
     "x / Delete delete call · drag on the spectrogram: new call, or an edge of the "
     "selected call: its bounds"
 )
+
+#: Rows of the calls table that stay visible however many sections are unfolded.
+MIN_TABLE_ROWS = 5
 
 
 @dataclasses.dataclass
@@ -102,6 +108,8 @@ class ReviewWidget(QWidget):
         self._drawn_style: dict[int, tuple | None] = {}  # call -> style of its drawn set
         self._shape_calls: list[int] = []  # call index of each shape in the sets layer
         self._track_points: np.ndarray | None = None
+        self._pose_window: tuple[int, int] | None = None  # frames held by the poses layer
+        self.n_pose_windows = 0  # how often the poses layer was refilled (tests/benchmarks)
         self._drawn_signature = None
         self.last_retrain: dict | None = None
         self._cancel_event = threading.Event()
@@ -113,6 +121,9 @@ class ReviewWidget(QWidget):
         self.viewer.window.add_dock_widget(
             self.spectrogram, name="Spectrogram (napari-gerbil)", area="bottom"
         )
+        qt_window = getattr(self.viewer.window, "_qt_window", None)
+        if qt_window is not None:  # the right docks (this one) run the full height
+            qt_window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.viewer.dims.events.current_step.connect(self._on_step)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
@@ -168,10 +179,13 @@ class ReviewWidget(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setFormat("no job running")
         localize_row = QHBoxLayout()
         localize_row.addWidget(button("Localize selected", "localize_selected", self.localize))
         localize_row.addWidget(button("Localize all", "localize_all", self.localize_all))
-        localize_row.addWidget(button("Cancel", "cancel_job", self.cancel_job))
+        job_row = QHBoxLayout()  # below the sections: visible whatever is folded
+        job_row.addWidget(self.progress, 1)
+        job_row.addWidget(button("Cancel", "cancel_job", self.cancel_job))
 
         review_row = QHBoxLayout()
         review_row.addWidget(button("Most uncertain", "next_uncertain", self.next_uncertain))
@@ -192,6 +206,7 @@ class ReviewWidget(QWidget):
         bounds_row.addWidget(button("Delete call", "delete_call", self.delete_current))
         keys = QLabel(KEYS_HELP, objectName="keys_help")
         keys.setWordWrap(True)
+        keys.setStyleSheet("font-size: 9pt; color: #a0a0a0;")
 
         self.table = CallsTable()
         self.table.call_selected.connect(self.select_call)
@@ -209,31 +224,74 @@ class ReviewWidget(QWidget):
         learn_row.addWidget(button("Export reviewed", "export_vcl", self.export))
         learn_row.addWidget(button("Retrain", "retrain", self.retrain))
 
-        form = QFormLayout()
-        form.addRow("Session", session_row)
-        form.addRow("", self.session_info)
-        form.addRow("Model", model_row)
-        form.addRow("Detector", detect_row)
-        form.addRow("Calls", calls_row)
-        form.addRow("Localize", localize_row)
-        form.addRow("", self.progress)
-        form.addRow("Review", review_row)
-        form.addRow("Call bounds", bounds_row)
-        learn = QGroupBox("Training data", objectName="learn_group")
-        learn_form = QFormLayout(learn)
-        learn_form.addRow("Merge with", self.training_set)
-        learn_form.addRow("Export to", self.export_path)
-        learn_form.addRow("Epochs", self.retrain_epochs)
-        learn_form.addRow(learn_row)
-        learn_form.addRow(self.retrain_result)
+        def section(name: str, title: str, rows, expanded: bool, grows: bool = False):
+            body = QWidget(objectName=name)
+            form = QFormLayout(body)
+            form.setContentsMargins(4, 0, 0, 4)
+            for row in rows:
+                form.addRow(*row)
+            return CollapsibleSection(title, body, expanded=expanded, grows=grows)
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(keys)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(learn)
         self.new_session = NewSessionSection(self.viewer, self.open_session)
-        layout.addWidget(self.new_session)
+        self.sections = {
+            "session": section(
+                "section_session", "Session", [(session_row,), (self.session_info,)], True
+            ),
+            "new_session": CollapsibleSection("New session", self.new_session, expanded=False),
+            "detect": section(
+                "section_detect",
+                "Detect / import calls",
+                [("Detector", detect_row), (calls_row,)],
+                False,
+            ),
+            "model": section(
+                "section_model",
+                "Model / predict",
+                [("Ensemble", model_row), (localize_row,)],
+                True,
+            ),
+            "calls": section(
+                "section_calls",
+                "Calls",
+                [(review_row,), ("Bounds", bounds_row), (self.table,), (keys,)],
+                True,
+                grows=True,
+            ),
+            "finetune": section(
+                "section_finetune",
+                "Fine-tune",
+                [
+                    ("Merge with", self.training_set),
+                    ("Export to", self.export_path),
+                    ("Epochs", self.retrain_epochs),
+                    (learn_row,),
+                    (self.retrain_result,),
+                ],
+                False,
+            ),
+        }
+        # the sections scroll when unfolded beyond the dock's height (never squeezed)
+        content = QWidget(objectName="review_sections")
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        for part in self.sections.values():
+            layout.addWidget(part)
+        # takes the spare height while the calls section (which else takes it) is folded
+        self._filler = QWidget(objectName="dock_filler")
+        self._filler.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        layout.addWidget(self._filler, 1)
+        calls = self.sections["calls"]
+        layout.setStretchFactor(calls, 1)
+        calls.toggled.connect(self._filler.setHidden)
+        self._filler.setHidden(calls.is_expanded())
+        self.table.table.setMinimumHeight(MIN_TABLE_ROWS * 30 + 60)  # + header, scrollbar
+        scroll = VerticalScrollArea(content)
+        scroll.setObjectName("review_scroll")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll, 1)
+        outer.addLayout(job_row)
 
     def _choose_session(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -298,6 +356,7 @@ class ReviewWidget(QWidget):
         self.audio = session.audio.open()
         self.poses = load_poses(session.tracks.path) if session.tracks is not None else None
         self._track_points = track_points(self.poses) if self.poses is not None else None
+        self._pose_window = None
         self._forget_drawn()
         self.current = None
         for data, kwargs, layer_type in session_layer_data(session):
@@ -306,7 +365,7 @@ class ReviewWidget(QWidget):
         meta = {SESSION_KEY: str(model.path)}
         if self._layer("poses") is None and self.poses is not None:
             self.viewer.add_points(
-                np.zeros((0, 2)),
+                np.zeros((0, 3)),  # (frame, row, col): napari shows the current frame's
                 name="poses",
                 size=self.pose_style.size_px,
                 border_color="white",
@@ -340,6 +399,8 @@ class ReviewWidget(QWidget):
             f"{model.path.name}: {session.n_calls} calls, {n_animals} animals "
             f"({', '.join(session.animal_names)}), {self.audio.duration_s:.1f} s audio"
         )
+        if session.n_calls == 0:  # a new session: its calls come from detection/import
+            self.sections["detect"].set_expanded(True)
         self.viewer.reset_view()
         self._on_step()
 
@@ -395,28 +456,31 @@ class ReviewWidget(QWidget):
             return
         frame = self.current_frame()
         shown = layer.data[:, 1]
-        if len(shown):
-            low, high = shown.min(), shown.max()
-            margin = (high - low) / 4
-            low_ok = frame >= low + margin or low <= full[:, 1].min()
-            high_ok = frame <= high - margin or high >= full[:, 1].max()
-            if low_ok and high_ok:
-                return
+        data_range = (full[0, 1], full[-1, 1]) if len(full) else (0, 0)
+        if len(shown) and window_covers((shown.min(), shown.max()), frame, data_range):
+            return
         layer.data = tracks_window(full, frame, self.pose_style.max_track_points)
 
     def _update_poses(self) -> None:
+        """Keep the 3-D poses layer on a window of frames around the current one: napari
+        slices it per frame, so a frame step costs nothing here."""
         self._update_tracks_window()
         layer = self._layer("poses")
         if layer is None or self.poses is None:
             return
-        points, animal = pose_points_at(self.poses, self.current_frame())
-        shown = layer.features.get("animal")
-        same_animals = shown is not None and np.array_equal(shown.to_numpy(), animal)
-        layer.data = points
-        if same_animals:  # colours and features still right: one refresh, not three
+        frame = self.current_frame()
+        frames = self.poses.frame_indices
+        data_range = (frames.min(), frames.max()) if len(frames) else (0, 0)
+        if self._pose_window is not None and window_covers(self._pose_window, frame, data_range):
             return
-        layer.face_color = np.array([animal_color(a) for a in animal]) if len(animal) else "white"
+        points, animal, self._pose_window = pose_points_window(
+            self.poses, frame, self.pose_style.max_pose_points
+        )
+        layer.data = points
         layer.features = {"animal": animal}
+        palette = np.array([animal_color(a) for a in range(max(1, self.poses.n_tracks))])
+        layer.face_color = palette[animal] if len(animal) else "white"
+        self.n_pose_windows += 1
 
     # -- overlays: confidence sets and point estimates -----------------------------------
     def _set_polygons_px(self, index: int) -> list[np.ndarray]:
@@ -568,13 +632,12 @@ class ReviewWidget(QWidget):
         self.call_stop_s.setValue(stop_s)
         self.table.select_call(self.current)
         self._spectrogram_calls()
+        # centre the spectrogram first: the frame step below then only moves its playhead
+        self.spectrogram.set_time((start_s + stop_s) / 2, center=True)
         session = self.model.session
         if self.viewer.dims.ndim >= 3 and (session.fps or session.frame_times_s is not None):
-            self.spectrogram.time_s = (start_s + stop_s) / 2
             self.viewer.dims.set_current_step(0, self.model.call_frame(self.current))
-        self.spectrogram.set_time((start_s + stop_s) / 2, center=True)
-        self._drawn_signature = None
-        self._update_overlays()
+        self._update_overlays()  # drawn once: the step above drew them unless on this frame
 
     def step_call(self, direction: int) -> None:
         """Select the next (+1) or previous (-1) call in the table's order."""
