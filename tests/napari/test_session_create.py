@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_gerbil._napari._create import order_corners_px
 from napari_gerbil._napari._review import ReviewModel
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.arena import default_cage
+from napari_gerbil.io.arena import default_cage, order_corners_px
 from napari_gerbil.io.session import load_session
 from napari_gerbil.io.session_create import create_session, read_mic_positions
 
@@ -44,6 +43,15 @@ def test_create_session_refuses_bad_inputs(built_session, tmp_path):
         create_session(audio, video, poses, corners_px + [0, 200], out)
     with pytest.raises(InvalidInputError, match="4 \\(row, col\\) points"):
         create_session(audio, video, poses, corners_px[:3], out)
+    with pytest.raises(InvalidInputError, match="crossing sides"):
+        create_session(audio, video, poses, corners_px[[0, 2, 1, 3]], out)
+    with pytest.raises(InvalidInputError, match="convex quadrilateral"):
+        inner = corners_px.copy()
+        inner[2] = corners_px[[0, 1, 3]].mean(axis=0)  # a corner inside the other three
+        create_session(audio, video, poses, inner, out)
+    mirrored = tmp_path / "mirrored.gerbil.h5"  # the other way round is a mirrored video
+    create_session(audio, video, poses, corners_px[[0, 3, 2, 1]], mirrored)
+    assert mirrored.exists()
     with pytest.raises(InvalidInputError, match="one per microphone"):
         mics = default_cage().mic_positions_mm[:3]
         create_session(audio, video, poses, corners_px, out, mic_positions_mm=mics)

@@ -19,75 +19,17 @@ from qtpy.QtWidgets import (
 )
 
 from napari_gerbil.errors import GerbilError, InvalidInputError
-from napari_gerbil.io.arena import default_cage
+from napari_gerbil.io.arena import CORNERS_ORDER, default_cage, order_corners_px
 
 #: Name of the Points layer the user clicks the arena corners into.
 CORNERS_LAYER = "arena corners (click 4)"
 #: Name of the video layer shown while calibrating.
 CALIBRATION_VIDEO_LAYER = "new session video"
 #: The documented click order (the order of ``ArenaGeometry.corners_mm``).
-CORNERS_ORDER = "(-x, -y), (+x, -y), (+x, +y), (-x, +y)"
 CORNERS_HELP = (
     f"Click the floor corners in this order: {CORNERS_ORDER} — the arena frame of the "
     "microphone positions; counter-clockwise on screen (clockwise if the video is mirrored)."
 )
-
-
-def order_corners_px(corners_px, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Clicked arena corners in the documented order, and the click order taken.
-
-    The first click is the (-x, -y) corner; the other three follow it around the
-    quadrilateral counter-clockwise on screen (a camera above the arena), clockwise if
-    ``mirrored``. Corners clicked in another order (crossing sides, or going round the
-    other way) are so reordered: with the first corner and the direction known, four
-    corners of a convex quadrilateral can be ordered only one way.
-
-    Parameters
-    ----------
-    corners_px
-        (4, 2) clicked corners as napari (row, col) pixels, in click order.
-    mirrored
-        The video is mirrored (e.g. filmed from below the floor).
-
-    Returns
-    -------
-    corners
-        (4, 2) the corners in the order of ``ArenaGeometry.corners_mm``.
-    order
-        (4,) click index of each returned corner (``[0, 1, 2, 3]``: taken as clicked).
-
-    Raises
-    ------
-    InvalidInputError
-        Not 4 finite points, or they are not the corners of a convex quadrilateral (a
-        corner inside the triangle of the other three, three on a line, a repeat).
-    """
-    expected = f"4 floor corners of a convex quadrilateral, clicked {CORNERS_ORDER}"
-    points = np.asarray(corners_px, float)
-    if points.shape != (4, 2) or not np.isfinite(points).all():
-        found = f"{len(points)} points" if points.ndim == 2 else f"shape {points.shape}"
-        raise InvalidInputError(None, "arena corners", expected, found)
-    screen = np.column_stack([points[:, 1], -points[:, 0]])  # x right, y up
-    offset = screen - screen.mean(axis=0)
-    angle = np.arctan2(offset[:, 1], offset[:, 0])
-    order = np.argsort((angle - angle[0]) % (2 * np.pi), kind="stable")  # starts at click 0
-    if mirrored:
-        order = np.r_[order[0], order[1:][::-1]]
-    polygon = screen[order]
-    edges = np.roll(polygon, -1, axis=0) - polygon
-    after = np.roll(edges, -1, axis=0)
-    turns = edges[:, 0] * after[:, 1] - edges[:, 1] * after[:, 0]  # > 0: a left turn
-    turns = -turns if mirrored else turns
-    scale = np.ptp(screen, axis=0).max() ** 2
-    if not np.all(turns > 1e-6 * scale):
-        raise InvalidInputError(
-            None,
-            "arena corners",
-            expected,
-            "a corner inside the triangle of the other three, three on a line or a repeat "
-            f"({np.round(points, 1).tolist()}); click the corners again",
-        )
-    return points[order], order
 
 
 def format_mics(mics_mm: np.ndarray) -> str:

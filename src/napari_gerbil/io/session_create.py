@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.arena import DEFAULT_DIMS_MM, ArenaGeometry, default_cage
+from napari_gerbil.io.arena import (
+    CORNERS_ORDER,
+    DEFAULT_DIMS_MM,
+    ArenaGeometry,
+    default_cage,
+    order_corners_px,
+)
 from napari_gerbil.io.session import (
     SESSION_SUFFIX,
     AudioRef,
@@ -47,6 +53,23 @@ def read_mic_positions(path: str | os.PathLike) -> np.ndarray:
     if mics.ndim != 2 or mics.shape[1] != 3 or not len(mics):
         raise InvalidInputError(path, "mic positions", "lines of x, y, z (mm)", f"{mics.shape}")
     return mics
+
+
+def _check_corner_order(corners_px: np.ndarray, source) -> None:
+    """Refuse corners that are not a convex quadrilateral in the documented order
+    (either way round: the video may be mirrored)."""
+    try:
+        ordered = [order_corners_px(corners_px, mirrored=m)[1].tolist() for m in (False, True)]
+    except InvalidInputError as err:
+        raise InvalidInputError(source, "arena corners", err.expected, err.found) from None
+    if [0, 1, 2, 3] not in ordered:
+        raise InvalidInputError(
+            source,
+            "arena corners",
+            f"the floor corners in the order {CORNERS_ORDER}",
+            f"crossing sides ({np.round(corners_px, 1).tolist()})",
+            hint="napari_gerbil.io.arena.order_corners_px puts clicked corners in order",
+        )
 
 
 def create_session(
@@ -121,6 +144,7 @@ def create_session(
             f"inside the {shape[1]}x{shape[2]} frame",
             str(corners.tolist()),
         )
+    _check_corner_order(corners, video_path)
     arena = cage.with_corners_px(corners)
     names = list(animal_names) if animal_names is not None else []
     tracks = None
