@@ -8,24 +8,31 @@
     linear layer to 5 outputs. 51,828,293 parameters, 38.3 GMAC per 8192-sample call.
     A GPU model.
 ``fast``
-    The CPU preset, chosen by measurement: GCC-PHAT cross-correlations of the 6
-    microphone pairs over +-128 lags (+-1 ms), each curve scaled to a peak of 1, read
-    *jointly* by a strided 1-D convolution stack (pairs as channels, 64-64-128-128,
-    kernel 7) and an MLP (256) with the channels' log energies. In the simulated
-    reverberant cage the strongest GCC peak of a pair is mostly a reflection (within 3
-    samples of the true delay for ~12% of pairs), which misleads peak pickers (MUSE,
-    GCC-PHAT multilateration, a per-pair soft-argmax); the joint reading can use the
-    pattern of direct and reflected peaks. Measured on the ``--quick`` speaker set (972
-    train+validation calls, 60 positions x 18 classes; Adam 1e-3, 20 epochs, one member;
-    a variant with a softened PHAT): validation median error 48-60 mm over the last
-    epochs, MUSE 59 mm on the same file, centre guess ~160 mm. See docs/benchmark.md.
+    The CPU preset, chosen by measurement; two parameter-free physical front ends, both
+    read by small networks:
+
+    - GCC-PHAT cross-correlations of the 6 microphone pairs over +-128 lags (+-1 ms),
+      each curve scaled to a peak of 1, read *jointly* by a strided 1-D convolution
+      stack (pairs as channels, 64-64-128-128, kernel 7);
+    - the ``srp`` branch below (MUSE map on a 5 mm grid, soft-argmax read-out);
+
+    then an MLP (256) on both plus the channels' log energies gives the covariance and
+    a correction of the map's soft-argmax. In the simulated reverberant cage the
+    strongest GCC peak of a pair is mostly a reflection (within 3 samples of the true
+    delay for ~12% of pairs), which misleads peak pickers; the joint reading can use
+    the pattern of direct and reflected peaks but, alone, needs calls from nearby
+    positions in training, while the SRP anchor carries over to new positions.
+    Measured on the ``--quick`` train+validation files (Adam 1e-3, 10 epochs, one
+    member, validation median error at the last epoch / best): speaker (60 positions)
+    GCC branch alone 57 mm, both 54 / 47 mm; robot (random positions) GCC alone 109
+    mm, both 85 / 65 mm. MUSE on the test files: 54 and 89 mm. See docs/benchmark.md.
 ``srp``
     The MUSE steered-response-power map of the call on a 5 mm floor grid (no
     parameters, shared by the members of an ensemble), read by a small 2-D convolution
     stack whose soft-argmax (initially the map's peak) is the mean, plus a small MLP for
     a correction and the covariance: ~71 mm median error after 768 training calls
     (speaker, 40 positions; MUSE 68 mm). It inherits MUSE's reflections; kept as a
-    baseline-anchored model.
+    baseline-anchored model; the demo ensemble uses it.
 ``tiny``
     For tests: the GCC-PHAT branch and a small MLP; trains in seconds on a CPU.
 
@@ -188,6 +195,8 @@ FAST = NetworkConfig(
     gcc_reader="cnn",
     energy_features=True,
     head_hidden=(256,),
+    srp_resolution_mm=5.0,
+    srp_channels=(8, 8),
 )
 
 SRP = NetworkConfig(
