@@ -237,6 +237,24 @@ def _baseline_options(trainval: VCLDataset) -> dict:
     return options
 
 
+#: The learned methods of the main comparison: member 0 alone, the ensemble, and the
+#: ensemble with a covariance temperature fitted on its validation calls.
+MODEL_METHODS = ("single", "ensemble", "ensemble_t")
+
+
+def _validation_temperature(ensemble, model_dir: Path, trainval: Path) -> float:
+    """Covariance scale minimizing the ensemble's NLL on its validation calls (the
+    calls member 0 held out of training; every member has the same split)."""
+    from napari_gerbil.model.calibration import fit_temperature
+    from napari_gerbil.training.data import load_split
+
+    split, _ = load_split(model_dir / "member_00" / "split.json")
+    calls, truth = runner.dataset_calls([VCLDataset(trainval)], split["val"])
+    if len(calls) == 0:
+        return 1.0
+    return fit_temperature(ensemble.predict(calls, temperature=1.0), truth)
+
+
 def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figures: dict):
     """Main comparison on one dataset: single, ensemble and baselines on its test calls."""
     scale = ctx.scale
@@ -251,6 +269,8 @@ def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figu
     }
     scores["ensemble"]["calls_per_s"] = len(calls) / seconds
     scores["single"]["calls_per_s"] = len(calls) / seconds * pred.n_members
+    temperature = _validation_temperature(ensemble, ctx.out / "models" / name, trainval)
+    scores["ensemble_t"] = runner.score_mixture(pred.with_temperature(temperature), truth, arena)
     options = _baseline_options(VCLDataset(trainval))
     for method in scale.baselines:
         point, secs = runner.run_baseline(method, calls, test_ds, **options)
@@ -258,6 +278,7 @@ def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figu
         scores[method]["calls_per_s"] = len(calls) / secs
     ctx.log(f"{name}: " + ", ".join(f"{m} {s['median_mm']:.1f} mm" for m, s in scores.items()))
     out = {"n_test_calls": len(calls), "n_trainval_calls": VCLDataset(trainval).n_calls}
+    out["ensemble_t_temperature"] = temperature
     keys = {
         "median_error_mm": "median_mm", "mean_error_mm": "mean_mm", "p90_error_mm": "p90_mm",
         "p95_error_mm": "p95_mm", "within_10_mm": "within_10_mm", "within_20_mm": "within_20_mm",
@@ -268,7 +289,7 @@ def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figu
         out[key] = {m: s[src] for m, s in scores.items() if src in s}
     out["calibration_curve"] = {
         m: {"nominal": scores[m]["nominal"], "observed": scores[m]["coverage"]}
-        for m in ("single", "ensemble")
+        for m in MODEL_METHODS
     }
     out["baseline_options"] = options
     out["errors_mm"] = {m: s["errors_mm"] for m, s in scores.items()}
@@ -276,7 +297,7 @@ def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figu
         out["errors_mm"], ctx.out / f"error_cdf_{name}.png", f"{name} test calls"
     ).name
     figures[f"calibration:{name}"] = plots.plot_calibration(
-        {m: (scores[m]["nominal"], scores[m]["coverage"]) for m in ("single", "ensemble")},
+        {m: (scores[m]["nominal"], scores[m]["coverage"]) for m in MODEL_METHODS},
         ctx.out / f"calibration_{name}.png",
         f"{name} test calls",
     ).name

@@ -18,6 +18,7 @@ from napari_gerbil.io.atomic import atomic_path
 METHOD_COLOURS = {
     "single": "tab:orange",
     "ensemble": "tab:blue",
+    "ensemble_t": "tab:cyan",
     "muse": "tab:red",
     "gcc_phat": "tab:green",
     "muse_jackknife": "tab:purple",

@@ -12,7 +12,15 @@ import numpy as np
 from napari_gerbil.io.atomic import atomic_write_text
 
 #: Order of methods in tables.
-METHOD_ORDER = ("single", "ensemble", "muse", "muse_jackknife", "srp_phat", "gcc_phat")
+METHOD_ORDER = (
+    "single",
+    "ensemble",
+    "ensemble_t",
+    "muse",
+    "muse_jackknife",
+    "srp_phat",
+    "gcc_phat",
+)
 #: Order of datasets in tables.
 DATASET_ORDER = ("speaker", "robot", "animal")
 
@@ -118,6 +126,12 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
     for check in results.get("checks", []):
         mark = "PASS" if check["passed"] else "FAIL"
         out.append(f"- **{mark}** {check['claim']}: {check['measured']}")
+    temps = {d: results[d]["ensemble_t_temperature"] for d in DATASET_ORDER
+             if "ensemble_t_temperature" in results.get(d, {})}  # fmt: skip
+    if temps:
+        out += ["", "`single` is ensemble member 0; `ensemble_t` is the ensemble with one "
+                "covariance scale (temperature) fitted on its validation calls: "
+                + ", ".join(f"{d} {t:.2f}" for d, t in temps.items()) + "."]  # fmt: skip
     out += ["", "## Median error (mm) on each dataset's test split", ""]
     out += [_metric_table(results, "median_error_mm"), ""]
     out += ["## 90th-percentile error (mm)", "", _metric_table(results, "p90_error_mm"), ""]
