@@ -190,7 +190,9 @@ class _Context:
             batch_size=scale.batch_size,
             optimizer=scale.optimizer,
             learning_rate=scale.learning_rate,
-            split=(0.9, 0.1, 0.0),  # the test calls live in separate files
+            # train / validation (best checkpoint) / calibration calls (the temperature
+            # of ensemble_t); the test calls live in separate files
+            split=(0.8, 0.1, 0.1),
             split_seed=scale.seed,
             seed=scale.seed,
             device=scale.device,
@@ -238,18 +240,19 @@ def _baseline_options(trainval: VCLDataset) -> dict:
 
 
 #: The learned methods of the main comparison: member 0 alone, the ensemble, and the
-#: ensemble with a covariance temperature fitted on its validation calls.
+#: ensemble with a covariance temperature fitted on its calibration calls.
 MODEL_METHODS = ("single", "ensemble", "ensemble_t")
 
 
-def _validation_temperature(ensemble, model_dir: Path, trainval: Path) -> float:
-    """Covariance scale minimizing the ensemble's NLL on its validation calls (the
-    calls member 0 held out of training; every member has the same split)."""
+def _calibration_temperature(ensemble, model_dir: Path, trainval: Path) -> float:
+    """Covariance scale minimizing the ensemble's NLL on its calibration calls: the
+    third part of the training split (every member has the same), used neither for
+    training nor for choosing checkpoints (validation calls would flatter the models)."""
     from napari_gerbil.model.calibration import fit_temperature
     from napari_gerbil.training.data import load_split
 
     split, _ = load_split(model_dir / "member_00" / "split.json")
-    calls, truth = runner.dataset_calls([VCLDataset(trainval)], split["val"])
+    calls, truth = runner.dataset_calls([VCLDataset(trainval)], split["test"])
     if len(calls) == 0:
         return 1.0
     return fit_temperature(ensemble.predict(calls, temperature=1.0), truth)
@@ -269,7 +272,7 @@ def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figu
     }
     scores["ensemble"]["calls_per_s"] = len(calls) / seconds
     scores["single"]["calls_per_s"] = len(calls) / seconds * pred.n_members
-    temperature = _validation_temperature(ensemble, ctx.out / "models" / name, trainval)
+    temperature = _calibration_temperature(ensemble, ctx.out / "models" / name, trainval)
     scores["ensemble_t"] = runner.score_mixture(pred.with_temperature(temperature), truth, arena)
     options = _baseline_options(VCLDataset(trainval))
     for method in scale.baselines:

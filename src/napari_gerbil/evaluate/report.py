@@ -130,7 +130,7 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
              if "ensemble_t_temperature" in results.get(d, {})}  # fmt: skip
     if temps:
         out += ["", "`single` is ensemble member 0; `ensemble_t` is the ensemble with one "
-                "covariance scale (temperature) fitted on its validation calls: "
+                "covariance scale (temperature) fitted on held-out calibration calls: "
                 + ", ".join(f"{d} {t:.2f}" for d, t in temps.items()) + "."]  # fmt: skip
     out += ["", "## Median error (mm) on each dataset's test split", ""]
     out += [_metric_table(results, "median_error_mm"), ""]
