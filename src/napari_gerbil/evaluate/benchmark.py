@@ -388,6 +388,8 @@ def _dataset_matrix(ctx, ensembles: dict, splits: dict) -> dict:
 
 def _scaling(ctx: _Context, trainval: Path, test: Path) -> dict:
     """Single models on growing random subsets of the robot training data (Fig. 3C)."""
+    from napari_gerbil.training.data import load_split
+
     source = VCLDataset(trainval)
     test_ds = VCLDataset(test)
     calls, truth = runner.dataset_calls([test_ds], np.array([(0, i) for i in range(len(test_ds))]))
@@ -403,7 +405,8 @@ def _scaling(ctx: _Context, trainval: Path, test: Path) -> dict:
         ensemble = ctx.train(f"scaling_n{size}", [path], 1, ctx.scale.aux_epochs)
         pred, _ = _predict(ensemble, calls)
         medians.append(float(np.median(np.linalg.norm(pred.point_mm - truth, axis=1))))
-        n_train.append(int(round(size * 0.9)))  # 10% of each subset validates
+        split, _ = load_split(ctx.out / "models" / f"scaling_n{size}" / "member_00" / "split.json")
+        n_train.append(len(split["train"]))  # the rest validates / calibrates
     fit = power_law_fit(n_train, medians) if len(sizes) >= 2 else None
     return {"dataset": "robot", "n_train_calls": n_train, "median_error_mm": medians, "fit": fit,
             "epochs": ctx.scale.aux_epochs}  # fmt: skip
