@@ -22,6 +22,7 @@ METHOD_COLOURS = {
     "muse": "tab:red",
     "gcc_phat": "tab:green",
     "muse_jackknife": "tab:purple",
+    "fingerprint": "tab:gray",
     "srp_phat": "tab:brown",
 }
 

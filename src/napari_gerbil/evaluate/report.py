@@ -20,6 +20,7 @@ METHOD_ORDER = (
     "muse_jackknife",
     "srp_phat",
     "gcc_phat",
+    "fingerprint",
 )
 #: Order of datasets in tables.
 DATASET_ORDER = ("speaker", "robot", "animal")
@@ -107,6 +108,30 @@ def acceptance_checks(results: dict) -> list[dict]:
     return checks
 
 
+def _recall_section(results: dict) -> list[str]:
+    """How much of each test set a lookup of the training calls can solve."""
+    rows = [
+        [d, _fmt(results[d]["test_calls_at_training_positions"], 2),
+         _fmt(results[d]["median_nearest_training_position_mm"]),
+         _fmt(results[d]["fingerprint_median_similarity"], 2),
+         _fmt(results[d]["median_error_mm"].get("fingerprint"))]
+        for d in DATASET_ORDER
+        if "test_calls_at_training_positions" in results.get(d, {})
+    ]  # fmt: skip
+    if not rows:
+        return []
+    return [
+        "", "## Recall or localization?", "",
+        "`fingerprint` is no localizer: it returns the position of the training call whose "
+        "cross-spectral phases match best (`napari_gerbil.baselines.fingerprint`). Where the "
+        "test calls sit at training positions it shows how far recalling the cage's response "
+        "goes; where they do not, it fails.", "",
+        _table(["dataset", "test calls at a training position", "median distance to the "
+                "nearest training position (mm)", "median match similarity",
+                "fingerprint median error (mm)"], rows),
+    ]  # fmt: skip
+
+
 def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathLike) -> Path:
     """Write the Markdown report; ``figures`` maps a figure key to a path relative to it."""
     path = Path(path)
@@ -132,6 +157,7 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
         out += ["", "`single` is ensemble member 0; `ensemble_t` is the ensemble with one "
                 "covariance scale (temperature) fitted on held-out calibration calls: "
                 + ", ".join(f"{d} {t:.2f}" for d, t in temps.items()) + "."]  # fmt: skip
+    out += _recall_section(results)
     out += ["", "## Median error (mm) on each dataset's test split", ""]
     out += [_metric_table(results, "median_error_mm"), ""]
     out += ["## 90th-percentile error (mm)", "", _metric_table(results, "p90_error_mm"), ""]
