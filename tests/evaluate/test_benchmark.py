@@ -60,19 +60,27 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     for dataset in ("speaker", "robot", "animal"):
         med = results[dataset]["median_error_mm"]
-        assert set(med) >= {"single", "ensemble", "muse", "gcc_phat"}
-        assert all(v > 0 for v in med.values())
+        assert set(med) >= {"single", "ensemble", "muse", "gcc_phat", "fingerprint"}
+        assert all(v > 0 for m, v in med.items() if m != "fingerprint")
+        # the lookup returns training positions: exact wherever it recalls a test call
+        at_training = results[dataset]["test_calls_at_training_positions"]
+        assert 0.0 <= at_training <= 1.0
+        if at_training == 0.0:
+            assert med["fingerprint"] > 0
         assert set(results[dataset]["ece"]) == {"single", "ensemble", "ensemble_t"}
         temperature = results[dataset]["ensemble_t_temperature"]
         assert 0.05 <= temperature <= 50  # the fitted covariance scale, within its bounds
         assert med["ensemble_t"] == pytest.approx(med["ensemble"])  # scaling moves no mean
         assert len(results[dataset]["errors_mm"]["muse"]) == results[dataset]["n_test_calls"]
+    # the speaker plays every stimulus at each grid point, and the split is by call
+    assert results["speaker"]["test_calls_at_training_positions"] == 1.0
     assert np.array(results["dataset_matrix"]["median_error_mm"]).shape == (4, 3)
     assert len(results["scaling"]["median_error_mm"]) == 2
     assert results["scale"]["speaker_calls"] == SCALES["smoke"].speaker_calls
     assert len(results["checks"]) == 2
     report = (out / "report.md").read_text()
     assert "`ensemble_t` is the ensemble with one covariance scale" in report
+    assert "## Recall or localization?" in report
     images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
     assert len(images) >= 9
     for image in images:

@@ -546,8 +546,9 @@ def run_benchmark(
     timing["total"] = time.perf_counter() - ctx.t0
     results["checks"] = acceptance_checks(results)
     results["notes"] += [
-        f"Simulated data ({DATASETS}); each dataset split once into train+val "
-        f"({1 - scale.test_fraction:.0%}, of which 10% validates) and test "
+        f"Simulated data ({', '.join(DATASETS)}); each dataset split once into a "
+        f"train+validation file ({1 - scale.test_fraction:.0%}; split 8:1:1 into train, "
+        f"validation (checkpoints) and calibration (ensemble_t) calls) and a test file "
         f"({scale.test_fraction:.0%}); all methods are scored on the same test calls.",
         f"Models: preset '{scale.preset}', ensembles of {scale.n_members} x {scale.epochs} "
         f"epochs; 'single' is ensemble member 0. The dataset matrix uses single models "
@@ -557,6 +558,7 @@ def run_benchmark(
         "Baselines search a 1 mm floor grid at the median training source height with "
         "the simulator's speed of sound; MUSE's confidence is its normalized power map "
         "(not a probability), so ECE is reported for the models only.",
+        "The fingerprint lookup's reference is member 0's training calls.",
     ]
     write_results_json(results, out / "results.json")
     write_report_md(results, figures, out / "report.md")

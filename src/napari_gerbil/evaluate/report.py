@@ -196,7 +196,7 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
         if base == "scaling" and results.get("scaling", {}).get("fit"):
             fit = results["scaling"]["fit"]
             out += [
-                f"Power-law fit: error = {fit['a']:.3g} * n^-{fit['b']:.3f}"
+                f"Power-law fit: error = {fit['a']:.3g} * n^({-fit['b']:.3f})"
                 f" (R2 = {fit['r2']:.3f}).",
                 "",
             ]
