@@ -19,17 +19,21 @@ MICS_MM = np.array(
 )
 
 
-@pytest.fixture(scope="module")
-def vcl_file(tmp_path_factory):
-    rng = np.random.default_rng(5)
+def _delays_file(directory, seed: int):
+    rng = np.random.default_rng(seed)
     src = np.c_[rng.uniform(-250, 250, 8), rng.uniform(-150, 150, 8), np.full(8, 30.0)]
     audio = delayed_chirps(src, MICS_MM, 125_000, speed_of_sound_m_s(20.0), 4096, snr_db=15)
-    path = tmp_path_factory.mktemp("vcl") / "delays.h5"
+    path = directory / f"delays_{seed}.h5"
     write_vcl(
         path, list(audio), src[:, None, :], node_names=["source"], sample_rate_hz=125_000,
         arena_dims_mm=(600, 400, 350), mic_positions_mm=MICS_MM, scenario="speaker",
     )  # fmt: skip
     return path
+
+
+@pytest.fixture(scope="module")
+def vcl_file(tmp_path_factory):
+    return _delays_file(tmp_path_factory.mktemp("vcl"), seed=5)
 
 
 def _run(argv):
@@ -72,7 +76,25 @@ def test_evaluate_split_part_and_errors(vcl_file, tmp_path):
     argv = ["evaluate", "--data", str(vcl_file), "--baseline", "muse", "--split", str(split)]
     assert _run([*argv, "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["n_calls"] == 2
-    with pytest.raises(InvalidInputError, match="--model / --baseline"):
+    with pytest.raises(InvalidInputError, match="--model / --baseline / --reference"):
         _run(["evaluate", "--data", str(vcl_file), "--out", str(out)])
     with pytest.raises(InvalidInputError, match="method"):
         _run(["evaluate", "--data", str(vcl_file), "--baseline", "nope", "--out", str(out)])
+
+
+def test_evaluate_reference_reports_recall(vcl_file, tmp_path, capsys):
+    out = tmp_path / "eval"
+    # the calls themselves as reference: every call sits at a reference position
+    assert _run(["evaluate", "--data", str(vcl_file), "--reference", str(vcl_file),
+                 "--out", str(out)]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recall"]["test_calls_at_training_positions"] == 1.0
+    assert metrics["methods"]["fingerprint"]["median_mm"] == 0.0
+    assert "100% of the calls sit at a reference position" in capsys.readouterr().out
+    # other positions as reference: nothing to recall, so the lookup errs
+    other = _delays_file(tmp_path, seed=6)
+    assert _run(["evaluate", "--data", str(vcl_file), "--reference", str(other),
+                 "--out", str(out)]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recall"]["test_calls_at_training_positions"] == 0.0
+    assert metrics["methods"]["fingerprint"]["median_mm"] > 10.0

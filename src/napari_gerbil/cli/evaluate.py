@@ -26,6 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="classical methods: muse, muse-jackknife, srp-phat, gcc-phat",
     )
     p.add_argument(
+        "--reference",
+        nargs="+",
+        metavar="FILE",
+        help="labelled training file(s): also run the fingerprint lookup of their calls "
+        "and report how many evaluated calls sit at a reference position (does this set "
+        "test localization, or recall of positions trained on?)",
+    )
+    p.add_argument(
         "--split",
         help="split.json of a training run; evaluate only its --part calls of these files",
     )
@@ -69,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
     from napari_gerbil.evaluate.report import write_results_json
     from napari_gerbil.io.vcl import VCLDataset
 
-    if not args.model and not args.baseline:
-        raise InvalidInputError(None, "--model / --baseline", "at least one of them", "neither")
+    if not args.model and not args.baseline and not args.reference:
+        raise InvalidInputError(
+            None, "--model / --baseline / --reference", "at least one of them", "none"
+        )
     methods = [canonical_method(m) for m in args.baseline]
     datasets = [VCLDataset(p) for p in args.data]
     pairs = _select_pairs(args, datasets)
@@ -107,6 +117,14 @@ def run(args: argparse.Namespace) -> int:
         scores["calls_per_s"] = len(calls) / seconds
         results["methods"][method] = scores
         errors[method] = scores["errors_mm"]
+    if args.reference:
+        refs = [VCLDataset(p) for p in args.reference]
+        ref_pairs = np.array([(f, i) for f, ds in enumerate(refs) for i in range(ds.n_calls)])
+        ref_calls, ref_xy = runner.dataset_calls(refs, ref_pairs)
+        scores, recall = runner.fingerprint_recall(ref_calls, ref_xy, calls, truth)
+        results["methods"]["fingerprint"] = scores
+        results["recall"] = {"reference": [str(p) for p in args.reference], **recall}
+        errors["fingerprint"] = scores["errors_mm"]
     plots.plot_error_cdfs(errors, out / "error_cdf.png", Path(args.data[0]).stem)
     if curves:
         plots.plot_calibration(curves, out / "calibration.png")
@@ -116,6 +134,13 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{name:15s} median {scores['median_mm']:7.2f} mm  p90 {scores['p90_mm']:7.2f} mm"
             f"{ece}  ({scores['calls_per_s']:.1f} calls/s)"
+        )
+    if args.reference:
+        recall = results["recall"]
+        print(
+            f"{recall['test_calls_at_training_positions']:.0%} of the calls sit at a reference "
+            f"position (median distance {recall['median_nearest_training_position_mm']:.1f} "
+            f"mm; median fingerprint similarity {recall['fingerprint_median_similarity']:.2f})"
         )
     print(f"wrote {out / 'metrics.json'}")
     return 0

@@ -258,33 +258,13 @@ def _calibration_temperature(ensemble, model_dir: Path, trainval: Path) -> float
     return fit_temperature(ensemble.predict(calls, temperature=1.0), truth)
 
 
-#: Test calls closer than this (mm) to a training call's position count as "at a training
-#: position".
-SAME_POSITION_MM = 1.0
-
-
 def _fingerprint(model_dir: Path, trainval: Path, calls, truth) -> tuple[dict, dict]:
-    """The matched-field lookup of member 0's training calls on the test calls: its
-    scores, and how many test calls sit at a training position (what it can recall)."""
-    from napari_gerbil.baselines.fingerprint import FingerprintIndex
+    """The fingerprint lookup with member 0's training calls as its reference."""
     from napari_gerbil.training.data import load_split
 
     split, _ = load_split(model_dir / "member_00" / "split.json")
     ref_calls, ref_xy = runner.dataset_calls([VCLDataset(trainval)], split["train"])
-    start = time.perf_counter()
-    match = FingerprintIndex(ref_calls, ref_xy).match(calls)
-    seconds = time.perf_counter() - start
-    found = match.index >= 0
-    point = np.where(found[:, None], match.point_mm, ref_xy.mean(axis=0))  # else: centre guess
-    scores = runner.score_points(point, truth)
-    scores["calls_per_s"] = len(calls) / seconds
-    nearest_mm = np.min(np.linalg.norm(truth[:, None] - ref_xy[None], axis=2), axis=1)
-    info = {
-        "test_calls_at_training_positions": float(np.mean(nearest_mm < SAME_POSITION_MM)),
-        "median_nearest_training_position_mm": float(np.median(nearest_mm)),
-        "fingerprint_median_similarity": float(np.median(match.similarity)),
-    }
-    return scores, info
+    return runner.fingerprint_recall(ref_calls, ref_xy, calls, truth)
 
 
 def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figures: dict):

@@ -73,6 +73,43 @@ def score_points(point_mm: np.ndarray, truth_mm: np.ndarray) -> dict:
     return {"errors_mm": errors, **error_summary(errors)}
 
 
+#: Calls closer than this (mm) to a reference call's position count as "at a reference
+#: position".
+SAME_POSITION_MM = 1.0
+
+
+def fingerprint_recall(ref_calls, ref_xy_mm: np.ndarray, calls, truth_mm: np.ndarray):
+    """Score the fingerprint lookup of ``calls`` among reference calls, and say how many
+    calls sit at a reference position (all the lookup can place).
+
+    Returns
+    -------
+    scores
+        As :func:`score_points` plus ``calls_per_s`` (calls the lookup finds no match for
+        are placed at the mean reference position).
+    info
+        ``test_calls_at_training_positions`` (fraction within ``SAME_POSITION_MM``),
+        ``median_nearest_training_position_mm``, ``fingerprint_median_similarity``.
+    """
+    from napari_gerbil.baselines.fingerprint import FingerprintIndex
+
+    ref_xy_mm = np.asarray(ref_xy_mm, dtype=float)
+    start = time.perf_counter()
+    match = FingerprintIndex(ref_calls, ref_xy_mm).match(calls)
+    seconds = time.perf_counter() - start
+    found = match.index >= 0
+    point = np.where(found[:, None], match.point_mm, ref_xy_mm.mean(axis=0))
+    scores = score_points(point, truth_mm)
+    scores["calls_per_s"] = len(calls) / seconds
+    nearest_mm = np.min(np.linalg.norm(truth_mm[:, None] - ref_xy_mm[None], axis=2), axis=1)
+    info = {
+        "test_calls_at_training_positions": float(np.mean(nearest_mm < SAME_POSITION_MM)),
+        "median_nearest_training_position_mm": float(np.median(nearest_mm)),
+        "fingerprint_median_similarity": float(np.median(match.similarity)),
+    }
+    return scores, info
+
+
 def score_mixture(prediction, truth_mm: np.ndarray, arena_dims_mm) -> dict:
     """Errors of the mixture mean plus calibration, 95% coverage and set areas."""
     out = score_points(prediction.point_mm, truth_mm)
