@@ -11,6 +11,7 @@ from napari_gerbil.evaluate.metrics import (
     error_summary,
     localization_errors_mm,
     mixture_calibration,
+    paired_bootstrap_interval,
     power_law_fit,
 )
 from napari_gerbil.model.mixture import MixturePrediction
@@ -73,3 +74,16 @@ def test_power_law_fit_recovers_exponent():
     fit = power_law_fit(n, 50.0 * n**-0.4)
     assert fit["a"] == pytest.approx(50.0) and fit["b"] == pytest.approx(0.4)
     assert fit["r2"] == pytest.approx(1.0)
+
+
+def test_paired_bootstrap_interval_covers_the_truth_and_pairs_the_calls(rng):
+    # the median of 400 standard normal draws: the interval holds 0 and is about
+    # +-1.96 * 1.2533 / sqrt(400) = +-0.12 wide
+    low, high = paired_bootstrap_interval(np.median, [rng.normal(size=400)])
+    assert low < 0 < high and 0.15 < high - low < 0.35
+    # paired: b = a + 1 call by call, so every resample's mean difference is exactly 1
+    a = rng.normal(size=50)
+    low, high = paired_bootstrap_interval(lambda x, y: np.mean(y - x), [a, a + 1.0])
+    assert low == pytest.approx(1.0) and high == pytest.approx(1.0)
+    with pytest.raises(InvalidInputError, match="samples"):
+        paired_bootstrap_interval(np.mean, [np.ones(3), np.ones(4)])

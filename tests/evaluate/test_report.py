@@ -66,6 +66,13 @@ def test_acceptance_checks_follow_the_numbers():
     bad = acceptance_checks(_results(12.0, 0.3))
     assert [c["passed"] for c in bad] == [False, False]
     assert "2.50x" in bad[0]["measured"]
+    with_intervals = _results(12.0, 0.3)
+    with_intervals["speaker"]["bootstrap_95"] = {
+        "muse_over_ensemble_median": [1.5, 3.5], "ece_ensemble_minus_single": [-0.02, 0.2]
+    }  # fmt: skip
+    measured = [c["measured"] for c in acceptance_checks(with_intervals)]
+    assert "(95% bootstrap interval 1.50-3.50x)" in measured[0]
+    assert "difference +0.100, 95% bootstrap interval -0.020 to +0.200" in measured[1]
 
 
 def test_results_json_and_report(tmp_path):

@@ -23,7 +23,7 @@ import numpy as np
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.evaluate import plots, runner
-from napari_gerbil.evaluate.metrics import power_law_fit
+from napari_gerbil.evaluate.metrics import paired_bootstrap_interval, power_law_fit
 from napari_gerbil.evaluate.report import acceptance_checks, write_report_md, write_results_json
 from napari_gerbil.io.atomic import atomic_write_text
 from napari_gerbil.io.vcl import VCLDataset, write_vcl
@@ -267,6 +267,24 @@ def _fingerprint(model_dir: Path, trainval: Path, calls, truth) -> tuple[dict, d
     return runner.fingerprint_recall(ref_calls, ref_xy, calls, truth)
 
 
+def _paired_intervals(scores: dict) -> dict:
+    """95% bootstrap intervals (test calls resampled, paired across methods) of the two
+    comparisons the acceptance checks make."""
+    from napari_gerbil.model.calibration import expected_calibration_error as ece
+
+    out = {
+        "ece_ensemble_minus_single": paired_bootstrap_interval(
+            lambda e, s: ece(e) - ece(s), [scores["ensemble"]["levels"], scores["single"]["levels"]]
+        )
+    }
+    if "muse" in scores:
+        out["muse_over_ensemble_median"] = paired_bootstrap_interval(
+            lambda m, e: np.median(m) / max(np.median(e), 1e-9),
+            [scores["muse"]["errors_mm"], scores["ensemble"]["errors_mm"]],
+        )
+    return out
+
+
 def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figures: dict):
     """Main comparison on one dataset: single, ensemble and baselines on its test calls."""
     scale = ctx.scale
@@ -306,6 +324,8 @@ def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figu
         for m in MODEL_METHODS
     }
     out["baseline_options"] = options
+    out["levels"] = {m: scores[m]["levels"] for m in MODEL_METHODS}
+    out["bootstrap_95"] = _paired_intervals(scores)
     out["errors_mm"] = {m: s["errors_mm"] for m, s in scores.items()}
     figures[f"error_cdf:{name}"] = plots.plot_error_cdfs(
         out["errors_mm"], ctx.out / f"error_cdf_{name}.png", f"{name} test calls"

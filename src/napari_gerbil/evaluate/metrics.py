@@ -90,6 +90,41 @@ def mixture_calibration(prediction, true_mm, arena_dims_mm, mass: float = 0.95) 
     }
 
 
+def paired_bootstrap_interval(
+    statistic, samples, n_resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(*samples)``.
+
+    The samples are per-call values of the same calls (errors or calibration levels of
+    two methods), so each resample draws the calls once for all of them (paired).
+
+    Parameters
+    ----------
+    statistic
+        Function of the resampled arrays returning one number.
+    samples
+        Arrays of equal length n (one per method).
+    n_resamples, level, seed
+        Number of resamples, interval mass, random seed.
+
+    Returns
+    -------
+    (low, high) bounds.
+    """
+    arrays = [np.asarray(a, dtype=float).ravel() for a in samples]
+    n = arrays[0].size
+    if n == 0 or any(a.size != n for a in arrays):
+        raise InvalidInputError(None, "samples", "non-empty arrays of equal length", "other")
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_resamples)
+    for k in range(n_resamples):
+        pick = rng.integers(0, n, n)
+        values[k] = statistic(*(a[pick] for a in arrays))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def power_law_fit(n_train, errors_mm) -> dict[str, float]:
     """Least-squares fit of ``error = a * n ** (-b)`` in log-log space.
 
