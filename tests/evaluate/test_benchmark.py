@@ -14,6 +14,7 @@ from napari_gerbil.cli.main import main
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.evaluate.benchmark import SCALES, run_benchmark, split_dataset
 from napari_gerbil.io.vcl import VCLDataset, write_vcl
+from napari_gerbil.simulate.stimuli import STIMULUS_CLASSES
 
 MICS_MM = np.array(
     [[-280.0, -180.0, 340.0], [280.0, -180.0, 340.0], [280.0, 180.0, 340.0], [-280.0, 180.0, 340.0]]
@@ -86,3 +87,23 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
     for image in images:
         assert (out / image).stat().st_size > 1000
     assert "PASS" in capsys.readouterr().out or "FAIL" in report
+
+
+@pytest.mark.slow
+def test_full_scale_settings_run_in_miniature(tmp_path):
+    """The --full settings (SGD without clipping, 18-class stimulus matrix, four
+    baselines) at a tiny size, so that a GPU run does not fail hours in."""
+    scale = SCALES["full"].replace(
+        speaker_calls=72, robot_calls=16, animal_calls=16, test_fraction=0.25, epochs=1,
+        preset="tiny", n_members=2, aux_epochs=1, scaling_sizes=(6,), n_examples=2,
+    )  # fmt: skip
+    results = run_benchmark(tmp_path, scale)
+    methods = set(results["speaker"]["median_error_mm"])
+    assert methods >= {"muse", "muse_jackknife", "srp_phat", "gcc_phat", "ensemble"}
+    matrix = results["stimulus_matrix"]
+    assert matrix["groups"] == "class" and matrix["train"]  # some class has 3 calls
+    assert set(matrix["train"]) <= set(STIMULUS_CLASSES)  # rows are classes, not types
+    shape = (len(matrix["train"]), len(matrix["test"]))
+    assert np.asarray(matrix["median_error_mm"]).shape == shape
+    assert (tmp_path / "stimulus_matrix.png").exists()
+    assert results["scale"]["optimizer"] == "sgd" and results["scale"]["clip_grad_norm"] == 0.0

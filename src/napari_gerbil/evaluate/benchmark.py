@@ -389,7 +389,8 @@ def _stimulus_matrix(ctx: _Context, trainval: Path, test: Path) -> dict:
         err = np.linalg.norm(pred.point_mm - truth, axis=1)
         rows.append(group)
         values.append(_median_by(err, test_classes, columns))
-    return {"train": rows, "test": columns, "median_error_mm": np.array(values),
+    matrix = np.array(values, dtype=float).reshape(len(rows), len(columns))
+    return {"train": rows, "test": columns, "median_error_mm": matrix,
             "groups": ctx.scale.stimulus_groups}  # fmt: skip
 
 
@@ -531,10 +532,16 @@ def run_benchmark(
     t = lap("dataset_matrix", t)
     results["stimulus_matrix"] = _stimulus_matrix(ctx, *splits["speaker"])
     m = results["stimulus_matrix"]
-    figures["stimulus_matrix"] = plots.plot_matrix(
-        m["median_error_mm"], m["train"], m["test"], out / "stimulus_matrix.png",
-        f"single-model median error (mm): train stimulus {m['groups']} x test class",
-    ).name  # fmt: skip
+    if m["train"]:
+        figures["stimulus_matrix"] = plots.plot_matrix(
+            m["median_error_mm"], m["train"], m["test"], out / "stimulus_matrix.png",
+            f"single-model median error (mm): train stimulus {m['groups']} x test class",
+        ).name  # fmt: skip
+    else:
+        results["notes"].append(
+            f"No stimulus matrix: no stimulus {m['groups']} has {MIN_GROUP_CALLS} or more "
+            "training calls at this scale."
+        )
     t = lap("stimulus_matrix", t)
     results["scaling"] = _scaling(ctx, *splits["robot"])
     s = results["scaling"]
