@@ -98,11 +98,11 @@ def fingerprints(calls: Sequence[np.ndarray]) -> Fingerprints:
     """Cross-spectral phase and band of each call ((n_samples, n_channels) arrays)."""
     if len(calls) == 0:
         raise InvalidInputError(None, "calls", "at least one call", "none")
-    n_channels = np.asarray(calls[0]).shape[-1] if np.ndim(calls[0]) == 2 else None
-    pairs = mic_pairs(n_channels or 2)
+    n_channels = _check_call(calls[0], 0, None).shape[1]
+    pairs = mic_pairs(n_channels)
     window = np.hanning(FRAME_SAMPLES)
     hop = FRAME_SAMPLES // 2
-    smooth = np.ones(5) / 5
+    smooth = np.ones(5) / 5  # over 5 bins (1.2 kHz) before the band threshold
     phases, bands = [], []
     for i, call in enumerate(calls):
         audio = _check_call(call, i, n_channels)
