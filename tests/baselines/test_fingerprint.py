@@ -60,6 +60,10 @@ def test_bad_input_names_the_field(speaker):
         fingerprints([calls[0], calls[1][:, :3]])
     with pytest.raises(InvalidInputError, match="calls"):
         fingerprints([])
+    with pytest.raises(InvalidInputError, match=r"calls\[0\]"):
+        fingerprints([np.full((600, 4), np.nan)])
+    short = fingerprints([calls[0][:100]])  # shorter than a frame: zero-padded, kept
+    assert short.phase.shape[1:] == fingerprints(calls[:1]).phase.shape[1:]
     index = FingerprintIndex(calls[:3], xy[:3])
     with pytest.raises(InvalidInputError, match="microphone pairs"):
         index.match([calls[0][:, :3]])

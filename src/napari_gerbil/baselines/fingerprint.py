@@ -80,13 +80,12 @@ class FingerprintMatch:
 
 def _check_call(call, i: int, n_channels: int | None) -> np.ndarray:
     arr = np.asarray(call, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[0] < FRAME_SAMPLES or arr.shape[1] < 2:
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 2:
         raise InvalidInputError(
-            None,
-            f"calls[{i}]",
-            f"(n_samples >= {FRAME_SAMPLES}, n_channels >= 2) audio",
-            f"shape {arr.shape}",
+            None, f"calls[{i}]", "(n_samples >= 1, n_channels >= 2) audio", f"shape {arr.shape}"
         )
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInputError(None, f"calls[{i}]", "finite samples", "NaN or inf")
     if n_channels is not None and arr.shape[1] != n_channels:
         raise InvalidInputError(
             None, f"calls[{i}]", f"{n_channels} channels (as calls[0])", f"{arr.shape[1]}"
@@ -95,7 +94,11 @@ def _check_call(call, i: int, n_channels: int | None) -> np.ndarray:
 
 
 def fingerprints(calls: Sequence[np.ndarray]) -> Fingerprints:
-    """Cross-spectral phase and band of each call ((n_samples, n_channels) arrays)."""
+    """Cross-spectral phase and band of each call ((n_samples, n_channels) arrays).
+
+    Calls longer than ``CROP_SAMPLES`` are cropped at their centre; calls shorter than
+    one frame are zero-padded to it.
+    """
     if len(calls) == 0:
         raise InvalidInputError(None, "calls", "at least one call", "none")
     n_channels = _check_call(calls[0], 0, None).shape[1]
@@ -109,6 +112,9 @@ def fingerprints(calls: Sequence[np.ndarray]) -> Fingerprints:
         if len(audio) > CROP_SAMPLES:
             start = (len(audio) - CROP_SAMPLES) // 2
             audio = audio[start : start + CROP_SAMPLES]
+        elif len(audio) < FRAME_SAMPLES:  # a call shorter than one frame: centred, padded
+            start = (FRAME_SAMPLES - len(audio)) // 2
+            audio = np.pad(audio, ((start, FRAME_SAMPLES - len(audio) - start), (0, 0)))
         starts = np.arange(0, len(audio) - FRAME_SAMPLES + 1, hop)
         frames = audio[starts[:, None] + np.arange(FRAME_SAMPLES)] * window[None, :, None]
         spec = np.fft.rfft(frames, axis=1)  # (n_frames, n_freqs, n_channels)
