@@ -353,12 +353,14 @@ def describe(path: str | Path) -> list[str]:
 
 def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
     """Check ``path`` completely; return a one-line summary or raise InvalidInputError."""
+    from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM
+
     path = Path(path)
     kind = detect_kind(path)
+    tol = LOCATION_TOLERANCE_MM if tolerance_mm is None else tolerance_mm
     if kind == "vcl":
-        from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM, validate_vcl
+        from napari_gerbil.io.vcl import validate_vcl
 
-        tol = LOCATION_TOLERANCE_MM if tolerance_mm is None else tolerance_mm
         s = validate_vcl(path, tolerance_mm=tol)
         return (
             f"valid VCL dataset: {s['n_calls']} calls, {s['n_channels']} channels, "
@@ -394,10 +396,8 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
         poses = load_poses(path)
         return f"valid poses: {poses.n_frames} frames, {poses.n_tracks} tracks"
     if kind == "rir_bank":
-        from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM
         from napari_gerbil.simulate.rir_bank import validate_rir_bank
 
-        tol = LOCATION_TOLERANCE_MM if tolerance_mm is None else tolerance_mm
         s = validate_rir_bank(path, tolerance_mm=tol)
         return (
             f"valid RIR bank: {s['n_positions']} positions, {s['n_mics']} microphones, "

@@ -91,6 +91,8 @@ def fingerprint_recall(ref_calls, ref_xy_mm: np.ndarray, calls, truth_mm: np.nda
         ``test_calls_at_training_positions`` (fraction within ``SAME_POSITION_MM``),
         ``median_nearest_training_position_mm``, ``fingerprint_median_similarity``.
     """
+    from scipy.spatial import cKDTree
+
     from napari_gerbil.baselines.fingerprint import FingerprintIndex
 
     ref_xy_mm = np.asarray(ref_xy_mm, dtype=float)
@@ -101,7 +103,7 @@ def fingerprint_recall(ref_calls, ref_xy_mm: np.ndarray, calls, truth_mm: np.nda
     point = np.where(found[:, None], match.point_mm, ref_xy_mm.mean(axis=0))
     scores = score_points(point, truth_mm)
     scores["calls_per_s"] = len(calls) / seconds
-    nearest_mm = np.min(np.linalg.norm(truth_mm[:, None] - ref_xy_mm[None], axis=2), axis=1)
+    nearest_mm, _ = cKDTree(ref_xy_mm).query(truth_mm)  # memory O(n), not n x n_ref
     info = {
         "test_calls_at_training_positions": float(np.mean(nearest_mm < SAME_POSITION_MM)),
         "median_nearest_training_position_mm": float(np.median(nearest_mm)),
