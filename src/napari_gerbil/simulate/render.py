@@ -68,8 +68,9 @@ class RenderConfig(Config):
     specular_order
         Images up to this order are placed with an exact (windowed-sinc) fractional delay.
     coherent_order
-        Images up to this order are placed at their nearest sample; the energy of higher
-        orders (up to ``max_order``) forms a noise tail with the same envelope.
+        Images up to this order (None: ``max_order``) are placed at their nearest sample;
+        the energy of higher orders forms a noise tail with the same envelope (loses the
+        low-frequency coherence of a shoebox: > 2 dB decay error against pyroomacoustics).
     max_rir_s
         Longest response rendered (the diffuse tail is cut there).
     fractional_delay_taps
@@ -86,7 +87,7 @@ class RenderConfig(Config):
 
     max_order: int = 20
     specular_order: int = 3
-    coherent_order: int = 20
+    coherent_order: int | None = None
     max_rir_s: float = 0.03
     fractional_delay_taps: int = 32
     highpass_hz: float = 1000.0
@@ -95,6 +96,8 @@ class RenderConfig(Config):
     source_pattern_p: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.coherent_order is None:
+            self.coherent_order = self.max_order
         if not 0 <= self.specular_order <= self.coherent_order <= self.max_order <= 60:
             raise InvalidInputError(
                 None,
