@@ -17,25 +17,6 @@ from napari_gerbil.io.cage import (
     save_cage,
 )
 
-#: The issue's asymmetric cage: 571 x 356 x 368 mm, mics 20 mm from the x-walls and
-#: 50 mm from the y-walls, 80 mm under the ceiling, tilted inward and down.
-ASYMMETRIC = {
-    "dims_mm": [571, 356, 368],
-    "mic_positions_mm": [
-        [-265.5, -128.0, 288.0],
-        [265.5, -128.0, 288.0],
-        [265.5, 128.0, 288.0],
-        [-265.5, 128.0, 288.0],
-    ],
-    "mic_orientations": [[1, 1, -2], [-1, 1, -2], [-1, -1, -2], [1, -1, -2]],
-    "mic_pattern_p": 0.75,
-    "absorption": {"walls": 0.15, "floor": 0.64, "ceiling": 0.94},
-    "scattering": 0.1,
-    "temperature_c": 22,
-    "humidity_pct": 40,
-}
-
-
 def write(tmp_path, data, name="cage.yaml"):
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
@@ -54,8 +35,8 @@ def test_builtin_cages_and_paper_default():
     assert load_cage(None).name == "builtin:paper"
 
 
-def test_asymmetric_cage_round_trip(tmp_path):
-    path = write(tmp_path, ASYMMETRIC)
+def test_asymmetric_cage_round_trip(tmp_path, asymmetric_cage_file):
+    path = asymmetric_cage_file
     cage = load_cage(path)
     assert cage.name == str(path) and cage.n_mics == 4 and cage.mic_pattern_p == 0.75
     ori = cage.orientations()
@@ -115,8 +96,8 @@ def test_asymmetric_cage_round_trip(tmp_path):
         ({"dims_mm": "big"}, "dims_mm", "numbers"),
     ],
 )
-def test_bad_cage_files_name_file_and_key(tmp_path, change, key, words):
-    path = write(tmp_path, {**ASYMMETRIC, **change})
+def test_bad_cage_files_name_file_and_key(tmp_path, asymmetric_cage, change, key, words):
+    path = write(tmp_path, {**asymmetric_cage, **change})
     with pytest.raises(InvalidInputError) as err:
         load_cage(path)
     assert err.value.source == str(path)
@@ -124,7 +105,7 @@ def test_bad_cage_files_name_file_and_key(tmp_path, change, key, words):
     assert words in err.value.expected or words in str(err.value)
 
 
-def test_unreadable_cage_files(tmp_path):
+def test_unreadable_cage_files(tmp_path, asymmetric_cage):
     with pytest.raises(InvalidInputError, match="built-in cages"):
         load_cage(tmp_path / "missing.yaml")
     with pytest.raises(InvalidInputError, match="built-in cages"):
@@ -138,7 +119,7 @@ def test_unreadable_cage_files(tmp_path):
         load_cage(bad)
     with pytest.raises(InvalidInputError, match="regular"):
         load_cage(tmp_path)
-    missing = {k: v for k, v in ASYMMETRIC.items() if k != "dims_mm"}
+    missing = {k: v for k, v in asymmetric_cage.items() if k != "dims_mm"}
     with pytest.raises(InvalidInputError, match="dims_mm"):
         load_cage(write(tmp_path, missing))
     assert not is_cage_file(bad)
