@@ -17,6 +17,7 @@ from napari_gerbil.io.cage import (
     save_cage,
 )
 
+
 def write(tmp_path, data, name="cage.yaml"):
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))

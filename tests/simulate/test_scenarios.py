@@ -8,8 +8,8 @@ import pytest
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import default_cage
-from napari_gerbil.io.vcl import VCLDataset, validate_vcl
 from napari_gerbil.io.cage import builtin_cage, load_cage
+from napari_gerbil.io.vcl import VCLDataset, validate_vcl
 from napari_gerbil.simulate.render import RenderConfig
 from napari_gerbil.simulate.scenarios import (
     ScenarioConfig,
