@@ -233,7 +233,7 @@ def predict_file(
         if ds.has_locations and not ds.is_multi_animal:
             truth = ds.source_xy_mm(0)
     if ensemble is not None:
-        ensemble.check_compatible(n_ch, sr, dims, source=data)
+        ensemble.check_compatible(n_ch, sr, dims, source=data, mic_positions_mm=mics)
         dims = ensemble.arena_dims_mm if dims is None else dims
         result = localize_with_ensemble(
             ensemble, calls, dims, mass, batch_size, progress, truth_mm=truth
@@ -283,6 +283,7 @@ def predict_session(
         session.audio.sample_rate_hz,
         session.arena.dims_mm,
         source=session.path,
+        mic_positions_mm=session.arena.mic_positions_mm,
     )
     calls = session_call_audio(session)
     result = localize_with_ensemble(
