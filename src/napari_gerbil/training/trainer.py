@@ -126,14 +126,18 @@ class TrainingData:
 
         from napari_gerbil.training.data import EngineCallDataset
 
-        fixed = name != "train"
-        n = self.sim_calls_per_epoch if not fixed else max(64, self.sim_calls_per_epoch // 10)
-        # each member draws its own training calls; the fixed sets are shared and come
+        held_out = name != "train"
+        # "fixed_train": the same training calls (positions) every epoch (learning curves)
+        fixed = held_out or bool(self.engine.get("fixed_train", False))
+        n = self.sim_calls_per_epoch
+        if held_out:
+            n = int(self.engine.get("held_out_calls", max(64, n // 10)))
+        # each member draws its own training calls; the held-out sets are shared and come
         # from seed streams no training run uses, so their positions are never trained on
         engine_seed = int(self.engine["seed"])
-        stream = (
-            engine_seed * 1000 + seed if not fixed else 10**9 + engine_seed + SPLITS.index(name)
-        )
+        stream = engine_seed * 1000 + seed
+        if held_out:
+            stream = 10**9 + engine_seed + SPLITS.index(name)
         sim = EngineCallDataset(
             self.engine["cage"],
             self.engine["config"],
@@ -144,7 +148,7 @@ class TrainingData:
             stream,
             fixed,
         )
-        if fixed or not self.datasets:
+        if held_out or not self.datasets:
             return sim
         files = CallDataset(
             self.datasets,
@@ -544,14 +548,21 @@ DIVERGENCE_HINT = (
 def _check_divergence(
     run_dir: Path, config: TrainingConfig, epoch: int, step: int, loss: float, state: dict
 ) -> None:
-    """Stop on a non-finite loss or one far above where training started."""
-    limit = max(50.0, 20.0 * abs(state["first_loss"]))
-    if math.isfinite(loss) and loss <= limit:
+    """Stop on a non-finite loss, or when its running mean has exploded.
+
+    Single spikes are normal early in training; a running mean (weight 0.1 per step)
+    above ``max(1000, 100 * |first loss|)`` is not. The median validation error is
+    checked against the arena's diagonal after every epoch as well.
+    """
+    ema = loss if "loss_ema" not in state else 0.9 * state["loss_ema"] + 0.1 * loss
+    state["loss_ema"] = ema
+    limit = max(1000.0, 100.0 * abs(state["first_loss"]))
+    if math.isfinite(loss) and ema <= limit:
         return
     raise TrainingDivergedError(
         f"{run_dir}: training diverged at epoch {epoch + 1}, step {step + 1}: loss {loss:.4g} "
-        f"(it started at {state['first_loss']:.4g}; optimizer {config.optimizer}, learning "
-        f"rate {config.learning_rate:g}). {DIVERGENCE_HINT}"
+        f"(running mean {ema:.4g}; it started at {state['first_loss']:.4g}; optimizer "
+        f"{config.optimizer}, learning rate {config.learning_rate:g}). {DIVERGENCE_HINT}"
     )
 
 
