@@ -3,13 +3,12 @@
 Plugins > napari-gerbil > Review calls. Every control has an objectName (tests find
 them by it); inputs of long jobs are dataclasses; long jobs run in
 ``napari.qt.threading.thread_worker`` and never touch layers; every edit is saved to
-the session file at once (see :class:`~napari_gerbil._napari._review.ReviewModel`).
+the session file at once (see :class:`~napari_gerbil.review.ReviewModel`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,6 @@ from napari_gerbil._napari._layers import (
     tracks_window,
     window_covers,
 )
-from napari_gerbil._napari._review import ReviewModel
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
 from napari_gerbil._napari._styles import (
     ConfidenceSetStyle,
@@ -55,6 +53,8 @@ from napari_gerbil._napari._styles import (
 from napari_gerbil._napari._table import CallsTable
 from napari_gerbil.errors import GerbilError, InvalidInputError
 from napari_gerbil.io.session import SESSION_SUFFIX, UNASSIGNED
+from napari_gerbil.progress import CancelToken
+from napari_gerbil.review import ReviewModel
 from napari_gerbil.signal.detect import DetectorConfig
 
 #: Key bindings of the review loop (documented in docs/napari.md).
@@ -112,7 +112,7 @@ class ReviewWidget(QWidget):
         self.n_pose_windows = 0  # how often the poses layer was refilled (tests/benchmarks)
         self._drawn_signature = None
         self.last_retrain: dict | None = None
-        self._cancel_event = threading.Event()
+        self._cancel = CancelToken()
         self._build_ui()
         self.spectrogram = SpectrogramWidget()
         self.spectrogram.seek_requested.connect(self.seek_time)
@@ -821,7 +821,7 @@ class ReviewWidget(QWidget):
         except GerbilError as exc:
             self._error(exc)
             return None
-        worker = _jobs.detect_worker(self.audio, config)
+        worker = _jobs.detect_worker(self.audio, config, self._cancel)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda bounds: self._add_calls(*bounds))
         return self._start(worker)
@@ -855,6 +855,7 @@ class ReviewWidget(QWidget):
         return False
 
     def _start(self, worker):
+        self._cancel.reset()
         self.worker = worker
         self.progress.setRange(0, 0)
         worker.errored.connect(self._error)
@@ -863,8 +864,9 @@ class ReviewWidget(QWidget):
         return worker
 
     def _on_progress(self, value) -> None:
-        """Show (fraction, message) from a worker."""
-        fraction, message = value
+        """Show a worker's :class:`~napari_gerbil.progress.Progress`."""
+        record = _jobs.progress_record(value)
+        fraction, message = record.fraction, record.message
         self.progress.setRange(0, 1000)
         self.progress.setValue(int(1000 * min(max(fraction, 0.0), 1.0)))
         self.progress.setFormat(f"{message} %p%")
@@ -877,19 +879,20 @@ class ReviewWidget(QWidget):
     def cancel_job(self) -> None:
         """Ask the running job to stop (results received so far are kept)."""
         if self.worker is not None:
-            self._cancel_event.set()
+            self._cancel.cancel()
             self.worker.quit()
 
     def use_demo_model(self):
         """Use the demo ensemble; on first use it is built in a worker (returned)."""
-        from napari_gerbil.model.demo import demo_model_dir
+        from napari_gerbil.model.manifest import is_model_dir
+        from napari_gerbil.training.demo import demo_model_dir
 
-        if (demo_model_dir() / "manifest.json").exists():
+        if is_model_dir(demo_model_dir()):
             self.model_dir.setText(str(demo_model_dir()))
             return None
         if self._busy():
             return None
-        worker = _jobs.demo_model_worker()
+        worker = _jobs.demo_model_worker(self._cancel)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda path: self.model_dir.setText(str(path)))
         return self._start(worker)
@@ -939,7 +942,9 @@ class ReviewWidget(QWidget):
             inputs.batch_size,
         )
         predictions = self.model.session.predictions
-        self._members_before = None if predictions is None else predictions.n_members
+        self._members_before = (
+            None if predictions is None else (predictions.n_members, predictions.model_version)
+        )
         self._localized_now: list[int] = []
         worker.yielded.connect(self._on_localized)
         worker.finished.connect(self._after_localize)
@@ -951,15 +956,16 @@ class ReviewWidget(QWidget):
             return None
         return self.localize(np.arange(self.model.n_calls))
 
-    def _on_localized(self, result: _jobs.LocalizeBatch) -> None:
+    def _on_localized(self, result: _jobs.LocalizedBatch) -> None:
         self.model.apply_localization(result)
         self._localized_now.extend(int(i) for i in result.indices)
         self._forget_drawn(result.indices)
-        self._on_progress((result.done / result.total, "localizing"))
+        self._on_progress(result.progress)
 
     def _after_localize(self) -> None:
         self.model.save()
-        if self.model.session.predictions.n_members != self._members_before:
+        predictions = self.model.session.predictions
+        if (predictions.n_members, predictions.model_version) != self._members_before:
             self._refresh_calls()  # another model: every row may have changed
         else:
             self.table.update_calls(self._localized_now, self.model.rows())
@@ -976,7 +982,7 @@ class ReviewWidget(QWidget):
             out = self.export_path.text().strip() or str(self.model.path.with_name(name))
             training = self.training_set.text().strip()
             inputs = ExportInputs(Path(out), Path(training) if training else None)
-        from napari_gerbil._napari._review import export_reviewed
+        from napari_gerbil.review import export_reviewed
 
         try:
             path, n = export_reviewed(
@@ -1006,16 +1012,15 @@ class ReviewWidget(QWidget):
         except (GerbilError, RuntimeError, OSError) as exc:
             self._error(exc)
             return None
-        self._cancel_event.clear()
         worker = _jobs.retrain_worker(
-            self.ensemble_dir, exported, self.retrain_epochs.value(), self._cancel_event
+            self.ensemble_dir, exported, self.retrain_epochs.value(), self._cancel
         )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_retrained)
         return self._start(worker)
 
     def _on_retrained(self, new_dir) -> None:
-        from napari_gerbil._napari._review import heldout_errors
+        from napari_gerbil.review import heldout_errors
 
         old_dir, old_ensemble = self.ensemble_dir, self.ensemble
         self.model_dir.setText(str(new_dir))
