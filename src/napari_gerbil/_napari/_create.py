@@ -150,7 +150,7 @@ class NewSessionSection(QWidget):
         self.reordered = not np.array_equal(order, np.arange(4))
         return corners
 
-    def create(self) -> Path | None:
+    def create(self) -> Path | None:  # type: ignore[override]
         """Write the session file and hand it to ``on_created``; None (message) on error."""
         from napari_gerbil.io.session_create import create_session
 
@@ -158,12 +158,14 @@ class NewSessionSection(QWidget):
             missing = [k for k in ("audio", "video", "out") if self._path(k) is None]
             if missing:
                 raise InvalidInputError(None, "new session", "audio, video and output", "missing")
+            audio, out = self._path("audio"), self._path("out")
+            assert audio is not None and out is not None  # checked just above
             path = create_session(
-                self._path("audio"),
+                audio,
                 self._path("video"),
                 self._path("tracks"),
                 self.corners_px(),
-                self._path("out"),
+                out,
                 mic_positions_mm=parse_mics(self.mics.text()),
             )
         except GerbilError as exc:

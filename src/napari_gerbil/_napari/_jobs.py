@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from napari.qt.threading import thread_worker
 
-from napari_gerbil.io.session import Session
 from napari_gerbil import pipeline
+from napari_gerbil.io.session import Session
 from napari_gerbil.pipeline import LOCALIZE_BATCH, LocalizedBatch
 from napari_gerbil.progress import CancelToken, Progress, stream_progress
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qtpy.QtCore import Qt, QTimer
@@ -95,11 +96,11 @@ class ReviewWidget(QWidget):
         self.setObjectName("gerbil_review_widget")
         self.viewer = napari_viewer
         self.model: ReviewModel | None = None
-        self.audio = None
-        self.poses = None
+        self.audio: Any = None  # AudioSource of the open session
+        self.poses: Any = None  # Poses of the open session
         self.current: int | None = None
-        self.worker = None
-        self.ensemble = None
+        self.worker: Any = None
+        self.ensemble: Any = None
         self.ensemble_dir: Path | None = None
         self.set_style = ConfidenceSetStyle()
         self.estimate_style = EstimateStyle()
@@ -110,7 +111,7 @@ class ReviewWidget(QWidget):
         self._track_points: np.ndarray | None = None
         self._pose_window: tuple[int, int] | None = None  # frames held by the poses layer
         self.n_pose_windows = 0  # how often the poses layer was refilled (tests/benchmarks)
-        self._drawn_signature = None
+        self._drawn_signature: tuple | None = None
         self.last_retrain: dict | None = None
         self._cancel = CancelToken()
         self._build_ui()
@@ -427,7 +428,7 @@ class ReviewWidget(QWidget):
         session = self.model.session
         if session.fps is None and session.frame_times_s is None:
             return self.spectrogram.time_s
-        return session.sample_of_frame(self.current_frame()) / session.audio.sample_rate_hz
+        return float(session.sample_of_frame(self.current_frame())) / session.audio.sample_rate_hz
 
     def seek_time(self, time_s: float) -> None:
         """Move the time slider to the frame nearest ``time_s`` (spectrogram click)."""
@@ -932,7 +933,7 @@ class ReviewWidget(QWidget):
         except (GerbilError, RuntimeError, OSError) as exc:  # torch raises RuntimeError
             self._error(exc)
             return None
-        inputs = LocalizeInputs(self.ensemble_dir, indices)
+        inputs = LocalizeInputs(Path(self.ensemble_dir or ""), indices)
         worker = _jobs.localize_worker(
             ensemble,
             self.audio,
@@ -1025,7 +1026,9 @@ class ReviewWidget(QWidget):
         old_dir, old_ensemble = self.ensemble_dir, self.ensemble
         self.model_dir.setText(str(new_dir))
         new_ensemble = self._ensemble()
-        errors = heldout_errors(self.model, old_ensemble, new_ensemble, self.audio, self.poses)
+        errors = heldout_errors(
+            self.model.session, old_ensemble, new_ensemble, self.audio, self.poses
+        )
         self.last_retrain = {"old_dir": old_dir, "new_dir": Path(new_dir), **errors}
         self.retrain_result.setText(
             f"new model {Path(new_dir).name}: median error on {errors['n_heldout']} held-out "

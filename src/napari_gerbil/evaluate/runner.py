@@ -60,7 +60,7 @@ def run_baseline(method: str, calls, dataset: VCLDataset, **options) -> tuple[np
         method,
         calls,
         dataset.mic_positions_mm,
-        dataset.sample_rate_hz,
+        dataset.sample_rate_hz,  # type: ignore[arg-type]  # checked above
         dataset.arena_dims_mm,
         **options,
     )

@@ -355,7 +355,8 @@ class Session(_ArrayEq):
     animal_names: list[str] = dataclasses.field(default_factory=list)
     predictions: Predictions | None = None
     predicted: PredictedAttribution | None = None
-    user: UserAttribution | None = None
+    #: None in the constructor means no call reviewed (set in ``__post_init__``).
+    user: UserAttribution = None  # type: ignore[assignment]
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     #: Where the session was loaded from / saved to (not stored).
@@ -493,7 +494,11 @@ class Session(_ArrayEq):
         predictions = None
         if p is not None:
             predictions = Predictions(
-                *(getattr(p, k)[index] for k in PREDICTION_FIELDS), model_version=p.model_version
+                p.point_mm[index],
+                p.member_means_mm[index],
+                p.member_chol_mm[index],
+                p.set_area_mm2[index],
+                p.model_version,
             )
         predicted = (
             None if q is None else PredictedAttribution(q.animal[index], q.probabilities[index])
@@ -546,8 +551,11 @@ class Session(_ArrayEq):
         if self.predictions is not None:
             p, empty = self.predictions, Predictions.empty(n_new, self.predictions.n_members)
             self.predictions = Predictions(
-                *(np.concatenate([getattr(p, k), getattr(empty, k)]) for k in PREDICTION_FIELDS),
-                model_version=p.model_version,
+                np.concatenate([p.point_mm, empty.point_mm]),
+                np.concatenate([p.member_means_mm, empty.member_means_mm]),
+                np.concatenate([p.member_chol_mm, empty.member_chol_mm]),
+                np.concatenate([p.set_area_mm2, empty.set_area_mm2]),
+                p.model_version,
             )
         if self.predicted is not None:
             q = self.predicted
@@ -573,7 +581,7 @@ class Session(_ArrayEq):
         audio changed); user attributions are kept."""
         idx = self._indices(indices)
         if self.predictions is not None:
-            for k in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2"):
+            for k in PREDICTION_FIELDS:
                 getattr(self.predictions, k)[idx] = np.nan
         if self.predicted is not None:
             self.predicted.animal[idx] = UNASSIGNED
@@ -666,7 +674,7 @@ class Session(_ArrayEq):
         t = np.asarray(sample, dtype=np.float64) / self.audio.sample_rate_hz
         if self.frame_times_s is None:
             self._frame_times(np.zeros(1, np.int64))  # raises when there is no fps
-            frame = np.rint((t - self.video_offset_s) * self.fps).astype(np.int64)
+            frame = np.rint((t - self.video_offset_s) * float(self.fps or 0.0)).astype(np.int64)
         else:
             ft = self.frame_times_s
             right = np.clip(np.searchsorted(ft, t), 0, len(ft) - 1)
@@ -770,7 +778,7 @@ def save_session(session: Session, path: str | os.PathLike) -> Path:
                 p = f.create_group("predictions")
                 pr = session.predictions
                 p.attrs["model_version"] = pr.model_version
-                for name in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2"):
+                for name in PREDICTION_FIELDS:
                     p[name] = getattr(pr, name)
             if session.predicted is not None:
                 q = f.create_group("attribution/predicted")
@@ -877,11 +885,11 @@ def _load(f: h5py.File, path: Path) -> Session:
     if "predictions" in f:
         p = f["predictions"]
         predictions = Predictions(
-            *(
-                _ds(p, k, path)
-                for k in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2")
-            ),
-            model_version=str(p.attrs.get("model_version", "")),
+            _ds(p, "point_mm", path),
+            _ds(p, "member_means_mm", path),
+            _ds(p, "member_chol_mm", path),
+            _ds(p, "set_area_mm2", path),
+            str(p.attrs.get("model_version", "")),
         )
     predicted = None
     if "attribution/predicted" in f:

@@ -127,7 +127,7 @@ def create_session(
         cage = ArenaGeometry(arena_dims_mm, mic_positions_mm)
     if cage.n_mics != audio.n_channels:
         raise InvalidInputError(
-            audio_path, "channels", f"{cage.n_mics} (one per microphone)", str(audio.n_channels)
+            audio.paths[0], "channels", f"{cage.n_mics} (one per microphone)", str(audio.n_channels)
         )
     if video_path is None and (tracks_path is not None or corners_px is not None):
         raise InvalidInputError(

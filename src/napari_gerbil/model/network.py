@@ -110,7 +110,7 @@ class SoftArgmaxLags(nn.Module):
         b, p, n = gcc.shape
         logits = self.net(gcc.reshape(b * p, 1, n) * math.sqrt(n))  # (B*P, H, n)
         weights = torch.softmax(logits, dim=-1)
-        expected = (weights * self.lags).sum(-1)
+        expected = (weights * self.lags).sum(-1)  # type: ignore[operator]
         strength = torch.logsumexp(logits, dim=-1) - math.log(n)
         return torch.cat([expected, strength], dim=-1).reshape(b, -1)
 
@@ -179,7 +179,7 @@ class SRPMap(nn.Module):
         n_fft = 1 << math.ceil(math.log2(n_samples + 1))
         ffts = n_mics * 2.5 * n_fft * math.log2(n_fft)
         iffts = n_pairs * 2.5 * 8 * n_fft * math.log2(8 * n_fft)
-        return int(ffts + iffts + n_pairs * self.points.shape[0])
+        return int(ffts + iffts + n_pairs * self.points.shape[0])  # type: ignore[index]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_meta:
@@ -219,7 +219,7 @@ class SRPReader(nn.Module):
             prev = ch
         last = nn.Conv2d(prev, 1, 5, padding=2)
         nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        nn.init.zeros_(last.bias)  # type: ignore[arg-type]
         self.net = nn.Sequential(*layers, last)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(SRP_INIT_TEMPERATURE)))
 
@@ -256,6 +256,7 @@ class LocalizerNet(nn.Module):
         self.gcc = None
         if config.gcc_max_lag_samples > 0:
             self.gcc = GCCPHAT(config.n_channels, config.gcc_max_lag_samples)
+            self.gcc_net: nn.Module
             if config.gcc_reader == "cnn":
                 self.gcc_net = LagCNN(config, self.gcc.n_pairs)
                 n_features += self.gcc_net.n_features

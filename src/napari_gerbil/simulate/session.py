@@ -201,7 +201,9 @@ class _Painter:
     """Draws frames: a static arena background plus an ellipse body and head per animal."""
 
     def __init__(self, arena: ArenaGeometry, width: int, height: int) -> None:
-        self.h2p = arena.arena_to_pixels
+        if arena.arena_to_pixels is None:
+            raise InvalidInputError(None, "arena_to_pixels", "a calibrated arena", "none")
+        self.h2p: np.ndarray = arena.arena_to_pixels
         self.scale = self.h2p[1, 0]
         bg = np.empty((height, width, 3), np.uint8)
         bg[:] = (40, 40, 40)

@@ -142,7 +142,7 @@ class StimulusGenerator:
             fm = _sweep(f0, f0 * rng.uniform(0.85, 1.15), n, fs, rng)
             n_harm = max(1, min(n_harm, int(hi_type / (fm.max() * 1.05))))
             phase = 2 * np.pi * np.cumsum(fm) / fs
-            x = sum(
+            x = sum(  # type: ignore[assignment]
                 tilt ** (k - 1) * np.sin(k * phase + rng.uniform(0, 6.3))
                 for k in range(1, n_harm + 1)
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -197,10 +198,10 @@ class SimulatedCallDataset(Dataset):
         self.config = config
         self.seed = int(seed)
         self.fixed = fixed
-        self._bank = None
+        self._bank: Any = None
 
     @property
-    def bank(self):
+    def bank(self) -> Any:
         if self._bank is None:
             from napari_gerbil.simulate.rir_bank import RIRBank
 
