@@ -1,6 +1,8 @@
-"""The layer order of docs/architecture.md, checked on the source (every import, also
-those inside functions): a module imports only its own unit and units of lower layers,
-and nothing outside ``_napari`` imports Qt or napari."""
+"""The layer order of docs/architecture.md, checked on the source.
+
+Every import counts, also those inside functions: a module imports only its own unit
+and units of lower layers, and nothing outside ``_napari`` imports Qt or napari.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Review of a session, free of Qt: edits with undo/redo, call states, the review queue,
-export of reviewed calls as training data and held-out evaluation.
+"""Review of a session, free of Qt.
+
+Edits with undo/redo, call states, the review queue, export of reviewed calls as
+training data and held-out evaluation.
 
 The napari dock and the command line (``napari-gerbil export``, ``review-status``) both
 use this module. Every edit of a :class:`ReviewModel` is written to the session file at

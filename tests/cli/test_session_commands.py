@@ -1,5 +1,8 @@
-"""The headless review loop on the command line: session create, detect, import-calls,
-localize, export, review-status (names and behaviour are the interface scripts use)."""
+"""The headless review loop on the command line.
+
+session create, detect, import-calls, localize, export, review-status: their names and
+behaviour are the interface scripts use.
+"""
 
 from __future__ import annotations
 

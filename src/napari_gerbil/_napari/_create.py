@@ -1,6 +1,8 @@
-"""*New session* section: audio + video + pose tracks, four clicked arena corners and
-the microphone positions -> a new session file
-(:func:`napari_gerbil.io.session_create.create_session`)."""
+"""*New session* section of the dock.
+
+Audio + video + pose tracks, four clicked arena corners and the microphone positions
+-> a new session file (:func:`napari_gerbil.io.session_create.create_session`).
+"""
 
 from __future__ import annotations
 
@@ -139,8 +141,10 @@ class NewSessionSection(QWidget):
         self.status.setText(CORNERS_HELP)
 
     def corners_px(self) -> np.ndarray:
-        """(4, 2) clicked corners as (row, col) pixels, in the documented order
-        (:func:`order_corners_px`; the status says when they were reordered)."""
+        """(4, 2) clicked corners as (row, col) pixels, in the documented order.
+
+        See :func:`order_corners_px`; the status says when they were reordered.
+        """
         if CORNERS_LAYER not in self.viewer.layers:
             raise InvalidInputError(None, "arena corners", "4 clicked points", "none")
         data = np.asarray(self.viewer.layers[CORNERS_LAYER].data, float)

@@ -463,8 +463,10 @@ class ReviewWidget(QWidget):
         layer.data = tracks_window(full, frame, self.pose_style.max_track_points)
 
     def _update_poses(self) -> None:
-        """Keep the 3-D poses layer on a window of frames around the current one: napari
-        slices it per frame, so a frame step costs nothing here."""
+        """Keep the 3-D poses layer on a window of frames around the current one.
+
+        napari slices it per frame, so a frame step costs nothing here.
+        """
         self._update_tracks_window()
         layer = self._layer("poses")
         if layer is None or self.poses is None:
@@ -546,8 +548,11 @@ class ReviewWidget(QWidget):
                 self._set_cache.pop(int(i), None)
 
     def _draw_sets(self, visible: np.ndarray, animal: np.ndarray, edited: np.ndarray) -> None:
-        """Update the Shapes layer incrementally: only calls that appeared, disappeared or
-        changed style are removed/added (napari triangulates every polygon it is given)."""
+        """Update the Shapes layer incrementally.
+
+        Only calls that appeared, disappeared or changed style are removed/added (napari
+        triangulates every polygon it is given).
+        """
         layer = self._layer("sets")
         if layer is None:
             return
@@ -719,8 +724,10 @@ class ReviewWidget(QWidget):
             self._update_overlays()
 
     def add_call_s(self, start_s: float, stop_s: float) -> int | None:
-        """Add a call [start_s, stop_s) (e.g. dragged on the spectrogram), select it and
-        return its index; None (and a message) if it overlaps a call."""
+        """Add a call [start_s, stop_s) (e.g. dragged on the spectrogram) and select it.
+
+        Returns its index; None (and a message) if it overlaps a call.
+        """
         if self.model is None:
             return None
         try:

@@ -246,9 +246,12 @@ MODEL_METHODS = ("single", "ensemble", "ensemble_t")
 
 
 def _calibration_temperature(ensemble, model_dir: Path, trainval: Path) -> float:
-    """Covariance scale minimizing the ensemble's NLL on its calibration calls: the
-    third part of the training split (every member has the same), used neither for
-    training nor for choosing checkpoints (validation calls would flatter the models)."""
+    """Covariance scale minimizing the ensemble's NLL on its calibration calls.
+
+    These are the third part of the training split (every member has the same), used
+    neither for training nor for choosing checkpoints (validation calls would flatter
+    the models).
+    """
     from napari_gerbil.model.calibration import fit_temperature
     from napari_gerbil.training.data import load_split
 
@@ -269,8 +272,10 @@ def _fingerprint(model_dir: Path, trainval: Path, calls, truth) -> tuple[dict, d
 
 
 def _paired_intervals(scores: dict) -> dict:
-    """95% bootstrap intervals (test calls resampled, paired across methods) of the two
-    comparisons the acceptance checks make."""
+    """95% bootstrap intervals of the two comparisons the acceptance checks make.
+
+    Test calls are resampled, paired across methods.
+    """
     from napari_gerbil.model.calibration import expected_calibration_error as ece
 
     out = {

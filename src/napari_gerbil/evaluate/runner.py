@@ -79,8 +79,9 @@ SAME_POSITION_MM = 1.0
 
 
 def fingerprint_recall(ref_calls, ref_xy_mm: np.ndarray, calls, truth_mm: np.ndarray):
-    """Score the fingerprint lookup of ``calls`` among reference calls, and say how many
-    calls sit at a reference position (all the lookup can place).
+    """Score the fingerprint lookup of ``calls`` among reference calls.
+
+    Also says how many calls sit at a reference position (all the lookup can place).
 
     Returns
     -------

@@ -308,8 +308,11 @@ class PredictedAttribution(_ArrayEq):
 
 @dataclasses.dataclass(eq=False)
 class UserAttribution(_ArrayEq):
-    """The user's decisions: ``animal`` (n,) index / -1 / -2, or NOT_REVIEWED (-3);
-    ``edit_time_s`` (n,) unix time of the last edit (NaN if never edited)."""
+    """The user's decisions.
+
+    ``animal`` (n,) index / -1 / -2, or NOT_REVIEWED (-3); ``edit_time_s`` (n,) unix
+    time of the last edit (NaN if never edited).
+    """
 
     animal: np.ndarray
     edit_time_s: np.ndarray
@@ -577,8 +580,10 @@ class Session(_ArrayEq):
         self.calls, self.predictions, self.predicted, self.user = self._rows(keep)
 
     def clear_predictions(self, indices: Any) -> None:
-        """Forget the prediction and predicted attribution of calls ``indices`` (their
-        audio changed); user attributions are kept."""
+        """Forget the prediction and predicted attribution of calls ``indices``.
+
+        For calls whose audio changed; user attributions are kept.
+        """
         idx = self._indices(indices)
         if self.predictions is not None:
             for k in PREDICTION_FIELDS:
@@ -742,51 +747,50 @@ def save_session(session: Session, path: str | os.PathLike) -> Path:
     path = Path(path).absolute()
     base = path.parent
     session.check(path)
-    with atomic_path(path, suffix=".h5.tmp") as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["napari_gerbil_format"] = FORMAT_NAME
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["provenance"] = json.dumps(session.provenance, sort_keys=True, default=str)
-            a = f.create_group("audio")
-            a.attrs["dataset"] = session.audio.dataset or ""
-            a.attrs["sample_rate_hz"] = float(session.audio.sample_rate_hz)
-            a.attrs["n_channels"] = int(session.audio.n_channels)
-            a.attrs["n_samples"] = int(session.audio.n_samples)
-            a.attrs["n_files"] = len(session.audio.files)
-            for i, ref in enumerate(session.audio.files):
-                _write_ref(a.create_group(f"file{i}"), ref, base)
-            for role in ("video", "tracks"):
-                ref = getattr(session, role)
-                if ref is not None:
-                    _write_ref(f.create_group(role), ref, base)
-            t = f.create_group("timing")
-            t.attrs["fps"] = np.nan if session.fps is None else float(session.fps)
-            t.attrs["video_offset_s"] = float(session.video_offset_s)
-            if session.frame_times_s is not None:
-                t["frame_times_s"] = session.frame_times_s
-            g = f.create_group("arena")
-            g["dims_mm"] = session.arena.dims_mm
-            g["mic_positions_mm"] = session.arena.mic_positions_mm
-            if session.arena.arena_to_pixels is not None:
-                g["arena_to_pixels"] = session.arena.arena_to_pixels
-            f.create_dataset("animal_names", data=session.animal_names, dtype=_STR)
-            c = f.create_group("calls")
-            c["call_id"] = session.calls.call_id
-            c["start_sample"] = session.calls.start_sample
-            c["stop_sample"] = session.calls.stop_sample
-            if session.predictions is not None:
-                p = f.create_group("predictions")
-                pr = session.predictions
-                p.attrs["model_version"] = pr.model_version
-                for name in PREDICTION_FIELDS:
-                    p[name] = getattr(pr, name)
-            if session.predicted is not None:
-                q = f.create_group("attribution/predicted")
-                q["animal"] = session.predicted.animal
-                q["probabilities"] = session.predicted.probabilities
-            u = f.create_group("attribution/user")
-            u["animal"] = session.user.animal
-            u["edit_time_s"] = session.user.edit_time_s
+    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["napari_gerbil_format"] = FORMAT_NAME
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["provenance"] = json.dumps(session.provenance, sort_keys=True, default=str)
+        a = f.create_group("audio")
+        a.attrs["dataset"] = session.audio.dataset or ""
+        a.attrs["sample_rate_hz"] = float(session.audio.sample_rate_hz)
+        a.attrs["n_channels"] = int(session.audio.n_channels)
+        a.attrs["n_samples"] = int(session.audio.n_samples)
+        a.attrs["n_files"] = len(session.audio.files)
+        for i, ref in enumerate(session.audio.files):
+            _write_ref(a.create_group(f"file{i}"), ref, base)
+        for role in ("video", "tracks"):
+            ref = getattr(session, role)
+            if ref is not None:
+                _write_ref(f.create_group(role), ref, base)
+        t = f.create_group("timing")
+        t.attrs["fps"] = np.nan if session.fps is None else float(session.fps)
+        t.attrs["video_offset_s"] = float(session.video_offset_s)
+        if session.frame_times_s is not None:
+            t["frame_times_s"] = session.frame_times_s
+        g = f.create_group("arena")
+        g["dims_mm"] = session.arena.dims_mm
+        g["mic_positions_mm"] = session.arena.mic_positions_mm
+        if session.arena.arena_to_pixels is not None:
+            g["arena_to_pixels"] = session.arena.arena_to_pixels
+        f.create_dataset("animal_names", data=session.animal_names, dtype=_STR)
+        c = f.create_group("calls")
+        c["call_id"] = session.calls.call_id
+        c["start_sample"] = session.calls.start_sample
+        c["stop_sample"] = session.calls.stop_sample
+        if session.predictions is not None:
+            p = f.create_group("predictions")
+            pr = session.predictions
+            p.attrs["model_version"] = pr.model_version
+            for name in PREDICTION_FIELDS:
+                p[name] = getattr(pr, name)
+        if session.predicted is not None:
+            q = f.create_group("attribution/predicted")
+            q["animal"] = session.predicted.animal
+            q["probabilities"] = session.predicted.probabilities
+        u = f.create_group("attribution/user")
+        u["animal"] = session.user.animal
+        u["edit_time_s"] = session.user.edit_time_s
     session.path = path
     return path
 

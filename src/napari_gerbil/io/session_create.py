@@ -56,8 +56,10 @@ def read_mic_positions(path: str | os.PathLike) -> np.ndarray:
 
 
 def _check_corner_order(corners_px: np.ndarray, source) -> None:
-    """Refuse corners that are not a convex quadrilateral in the documented order
-    (either way round: the video may be mirrored)."""
+    """Refuse corners that are not a convex quadrilateral in the documented order.
+
+    Either way round is accepted: the video may be mirrored.
+    """
     try:
         ordered = [order_corners_px(corners_px, mirrored=m)[1].tolist() for m in (False, True)]
     except InvalidInputError as err:

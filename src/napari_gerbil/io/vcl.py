@@ -436,23 +436,29 @@ def check_compatible(
     InvalidInputError
         Naming ``source``, the field and both values.
     """
-    if n_channels is not None and expected_n_channels is not None:
-        if int(n_channels) != int(expected_n_channels):
-            raise InvalidInputError(
-                source,
-                "n_channels",
-                f"{expected_n_channels} channels (as the {what})",
-                f"{n_channels} channels",
-            )
-    if sample_rate_hz is not None and expected_sample_rate_hz is not None:
-        if not np.isclose(sample_rate_hz, expected_sample_rate_hz, rtol=1e-6, atol=0):
-            raise InvalidInputError(
-                source,
-                "sample_rate_hz",
-                f"{expected_sample_rate_hz:g} Hz (as the {what})",
-                f"{sample_rate_hz:g} Hz",
-                hint="Resample the audio or use a model trained at this rate.",
-            )
+    if (
+        n_channels is not None
+        and expected_n_channels is not None
+        and int(n_channels) != int(expected_n_channels)
+    ):
+        raise InvalidInputError(
+            source,
+            "n_channels",
+            f"{expected_n_channels} channels (as the {what})",
+            f"{n_channels} channels",
+        )
+    if (
+        sample_rate_hz is not None
+        and expected_sample_rate_hz is not None
+        and not np.isclose(sample_rate_hz, expected_sample_rate_hz, rtol=1e-6, atol=0)
+    ):
+        raise InvalidInputError(
+            source,
+            "sample_rate_hz",
+            f"{expected_sample_rate_hz:g} Hz (as the {what})",
+            f"{sample_rate_hz:g} Hz",
+            hint="Resample the audio or use a model trained at this rate.",
+        )
     if arena_dims_mm is not None and expected_arena_dims_mm is not None:
         a = np.asarray(arena_dims_mm, dtype=float)[:2]
         b = np.asarray(expected_arena_dims_mm, dtype=float)[:2]

@@ -183,19 +183,18 @@ def write_video(
     from napari_gerbil.io.atomic import atomic_path
 
     path = Path(path)
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        with av.open(str(tmp), "w") as out:
-            stream = None
-            for image in frames:
-                if stream is None:
-                    stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
-                    stream.height, stream.width = image.shape[:2]
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": str(crf), "g": "10", "bf": "0"}
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            if stream is not None:
-                for packet in stream.encode():
-                    out.mux(packet)
+    with atomic_path(path, suffix=path.suffix) as tmp, av.open(str(tmp), "w") as out:
+        stream = None
+        for image in frames:
+            if stream is None:
+                stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+                stream.height, stream.width = image.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "g": "10", "bf": "0"}
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        if stream is not None:
+            for packet in stream.encode():
+                out.mux(packet)
     return path

@@ -53,6 +53,7 @@ class CallPredictions:
 
     @property
     def errors_mm(self) -> np.ndarray | None:
+        """(n,) distance to the true source (None without the truth)."""
         if self.truth_mm is None:
             return None
         return np.linalg.norm(self.point_mm - self.truth_mm, axis=-1)

@@ -83,6 +83,7 @@ class TrainingData:
 
     @property
     def paths(self) -> list[str]:
+        """Resolved paths of the datasets."""
         return [str(Path(ds.path).resolve()) for ds in self.datasets]
 
     def part(
