@@ -22,9 +22,10 @@ LAYERS = {
     "napari_gerbil": 1,  # the package itself: __version__
     "physics": 1,
     "paths": 1,
-    "io": 2,
-    "config": 3,
-    "progress": 3,
+    "io.atomic": 1,  # atomic writes: below config (atomic save), which io.cage uses
+    "config": 2,
+    "progress": 2,
+    "io": 3,
     "signal": 4,
     "simulate": 4,
     "baselines": 4,
@@ -59,6 +60,8 @@ def _modules() -> list[tuple[str, Path]]:
 
 def _unit(module: str) -> str:
     parts = module.split(".")
+    if len(parts) > 2 and ".".join(parts[1:3]) in LAYERS:  # a module with its own layer
+        return ".".join(parts[1:3])
     return parts[1] if len(parts) > 1 else "napari_gerbil"
 
 

@@ -97,7 +97,10 @@ def test_session_create_detect_and_import(built_session, tmp_path, capsys):
     assert main([*argv[:-2], "--out", str(data / "audio.h5")]) == 1  # never over an input
     assert main([*argv, "--overwrite"]) == 0
     bad_cage = [a if a != "paper" else "hexagon" for a in argv]
-    assert main([*bad_cage, "--overwrite"]) == 1 and "paper" in capsys.readouterr().err
+    assert main([*bad_cage, "--overwrite"]) == 1 and "built-in cages" in capsys.readouterr().err
+    eight_mics = [a if a != "paper" else "paper8" for a in argv]
+    assert main([*eight_mics, "--overwrite"]) == 1  # 8 mics, 4 audio channels
+    assert "channels" in capsys.readouterr().err
     audio_only = tmp_path / "audio_only.gerbil.h5"
     argv_audio = ["session", "create", "--audio", str(data / "audio.h5"), "--cage", "paper"]
     assert main([*argv_audio, "--out", str(audio_only)]) == 0

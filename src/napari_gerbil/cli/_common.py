@@ -47,10 +47,8 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def resolve_cage(name: str) -> ArenaGeometry:
-    """The cage geometry named by ``--cage`` (the built-in ``paper`` cage for now)."""
-    from napari_gerbil.io.arena import default_cage
+def resolve_cage(name_or_path: str) -> ArenaGeometry:
+    """The geometry of the cage named by ``--cage``: a built-in name or a cage file."""
+    from napari_gerbil.io.cage import load_cage
 
-    if name != "paper":
-        raise InvalidInputError(None, "--cage", "a known cage: paper", repr(name))
-    return default_cage()
+    return load_cage(name_or_path).arena()

@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--sample-rate", type=float, default=None, help="Hz, if not in the file")
     c.add_argument("--video", type=Path, default=None, help="the video of the session")
     c.add_argument("--poses", type=Path, default=None, help="SLEAP .slp or analysis .h5")
-    c.add_argument("--cage", required=True, help="cage: a built-in name (paper)")
+    c.add_argument(
+        "--cage", required=True, help="cage: a built-in name (paper, paper8) or a cage file"
+    )
     c.add_argument(
         "--corners-px", type=float, nargs=8, default=None,
         metavar=("R0", "C0", "R1", "C1", "R2", "C2", "R3", "C3"),
