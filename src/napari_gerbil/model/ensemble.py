@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
-from napari_gerbil.io.vcl import check_compatible as _check_compatible
+from napari_gerbil.io.compat import check_compatible as _check_compatible
 from napari_gerbil.model.gaussian import raw_to_gaussian
 from napari_gerbil.model.manifest import (
     MANIFEST,

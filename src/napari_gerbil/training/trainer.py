@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.atomic import atomic_path, atomic_write_text
-from napari_gerbil.io.vcl import VCLDataset, check_compatible
+from napari_gerbil.io.compat import check_compatible
+from napari_gerbil.io.vcl import VCLDataset
 from napari_gerbil.model.ensemble import Ensemble, save_checkpoint
 from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
 from napari_gerbil.model.manifest import (
