@@ -32,9 +32,10 @@ def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
     assert again == [] and read_manifest(path)["created"] == created
 
 
-def test_a_cancelled_demo_build_stops_before_training(monkeypatch):
+def test_a_cancelled_demo_build_stops_before_training(monkeypatch, tmp_path):
     from napari_gerbil.progress import Cancelled, CancelToken
 
+    monkeypatch.setattr(demo, "cache_dir", lambda: tmp_path)  # no demo model built yet
     monkeypatch.setattr(demo, "DEMO_GRID_MM", 300.0)
     trained = []
     monkeypatch.setattr(
