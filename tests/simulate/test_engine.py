@@ -63,9 +63,9 @@ def test_domain_randomization_stays_in_its_ranges():
     )
     assert tilt.max() <= 10.0 + 1e-6 and tilt.max() > 5.0
     temps = [r.temperature_c for r in rooms]
-    assert 15.0 <= min(temps) and max(temps) <= 30.0
+    assert min(temps) >= 15.0 and max(temps) <= 30.0
     scat = [r.scattering for r in rooms]
-    assert 0.0 <= min(scat) and max(scat) <= 0.3
+    assert min(scat) >= 0.0 and max(scat) <= 0.3
     ratio_db = 10 * np.log10([(1 - r.absorption) / (1 - nominal.absorption) for r in rooms])
     assert np.abs(ratio_db[np.isfinite(ratio_db)]).max() <= 6.0 + 1e-6
 

@@ -22,7 +22,7 @@ WALLS = ("west", "east", "south", "north", "floor", "ceiling")
 
 
 def _pra_rirs(room: Room, source_mm, max_order: int) -> list[np.ndarray]:
-    """pyroomacoustics' responses (t = 0 at emission) for the same room, band absorption."""
+    """Pyroomacoustics' responses (t = 0 at emission) for the same room, band absorption."""
     import pyroomacoustics as pra
 
     materials = {

@@ -1,5 +1,8 @@
-"""Training from the data engine: fresh calls, unseen validation positions, determinism,
-and training that stops with a clear error when it diverges."""
+"""Training from the data engine.
+
+Fresh calls, unseen validation positions, determinism, and training that stops with a
+clear error when it diverges.
+"""
 
 from __future__ import annotations
 

@@ -3,14 +3,14 @@
 Plugins > napari-gerbil > Review calls. Every control has an objectName (tests find
 them by it); inputs of long jobs are dataclasses; long jobs run in
 ``napari.qt.threading.thread_worker`` and never touch layers; every edit is saved to
-the session file at once (see :class:`~napari_gerbil._napari._review.ReviewModel`).
+the session file at once (see :class:`~napari_gerbil.review.ReviewModel`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qtpy.QtCore import Qt, QTimer
@@ -44,7 +44,6 @@ from napari_gerbil._napari._layers import (
     tracks_window,
     window_covers,
 )
-from napari_gerbil._napari._review import ReviewModel
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
 from napari_gerbil._napari._styles import (
     ConfidenceSetStyle,
@@ -55,6 +54,8 @@ from napari_gerbil._napari._styles import (
 from napari_gerbil._napari._table import CallsTable
 from napari_gerbil.errors import GerbilError, InvalidInputError
 from napari_gerbil.io.session import SESSION_SUFFIX, UNASSIGNED
+from napari_gerbil.progress import CancelToken
+from napari_gerbil.review import ReviewModel
 from napari_gerbil.signal.detect import DetectorConfig
 
 #: Key bindings of the review loop (documented in docs/napari.md).
@@ -95,11 +96,11 @@ class ReviewWidget(QWidget):
         self.setObjectName("gerbil_review_widget")
         self.viewer = napari_viewer
         self.model: ReviewModel | None = None
-        self.audio = None
-        self.poses = None
+        self.audio: Any = None  # AudioSource of the open session
+        self.poses: Any = None  # Poses of the open session
         self.current: int | None = None
-        self.worker = None
-        self.ensemble = None
+        self.worker: Any = None
+        self.ensemble: Any = None
         self.ensemble_dir: Path | None = None
         self.set_style = ConfidenceSetStyle()
         self.estimate_style = EstimateStyle()
@@ -110,9 +111,9 @@ class ReviewWidget(QWidget):
         self._track_points: np.ndarray | None = None
         self._pose_window: tuple[int, int] | None = None  # frames held by the poses layer
         self.n_pose_windows = 0  # how often the poses layer was refilled (tests/benchmarks)
-        self._drawn_signature = None
+        self._drawn_signature: tuple | None = None
         self.last_retrain: dict | None = None
-        self._cancel_event = threading.Event()
+        self._cancel = CancelToken()
         self._build_ui()
         self.spectrogram = SpectrogramWidget()
         self.spectrogram.seek_requested.connect(self.seek_time)
@@ -427,7 +428,7 @@ class ReviewWidget(QWidget):
         session = self.model.session
         if session.fps is None and session.frame_times_s is None:
             return self.spectrogram.time_s
-        return session.sample_of_frame(self.current_frame()) / session.audio.sample_rate_hz
+        return float(session.sample_of_frame(self.current_frame())) / session.audio.sample_rate_hz
 
     def seek_time(self, time_s: float) -> None:
         """Move the time slider to the frame nearest ``time_s`` (spectrogram click)."""
@@ -462,8 +463,10 @@ class ReviewWidget(QWidget):
         layer.data = tracks_window(full, frame, self.pose_style.max_track_points)
 
     def _update_poses(self) -> None:
-        """Keep the 3-D poses layer on a window of frames around the current one: napari
-        slices it per frame, so a frame step costs nothing here."""
+        """Keep the 3-D poses layer on a window of frames around the current one.
+
+        napari slices it per frame, so a frame step costs nothing here.
+        """
         self._update_tracks_window()
         layer = self._layer("poses")
         if layer is None or self.poses is None:
@@ -545,8 +548,11 @@ class ReviewWidget(QWidget):
                 self._set_cache.pop(int(i), None)
 
     def _draw_sets(self, visible: np.ndarray, animal: np.ndarray, edited: np.ndarray) -> None:
-        """Update the Shapes layer incrementally: only calls that appeared, disappeared or
-        changed style are removed/added (napari triangulates every polygon it is given)."""
+        """Update the Shapes layer incrementally.
+
+        Only calls that appeared, disappeared or changed style are removed/added (napari
+        triangulates every polygon it is given).
+        """
         layer = self._layer("sets")
         if layer is None:
             return
@@ -718,8 +724,10 @@ class ReviewWidget(QWidget):
             self._update_overlays()
 
     def add_call_s(self, start_s: float, stop_s: float) -> int | None:
-        """Add a call [start_s, stop_s) (e.g. dragged on the spectrogram), select it and
-        return its index; None (and a message) if it overlaps a call."""
+        """Add a call [start_s, stop_s) (e.g. dragged on the spectrogram) and select it.
+
+        Returns its index; None (and a message) if it overlaps a call.
+        """
         if self.model is None:
             return None
         try:
@@ -821,7 +829,7 @@ class ReviewWidget(QWidget):
         except GerbilError as exc:
             self._error(exc)
             return None
-        worker = _jobs.detect_worker(self.audio, config)
+        worker = _jobs.detect_worker(self.audio, config, self._cancel)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda bounds: self._add_calls(*bounds))
         return self._start(worker)
@@ -855,6 +863,7 @@ class ReviewWidget(QWidget):
         return False
 
     def _start(self, worker):
+        self._cancel.reset()
         self.worker = worker
         self.progress.setRange(0, 0)
         worker.errored.connect(self._error)
@@ -863,8 +872,9 @@ class ReviewWidget(QWidget):
         return worker
 
     def _on_progress(self, value) -> None:
-        """Show (fraction, message) from a worker."""
-        fraction, message = value
+        """Show a worker's :class:`~napari_gerbil.progress.Progress`."""
+        record = _jobs.progress_record(value)
+        fraction, message = record.fraction, record.message
         self.progress.setRange(0, 1000)
         self.progress.setValue(int(1000 * min(max(fraction, 0.0), 1.0)))
         self.progress.setFormat(f"{message} %p%")
@@ -877,19 +887,20 @@ class ReviewWidget(QWidget):
     def cancel_job(self) -> None:
         """Ask the running job to stop (results received so far are kept)."""
         if self.worker is not None:
-            self._cancel_event.set()
+            self._cancel.cancel()
             self.worker.quit()
 
     def use_demo_model(self):
         """Use the demo ensemble; on first use it is built in a worker (returned)."""
-        from napari_gerbil.model.demo import demo_model_dir
+        from napari_gerbil.model.manifest import is_model_dir
+        from napari_gerbil.training.demo import demo_model_dir
 
-        if (demo_model_dir() / "manifest.json").exists():
+        if is_model_dir(demo_model_dir()):
             self.model_dir.setText(str(demo_model_dir()))
             return None
         if self._busy():
             return None
-        worker = _jobs.demo_model_worker()
+        worker = _jobs.demo_model_worker(self._cancel)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda path: self.model_dir.setText(str(path)))
         return self._start(worker)
@@ -929,7 +940,7 @@ class ReviewWidget(QWidget):
         except (GerbilError, RuntimeError, OSError) as exc:  # torch raises RuntimeError
             self._error(exc)
             return None
-        inputs = LocalizeInputs(self.ensemble_dir, indices)
+        inputs = LocalizeInputs(Path(self.ensemble_dir or ""), indices)
         worker = _jobs.localize_worker(
             ensemble,
             self.audio,
@@ -939,7 +950,9 @@ class ReviewWidget(QWidget):
             inputs.batch_size,
         )
         predictions = self.model.session.predictions
-        self._members_before = None if predictions is None else predictions.n_members
+        self._members_before = (
+            None if predictions is None else (predictions.n_members, predictions.model_version)
+        )
         self._localized_now: list[int] = []
         worker.yielded.connect(self._on_localized)
         worker.finished.connect(self._after_localize)
@@ -951,15 +964,16 @@ class ReviewWidget(QWidget):
             return None
         return self.localize(np.arange(self.model.n_calls))
 
-    def _on_localized(self, result: _jobs.LocalizeBatch) -> None:
+    def _on_localized(self, result: _jobs.LocalizedBatch) -> None:
         self.model.apply_localization(result)
         self._localized_now.extend(int(i) for i in result.indices)
         self._forget_drawn(result.indices)
-        self._on_progress((result.done / result.total, "localizing"))
+        self._on_progress(result.progress)
 
     def _after_localize(self) -> None:
         self.model.save()
-        if self.model.session.predictions.n_members != self._members_before:
+        predictions = self.model.session.predictions
+        if (predictions.n_members, predictions.model_version) != self._members_before:
             self._refresh_calls()  # another model: every row may have changed
         else:
             self.table.update_calls(self._localized_now, self.model.rows())
@@ -976,7 +990,7 @@ class ReviewWidget(QWidget):
             out = self.export_path.text().strip() or str(self.model.path.with_name(name))
             training = self.training_set.text().strip()
             inputs = ExportInputs(Path(out), Path(training) if training else None)
-        from napari_gerbil._napari._review import export_reviewed
+        from napari_gerbil.review import export_reviewed
 
         try:
             path, n = export_reviewed(
@@ -1006,21 +1020,22 @@ class ReviewWidget(QWidget):
         except (GerbilError, RuntimeError, OSError) as exc:
             self._error(exc)
             return None
-        self._cancel_event.clear()
         worker = _jobs.retrain_worker(
-            self.ensemble_dir, exported, self.retrain_epochs.value(), self._cancel_event
+            self.ensemble_dir, exported, self.retrain_epochs.value(), self._cancel
         )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_retrained)
         return self._start(worker)
 
     def _on_retrained(self, new_dir) -> None:
-        from napari_gerbil._napari._review import heldout_errors
+        from napari_gerbil.review import heldout_errors
 
         old_dir, old_ensemble = self.ensemble_dir, self.ensemble
         self.model_dir.setText(str(new_dir))
         new_ensemble = self._ensemble()
-        errors = heldout_errors(self.model, old_ensemble, new_ensemble, self.audio, self.poses)
+        errors = heldout_errors(
+            self.model.session, old_ensemble, new_ensemble, self.audio, self.poses
+        )
         self.last_retrain = {"old_dir": old_dir, "new_dir": Path(new_dir), **errors}
         self.retrain_result.setText(
             f"new model {Path(new_dir).name}: median error on {errors['n_heldout']} held-out "

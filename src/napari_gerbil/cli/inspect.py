@@ -56,9 +56,11 @@ def detect_kind(path: str | Path) -> str:
     """What ``path`` is: one of :data:`KINDS`; :class:`InvalidInputError` otherwise."""
     path = Path(path)
     if path.is_dir():
-        if (path / "manifest.json").is_file():
+        from napari_gerbil.model.manifest import MANIFEST, is_model_dir
+
+        if is_model_dir(path):
             return "model"
-        raise InvalidInputError(path, "manifest.json", "a model directory", "a folder without it")
+        raise InvalidInputError(path, MANIFEST, "a model directory", "a folder without it")
     if not path.is_file():
         raise InvalidInputError(path, "<file>", "an existing file or model directory", "nothing")
     suffix = path.suffix.lower()
@@ -267,21 +269,12 @@ def describe_poses(path: str | Path) -> list[str]:
     ]
 
 
-def _read_manifest_json(path: Path) -> dict[str, Any]:
-    manifest_path = path / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(manifest_path, "<file>", "valid JSON", str(exc)) from None
-    if not isinstance(manifest, dict):
-        raise InvalidInputError(manifest_path, "<root>", "a JSON object", type(manifest).__name__)
-    return manifest
-
-
 def describe_model(path: str | Path) -> list[str]:
     """Lines listing a model directory's manifest (no torch needed)."""
     path = Path(path)
-    manifest = _read_manifest_json(path)
+    from napari_gerbil.model.manifest import read_manifest_json
+
+    manifest = read_manifest_json(path)
     lines = [f"Model directory: {path}"]
     for key, value in manifest.items():
         if key == "members" and isinstance(value, list):
@@ -393,11 +386,13 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
     if kind == "session":
         from napari_gerbil.io.session import load_session
 
-        s = load_session(path)
-        for role, status in s.verify_files().items():
+        session = load_session(path)
+        for role, status in session.verify_files().items():
             if status != "ok":
                 ref = (
-                    s.audio.files[int(role[6:-1])] if role.startswith("audio") else getattr(s, role)
+                    session.audio.files[int(role[6:-1])]
+                    if role.startswith("audio")
+                    else getattr(session, role)
                 )
                 raise InvalidInputError(
                     path,
@@ -406,8 +401,8 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
                     f"{status}: {ref.path}",
                     hint="Put the file back, or re-create the session for the new file.",
                 )
-        s.audio.open()  # channel and sample counts still match
-        return f"valid session: {s.n_calls} calls, all referenced files present and unchanged"
+        session.audio.open()  # channel and sample counts still match
+        return f"valid session: {session.n_calls} calls, all referenced files present and unchanged"
     if kind == "cage":
         from napari_gerbil.io.cage import load_cage
 

@@ -28,18 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.model.predict import predict_file
+    from napari_gerbil.progress import TqdmProgress
 
     ensemble = load_ensemble(args.model, device=args.device) if args.model else None
-    with tqdm(desc="calls", unit="call") as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with TqdmProgress("predict") as progress:
         result = predict_file(
             args.data,
             args.out,
@@ -65,8 +60,11 @@ def _arena_of(data, ensemble):
 
 
 def summary_line(result, out, mass: float, arena_dims_mm) -> str:
-    """One line: calls written, and (with ground truth) error and coverage of the estimates
-    inside the arena; estimates far outside it are counted apart, never averaged in."""
+    """One line: calls written, and (with ground truth) error and coverage.
+
+    Error and coverage are of the estimates inside the arena; estimates far outside it
+    are counted apart, never averaged in.
+    """
     import numpy as np
 
     from napari_gerbil.model.predict import OUTSIDE_MARGIN_MM

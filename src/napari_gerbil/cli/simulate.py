@@ -83,7 +83,7 @@ def _simulate_command(args: argparse.Namespace) -> int:
         return 0
     if args.duration is not None:
         raise InvalidInputError(None, "--duration", f"--n-calls for {args.kind}", "--duration")
-    cfg = ScenarioConfig(
+    scenario = ScenarioConfig(
         scenario=args.kind,
         n_calls=args.n_calls,
         seed=args.seed,
@@ -93,7 +93,7 @@ def _simulate_command(args: argparse.Namespace) -> int:
         absorption_preset=args.preset,
     )
     out = simulate_dataset(
-        args.out, cfg, rir_bank_path=args.rir_bank, progress=progress, n_workers=args.workers
+        args.out, scenario, rir_bank_path=args.rir_bank, progress=progress, n_workers=args.workers
     )
     print(f"dataset {out}")
     return 0

@@ -362,7 +362,8 @@ class ImageSourceRenderer:
         def gather(table: torch.Tensor, a: int) -> torch.Tensor:
             return table.index_select(1, index[:, a])  # (n_src, n_img, n_mics)
 
-        dist = torch.sqrt(sum(gather(offsets[a] ** 2, a) for a in range(3))).clamp_min(1e-3)
+        squared = gather(offsets[0] ** 2, 0) + gather(offsets[1] ** 2, 1)
+        dist = torch.sqrt(squared + gather(offsets[2] ** 2, 2)).clamp_min(1e-3)
         gain = 1.0 / dist  # 1/d spreading, as pyroomacoustics
         p = self.room.mic_pattern_p
         if p < 1.0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ SCENARIOS = ("speaker", "robot", "animal")
 #: Distribution shifts for generalization experiments: changes to the cage or acoustics.
 #: ``cage_size`` scales the cage (and its microphones) to 700 x 450 x 400 mm for the
 #: paper's cage; ``mic_positions`` moves every microphone 55 mm inwards and 50 mm down.
-SHIFTS = {
+SHIFTS: dict[str, dict[str, Any]] = {
     "none": {},
     "absorption": {"absorption_preset": "reverberant"},
     "damped": {"absorption_preset": "damped"},

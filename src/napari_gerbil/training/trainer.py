@@ -29,15 +29,16 @@ from tqdm.auto import tqdm
 from napari_gerbil.errors import GerbilError, IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.atomic import atomic_path, atomic_write_text
 from napari_gerbil.io.cage import compare_geometry
-from napari_gerbil.io.vcl import VCLDataset, check_compatible
-from napari_gerbil.model.ensemble import (
-    Ensemble,
+from napari_gerbil.io.compat import check_compatible
+from napari_gerbil.io.vcl import VCLDataset
+from napari_gerbil.model.ensemble import Ensemble, save_checkpoint
+from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
+from napari_gerbil.model.manifest import (
     ModelMetadata,
+    is_model_dir,
     read_manifest,
-    save_checkpoint,
     write_manifest,
 )
-from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
 from napari_gerbil.model.network import LocalizerNet, build_network
 from napari_gerbil.model.presets import NetworkConfig
 from napari_gerbil.training.config import TrainingConfig
@@ -86,6 +87,7 @@ class TrainingData:
 
     @property
     def paths(self) -> list[str]:
+        """Resolved paths of the datasets."""
         return [str(Path(ds.path).resolve()) for ds in self.datasets]
 
     def part(
@@ -128,19 +130,22 @@ class TrainingData:
 
         held_out = name != "train"
         # "fixed_train": the same training calls (positions) every epoch (learning curves)
+        assert self.engine is not None
         fixed = held_out or bool(self.engine.get("fixed_train", False))
         n = self.sim_calls_per_epoch
         if held_out:
             n = int(self.engine.get("held_out_calls", max(64, n // 10)))
         # each member draws its own training calls; the held-out sets are shared and come
         # from seed streams no training run uses, so their positions are never trained on
-        engine_seed = int(self.engine["seed"])
+        engine = self.engine
+        assert engine is not None  # engine parts exist only with an engine
+        engine_seed = int(engine["seed"])
         stream = engine_seed * 1000 + seed
         if held_out:
             stream = 10**9 + engine_seed + SPLITS.index(name)
         sim = EngineCallDataset(
-            self.engine["cage"],
-            self.engine["config"],
+            engine["cage"],
+            engine["config"],
             n,
             self.metadata.input_length_samples,
             self.metadata.label_scale_mm,
@@ -188,7 +193,7 @@ def open_training_data(
     datasets = [p if isinstance(p, VCLDataset) else VCLDataset(p) for p in paths]
     first = datasets[0]
     sr = first.sample_rate_hz
-    dims = first.arena_dims_mm
+    dims: Any = first.arena_dims_mm
     for ds in datasets[1:] if metadata is None else datasets:
         ref_sr = metadata.sample_rate_hz if metadata else sr
         ref_dims = metadata.arena_dims_mm if metadata else dims
@@ -318,7 +323,7 @@ def _check_model_compatible(source, **kwargs) -> None:
 
 @torch.inference_mode()
 def evaluate_member(
-    net: LocalizerNet, data: CallDataset, device: torch.device, batch_size: int = 64
+    net: LocalizerNet, data: Any, device: torch.device, batch_size: int = 64
 ) -> dict[str, float]:
     """Validation NLL (scaled units), median error (mm) and 95% ellipse coverage."""
     if len(data) == 0:
@@ -405,6 +410,7 @@ def train_member(
     if init_checkpoint is not None:
         payload = torch.load(init_checkpoint, map_location=device, weights_only=True)
         net.load_state_dict(payload["state_dict"])
+    optimizer: torch.optim.Optimizer
     if config.optimizer == "adam":
         optimizer = torch.optim.AdamW(
             net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -416,7 +422,12 @@ def train_member(
             momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
-    state = {"epoch": 0, "step_in_epoch": 0, "best_val_nll": float("inf"), "loss_sum": 0.0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "best_val_nll": float("inf"),
+        "loss_sum": 0.0,
+    }
     state["n_loss"] = 0
     last = run_dir / "last.pt"
     if last.exists():
@@ -509,7 +520,8 @@ def train_member(
             "lr": _lr(config, (epoch + 1) * steps, total_steps),
             "seconds": round(time.monotonic() - t0, 3),
         }
-        diagonal_mm = float(np.hypot(*data.metadata.arena_dims_mm[:2]))
+        length_mm, width_mm = data.metadata.arena_dims_mm[:2]
+        diagonal_mm = float(np.hypot(length_mm, width_mm))
         if len(val) and not metrics["val_median_error_mm"] <= diagonal_mm:
             raise TrainingDivergedError(
                 f"{run_dir}: training diverged: after epoch {epoch + 1} the median validation "
@@ -761,7 +773,7 @@ def finetune(
     model_dir = Path(model_dir).resolve()
     manifest = read_manifest(model_dir)
     out = next_version_dir(model_dir) if out_dir is None else Path(out_dir).resolve()
-    if out == model_dir or (out / "manifest.json").exists():
+    if out == model_dir or is_model_dir(out):
         raise InvalidInputError(
             out, "out_dir", "a new directory (models are never overwritten)", "an existing model"
         )
@@ -769,13 +781,8 @@ def finetune(
         parent_cfg = _TC.load(model_dir / "training.yaml")
         config = parent_cfg.replace(epochs=10, learning_rate=parent_cfg.learning_rate / 10)
     network_config = NetworkConfig.load(model_dir / "network.yaml")
-    meta = ModelMetadata(
-        sample_rate_hz=manifest["sample_rate_hz"],
-        n_channels=manifest["n_channels"],
-        arena_dims_mm=tuple(manifest["arena_dims_mm"]),
-        label_scale_mm=manifest["label_scale_mm"],
-        input_length_samples=manifest["input_length_samples"],
-        mic_positions_mm=manifest.get("mic_positions_mm"),
+    meta = ModelMetadata.from_manifest(
+        manifest, NetworkConfig.load(model_dir / "network.yaml").input_length_samples
     )
     seeds = [m.get("seed", k) for k, m in enumerate(manifest["members"])]
     config = config.replace(seed=int(seeds[0]) + 1000 * int(manifest.get("version", 1)))

@@ -1,23 +1,10 @@
-"""Review state without a viewer: states, queue, call import, export, crash safety."""
+"""Review state without a viewer: states, queue, call import, export, undo."""
 
 from __future__ import annotations
-
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
-from napari_gerbil._napari._review import (
-    HELDOUT_EVERY,
-    ReviewModel,
-    animal_positions_mm,
-    export_reviewed,
-    reviewed_calls,
-)
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.session import (
     AMBIGUOUS,
@@ -29,6 +16,13 @@ from napari_gerbil.io.session import (
 )
 from napari_gerbil.io.tracks import load_poses
 from napari_gerbil.io.vcl import VCLDataset, validate_vcl
+from napari_gerbil.review import (
+    HELDOUT_EVERY,
+    ReviewModel,
+    animal_positions_mm,
+    export_reviewed,
+    reviewed_calls,
+)
 
 
 def _with_predictions(model: ReviewModel) -> ReviewModel:
@@ -157,49 +151,6 @@ def test_export_merges_with_a_training_set(session_path, call_truth, tiny_ensemb
         assert merged.node_names == b.node_names
 
 
-SIGKILL_SCRIPT = textwrap.dedent(
-    """
-    import sys, time
-    import napari
-    from app_model.types import KeyBinding
-    from napari_gerbil._napari._widget import ReviewWidget
-
-    viewer = napari.Viewer(show=False)
-    widget = ReviewWidget(viewer)
-    widget.open_session(sys.argv[1])
-    widget.select_call(2)
-    viewer.keymap[KeyBinding.from_str("2")](viewer)
-    print("EDITED", flush=True)
-    time.sleep(120)
-    """
-)
-
-
-@pytest.mark.gui
-def test_an_edit_survives_sigkill(session_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SIGKILL_SCRIPT, str(session_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = ""
-        while "EDITED" not in line:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                pytest.fail(f"app died: {proc.stderr.read()[-2000:]}")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    session = load_session(session_path)
-    assert session.user.animal[2] == 1
-    assert np.isfinite(session.user.edit_time_s[2])
-
-
 def test_add_call_has_no_prediction_until_localized_and_undo_removes_it(session_path):
     model = _with_predictions(ReviewModel.open(session_path))
     calls = model.session.calls
@@ -256,3 +207,56 @@ def test_set_bounds_drops_the_prediction_keeps_the_review(session_path):
     restored = load_session(session_path)
     assert restored.calls.start_sample[1] == start + 500
     assert np.isfinite(restored.predictions.point_mm[1]).all()
+
+
+def test_export_selections_label_each_call_with_its_animal(session_path, tmp_path):
+    from napari_gerbil.review import export_calls, select_export_calls
+
+    model = _with_predictions(ReviewModel.open(session_path))
+    model.assign(2, 1)  # corrected: the user's animal wins over the prediction
+    poses = load_poses(model.session.tracks.path)
+    s = model.session
+    reviewed = select_export_calls(s, poses, "reviewed")
+    assert list(reviewed.rows) == [2] and list(reviewed.animal) == [1]
+    confident = select_export_calls(s, poses, "confident")  # p >= 0.9 or reviewed
+    assert list(confident.rows) == [0, 2, 4] and list(confident.animal) == [0, 1, 0]
+    everything = select_export_calls(s, poses, "all")
+    assert list(everything.rows) == [0, 1, 2, 3, 4, 5]
+    assert list(everything.animal) == [0, 1, 1, 0, 0, 0]  # ambiguous 3: most probable
+    expected = animal_positions_mm(s, poses, everything.rows)
+    np.testing.assert_allclose(
+        everything.positions_mm, expected[np.arange(6), everything.animal], atol=1e-9
+    )
+    with pytest.raises(InvalidInputError, match="calls"):
+        select_export_calls(s, poses, "some")
+    path, selection = export_calls(s, tmp_path / "all.h5", "all", poses=poses)
+    with VCLDataset(path) as ds:
+        assert ds.n_calls == 6
+        np.testing.assert_allclose(ds.source_xy_mm(), everything.positions_mm, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="other than the inputs"):
+        export_calls(s, session_path, "all", poses=poses)
+
+
+def test_cancelled_export_leaves_no_file(session_path, tmp_path):
+    from napari_gerbil.progress import Cancelled, CancelToken
+    from napari_gerbil.review import export_calls
+
+    model = _with_predictions(ReviewModel.open(session_path))
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        export_calls(model.session, tmp_path / "x.h5", "all", cancel=token)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_review_status_is_plain_json_when_probabilities_are_unknown(session_path):
+    import json
+
+    from napari_gerbil.review import review_status
+
+    model = _with_predictions(ReviewModel.open(session_path))
+    model.session.predicted.probabilities[:] = np.nan  # no animal tracked at any call
+    status = review_status(model.session, n_uncertain=6)
+    assert [c["top_probability"] for c in status["most_uncertain"]] == [None] * 6
+    assert json.loads(json.dumps(status, allow_nan=False)) == status
+    assert status["states"]["predicted"] + status["states"]["ambiguous"] == 6
