@@ -105,7 +105,10 @@ def test_validate_valid_and_tolerance(plain_vcl, capsys, tmp_path, rng):
 def session_file(tmp_path, rng):
     audio = tmp_path / "rec.wav"
     wavfile.write(audio, 125000, rng.standard_normal((125000, 4)).astype(np.float32))
-    (tmp_path / "video.mp4").write_bytes(b"fake video bytes")
+    from napari_gerbil.io.video import write_video
+
+    # validate decodes the video (its length must cover the calls): a real 4-frame clip
+    write_video(tmp_path / "video.mp4", np.zeros((4, 32, 32, 3), np.uint8), fps=30.0)
     s = Session(
         audio=AudioRef.from_source(AudioSource.open(audio)),
         arena=default_cage(),

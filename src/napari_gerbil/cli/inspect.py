@@ -367,23 +367,15 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
             f"{s['total_samples']} samples, sample rate {_rate(s['sample_rate_hz'])}"
         )
     if kind == "session":
+        from napari_gerbil.io.checks import check_session
         from napari_gerbil.io.session import load_session
 
         s = load_session(path)
-        for role, status in s.verify_files().items():
-            if status != "ok":
-                ref = (
-                    s.audio.files[int(role[6:-1])] if role.startswith("audio") else getattr(s, role)
-                )
-                raise InvalidInputError(
-                    path,
-                    role,
-                    "the referenced file, unchanged since the session was made",
-                    f"{status}: {ref.path}",
-                    hint="Put the file back, or re-create the session for the new file.",
-                )
-        s.audio.open()  # channel and sample counts still match
-        return f"valid session: {s.n_calls} calls, all referenced files present and unchanged"
+        check_session(s, path)
+        return (
+            f"valid session: {s.n_calls} calls, all referenced files present and unchanged, "
+            "the video clock covers every call"
+        )
     if kind == "audio":
         from napari_gerbil.io.audio import AudioSource
 

@@ -381,13 +381,20 @@ class VCLDataset:
         return loc[:, self._node_index(node), :2].copy()
 
     # -- audio -------------------------------------------------------------------------
-    def call_audio(self, index: int) -> np.ndarray:
-        """Audio of call ``index`` as float32 (n_samples, n_channels)."""
+    def call_audio(self, index: int, max_samples: int | None = None) -> np.ndarray:
+        """Audio of call ``index`` as float32 (n_samples, n_channels).
+
+        With ``max_samples``, only the centred window of that many samples of a longer
+        call is read (what a model sees after its centre crop).
+        """
         s = self._struct
         if not -s.n_calls <= index < s.n_calls:
             raise IndexError(f"call {index} out of range for {s.n_calls} calls")
         index %= s.n_calls
-        start, stop = s.length_idx[index], s.length_idx[index + 1]
+        start, stop = int(s.length_idx[index]), int(s.length_idx[index + 1])
+        if max_samples is not None and stop - start > max_samples:
+            start += (stop - start - max_samples) // 2
+            stop = start + max_samples
         return np.asarray(s.audio[start:stop], dtype=np.float32)
 
     def check_compatible(
