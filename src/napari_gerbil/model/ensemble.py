@@ -80,14 +80,62 @@ def save_checkpoint(path: Path, net: LocalizerNet, **extra: Any) -> None:
         torch.save(payload, tmp)
 
 
-def load_member(path: Path, device: str | torch.device = "cpu") -> LocalizerNet:
-    """Load one member checkpoint into an eval-mode network."""
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint as data only (``weights_only=True``): a pickled object that would
+    run code on loading is refused, never executed.
+
+    Raises :class:`InvalidInputError` naming the file for anything but a dict of tensors
+    and plain values.
+    """
+    import pickle
+
+    from napari_gerbil.io.outputs import check_input_file
+
+    path = check_input_file(path, "<file>", "checkpoint")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise InvalidInputError(path, "<file>", "a napari-gerbil checkpoint", str(exc)) from exc
-    net = LocalizerNet(NetworkConfig.from_dict(payload["network"], source=str(path)))
-    net.load_state_dict(payload["state_dict"])
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInputError(
+            path,
+            "<file>",
+            "a checkpoint holding only tensors and plain values",
+            f"content refused by the safe loader ({first[:160]})",
+            hint="A model directory is data; checkpoints that need code to load are never run.",
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInputError(
+            path, "<file>", "a napari-gerbil checkpoint", f"unreadable ({str(exc)[:160]})"
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidInputError(path, "<root>", "a dict", type(payload).__name__)
+    return payload
+
+
+def load_member(path: Path, device: str | torch.device = "cpu") -> LocalizerNet:
+    """Load one member checkpoint into an eval-mode network (weights only, never code)."""
+    payload = load_checkpoint(path, device)
+    for key in ("network", "state_dict"):
+        if not isinstance(payload.get(key), dict):
+            raise InvalidInputError(path, key, "a dict", type(payload.get(key)).__name__)
+    try:
+        net = LocalizerNet(NetworkConfig.from_dict(payload["network"], source=str(path)))
+    except InvalidInputError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InvalidInputError(
+            path, "network", "a valid network configuration", str(exc)[:200]
+        ) from None
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()
+        raise InvalidInputError(
+            path,
+            "state_dict",
+            f"weights of the {net.config.name!r} architecture in 'network'",
+            first[0][:200] + (f" {first[1].strip()[:200]}" if len(first) > 1 else ""),
+        ) from None
     return net.to(device).eval()
 
 
@@ -131,6 +179,8 @@ def write_manifest(
 def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
     """Read and check a model directory's manifest."""
     path = Path(model_dir) / MANIFEST
+    if path.exists() and not path.is_file():
+        raise InvalidInputError(path, "<file>", "a regular JSON file", "a special file or folder")
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
@@ -139,12 +189,91 @@ def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
         ) from None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(path, "<file>", "valid JSON", str(exc)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(path, "<file>", "a readable UTF-8 file", str(exc)) from None
+    if not isinstance(manifest, dict):
+        raise InvalidInputError(path, "<root>", "a JSON object", type(manifest).__name__)
     if manifest.get("format") != MODEL_FORMAT:
         raise InvalidInputError(path, "format", repr(MODEL_FORMAT), repr(manifest.get("format")))
     for key in ("members", "sample_rate_hz", "n_channels", "arena_dims_mm", "label_scale_mm"):
         if key not in manifest:
             raise InvalidInputError(path, key, "present", "missing")
+    check_manifest(manifest, path)
     return manifest
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_manifest(manifest: dict[str, Any], path: str | os.PathLike) -> None:
+    """Check the types and ranges of a manifest's fields; raise InvalidInputError."""
+
+    def need(key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise InvalidInputError(path, key, expected, repr(manifest.get(key))[:120])
+
+    def positive(value: Any) -> bool:
+        return _is_number(value) and np.isfinite(value) and value > 0
+
+    need("sample_rate_hz", positive(manifest["sample_rate_hz"]), "a positive rate (Hz)")
+    need("n_channels", _is_int(manifest["n_channels"]) and manifest["n_channels"] >= 1, ">= 1")
+    dims = manifest["arena_dims_mm"]
+    need(
+        "arena_dims_mm",
+        isinstance(dims, list)
+        and len(dims) in (2, 3)
+        and all(positive(v) for v in dims[:2])
+        and all(_is_number(v) for v in dims),
+        "[length, width(, height)] in mm, positive",
+    )
+    need("label_scale_mm", positive(manifest["label_scale_mm"]), "a positive length (mm)")
+    if "input_length_samples" in manifest:
+        n = manifest["input_length_samples"]
+        need("input_length_samples", _is_int(n) and n >= 1, "an integer >= 1")
+    if manifest.get("temperature") is not None:
+        need("temperature", positive(manifest["temperature"]), "a positive covariance scale")
+    if manifest.get("version") is not None:
+        need("version", _is_int(manifest["version"]) and manifest["version"] >= 1, ">= 1")
+    mics = manifest.get("mic_positions_mm")
+    if mics is not None:
+        arr = None
+        try:
+            arr = np.asarray(mics, dtype=float)
+        except (TypeError, ValueError):
+            pass
+        need(
+            "mic_positions_mm",
+            arr is not None
+            and arr.shape == (manifest["n_channels"], 3)
+            and bool(np.isfinite(arr).all()),
+            f"({manifest['n_channels']}, 3) finite positions (mm), one per channel",
+        )
+    members = manifest["members"]
+    need("members", isinstance(members, list) and len(members) >= 1, "a non-empty list")
+    for k, entry in enumerate(members):
+        field = f"members[{k}]"
+        if not isinstance(entry, dict):
+            raise InvalidInputError(path, field, "an object {file, sha256, seed}", repr(entry))
+        file = entry.get("file")
+        if not isinstance(file, str) or not file:
+            raise InvalidInputError(path, f"{field}.file", "a relative file name", repr(file))
+        rel = Path(file)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise InvalidInputError(
+                path, f"{field}.file", "a path inside the model directory", repr(file)
+            )
+        sha = entry.get("sha256")
+        if not (isinstance(sha, str) and len(sha) == 64):
+            raise InvalidInputError(path, f"{field}.sha256", "64 hex digits", repr(sha)[:80])
+        if "seed" in entry and not _is_int(entry["seed"]):
+            raise InvalidInputError(path, f"{field}.seed", "an integer", repr(entry["seed"]))
+    if "n_members" in manifest:
+        need("n_members", manifest["n_members"] == len(members), f"{len(members)} (members)")
 
 
 class Ensemble:
@@ -300,17 +429,37 @@ def load_ensemble(
 ) -> Ensemble:
     """Load a model directory; ``verify`` checks each member file's SHA-256."""
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise InvalidInputError(
+            model_dir, "--model", "a model directory", "a file" if model_dir.exists() else "nothing"
+        )
     manifest = read_manifest(model_dir)
     members = []
     for entry in manifest["members"]:
         path = model_dir / entry["file"]
-        if not path.exists():
+        if not path.is_file():
             raise InvalidInputError(model_dir, entry["file"], "a member checkpoint", "no file")
         if verify and sha256_file(path) != entry["sha256"]:
             raise InvalidInputError(
                 path, "sha256", entry["sha256"], "a different checksum (file changed)"
             )
         members.append(load_member(path, device))
+    first = members[0].config
+    for entry, net in zip(manifest["members"], members, strict=True):
+        if net.config != first:
+            raise InvalidInputError(
+                model_dir / entry["file"],
+                "network",
+                f"the architecture of member 0 ({first.name})",
+                f"another one ({net.config.name})",
+            )
+        if net.config.n_channels != manifest["n_channels"]:
+            raise InvalidInputError(
+                model_dir / entry["file"],
+                "network.n_channels",
+                f"{manifest['n_channels']} (manifest n_channels)",
+                str(net.config.n_channels),
+            )
     meta = ModelMetadata(
         sample_rate_hz=manifest["sample_rate_hz"],
         n_channels=manifest["n_channels"],

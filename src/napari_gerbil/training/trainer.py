@@ -32,6 +32,7 @@ from napari_gerbil.io.vcl import VCLDataset, check_compatible
 from napari_gerbil.model.ensemble import (
     Ensemble,
     ModelMetadata,
+    load_checkpoint,
     read_manifest,
     save_checkpoint,
     write_manifest,
@@ -304,8 +305,7 @@ def train_member(
     torch.manual_seed(seed)
     net = build_network(network_config).to(device)
     if init_checkpoint is not None:
-        payload = torch.load(init_checkpoint, map_location=device, weights_only=True)
-        net.load_state_dict(payload["state_dict"])
+        net.load_state_dict(load_checkpoint(init_checkpoint, device)["state_dict"])
     if config.optimizer == "adam":
         optimizer = torch.optim.AdamW(
             net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -321,9 +321,14 @@ def train_member(
     state["n_loss"] = 0
     last = run_dir / "last.pt"
     if last.exists():
-        payload = torch.load(last, map_location=device, weights_only=False)
-        net.load_state_dict(payload.pop("state_dict"))
-        optimizer.load_state_dict(payload.pop("optimizer"))
+        payload = load_checkpoint(last, device)  # weights only: a model directory is data
+        try:
+            net.load_state_dict(payload.pop("state_dict"))
+            optimizer.load_state_dict(payload.pop("optimizer"))
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                last, "state_dict / optimizer", "the resumable state of this run", str(exc)[:200]
+            ) from None
         state.update(payload)
     _trim_metrics(run_dir / "metrics.jsonl", state["epoch"])
 
