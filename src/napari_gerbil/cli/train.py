@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_gerbil.cli._args import int_range, positive_int, seed
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand."""
@@ -23,14 +25,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="fast", help="network preset: paper, fast, srp or tiny")
-    p.add_argument("--ensemble", type=int, default=1, metavar="N", help="number of members")
+    p.add_argument(
+        "--ensemble", type=int_range(1, 100), default=1, metavar="N", help="number of members"
+    )
     p.add_argument("--data", type=Path, nargs="*", default=[], help="VCL training datasets")
     p.add_argument("--rir-bank", type=Path, help="train on calls rendered from this RIR bank")
     p.add_argument("--out", type=Path, help="model directory to write (resumes if present)")
     p.add_argument("--config", type=Path, help="TrainingConfig YAML file")
-    p.add_argument("--epochs", type=int, help="override the config's epochs")
-    p.add_argument("--seed", type=int, help="override the config's seed")
-    p.add_argument("--jobs", type=int, default=1, help="members trained in parallel processes")
+    p.add_argument("--epochs", type=positive_int, help="override the config's epochs")
+    p.add_argument("--seed", type=seed, help="override the config's seed")
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, help="members trained in parallel processes"
+    )
     p.add_argument("--finetune", type=Path, metavar="MODEL_DIR", help="fine-tune this model")
     p.add_argument("--demo", action="store_true", help="(re)build the demo ensemble")
     p.set_defaults(func=_command)
@@ -38,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.io.outputs import check_input_file, output_lock
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training.config import TrainingConfig
     from napari_gerbil.training.trainer import finetune, train_ensemble
@@ -47,6 +54,9 @@ def _command(args: argparse.Namespace) -> int:
 
         print(ensure_demo_ensemble(rebuild=True))
         return 0
+    for path in [*args.data, args.rir_bank, args.config]:
+        if path is not None:
+            check_input_file(path, "--data/--rir-bank/--config")
     config = TrainingConfig.load(args.config) if args.config else TrainingConfig()
     if args.epochs is not None:
         config = config.replace(epochs=args.epochs)
@@ -61,14 +71,23 @@ def _command(args: argparse.Namespace) -> int:
         raise InvalidInputError(None, "--out", "a model directory", "none")
     if not args.data and args.rir_bank is None:
         raise InvalidInputError(None, "--data", "VCL datasets or --rir-bank", "neither")
-    out = train_ensemble(
-        get_preset(args.preset),
-        config,
-        args.data,
-        args.out,
-        args.ensemble,
-        rir_bank=args.rir_bank,
-        jobs=args.jobs,
-    )
+    _check_out_dir(args.out, [*args.data, args.rir_bank, args.config])
+    with output_lock(Path(args.out) / "manifest.json"):
+        out = train_ensemble(
+            get_preset(args.preset),
+            config,
+            args.data,
+            args.out,
+            args.ensemble,
+            rir_bank=args.rir_bank,
+            jobs=args.jobs,
+        )
     print(out)
     return 0
+
+
+def _check_out_dir(out: Path, inputs: list) -> None:
+    """``--out`` is a folder (new or a run of these inputs), never an input file."""
+    from napari_gerbil.io.outputs import check_output_path
+
+    check_output_path(out, directory=True, inputs=[p for p in inputs if p is not None])

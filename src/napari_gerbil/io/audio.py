@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.outputs import check_input_file
 
 _WAV_SUFFIXES = (".wav", ".wave")
 
@@ -31,8 +32,7 @@ def _pcm_scale(dtype: np.dtype) -> float:
 def _read_wav_mmap(path: Path) -> tuple[int, np.ndarray]:
     from scipy.io import wavfile
 
-    if not path.is_file():
-        raise InvalidInputError(path, "<file>", "an existing WAV file", "no such file")
+    check_input_file(path, "<file>", "WAV file")
     try:
         rate, data = wavfile.read(path, mmap=True)
     except ValueError as exc:
@@ -96,8 +96,7 @@ class AudioSource:
     def _open_h5(cls, path: Path, dataset: str, sample_rate_hz: float | None) -> AudioSource:
         import h5py
 
-        if not path.is_file():
-            raise InvalidInputError(path, "<file>", "an existing audio file", "no such file")
+        check_input_file(path, "<file>", "audio file")
         try:
             f = h5py.File(path, "r")
         except OSError:

@@ -23,6 +23,7 @@ import numpy as np
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
 from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.outputs import check_input_file
 
 FORMAT_NAME = "session"
 SCHEMA_VERSION = 1
@@ -630,8 +631,7 @@ def is_session_file(path: str | os.PathLike) -> bool:
 def load_session(path: str | os.PathLike) -> Session:
     """Read a session file; malformed files raise :class:`InvalidInputError`."""
     path = Path(path).absolute()
-    if not path.is_file():
-        raise InvalidInputError(path, "<file>", "an existing session file", "no such file")
+    check_input_file(path, "<file>", "session file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.outputs import check_input_file
 
 
 def _strings(values: Any) -> list[str]:
@@ -235,8 +236,7 @@ def _load_analysis_h5(path: Path) -> Poses:
 def load_poses(path: str | os.PathLike) -> Poses:
     """Read SLEAP poses from a ``.slp`` file or a SLEAP analysis ``.h5`` file."""
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(path, "<file>", "an existing .slp or analysis .h5", "no such file")
+    check_input_file(path, "<file>", ".slp or analysis .h5 file")
     if path.suffix.lower() == ".slp":
         return _load_slp(path)
     if path.suffix.lower() in (".h5", ".hdf5"):

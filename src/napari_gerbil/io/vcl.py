@@ -29,6 +29,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.outputs import check_input_file
 
 FORMAT_NAME = "vcl"
 FORMAT_VERSION = 1
@@ -50,8 +51,7 @@ def _decode(value: Any) -> str:
 
 
 def _open_h5(path: Path) -> h5py.File:
-    if not path.exists():
-        raise InvalidInputError(path, "<file>", "an existing HDF5 file", "no such file")
+    check_input_file(path, "<file>", "HDF5 file")
     try:
         return h5py.File(path, "r")
     except OSError as exc:

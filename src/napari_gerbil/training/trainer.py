@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.atomic import atomic_path, atomic_write_text
+from napari_gerbil.io.checks import check_training_files
 from napari_gerbil.io.vcl import VCLDataset, check_compatible
 from napari_gerbil.model.ensemble import (
     Ensemble,
@@ -51,6 +52,7 @@ from napari_gerbil.training.data import (
     save_split,
     source_labels_mm,
 )
+from napari_gerbil.training.run_record import check_or_record_inputs, describe_inputs
 
 #: Squared Mahalanobis radius of a 2-D Gaussian's 95% ellipse (chi-square, 2 dof).
 CHI2_95 = -2.0 * math.log(0.05)
@@ -319,6 +321,7 @@ def train_member(
         )
     state = {"epoch": 0, "step_in_epoch": 0, "best_val_nll": float("inf"), "loss_sum": 0.0}
     state["n_loss"] = 0
+    state["n_skipped"] = 0  # batches with a non-finite loss (not stepped on)
     last = run_dir / "last.pt"
     if last.exists():
         payload = load_checkpoint(last, device)  # weights only: a model directory is data
@@ -374,6 +377,8 @@ def train_member(
                 optimizer.step()
                 state["loss_sum"] += float(loss.detach()) * len(x)
                 state["n_loss"] += len(x)
+            else:
+                state["n_skipped"] += 1
             state["step_in_epoch"] = step + 1
             bar.update(1)
             bar.set_postfix(nll=f"{float(loss.detach()):.3f}")
@@ -399,10 +404,20 @@ def train_member(
                 bar.close()
                 raise InterruptedError(f"training of {run_dir} cancelled; call again to resume")
         bar.close()
+        if state["n_loss"] == 0 and len(train):
+            raise InvalidInputError(
+                run_dir,
+                "train_nll",
+                "a finite loss on at least one batch of the epoch",
+                f"every batch non-finite in epoch {epoch + 1}",
+                hint="Check the labels and audio (`napari-gerbil validate`), or lower the "
+                "learning rate.",
+            )
         metrics = {
             "epoch": epoch + 1,
-            "train_nll": state["loss_sum"] / max(1, state["n_loss"]),
+            "train_nll": state["loss_sum"] / state["n_loss"] if state["n_loss"] else float("nan"),
             **evaluate_member(net, val, device),
+            "skipped_batches": int(state["n_skipped"]),
             "lr": _lr(config, (epoch + 1) * steps, total_steps),
             "seconds": round(time.monotonic() - t0, 3),
         }
@@ -412,7 +427,13 @@ def train_member(
             save_checkpoint(run_dir / "best.pt", net, epoch=epoch + 1, metrics=metrics)
         with open(run_dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(metrics) + "\n")
-        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, n_loss=0)
+        if state["n_skipped"]:
+            warnings.warn(
+                f"{run_dir}: epoch {epoch + 1}: {state['n_skipped']} of {steps} batches had a "
+                "non-finite loss and were skipped",
+                stacklevel=2,
+            )
+        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, n_loss=0, n_skipped=0)
         _save_state(last, net, optimizer, **state)
         last_save = time.monotonic()
         if progress is not None:
@@ -494,6 +515,8 @@ def train_ensemble(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     length = network_config.input_length_samples
+    if rir_bank is None:  # the checks of `napari-gerbil validate`, NaN labels included
+        check_training_files([p.path if isinstance(p, VCLDataset) else p for p in data_paths])
     existing_split = out_dir / "member_00" / "split.json"
     split = None
     if rir_bank is None and existing_split.exists():
@@ -502,6 +525,10 @@ def train_ensemble(
     if network_config.n_channels != data.metadata.n_channels:
         network_config = network_config.replace(n_channels=data.metadata.n_channels)
     network_config = with_data_geometry(network_config, data.metadata)
+    check_or_record_inputs(
+        out_dir,
+        describe_inputs(network_config.digest(), config.digest(), data.paths, data.rir_bank),
+    )
     config.save(out_dir / "training.yaml")
     seeds = [config.seed + k for k in range(n_members)]
     runs = [out_dir / f"member_{k:02d}" for k in range(n_members)]
