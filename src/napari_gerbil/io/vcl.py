@@ -844,8 +844,8 @@ def validate_vcl(
     """Check a VCL file completely; raise :class:`InvalidInputError` at the first problem.
 
     Checks dataset presence, shapes and dtypes, ``length_idx`` (starts at 0, strictly
-    increasing — no zero-length calls —, ends at the audio length), finite audio (read
-    in chunks of ``chunk_samples``, bounded memory), finite locations inside the arena
+    increasing — no zero-length calls —, ends at the audio length), finite audio and no
+    all-zero call (read in chunks of ``chunk_samples``, bounded memory), finite locations inside the arena
     (when its size is known; ``tolerance_mm`` beyond the walls allowed), one microphone
     per channel and the node names.
 
@@ -882,15 +882,27 @@ def validate_vcl(
                 f"last offset == audio length {total} ({s.audio.name})",
                 f"{lidx[-1]}",
             )
-        if s.audio.dtype.kind == "f":
-            for start in range(0, total, chunk_samples):
-                block = s.audio[start : start + chunk_samples]
+        heard = np.zeros(s.n_calls, dtype=bool)  # calls with a non-zero sample
+        for start in range(0, total, chunk_samples):
+            block = s.audio[start : start + chunk_samples]
+            if s.audio.dtype.kind == "f":
                 bad = ~np.isfinite(block)
                 if bad.any():
                     row = start + int(np.argmax(bad.any(axis=1)))
                     raise InvalidInputError(
                         path, s.audio.name, "finite samples", f"NaN/inf at sample {row}"
                     )
+            rows = start + np.flatnonzero((block != 0).any(axis=1))
+            heard[np.searchsorted(lidx, rows, side="right") - 1] = True
+        if s.n_calls and not heard.all():
+            i = int(np.argmax(~heard))
+            raise InvalidInputError(
+                path,
+                s.audio.name,
+                "calls with sound (at least one non-zero sample)",
+                f"call {i} silent (all zero, samples {lidx[i]}..{lidx[i + 1]}); "
+                f"{int((~heard).sum())} silent calls",
+            )
         if s.locations is None:
             if require_locations:
                 raise InvalidInputError(

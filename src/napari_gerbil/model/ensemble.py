@@ -95,7 +95,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        named = [ln for ln in lines if "Unsupported" in ln or "GLOBAL" in ln]
+        first = (named or lines or [type(exc).__name__])[0]
         raise InvalidInputError(
             path,
             "<file>",
