@@ -66,9 +66,7 @@ def train_tiny_model(data: str | Path, out: str | Path, **config_changes) -> Pat
     from napari_gerbil.training.trainer import train_ensemble
 
     net = get_preset("tiny", input_length_samples=TINY_LENGTH)
-    return train_ensemble(
-        net, tiny_config(**config_changes), [data], out, 1, show_progress=False
-    )
+    return train_ensemble(net, tiny_config(**config_changes), [data], out, 1, show_progress=False)
 
 
 def write_wav_session(
@@ -92,7 +90,9 @@ def write_wav_session(
     rng = np.random.default_rng(0)
     audio = folder / "rec.wav"
     if not audio.exists():
-        wavfile.write(audio, int(SAMPLE_RATE_HZ), rng.standard_normal((n_samples, 4)).astype(np.float32))
+        wavfile.write(
+            audio, int(SAMPLE_RATE_HZ), rng.standard_normal((n_samples, 4)).astype(np.float32)
+        )
     video = None
     if video_frames is not None:
         from napari_gerbil.io.video import write_video

@@ -89,9 +89,10 @@ def test_run_folder_refuses_other_data_preset_or_changed_file(data, model, tmp_p
     # the same inputs resume (nothing left to do) and keep the model
     before = (model / "manifest.json").read_text()
     assert train_ensemble(net, tiny_config(), [data], model, 1, show_progress=False) == model
-    assert json.loads(before)["members"] == json.loads((model / "manifest.json").read_text())[
-        "members"
-    ]
+    assert (
+        json.loads(before)["members"]
+        == json.loads((model / "manifest.json").read_text())["members"]
+    )
 
 
 def test_run_folder_without_a_record_is_refused(data, model, tmp_path):

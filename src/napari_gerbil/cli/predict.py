@@ -42,12 +42,14 @@ def _command(args: argparse.Namespace) -> int:
     check_input_file(args.data, "--data", "VCL dataset or session file")
     check_output_path(args.out, overwrite=args.overwrite, inputs=[args.data])
     ensemble = load_ensemble(args.model, device=args.device) if args.model else None
-    with tqdm(desc="calls", unit="call") as bar:
+    bars = []  # opened on the first progress report: errors before it print one line
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc="calls", unit="call", total=total))
+        bars[0].update(done - bars[0].n)
 
+    try:
         result = predict_file(
             args.data,
             args.out,
@@ -58,6 +60,9 @@ def _command(args: argparse.Namespace) -> int:
             progress=progress,
             overwrite=args.overwrite,
         )
+    finally:
+        for bar in bars:
+            bar.close()
     line = f"{len(result.point_mm)} calls -> {args.out}"
     errors = None if result.errors_mm is None else result.errors_mm[np.isfinite(result.errors_mm)]
     if errors is not None and len(errors):
