@@ -9,8 +9,8 @@ import sys
 import textwrap
 
 import pytest
-from hostile_data import write_wav_session
 
+from hostile_data import write_wav_session
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_write_text, remove_stale_temporaries
 from napari_gerbil.io.outputs import (

@@ -7,8 +7,8 @@ import json
 import shutil
 
 import pytest
-from hostile_data import TINY_LENGTH, train_tiny_model, write_small_vcl
 
+from hostile_data import TINY_LENGTH, train_tiny_model, write_small_vcl
 from napari_gerbil.cli.main import main
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.model.ensemble import (

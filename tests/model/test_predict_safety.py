@@ -8,9 +8,9 @@ import time
 import h5py
 import numpy as np
 import pytest
-from hostile_data import train_tiny_model, write_small_vcl, write_wav_session
 from scipy.io import wavfile
 
+from hostile_data import train_tiny_model, write_small_vcl, write_wav_session
 from napari_gerbil.cli.main import main
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.model.ensemble import load_ensemble

@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from hostile_data import TINY_LENGTH, tiny_config, train_tiny_model, write_small_vcl
 
+from hostile_data import TINY_LENGTH, tiny_config, train_tiny_model, write_small_vcl
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.model.ensemble import load_ensemble, load_member
 from napari_gerbil.model.presets import get_preset
