@@ -88,7 +88,7 @@ def test_fifo_input_is_refused_not_read(tmp_path):
     from napari_gerbil.io.vcl import VCLDataset
 
     with pytest.raises(InvalidInputError, match="FIFO"):
-        VCLDataset(fifo).n_calls  # would block forever in h5py without the check
+        _ = VCLDataset(fifo).n_calls  # would block forever in h5py without the check
     with pytest.raises(InvalidInputError, match="a directory"):
         check_input_file(tmp_path, "--data")
     with pytest.raises(InvalidInputError, match="no such file"):

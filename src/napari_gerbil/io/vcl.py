@@ -846,8 +846,8 @@ def validate_vcl(
     Checks dataset presence, shapes and dtypes, ``length_idx`` (starts at 0, strictly
     increasing — no zero-length calls —, ends at the audio length), finite audio and no
     all-zero call (read in chunks of ``chunk_samples``, bounded memory), finite locations
-    inside the arena (when its size is known; ``tolerance_mm`` beyond the walls allowed), one microphone
-    per channel and the node names.
+    inside the arena (when its size is known; ``tolerance_mm`` beyond the walls allowed),
+    one microphone per channel and the node names.
 
     Returns
     -------
