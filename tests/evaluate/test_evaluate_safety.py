@@ -53,7 +53,7 @@ def test_evaluate_outputs_and_numbers(tmp_path, capsys):
         assert exit_.value.code == 2
     # --out on top of the data file
     assert main(["evaluate", "--data", str(data), "--baseline", "muse", "--out", str(data)]) == 1
-    assert "a folder (or a new path)" in capsys.readouterr().err
+    assert "inputs are never replaced" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
