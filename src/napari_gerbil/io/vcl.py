@@ -47,7 +47,23 @@ _STR = h5py.string_dtype("utf-8")
 
 
 def _decode(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _numbers(path: Path, field: str, value: Any, expected: str) -> np.ndarray:
+    """``value`` as a float array; text or other non-numbers raise InvalidInputError."""
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"dtype {arr.dtype}")
+        return arr.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(path, field, expected, f"{_short(value)} ({exc})") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _open_h5(path: Path) -> h5py.File:
@@ -158,15 +174,16 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
     """Our optional attributes, checked for shape when present."""
     sr = _attr(f, SAMPLE_RATE_ATTRS)
     if sr is not None:
-        sr = float(np.asarray(sr).reshape(-1)[0])
-        if not (np.isfinite(sr) and sr > 0):
-            raise InvalidInputError(path, "sample_rate_hz", "a positive rate (Hz)", repr(sr))
+        arr = _numbers(path, "sample_rate_hz", sr, "a positive rate (Hz)").reshape(-1)
+        if arr.shape != (1,) or not (np.isfinite(arr[0]) and arr[0] > 0):
+            raise InvalidInputError(path, "sample_rate_hz", "a positive rate (Hz)", _short(sr))
+        sr = float(arr[0])
     dims = _attr(f, ARENA_DIMS_ATTRS)
     if dims is not None:
-        dims = np.asarray(dims, dtype=float).reshape(-1)
+        dims = _numbers(path, "arena_dims_mm", dims, "3 positive lengths (mm)").reshape(-1)
         if len(dims) == 2:  # vocalocator stores (length, width)
             dims = np.r_[dims, np.nan]
-        if dims.shape != (3,) or not (dims[:2] > 0).all():
+        if dims.shape != (3,) or not (np.isfinite(dims[:2]).all() and (dims[:2] > 0).all()):
             raise InvalidInputError(
                 path, "arena_dims_mm", "3 positive lengths (mm)", f"{dims.tolist()}"
             )
@@ -174,7 +191,7 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
     if mics is None and isinstance(f.get("mic_positions_mm"), h5py.Dataset):
         mics = f["mic_positions_mm"][()]
     if mics is not None:
-        mics = np.asarray(mics, dtype=float)
+        mics = _numbers(path, "mic_positions_mm", mics, "shape (n_mics, 3) in mm")
         if mics.ndim != 2 or mics.shape[1] != 3:
             raise InvalidInputError(
                 path, "mic_positions_mm", "shape (n_mics, 3)", f"shape {mics.shape}"
@@ -186,12 +203,18 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
                 f"one microphone per audio channel ({n_channels})",
                 f"{len(mics)} microphones",
             )
+        if not np.isfinite(mics).all():
+            raise InvalidInputError(path, "mic_positions_mm", "finite positions (mm)", "NaN/inf")
     provenance: dict[str, Any] = {}
     if "provenance" in f.attrs:
         try:
             provenance = json.loads(_decode(f.attrs["provenance"]))
         except json.JSONDecodeError as exc:
             raise InvalidInputError(path, "provenance", "a JSON object", str(exc)) from None
+        if not isinstance(provenance, dict):
+            raise InvalidInputError(
+                path, "provenance", "a JSON object", type(provenance).__name__
+            )
     scenario = f.attrs.get("scenario")
     fmt = f.attrs.get("napari_gerbil_format")
     return {
@@ -199,7 +222,7 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
         "sample_rate_hz": sr,
         "arena_dims_mm": dims,
         "mic_positions_mm": mics,
-        "scenario": _decode(scenario) if scenario is not None and len(scenario) else None,
+        "scenario": (_decode(scenario) or None) if scenario is not None else None,
         "provenance": provenance,
     }
 
