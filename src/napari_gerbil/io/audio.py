@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.h5values import number
 from napari_gerbil.io.outputs import check_input_file
 
 _WAV_SUFFIXES = (".wav", ".wave")
@@ -117,7 +118,7 @@ class AudioSource:
             rate = sample_rate_hz
             for attrs in (ds.attrs, f.attrs):
                 if rate is None and "sample_rate_hz" in attrs:
-                    rate = float(attrs["sample_rate_hz"])
+                    rate = number(path, "sample_rate_hz", attrs["sample_rate_hz"], positive=True)
             if rate is None or not rate > 0:
                 raise InvalidInputError(
                     path,

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.h5values import short, strings, text
 from napari_gerbil.io.outputs import check_input_file
 
 
@@ -196,6 +197,8 @@ def _load_analysis_h5(path: Path) -> Poses:
             if not isinstance(f.get(name), h5py.Dataset):
                 raise InvalidInputError(path, f"/{name}", "a SLEAP analysis dataset", "missing")
         raw = f["tracks"][()]
+        if np.asarray(raw).dtype.kind not in "fiu":
+            raise InvalidInputError(path, "/tracks", "numeric pixel positions", short(raw))
         if raw.ndim != 4:
             raise InvalidInputError(
                 path, "/tracks", "4-D (n_tracks, 2, n_nodes, n_frames)", f"shape {raw.shape}"
@@ -211,10 +214,11 @@ def _load_analysis_h5(path: Path) -> Poses:
                     path, "/tracks@dims", "the 4 axis names frame, track, node, xy", repr(dims)
                 ) from exc
         xy = np.transpose(raw, order).astype(np.float64)
-        nodes = _strings(f["node_names"][()])
+        nodes = strings(path, "/node_names", f["node_names"][()])
+        names = f.get("track_names")
         tracks = (
-            _strings(f["track_names"][()])
-            if "track_names" in f and len(f["track_names"])
+            strings(path, "/track_names", names[()])
+            if isinstance(names, h5py.Dataset) and names.shape != (0,)
             else [f"track{i}" for i in range(xy.shape[1])]
         )
         if xy.shape[3] != 2 or xy.shape[2] != len(nodes) or xy.shape[1] != len(tracks):
@@ -229,7 +233,7 @@ def _load_analysis_h5(path: Path) -> Poses:
         video_path = None
         if isinstance(video, h5py.Dataset):
             v = video[()]
-            video_path = v.decode() if isinstance(v, bytes) else str(v)
+            video_path = text(path, "/video_path", v) if np.ndim(v) == 0 else None
     return Poses(nodes, tracks, xy, np.arange(xy.shape[0]), video_path or None)
 
 
