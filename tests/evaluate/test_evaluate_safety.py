@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from hostile_data import write_small_vcl
 
+from hostile_data import write_small_vcl
 from napari_gerbil.cli.main import main
 from napari_gerbil.evaluate import runner
 

@@ -77,7 +77,9 @@ def detect_kind(path: str | Path) -> str:
         raise InvalidInputError(
             path, "<file>", "an HDF5, WAV or .slp file, or a model directory", "unreadable"
         ) from None
-    with f:
+    from napari_gerbil.io.h5values import hdf5_errors
+
+    with f, hdf5_errors(path):
         fmt = f.attrs.get("napari_gerbil_format", "")
         fmt = fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else str(fmt)
         names = set(f.keys())
@@ -340,9 +342,10 @@ def _prediction_arrays(path: Path) -> dict[str, Any]:
     """The datasets and attributes of a prediction file, shapes checked."""
     import h5py
 
+    from napari_gerbil.io.h5values import hdf5_errors
     from napari_gerbil.io.vcl import _open_h5
 
-    with _open_h5(Path(path)) as f:
+    with _open_h5(Path(path)) as f, hdf5_errors(path):
         out: dict[str, Any] = {"attrs": {k: f.attrs[k] for k in f.attrs}}
         point = f.get("point_predictions")
         if not isinstance(point, h5py.Dataset) or point.ndim != 2 or point.shape[1] != 2:

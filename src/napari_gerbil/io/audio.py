@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.h5values import number
+from napari_gerbil.io.h5values import hdf5_errors, number
 from napari_gerbil.io.outputs import check_input_file
 
 _WAV_SUFFIXES = (".wav", ".wave")
@@ -104,7 +104,7 @@ class AudioSource:
             raise InvalidInputError(
                 path, "<file>", "an HDF5 or WAV audio file", f"unreadable {path.suffix} file"
             ) from None
-        with f:
+        with f, hdf5_errors(path):
             ds = f.get(dataset)
             if not isinstance(ds, h5py.Dataset):
                 raise InvalidInputError(path, f"/{dataset}", "an audio dataset", "no such dataset")
@@ -187,7 +187,8 @@ class AudioSource:
             )
         handles = self._ensure_open()
         if not self.is_wav:
-            return np.asarray(handles[1][start:stop], dtype=np.float32)
+            with hdf5_errors(self.paths[0]):
+                return np.asarray(handles[1][start:stop], dtype=np.float32)
         out = np.empty((stop - start, self.n_channels), dtype=np.float32)
         col = 0
         for data in handles:

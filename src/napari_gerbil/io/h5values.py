@@ -7,12 +7,14 @@ raise :class:`~napari_gerbil.errors.InvalidInputError` naming the file and field
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.errors import GerbilError, InvalidInputError
 
 
 def short(value: Any, limit: int = 80) -> str:
@@ -90,3 +92,20 @@ def strings(source: str | os.PathLike | None, field: str, value: Any) -> list[st
             source, field, "a 1-D array of strings", f"shape {arr.shape}, dtype {arr.dtype}"
         )
     return [text(source, field, v) for v in arr.tolist()]
+
+
+@contextlib.contextmanager
+def hdf5_errors(source: str | os.PathLike | None) -> Iterator[None]:
+    """Turn the errors of a damaged HDF5 file (h5py's OSError, RuntimeError, KeyError
+    raised while reading) into :class:`InvalidInputError` naming the file."""
+    try:
+        yield
+    except GerbilError:
+        raise
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise InvalidInputError(
+            source,
+            "<file>",
+            "an intact, readable HDF5 file",
+            f"a damaged file ({type(exc).__name__}: {short(str(exc), 160)})",
+        ) from None

@@ -667,6 +667,10 @@ def load_session(path: str | os.PathLike) -> Session:
         raise InvalidInputError(path, exc.field, exc.expected, exc.found, exc.hint) from None
     except KeyError as exc:
         raise InvalidInputError(path, str(exc), "an attribute or dataset", "missing") from None
+    except (OSError, RuntimeError) as exc:
+        raise InvalidInputError(
+            path, "<file>", "an intact, readable HDF5 file", f"a damaged file ({exc})"
+        ) from None
     except (TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
         # a value of the wrong type or shape the checks above do not name
         raise InvalidInputError(

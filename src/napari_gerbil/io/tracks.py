@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.h5values import short, strings, text
+from napari_gerbil.io.h5values import hdf5_errors, short, strings, text
 from napari_gerbil.io.outputs import check_input_file
 
 
@@ -241,10 +241,11 @@ def load_poses(path: str | os.PathLike) -> Poses:
     """Read SLEAP poses from a ``.slp`` file or a SLEAP analysis ``.h5`` file."""
     path = Path(path)
     check_input_file(path, "<file>", ".slp or analysis .h5 file")
-    if path.suffix.lower() == ".slp":
-        return _load_slp(path)
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        return _load_analysis_h5(path)
+    with hdf5_errors(path):
+        if path.suffix.lower() == ".slp":
+            return _load_slp(path)
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            return _load_analysis_h5(path)
     raise InvalidInputError(
         path, "<file>", "a SLEAP .slp or analysis .h5 file", f"suffix {path.suffix!r}"
     )

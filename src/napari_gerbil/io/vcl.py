@@ -29,6 +29,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.h5values import hdf5_errors
 from napari_gerbil.io.outputs import check_input_file
 
 FORMAT_NAME = "vcl"
@@ -212,9 +213,7 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise InvalidInputError(path, "provenance", "a JSON object", str(exc)) from None
         if not isinstance(provenance, dict):
-            raise InvalidInputError(
-                path, "provenance", "a JSON object", type(provenance).__name__
-            )
+            raise InvalidInputError(path, "provenance", "a JSON object", type(provenance).__name__)
     scenario = f.attrs.get("scenario")
     fmt = f.attrs.get("napari_gerbil_format")
     return {
@@ -251,7 +250,8 @@ class VCLDataset:
         if self._s is None or self._pid != os.getpid():
             self._file = _open_h5(self.path)
             try:
-                self._s = _Structure(self._file, self.path)
+                with hdf5_errors(self.path):
+                    self._s = _Structure(self._file, self.path)
             except BaseException:
                 self._file.close()
                 self._file = None
@@ -375,7 +375,8 @@ class VCLDataset:
         if s.locations is None:
             return None
         if s.locations_cache is None:  # small (n_calls x nodes x dims): read once
-            arr = s.locations[()].astype(np.float64)
+            with hdf5_errors(self.path):
+                arr = s.locations[()].astype(np.float64)
             s.locations_cache = arr[:, None, :] if arr.ndim == 2 else arr
         return s.locations_cache.copy()
 
@@ -418,7 +419,8 @@ class VCLDataset:
         if max_samples is not None and stop - start > max_samples:
             start += (stop - start - max_samples) // 2
             stop = start + max_samples
-        return np.asarray(s.audio[start:stop], dtype=np.float32)
+        with hdf5_errors(self.path):
+            return np.asarray(s.audio[start:stop], dtype=np.float32)
 
     def check_compatible(
         self,
@@ -878,7 +880,7 @@ def validate_vcl(
         Summary: n_calls, n_channels, total_samples, sample_rate_hz.
     """
     path = Path(path)
-    with _open_h5(path) as f:
+    with _open_h5(path) as f, hdf5_errors(path):
         s = _Structure(f, path)
         lidx, name = s.length_idx, s.length_idx_name
         total = s.audio.shape[0]
