@@ -38,6 +38,8 @@ from hostile_data import (
 from napari_gerbil.cli.main import main
 from napari_gerbil.errors import GerbilError
 
+pytestmark = pytest.mark.fuzz
+
 #: Examples per reader (raise GERBIL_FUZZ_EXAMPLES locally to search harder).
 EXAMPLES = int(os.environ.get("GERBIL_FUZZ_EXAMPLES", "25"))
 
