@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import h5py
 import pytest
-from hostile_data import write_small_vcl, write_wav_session
 
+from hostile_data import write_small_vcl, write_wav_session
 from napari_gerbil.cli.main import build_parser, main
 from napari_gerbil.io.outputs import output_lock
 
