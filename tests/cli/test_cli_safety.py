@@ -137,3 +137,14 @@ def test_unexpected_exceptions_are_one_line(monkeypatch, capsys):
     monkeypatch.setenv("NAPARI_GERBIL_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["info", "x"])
+
+
+def test_benchmark_keeps_earlier_results(tmp_path, capsys):
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    assert main(["benchmark", "--smoke", "--out", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == "{}"
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--smoke", "--jobs", "0", "--out", str(out)])

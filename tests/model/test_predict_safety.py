@@ -152,3 +152,21 @@ def test_nonsense_numbers_are_refused(built, tmp_path, capsys):
         assert f"argument {option}" in capsys.readouterr().err
     with pytest.raises(InvalidInputError, match="mass"):
         predict_file(data, tmp_path / "p.h5", baseline="muse", mass=float("inf"))
+
+
+def test_non_finite_session_audio_never_reaches_the_model(built, tmp_path, capsys):
+    _, model = built
+    folder = tmp_path / "s"
+    folder.mkdir()
+    audio = np.random.default_rng(0).standard_normal((125000, 4)).astype(np.float32)
+    audio[1500, 2] = np.nan  # inside call 1 (samples 1000..2000)
+    wavfile.write(folder / "rec.wav", 125000, audio)
+    session = write_wav_session(folder, reviewed=False)
+    out = tmp_path / "p.h5"
+    assert _predict("--model", model, "--data", session, "--out", out) == 1
+    err = capsys.readouterr().err
+    assert "NaN/inf in call 1" in err and str(session) in err
+    assert not out.exists()
+    ens = load_ensemble(model)
+    with pytest.raises(InvalidInputError, match="NaN/inf in call 0"):
+        ens.predict([audio[1000:2000]])

@@ -374,6 +374,14 @@ class Ensemble:
                     f"shape {call.shape}",
                 )
             out[i] = crop_or_pad(call, length).T
+            if not np.isfinite(out[i]).all():
+                raise InvalidInputError(
+                    None,
+                    "audio",
+                    "finite samples in every call",
+                    f"NaN/inf in call {i} of the batch",
+                    hint="Check the recording with `napari-gerbil validate`.",
+                )
         return out
 
     @torch.inference_mode()

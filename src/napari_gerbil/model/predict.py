@@ -289,6 +289,7 @@ def predict_file(
             _check_baseline_lengths(data, np.asarray(lengths), sr)
         if session is not None:
             calls = session_call_audio(session, max_samples=crop)
+            check_finite_calls(calls, data)
         else:
             calls = [ds.call_audio(i, max_samples=crop) for i in range(ds.n_calls)]
         if ensemble is not None:
@@ -302,6 +303,19 @@ def predict_file(
             )
         write_predictions(out, result, source=str(data))
     return result
+
+
+def check_finite_calls(calls: Sequence[np.ndarray], source=None) -> None:
+    """Refuse calls with NaN or inf samples (a model would return NaN silently)."""
+    for i, call in enumerate(calls):
+        if not np.isfinite(call).all():
+            row = int(np.argmax(~np.isfinite(call).all(axis=1)))
+            raise InvalidInputError(
+                source,
+                "audio",
+                "finite samples in every call",
+                f"NaN/inf in call {i} (its sample {row})",
+            )
 
 
 def _check_baseline_lengths(data: Path, lengths: np.ndarray, sample_rate_hz: float) -> None:
@@ -366,6 +380,7 @@ def predict_session(
         source=session.path,
     )
     calls = session_call_audio(session, max_samples=ensemble.metadata.input_length_samples)
+    check_finite_calls(calls, session.path)
     result = localize_with_ensemble(
         ensemble, calls, session.arena.dims_mm, mass, batch_size, progress, cancel
     )
