@@ -484,3 +484,29 @@ def test_fuzz_call_tables(tmp_path):
         assert (start >= 0).all() and (stop > start).all()  # never a wrapped index
 
     run()
+
+
+# ---------------------------------------------------------------------------------------
+# cage files (io.cage, the lead's): the hook — each key replaced by any YAML value
+# ---------------------------------------------------------------------------------------
+
+
+def test_fuzz_cage_file_fields(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    cage_mod = pytest.importorskip("napari_gerbil.io.cage")
+    base = tmp_path / "base.yaml"
+    cage_mod.save_cage(cage_mod.builtin_cage("paper"), base)
+    data = yaml.safe_load(base.read_text())
+
+    @FUZZ
+    @given(key=st.sampled_from(sorted(data)), value=JSON_VALUES)
+    def run(key, value):
+        path = tmp_path / "cage.yaml"
+        path.write_text(yaml.safe_dump({**data, key: value}))
+        try:
+            cage = cage_mod.load_cage(path)
+        except GerbilError:
+            return
+        assert np.isfinite(cage.dims).all() and (cage.dims > 0).all()
+
+    run()

@@ -41,9 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="paper scale; uses a GPU when present")  # fmt: skip
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--data-dir", help="keep / reuse the simulated datasets here")
-    p.add_argument(
-        "--jobs", type=positive_int, help="ensemble members trained at once (processes)"
-    )
+    p.add_argument("--jobs", type=positive_int, help="ensemble members trained at once (processes)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
     add_overwrite(p)
     p.set_defaults(func=run, scale="quick")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_gerbil.cli._args import nonnegative_float
 from napari_gerbil.errors import InvalidInputError
 
 KINDS = ("vcl", "session", "audio", "poses", "model", "rir_bank", "truth", "predictions")
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("path", type=Path, help="file or model directory")
     v.add_argument(
         "--tolerance-mm",
-        type=float,
+        type=nonnegative_float,
         default=None,
         help="how far beyond the arena walls a VCL or RIR-bank location may lie (default 10 mm)",
     )

@@ -237,9 +237,9 @@ def check_manifest(manifest: dict[str, Any], path: str | os.PathLike) -> None:
     if "input_length_samples" in manifest:
         n = manifest["input_length_samples"]
         need("input_length_samples", _is_int(n) and n >= 1, "an integer >= 1")
-    if manifest.get("temperature") is not None:
+    if "temperature" in manifest:
         need("temperature", positive(manifest["temperature"]), "a positive covariance scale")
-    if manifest.get("version") is not None:
+    if "version" in manifest:
         need("version", _is_int(manifest["version"]) and manifest["version"] >= 1, ">= 1")
     mics = manifest.get("mic_positions_mm")
     if mics is not None:
