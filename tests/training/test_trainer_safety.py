@@ -157,3 +157,25 @@ def test_the_same_file_twice_is_refused(data, tmp_path):
 
 def test_trained_model_still_loads(model):
     assert load_ensemble(model).n_members == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**40}, "seed"),
+        ({"split_seed": -5}, "split_seed"),
+        ({"learning_rate": float("inf")}, "learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"checkpoint_every_s": -5.0}, "checkpoint_every_s"),
+        ({"clip_grad_norm": -1.0}, "clip_grad_norm"),
+        ({"time_mask_max_fraction": 5.0}, "time_mask_max_fraction"),
+        ({"noise_std_range": (1.0, -1.0)}, "noise_std_range"),
+        ({"sim_calls_per_epoch": 0}, "sim_calls_per_epoch"),
+    ],
+)
+def test_training_config_refuses_nonsense(change, field):
+    with pytest.raises(InvalidInputError, match=f"field '{field}'"):
+        tiny_config(**change).validate("c.yaml")

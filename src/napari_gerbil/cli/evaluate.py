@@ -110,9 +110,10 @@ def run(args: argparse.Namespace) -> int:
 
     methods = [canonical_method(m) for m in args.baseline]
     inputs = [*args.data, *(args.reference or []), args.split]
-    for p in inputs:
+    named = [("--data", p) for p in args.data] + [("--reference", p) for p in args.reference or []]
+    for option, p in [*named, ("--split", args.split)]:
         if p is not None:
-            check_input_file(p, "--data/--reference/--split")
+            check_input_file(p, option)
     out = Path(args.out)
     check_output_path(
         out, overwrite=args.overwrite, inputs=inputs, directory=True, protected=OUTPUTS

@@ -54,9 +54,10 @@ def _command(args: argparse.Namespace) -> int:
 
         print(ensure_demo_ensemble(rebuild=True))
         return 0
-    for path in [*args.data, args.rir_bank, args.config]:
+    named = [("--data", p) for p in args.data] + [("--rir-bank", args.rir_bank)]
+    for option, path in [*named, ("--config", args.config)]:
         if path is not None:
-            check_input_file(path, "--data/--rir-bank/--config")
+            check_input_file(path, option)
     config = TrainingConfig.load(args.config) if args.config else TrainingConfig()
     if args.epochs is not None:
         config = config.replace(epochs=args.epochs)

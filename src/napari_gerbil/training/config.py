@@ -95,6 +95,19 @@ class TrainingConfig(Config):
             checks.append((name, math.isfinite(getattr(self, name)), "a finite number"))
         checks.append(("weight_decay", self.weight_decay >= 0, ">= 0"))
         checks.append(("sim_calls_per_epoch", self.sim_calls_per_epoch >= 1, ">= 1"))
+        checks.append(("checkpoint_every_s", self.checkpoint_every_s >= 0, ">= 0 (0: off)"))
+        checks.append(("clip_grad_norm", self.clip_grad_norm >= 0, ">= 0 (0: off)"))
+        checks.append(
+            ("time_mask_max_fraction", 0 <= self.time_mask_max_fraction <= 1, "in [0, 1]")
+        )
+        lo, hi = self.noise_std_range
+        checks.append(
+            (
+                "noise_std_range",
+                math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi,
+                "0 <= low <= high, finite",
+            )
+        )
         for name in ("time_mask_p", "noise_p", "invert_p"):
             checks.append((name, 0 <= getattr(self, name) <= 1, "a probability in [0, 1]"))
         for name, ok, expected in checks:
