@@ -164,7 +164,7 @@ def test_info_and_validate_model_directory(tmp_path, capsys):
         "version": 3,
         "created": "2026-01-01T00:00:00+00:00",
         "preset": "tiny",
-        "n_members": 2,
+        "n_members": 1,
         "sample_rate_hz": 125000.0,
         "n_channels": 4,
         "arena_dims_mm": [600, 400, 350],

@@ -147,3 +147,13 @@ def test_temporaries_of_dead_writers_are_removed(tmp_path):
     stale.write_bytes(b"again")
     atomic_write_text(target, "new")  # every atomic write cleans up first
     assert not stale.exists() and target.read_text() == "new"
+
+
+def test_failed_run_leaves_no_empty_output_folder(tmp_path):
+    out = tmp_path / "new_model" / "manifest.json"
+    with pytest.raises(RuntimeError), output_lock(out):
+        raise RuntimeError("validation failed")
+    assert not (tmp_path / "new_model").exists()
+    with output_lock(out):
+        out.write_text("{}")
+    assert out.exists()  # a folder with results stays

@@ -21,6 +21,7 @@ import numpy as np
 from napari_gerbil.cli._args import nonnegative_float
 from napari_gerbil.errors import InvalidInputError
 
+MODEL_FORMAT = "napari-gerbil-model"
 KINDS = ("vcl", "session", "audio", "poses", "model", "rir_bank", "truth", "predictions")
 
 
@@ -289,6 +290,10 @@ def describe_model(path: str | Path) -> list[str]:
     """Lines listing a model directory's manifest (no torch needed)."""
     path = Path(path)
     manifest = _read_manifest_json(path)
+    if manifest.get("format") != MODEL_FORMAT:  # same as model.ensemble (no torch here)
+        raise InvalidInputError(
+            path / "manifest.json", "format", repr(MODEL_FORMAT), repr(manifest.get("format"))
+        )
     lines = [f"Model directory: {path}"]
     for key, value in manifest.items():
         if key == "members" and isinstance(value, list):

@@ -202,12 +202,14 @@ def output_lock(path: str | os.PathLike, field: str = "--out") -> Iterator[Path]
     A second process asking for the same output gets :class:`InvalidInputError` at
     once (no waiting). The lock is an advisory ``flock`` on ``.NAME.lock`` next to the
     output, released by the kernel when the process dies (a killed run never leaves a
-    stale lock); the lock file is removed on a clean exit.
+    stale lock); the lock file is removed on a clean exit, and so is the output's folder
+    when the lock created it and nothing was written there.
     """
     import fcntl
 
     path = Path(path)
     lock = lock_path(path)
+    created = [] if lock.parent.exists() else [lock.parent]
     lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
         try:
@@ -245,3 +247,6 @@ def output_lock(path: str | os.PathLike, field: str = "--out") -> Iterator[Path]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         os.close(fd)
+        for folder in created:  # a run that failed early leaves no empty output folder
+            with contextlib.suppress(OSError):
+                folder.rmdir()
