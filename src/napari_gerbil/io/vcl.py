@@ -116,7 +116,12 @@ class _Structure:
             raise InvalidInputError(path, lidx.name, "integer offsets", f"dtype {lidx.dtype}")
         self.audio = audio
         self.length_idx_name = lidx.name
-        self.length_idx = lidx[()].astype(np.int64)
+        raw_lidx = lidx[()]
+        if raw_lidx.size and raw_lidx.dtype.kind == "u" and raw_lidx.max() > np.iinfo(np.int64).max:
+            raise InvalidInputError(
+                path, lidx.name, "offsets below 2**63", f"{int(raw_lidx.max())} (unsigned)"
+            )
+        self.length_idx = raw_lidx.astype(np.int64)
         self.n_calls = len(self.length_idx) - 1
         loc = f.get("locations")
         self.locations = loc if isinstance(loc, h5py.Dataset) else None
