@@ -117,15 +117,18 @@ def test_nan_labels_are_refused_before_training(tmp_path):
     assert not (tmp_path / "m" / "member_00").exists()
 
 
-def test_an_epoch_with_no_finite_batch_fails_loudly(data, tmp_path, monkeypatch):
+def test_a_non_finite_loss_stops_training_loudly(data, tmp_path, monkeypatch):
+    """Finding 5: NaN batches were skipped silently and the epoch reported train_nll 0.0."""
     import napari_gerbil.training.trainer as trainer
+    from napari_gerbil.errors import GerbilError
 
     def nan_loss(mean, chol, y):
         return torch.full(mean.shape[:1], float("nan"), requires_grad=True)
 
     monkeypatch.setattr(trainer, "gaussian_nll", nan_loss)
-    with pytest.raises(InvalidInputError, match="every batch non-finite in epoch 1"):
+    with pytest.raises(GerbilError, match="loss nan"):
         train_tiny_model(data, tmp_path / "m")
+    assert not (tmp_path / "m" / "manifest.json").exists()
 
 
 def test_training_refuses_what_validate_refuses(tmp_path):

@@ -142,7 +142,13 @@ def _run(args: argparse.Namespace, methods: list[str], out: Path) -> int:
         from napari_gerbil.model.ensemble import load_ensemble
 
         ensemble = load_ensemble(args.model)
-        ensemble.check_compatible(datasets[0].n_channels, datasets[0].sample_rate_hz, arena)
+        ensemble.check_compatible(
+            datasets[0].n_channels,
+            datasets[0].sample_rate_hz,
+            arena,
+            source=datasets[0].path,
+            mic_positions_mm=datasets[0].mic_positions_mm,
+        )
         start = time.perf_counter()
         pred = ensemble.predict(calls)
         seconds = time.perf_counter() - start

@@ -51,9 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument(
+        "--cage",
+        default="paper",
+        help="a cage file (YAML) or a built-in cage name (default: paper)",
+    )
+    p.add_argument(
         "--preset",
         default=None,
-        help="absorption: cage (default), anechoic, damped, reverberant, bare",
+        help="replace the cage's absorption: cage, anechoic, damped, reverberant, bare",
     )
     p.add_argument(
         "--shift",
@@ -90,11 +95,11 @@ def _simulate_command(args: argparse.Namespace) -> int:
             duration_s=args.duration if args.duration is not None else 20.0,
             seed=args.seed,
             call_rate_hz=args.call_rate,
+            cage=str(args.cage),
+            absorption_preset=args.preset,
         )
         if args.snr_db is not None:
             cfg = cfg.replace(snr_db=args.snr_db)
-        if args.preset is not None:
-            cfg = cfg.replace(acoustics=cfg.acoustics.replace(preset=args.preset))
         out = Path(args.out)
         if out.name.endswith(".gerbil.h5"):
             out_dir, name = out.parent, out.name[: -len(".gerbil.h5")]
@@ -116,9 +121,9 @@ def _simulate_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         shift=args.shift,
         snr_db=args.snr_db,
+        cage=str(args.cage),
+        absorption_preset=args.preset,
     )
-    if args.preset is not None:
-        cfg = cfg.replace(acoustics=cfg.acoustics.replace(preset=args.preset))
     check_output_path(args.out, overwrite=args.overwrite)
     if args.rir_bank is not None:
         check_output_path(

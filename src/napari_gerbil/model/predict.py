@@ -277,7 +277,7 @@ def predict_file(
             if ds.has_locations and not ds.is_multi_animal:
                 truth = ds.source_xy_mm(0)
         if ensemble is not None:
-            ensemble.check_compatible(n_ch, sr, dims, source=data)
+            ensemble.check_compatible(n_ch, sr, dims, source=data, mic_positions_mm=mics)
         else:
             if sr is None or dims is None:
                 raise InvalidInputError(
@@ -378,6 +378,7 @@ def predict_session(
         session.audio.sample_rate_hz,
         session.arena.dims_mm,
         source=session.path,
+        mic_positions_mm=session.arena.mic_positions_mm,
     )
     calls = session_call_audio(session, max_samples=ensemble.metadata.input_length_samples)
     check_finite_calls(calls, session.path)

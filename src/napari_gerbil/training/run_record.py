@@ -11,6 +11,7 @@ no ``inputs.json`` is refused as well: nothing says what it was trained on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -35,19 +36,29 @@ def describe_inputs(
     config_digest: str,
     data_paths: Sequence[str | os.PathLike],
     rir_bank: str | os.PathLike | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The record of a run's inputs (JSON-serializable)."""
+    """The record of a run's inputs (JSON-serializable); ``engine``: the data-engine spec."""
+    engine_digest = None
+    if engine is not None:
+        text = json.dumps(engine, sort_keys=True, default=str)
+        engine_digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     return {
         "network_digest": network_digest,
         "training_digest": config_digest,
         "data": [_file_entry(p) for p in data_paths],
         "rir_bank": None if rir_bank is None else _file_entry(rir_bank),
+        "engine_digest": engine_digest,
     }
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
     out = []
-    for key, name in (("network_digest", "preset / network"), ("training_digest", "config")):
+    for key, name in (
+        ("network_digest", "preset / network"),
+        ("training_digest", "config"),
+        ("engine_digest", "--cage / --engine-config"),
+    ):
         if old.get(key) != new.get(key):
             out.append((name, f"digest {old.get(key)}", f"digest {new.get(key)}"))
     old_data = [
