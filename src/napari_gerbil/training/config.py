@@ -106,9 +106,7 @@ class TrainingConfig(Config):
         for name in ("learning_rate", "weight_decay", "clip_grad_norm", "checkpoint_every_s"):
             checks.append((name, math.isfinite(getattr(self, name)), "a finite number"))
         checks.append(("weight_decay", self.weight_decay >= 0, ">= 0"))
-        checks.append(("sim_calls_per_epoch", self.sim_calls_per_epoch >= 1, ">= 1"))
         checks.append(("checkpoint_every_s", self.checkpoint_every_s >= 0, ">= 0 (0: off)"))
-        checks.append(("clip_grad_norm", self.clip_grad_norm >= 0, ">= 0 (0: off)"))
         checks.append(
             ("time_mask_max_fraction", 0 <= self.time_mask_max_fraction <= 1, "in [0, 1]")
         )
