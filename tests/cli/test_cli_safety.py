@@ -148,3 +148,12 @@ def test_benchmark_keeps_earlier_results(tmp_path, capsys):
     assert (out / "results.json").read_text() == "{}"
     with pytest.raises(SystemExit):
         main(["benchmark", "--smoke", "--jobs", "0", "--out", str(out)])
+
+
+def test_predict_refuses_unknown_or_missing_devices(tmp_path, capsys):
+    data = write_small_vcl(tmp_path / "d.h5", n_calls=2)
+    for device in ("foo", "cuda:99"):
+        argv = ["predict", "--model", str(tmp_path), "--data", str(data), "--out"]
+        assert main([*argv, str(tmp_path / "p.h5"), "--device", device]) == 1
+        err = capsys.readouterr().err
+        assert "field 'device'" in err and len(err.strip().splitlines()) == 1

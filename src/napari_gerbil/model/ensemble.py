@@ -450,10 +450,28 @@ class Ensemble:
         return pred if t == 1.0 else pred.with_temperature(t)
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """A torch device that exists here (InvalidInputError for a typo or a missing GPU)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidInputError(
+            None, "device", "a torch device (cpu, cuda, cuda:N, mps)", repr(device)
+        ) from None
+    if dev.type == "cuda" and (
+        not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()
+    ):
+        raise InvalidInputError(None, "device", "an available device", f"{device} (no such GPU)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidInputError(None, "device", "an available device", f"{device} (no MPS)")
+    return dev
+
+
 def load_ensemble(
     model_dir: str | os.PathLike, device: str | torch.device = "cpu", verify: bool = True
 ) -> Ensemble:
     """Load a model directory; ``verify`` checks each member file's SHA-256."""
+    device = check_device(device)
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise InvalidInputError(
