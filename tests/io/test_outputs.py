@@ -157,3 +157,35 @@ def test_failed_run_leaves_no_empty_output_folder(tmp_path):
     with output_lock(out):
         out.write_text("{}")
     assert out.exists()  # a folder with results stays
+
+
+def test_temporary_of_a_sigkilled_writer_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "pred.h5"
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from napari_gerbil.io.atomic import atomic_path
+        with atomic_path({str(target)!r}, suffix=".h5.tmp") as tmp:
+            tmp.write_bytes(b"half of a prediction file")
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env)
+    assert proc.returncode == -9
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".pred.h5.")]
+    assert len(left) == 1 and not target.exists()
+    atomic_write_text(target, "complete")
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.h5"]
+
+
+def test_output_on_a_session_audio_file_is_refused(tmp_path, capsys):
+    from napari_gerbil.cli.main import main
+
+    session = write_wav_session(tmp_path, reviewed=False)
+    wav = tmp_path / "rec.wav"
+    before = wav.read_bytes()
+    argv = ["predict", "--baseline", "muse", "--data", str(session), "--out", str(wav)]
+    assert main([*argv, "--overwrite"]) == 1
+    assert "different from every input" in capsys.readouterr().err
+    assert wav.read_bytes() == before
