@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hostile_data import write_poses_h5, write_wav_session
 
+from hostile_data import write_poses_h5, write_wav_session
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.session_create import create_session, read_mic_positions
 from napari_gerbil.io.video import write_video
