@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from hostile_data import write_small_vcl
@@ -87,3 +88,20 @@ def test_split_of_another_file_version(tmp_path, capsys):
     argv = ["evaluate", "--data", str(data), "--baseline", "muse", "--split", str(split)]
     assert main([*argv, "--out", str(tmp_path / "e")]) == 1
     assert "call indices below 4" in capsys.readouterr().err
+
+
+def test_one_enormous_call_is_refused_before_reading(tmp_path, capsys):
+    from napari_gerbil.io.arena import default_cage
+    from napari_gerbil.io.vcl import write_vcl
+
+    cage = default_cage()
+    rng = np.random.default_rng(0)
+    calls = [rng.standard_normal((900, 4)).astype(np.float32),
+             rng.standard_normal((700_000, 4)).astype(np.float32)]  # fmt: skip
+    data = write_vcl(
+        tmp_path / "long.h5", calls, np.zeros((2, 1, 3)), node_names=["s"],
+        sample_rate_hz=125000.0, arena_dims_mm=cage.dims_mm, mic_positions_mm=cage.mic_positions_mm,
+    )  # fmt: skip
+    argv = ["evaluate", "--data", str(data), "--baseline", "muse", "--out", str(tmp_path / "e")]
+    assert main(argv) == 1
+    assert "call 1 of 700000 samples" in capsys.readouterr().err

@@ -96,6 +96,29 @@ def _select_pairs(args, datasets) -> np.ndarray:
     return pairs
 
 
+def _check_call_lengths(datasets, pairs: np.ndarray) -> None:
+    """Refuse calls longer than a baseline accepts: one enormous call would take minutes
+    and gigabytes (every evaluated call is read whole)."""
+    from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.model.predict import MAX_BASELINE_CALL_S
+
+    for f, ds in enumerate(datasets):
+        mine = pairs[pairs[:, 0] == f, 1]
+        if not len(mine):
+            continue
+        lengths = ds.call_lengths_samples[mine]
+        rate = ds.sample_rate_hz or 125000.0
+        limit = int(MAX_BASELINE_CALL_S * rate)
+        if lengths.max() > limit:
+            k = int(np.argmax(lengths))
+            raise InvalidInputError(
+                ds.path,
+                "call length",
+                f"calls of at most {MAX_BASELINE_CALL_S:g} s ({limit} samples)",
+                f"call {int(mine[k])} of {int(lengths[k])} samples",
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation and write the outputs."""
     from napari_gerbil.baselines import canonical_method
@@ -131,6 +154,7 @@ def _run(args: argparse.Namespace, methods: list[str], out: Path) -> int:
 
     datasets = [VCLDataset(p) for p in args.data]
     pairs = _select_pairs(args, datasets)
+    _check_call_lengths(datasets, pairs)
     calls, truth = runner.dataset_calls(datasets, pairs)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"data": [str(p) for p in args.data], "n_calls": len(calls), "methods": {}}
