@@ -182,3 +182,19 @@ def test_trained_model_still_loads(model):
 def test_training_config_refuses_nonsense(change, field):
     with pytest.raises(InvalidInputError, match=f"field '{field}'"):
         tiny_config(**change).validate("c.yaml")
+
+
+def test_an_enormous_training_call_is_refused(tmp_path):
+    from napari_gerbil.io.arena import default_cage
+    from napari_gerbil.io.vcl import write_vcl
+
+    cage = default_cage()
+    rng = np.random.default_rng(0)
+    calls = [rng.standard_normal((900, 4)).astype(np.float32) for _ in range(7)]
+    calls.append(rng.standard_normal((700_000, 4)).astype(np.float32))
+    path = write_vcl(
+        tmp_path / "long.h5", calls, np.zeros((8, 1, 3)), node_names=["s"],
+        sample_rate_hz=125000.0, arena_dims_mm=cage.dims_mm, mic_positions_mm=cage.mic_positions_mm,
+    )  # fmt: skip
+    with pytest.raises(InvalidInputError, match="call 7 of 700000 samples"):
+        train_tiny_model(path, tmp_path / "m")

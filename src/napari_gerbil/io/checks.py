@@ -51,7 +51,30 @@ def check_training_files(paths: Sequence[str | os.PathLike], field: str = "--dat
                 hint="Duplicated calls would be counted twice and leak across the split.",
             )
         seen[key] = Path(p)
-        check_vcl_input(p, require_locations=True, field=field)
+        summary = check_vcl_input(p, require_locations=True, field=field)
+        _check_call_lengths(p, summary.get("sample_rate_hz"))
+
+
+#: Longest call a command reads whole (training crops, baselines), in seconds.
+MAX_CALL_S = 5.0
+
+
+def _check_call_lengths(path: str | os.PathLike, sample_rate_hz: float | None) -> None:
+    from napari_gerbil.io.vcl import VCLDataset
+
+    with VCLDataset(path) as ds:
+        lengths = ds.call_lengths_samples
+    rate = sample_rate_hz or 125000.0
+    limit = int(MAX_CALL_S * rate)
+    if len(lengths) and lengths.max() > limit:
+        i = int(np.argmax(lengths))
+        raise InvalidInputError(
+            path,
+            "call length",
+            f"calls of at most {MAX_CALL_S:g} s ({limit} samples) for training",
+            f"call {i} of {int(lengths[i])} samples ({lengths[i] / rate:.1f} s)",
+            hint="Every epoch reads each call whole; split long segments into calls.",
+        )
 
 
 def _frame_interval_s(session) -> float | None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.checks import MAX_CALL_S
 from napari_gerbil.model.calibration import coverage_curve, expected_calibration_error
 from napari_gerbil.model.confidence import confidence_sets, grid_level
 from napari_gerbil.model.ensemble import Ensemble
@@ -198,7 +199,7 @@ def write_predictions(path: str | os.PathLike, result: CallPredictions, source: 
 
 
 #: Longest call a classical baseline is run on (s): its cost grows with the length.
-MAX_BASELINE_CALL_S = 5.0
+MAX_BASELINE_CALL_S = MAX_CALL_S
 
 
 def check_predict_options(mass: float, batch_size: int) -> None:
