@@ -180,6 +180,15 @@ def _run(args: argparse.Namespace, methods: list[str], out: Path) -> int:
         named = {"ensemble": pred}
         if pred.n_members > 1:
             named["single"] = runner.single_member(pred)
+        half = np.asarray(arena, float)[:2] / 2.0 + 50.0
+        outside = ~np.isfinite(pred.point_mm).all(-1) | (np.abs(pred.point_mm) > half).any(-1)
+        results["outside_arena"] = int(outside.sum())
+        if outside.any():
+            print(
+                f"WARNING {int(outside.sum())} of {len(outside)} ensemble estimates lie more "
+                "than 50 mm outside the arena: the model failed on them (retrain it); the "
+                "errors below include them"
+            )
         for name, p in named.items():
             scores = runner.score_mixture(p, truth, arena)
             scores["calls_per_s"] = len(calls) / seconds

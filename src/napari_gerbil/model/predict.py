@@ -38,6 +38,10 @@ from napari_gerbil.model.mixture import MixturePrediction
 ProgressFn = Callable[[int, int], None]
 
 
+#: Estimates further than this outside the arena's floor are flagged, not reported.
+OUTSIDE_MARGIN_MM = 50.0
+
+
 @dataclass
 class CallPredictions:
     """Localizations of n calls by an ensemble or a baseline."""
@@ -58,6 +62,16 @@ class CallPredictions:
         if self.truth_mm is None:
             return None
         return np.linalg.norm(self.point_mm - self.truth_mm, axis=-1)
+
+    def outside_arena(self, arena_dims_mm, margin_mm: float = OUTSIDE_MARGIN_MM) -> np.ndarray:
+        """(n,) bool: estimates more than ``margin_mm`` outside the floor (or not finite).
+
+        Such an estimate is a failure of the model, not a localization: report it apart.
+        """
+        half = np.asarray(arena_dims_mm, float)[:2] / 2.0 + margin_mm
+        point = np.asarray(self.point_mm, float)
+        finite = np.isfinite(point).all(axis=-1)
+        return ~finite | (np.abs(np.nan_to_num(point)) > half).any(axis=-1)
 
 
 def localize_with_ensemble(

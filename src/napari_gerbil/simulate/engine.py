@@ -125,7 +125,8 @@ class EngineConfig(Config):
     calls_per_room
         Calls rendered in one randomized room draw (the batch size).
     randomize
-        Domain randomization on (training) or off (the nominal cage at ``snr_db``).
+        Domain randomization on (training) or off (the nominal cage, omni sources, SNR
+        the middle of ``randomization.snr_db``).
     randomization
         Ranges of the randomization.
     render
