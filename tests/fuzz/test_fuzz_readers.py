@@ -491,7 +491,7 @@ def test_fuzz_call_tables(tmp_path):
 # ---------------------------------------------------------------------------------------
 
 
-def test_fuzz_cage_file_fields(tmp_path):
+def test_fuzz_cage_file_fields(tmp_path, capsys):
     yaml = pytest.importorskip("yaml")
     cage_mod = pytest.importorskip("napari_gerbil.io.cage")
     base = tmp_path / "base.yaml"
@@ -503,6 +503,11 @@ def test_fuzz_cage_file_fields(tmp_path):
     def run(key, value):
         path = tmp_path / "cage.yaml"
         path.write_text(yaml.safe_dump({**data, key: value}))
+        for cmd in ("info", "validate"):
+            status = main([cmd, str(path)])
+            err = capsys.readouterr().err.strip()
+            assert status in (0, 1) and "internal error" not in err, err
+            assert status == 0 or len(err.splitlines()) == 1, err
         try:
             cage = cage_mod.load_cage(path)
         except GerbilError:
