@@ -127,6 +127,16 @@ def _read_poses(path: Path) -> None:
     _ = poses.rc_px
 
 
+def _build_slp(root: Path) -> Path:
+    from napari_gerbil.simulate.slp_writer import write_tracked_slp
+
+    xy = np.random.default_rng(0).uniform(10, 30, size=(8, 2, 2, 2))
+    xy[3, 1] = np.nan  # a gap
+    return write_tracked_slp(
+        root / "poses.slp", xy, ["nose", "head"], [("nose", "head")], ["a", "b"], "v.mp4"
+    )
+
+
 def _build_predictions(root: Path) -> Path:
     from napari_gerbil.model.predict import predict_file
 
@@ -190,6 +200,11 @@ READERS: dict[str, Reader] = {
         lambda root: write_poses_h5(root / "poses.h5", n_frames=12),
         _read_poses,
         must_fail=[("tracks", None, "text"), ("tracks", None, "flatten")],
+    ),
+    "poses_slp": Reader(
+        _build_slp,
+        _read_poses,
+        must_fail=[("frames", None, "text"), ("pred_points", None, "text")],
     ),
     "predictions": Reader(
         _build_predictions,

@@ -171,12 +171,22 @@ def _load_slp(path: Path) -> Poses:
         raise InvalidInputError(path, "skeletons", "a skeleton", "none")
     names = [n.name for n in labels.skeletons[-1].nodes]
     tracks = [t.name for t in labels.tracks]
-    fast = _tracked_xy_fast(path, len(names), len(tracks)) if tracks else None
-    if fast is not None:
-        xy = fast
-    else:  # untracked or unusual files: sleap-io's general (slower) path
-        xy = sio.load_slp(str(path), open_videos=False).numpy(untracked=not tracks)
-        tracks = tracks or [f"track{i}" for i in range(xy.shape[1])]
+    try:
+        fast = _tracked_xy_fast(path, len(names), len(tracks)) if tracks else None
+        if fast is not None:
+            xy = fast
+        else:  # untracked or unusual files: sleap-io's general (slower) path
+            xy = sio.load_slp(str(path), open_videos=False).numpy(untracked=not tracks)
+            tracks = tracks or [f"track{i}" for i in range(xy.shape[1])]
+    except InvalidInputError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        raise InvalidInputError(
+            path,
+            "/frames /instances /points /pred_points",
+            "SLEAP's pose tables, consistent with each other",
+            f"{type(exc).__name__}: {exc}",
+        ) from None
     video = labels.videos[0].filename
     return Poses(
         names,
