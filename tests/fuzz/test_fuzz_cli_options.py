@@ -80,7 +80,7 @@ VALUES = st.one_of(
 def test_numeric_options(base, option, dest, valid, capsys):
     parser = build_parser()
 
-    @settings(max_examples=25, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=15, deadline=None, derandomize=True, database=None)
     @given(value=VALUES)
     def run(value):
         if value.startswith("-") and not value[1:2].isdigit() and value not in ("-inf", "-0"):
