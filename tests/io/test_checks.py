@@ -84,3 +84,11 @@ def test_attribution_of_a_call_past_the_timestamps_is_unassigned(tmp_path):
     pos = animal_positions_at_calls(session, poses)
     assert np.isfinite(pos[:2]).all()
     assert np.isnan(pos[2]).all()  # no frame at 0.8 s: no position, so no attribution
+
+
+def test_info_flags_calls_outside_the_timestamps(tmp_path, capsys):
+    path = write_wav_session(
+        tmp_path, calls=CALLS, fps=None, frame_times_s=[0.0, 1 / 30, 2 / 30, 3 / 30]
+    )
+    assert main(["info", str(path)]) == 0
+    assert "WARNING timing/frame_times_s: 1 calls outside" in capsys.readouterr().out

@@ -220,6 +220,10 @@ def describe_session(path: str | Path) -> list[str]:
     else:
         timing = "no video clock"
     lines.append(f"  video clock:      {timing}")
+    from napari_gerbil.io.checks import session_timing_problems
+
+    for field, expected, found in session_timing_problems(s):
+        lines.append(f"  WARNING {field}: {found} (expected {expected}); run validate")
     lines.append(f"  animals:          {', '.join(s.animal_names) or 'none'}")
     lines.append(f"  calls:            {s.n_calls}")
     if s.predictions is None:
