@@ -30,6 +30,8 @@ def _kind_of(mode: int) -> str:
         return "a device"
     if stat.S_ISDIR(mode):
         return "a directory"
+    if stat.S_ISREG(mode):
+        return "a file"
     return "a special file"
 
 
