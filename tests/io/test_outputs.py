@@ -71,6 +71,9 @@ def test_unwritable_folder_is_refused_before_computing(tmp_path):
 
 
 def test_folder_outputs_protect_earlier_results(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidInputError, match="found a file"):
+        check_output_path(tmp_path / "file", directory=True)
     out = tmp_path / "eval"
     out.mkdir()
     assert check_output_path(out, directory=True, protected=("metrics.json",)) == out
