@@ -14,6 +14,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from napari_gerbil.cli._args import int_range, positive_int, seed
@@ -95,13 +96,21 @@ def _command(args: argparse.Namespace) -> int:
     if args.finetune or args.init:
         if args.finetune and args.init:
             raise InvalidInputError(None, "--init", "either --init or --finetune", "both")
-        out = finetune(
-            args.finetune or args.init,
-            args.data,
-            args.out,
-            config if args.config else None,
-            engine=engine,
+        lock = (
+            output_lock(Path(args.out) / "manifest.json")
+            if args.out is not None
+            else contextlib.nullcontext()
         )
+        if args.out is not None:
+            _check_out_dir(args.out, [*args.data, args.config, args.engine_config])
+        with lock:
+            out = finetune(
+                args.finetune or args.init,
+                args.data,
+                args.out,
+                config if args.config else None,
+                engine=engine,
+            )
         print(out)
         return 0
     if args.out is None:
