@@ -29,9 +29,10 @@ from tqdm.auto import tqdm
 from napari_gerbil.errors import GerbilError, IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.atomic import atomic_path, atomic_write_text
 from napari_gerbil.io.cage import compare_geometry
+from napari_gerbil.io.checks import check_training_files
 from napari_gerbil.io.compat import check_compatible
 from napari_gerbil.io.vcl import VCLDataset
-from napari_gerbil.model.ensemble import Ensemble, save_checkpoint
+from napari_gerbil.model.ensemble import Ensemble, load_checkpoint, save_checkpoint
 from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
 from napari_gerbil.model.manifest import (
     ModelMetadata,
@@ -52,6 +53,7 @@ from napari_gerbil.training.data import (
     save_split,
     source_labels_mm,
 )
+from napari_gerbil.training.run_record import check_or_record_inputs, describe_inputs
 
 #: Squared Mahalanobis radius of a 2-D Gaussian's 95% ellipse (chi-square, 2 dof).
 CHI2_95 = -2.0 * math.log(0.05)
@@ -408,8 +410,7 @@ def train_member(
     torch.manual_seed(seed)
     net = build_network(network_config).to(device)
     if init_checkpoint is not None:
-        payload = torch.load(init_checkpoint, map_location=device, weights_only=True)
-        net.load_state_dict(payload["state_dict"])
+        net.load_state_dict(load_checkpoint(init_checkpoint, device)["state_dict"])
     optimizer: torch.optim.Optimizer
     if config.optimizer == "adam":
         optimizer = torch.optim.AdamW(
@@ -431,9 +432,14 @@ def train_member(
     state["n_loss"] = 0
     last = run_dir / "last.pt"
     if last.exists():
-        payload = torch.load(last, map_location=device, weights_only=True)
-        net.load_state_dict(payload.pop("state_dict"))
-        optimizer.load_state_dict(payload.pop("optimizer"))
+        payload = load_checkpoint(last, device)  # weights only: a model directory is data
+        try:
+            net.load_state_dict(payload.pop("state_dict"))
+            optimizer.load_state_dict(payload.pop("optimizer"))
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                last, "state_dict / optimizer", "the resumable state of this run", str(exc)[:200]
+            ) from None
         state.update(payload)
     _trim_metrics(run_dir / "metrics.jsonl", state["epoch"])
 
@@ -649,6 +655,8 @@ def train_ensemble(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     length = network_config.input_length_samples
+    if rir_bank is None:  # the checks of `napari-gerbil validate`, NaN labels included
+        check_training_files([p.path if isinstance(p, VCLDataset) else p for p in data_paths])
     existing_split = out_dir / "member_00" / "split.json"
     split = None
     if rir_bank is None and engine is None and existing_split.exists():
@@ -657,6 +665,12 @@ def train_ensemble(
     if network_config.n_channels != data.metadata.n_channels:
         network_config = network_config.replace(n_channels=data.metadata.n_channels)
     network_config = with_data_geometry(network_config, data.metadata)
+    check_or_record_inputs(
+        out_dir,
+        describe_inputs(
+            network_config.digest(), config.digest(), data.paths, data.rir_bank, data.engine
+        ),
+    )
     config.save(out_dir / "training.yaml")
     seeds = [config.seed + k for k in range(n_members)]
     runs = [out_dir / f"member_{k:02d}" for k in range(n_members)]
