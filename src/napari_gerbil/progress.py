@@ -121,20 +121,26 @@ class TqdmProgress:
     """
 
     def __init__(self, desc: str = "", disable: bool = False) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=1000, desc=desc, disable=disable, unit="‰", leave=True)
+        self._desc, self._disable = desc, disable
+        self._bar: Any = None  # opened on the first record: an early error prints one line
 
     def __call__(self, record: Progress) -> None:
         """Move the bar to ``record.fraction`` and show ``record.message``."""
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=1000, desc=self._desc, disable=self._disable, unit="‰", leave=True
+            )
         if not math.isnan(record.fraction):
             self._bar.update(int(round(record.fraction * 1000)) - self._bar.n)
         if record.message:
             self._bar.set_postfix_str(record.message, refresh=False)
 
     def close(self) -> None:
-        """Close the bar."""
-        self._bar.close()
+        """Close the bar (if it was ever opened)."""
+        if self._bar is not None:
+            self._bar.close()
 
     def __enter__(self) -> TqdmProgress:
         return self
