@@ -13,7 +13,9 @@ import threading
 
 import numpy as np
 from napari.qt.threading import thread_worker
+from qtpy.QtWidgets import QProgressBar, QWidget
 
+from napari_gerbil._napari._controls import button, row
 from napari_gerbil._napari._review import animal_positions_mm
 from napari_gerbil.io.session import Session
 
@@ -134,12 +136,19 @@ def demo_model_worker():
 
 
 @thread_worker(progress={"desc": "napari-gerbil: fine-tuning the ensemble"})
-def retrain_worker(model_dir, dataset_path, epochs: int, cancel_event):
+def retrain_worker(model_dir, dataset_path, epochs: int, cancel_event, heldout):
     """Fine-tune the ensemble in ``model_dir`` on ``dataset_path`` for ``epochs`` (at a
-    tenth of the parent's learning rate) into a new model version; returns its directory.
+    tenth of the parent's learning rate) into a new model version, then judge it on the
+    held-out reviewed calls and fit its temperature there
+    (:func:`napari_gerbil.training.heldout.compare_on_heldout`).
 
-    Yields (fraction, message); setting ``cancel_event`` stops at the next step."""
+    ``heldout`` is (old ensemble, clips, truth_mm, arena_dims_mm). Yields (fraction,
+    message); setting ``cancel_event`` stops at the next step. Returns (new directory,
+    :class:`~napari_gerbil.training.heldout.FinetuneReport`).
+    """
+    from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.training.config import TrainingConfig
+    from napari_gerbil.training.heldout import compare_on_heldout, write_temperature
     from napari_gerbil.training.trainer import finetune
 
     parent = TrainingConfig.load(model_dir / "training.yaml")
@@ -154,16 +163,93 @@ def retrain_worker(model_dir, dataset_path, epochs: int, cancel_event):
             members.append(info["member"])
         within = (info["epoch"] + info["step"] / info["steps"]) / info["epochs"]
         fraction = (members.index(info["member"]) + within) / n_members
-        return (min(fraction, 1.0), f"{info['member']} epoch {info['epoch'] + 1}")
+        return (min(0.95 * fraction, 0.95), f"{info['member']} epoch {info['epoch'] + 1}")
 
-    return (
-        yield from with_progress(
-            finetune,
-            model_dir,
-            [dataset_path],
-            config=config,
-            cancel=cancel_event.is_set,
-            show_progress=False,
-            to_message=to_message,
-        )
+    new_dir = yield from with_progress(
+        finetune,
+        model_dir,
+        [dataset_path],
+        config=config,
+        cancel=cancel_event.is_set,
+        show_progress=False,
+        to_message=to_message,
     )
+    yield (0.96, "judging on held-out reviewed calls")
+    old_ensemble, clips, truth_mm, dims = heldout
+    report = compare_on_heldout(old_ensemble, load_ensemble(new_dir), clips, truth_mm, dims)
+    write_temperature(new_dir, report.temperature, report.to_dict())
+    return new_dir, report
+
+
+class JobPanel(QWidget):
+    """Progress bar and *Cancel* of the dock's background job (one at a time).
+
+    A job is a napari ``thread_worker`` that yields ``(fraction, message)`` tuples or
+    :class:`LocalizeBatch` records; ``cancel_event`` is set by *Cancel* (the job checks
+    it between steps) and the worker is asked to quit.
+    """
+
+    def __init__(self, on_error, parent=None) -> None:
+        super().__init__(parent, objectName="job_panel")
+        self.on_error = on_error
+        self.worker = None
+        self.cancel_event = threading.Event()
+        self.progress = QProgressBar(objectName="job_progress")
+        self.progress.setTextVisible(True)
+        self.cancel = button("Cancel", "cancel_job", self.cancel_job, "stop the running job")
+        self.setLayout(row(self.progress, self.cancel, stretch=0))
+        self._idle("idle")
+
+    def busy(self) -> bool:
+        """Whether a job runs."""
+        return self.worker is not None
+
+    def start(self, worker, message: str):
+        """Run ``worker``; its yielded progress shows here. Returns the worker."""
+        self.worker = worker
+        self.cancel_event.clear()
+        self.cancel.setEnabled(True)
+        self.progress.setRange(0, 0)  # busy until the first progress report
+        self.progress.setFormat(f"{message}…")
+        worker.errored.connect(self.on_error)
+        worker.finished.connect(self._on_finished)
+        worker.start()
+        return worker
+
+    def show_progress(self, fraction: float, message: str) -> None:
+        """Show ``fraction`` (0..1) done with ``message``."""
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * min(max(fraction, 0.0), 1.0)))
+        self.progress.setFormat(f"{message} %p%")
+
+    def cancel_job(self) -> None:
+        """Ask the running job to stop (what it finished is kept)."""
+        if self.worker is not None:
+            self.cancel_event.set()
+            self.worker.quit()
+            self.progress.setFormat("cancelling…")
+
+    def _on_finished(self) -> None:
+        cancelled = self.cancel_event.is_set()
+        self.worker = None
+        self._idle("cancelled" if cancelled else "done")
+
+    def _idle(self, text: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if text == "done" else 0)
+        self.progress.setFormat(text)
+        self.cancel.setEnabled(False)
+
+    def shutdown(self) -> None:
+        """The dock closes: stop the job and drop its connections."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            self.cancel_event.set()
+            for name in ("yielded", "returned", "errored", "finished"):
+                signal = getattr(worker, name, None)
+                try:
+                    if signal is not None:
+                        signal.disconnect()
+                except (TypeError, RuntimeError):
+                    pass
+            worker.quit()
