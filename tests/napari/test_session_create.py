@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_gerbil._napari._review import ReviewModel
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import default_cage, order_corners_px
 from napari_gerbil.io.session import load_session
 from napari_gerbil.io.session_create import create_session, read_mic_positions
+from napari_gerbil.review import ReviewModel
 
 
 def _inputs(built_session):

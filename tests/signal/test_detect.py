@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.progress import Cancelled, CancelToken, Progress
 from napari_gerbil.signal.detect import DetectorConfig, detect_calls
 
 RATE_HZ = 125000.0
@@ -28,8 +29,22 @@ def test_chunking_does_not_change_the_result(calls_audio):
     chunked = detect_calls(calls_audio, DetectorConfig(chunk_s=0.037), progress=fractions.append)
     np.testing.assert_array_equal(whole[0], chunked[0])
     np.testing.assert_array_equal(whole[1], chunked[1])
-    assert len(fractions) > 20 and fractions[-1] == pytest.approx(1.0)
+    assert len(fractions) > 20 and fractions[-1].fraction == pytest.approx(1.0)
+    assert all(isinstance(p, Progress) for p in fractions)
     assert max(stop - start for start, stop in calls_audio.reads) < 0.05 * RATE_HZ
+
+
+def test_cancel_stops_detection_between_chunks(calls_audio):
+    token = CancelToken()
+    calls_audio.reads.clear()
+
+    def cancel_after_three(record: Progress) -> None:
+        if len(calls_audio.reads) == 3:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        detect_calls(calls_audio, DetectorConfig(chunk_s=0.037), cancel_after_three, token)
+    assert len(calls_audio.reads) == 3  # no chunk read after the cancel
 
 
 def test_parameters_matter(calls_audio):

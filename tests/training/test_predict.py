@@ -1,4 +1,4 @@
-"""Prediction files (ensemble and baselines) and localizing the calls of a session."""
+"""Prediction files (ensemble and baselines) of datasets and session files."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 
 from napari_gerbil.cli.main import main
-from napari_gerbil.errors import IncompatibleModelError
 from napari_gerbil.io.arena import default_cage
 from napari_gerbil.io.audio import AudioSource
 from napari_gerbil.io.session import AudioRef, CallTable, Session, save_session
 from napari_gerbil.io.vcl import VCLDataset
 from napari_gerbil.model.ensemble import load_ensemble
-from napari_gerbil.model.predict import predict_session
 
 
 def test_predict_command_writes_vocalocator_names(tiny_ensemble, delay_dataset, tmp_path, capsys):
@@ -80,32 +78,13 @@ def _session_with_calls(delay_dataset, tmp_path, n_calls=6):
     return session, [ds.call_audio(i) for i in range(n_calls)], ds.source_xy_mm(0)[:n_calls]
 
 
-def test_predict_session_localizes_each_call_like_the_dataset(
-    tiny_ensemble, delay_dataset, tmp_path
-):
+def test_predict_command_on_a_session_file(tiny_ensemble, delay_dataset, tmp_path):
     session, calls, _ = _session_with_calls(delay_dataset, tmp_path)
-    ens = load_ensemble(tiny_ensemble)
-    seen = []
-    preds = predict_session(session, ens, progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1] == (6, 6)
-    assert session.predictions is preds and preds.model_version.startswith("tiny-v1")
-    direct = ens.predict(calls)
-    np.testing.assert_allclose(preds.member_means_mm, direct.means_mm, atol=1e-4)
-    assert (preds.set_area_mm2 > 0).all()
+    direct = load_ensemble(tiny_ensemble).predict(calls)
     save_session(session, tmp_path / "s.gerbil.h5")
     out = tmp_path / "session_pred.h5"
     argv = ["predict", "--model", str(tiny_ensemble), "--data", str(tmp_path / "s.gerbil.h5")]
     assert main([*argv, "--out", str(out)]) == 0
     with h5py.File(out, "r") as f:
-        np.testing.assert_allclose(f["point_predictions"][()], preds.point_mm, atol=1e-4)
+        np.testing.assert_allclose(f["point_predictions"][()], direct.point_mm, atol=1e-4)
         assert "location_in_confidence_set" not in f  # no truth in a session
-
-
-def test_predict_session_refuses_an_incompatible_model(tiny_ensemble, delay_dataset, tmp_path):
-    session, _, _ = _session_with_calls(delay_dataset, tmp_path, 2)
-    session.arena = default_cage(dims_mm=(800.0, 400.0, 350.0))
-    with pytest.raises(IncompatibleModelError, match="arena_dims_mm"):
-        predict_session(session, load_ensemble(tiny_ensemble))
-    with pytest.raises(InterruptedError):
-        session.arena = default_cage()
-        predict_session(session, load_ensemble(tiny_ensemble), cancel=lambda: True)

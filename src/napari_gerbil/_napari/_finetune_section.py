@@ -56,7 +56,7 @@ class FinetuneSection(QWidget):
 
     def export(self) -> Path | None:
         """Export confirmed/corrected calls to a VCL file (merged with the training set)."""
-        from napari_gerbil._napari._review import export_reviewed
+        from napari_gerbil.review import export_reviewed
 
         dock = self.dock
         if dock.review is None:
@@ -77,7 +77,7 @@ class FinetuneSection(QWidget):
 
     def _heldout(self):
         """(clips, truth_mm) of the held-out reviewed calls, and the number reviewed."""
-        from napari_gerbil._napari._review import reviewed_calls
+        from napari_gerbil.review import reviewed_calls
 
         dock = self.dock
         train, held, positions = reviewed_calls(dock.review, dock.poses)
@@ -110,9 +110,8 @@ class FinetuneSection(QWidget):
         model_dir = dock.sections_model.ensemble_dir
         heldout = (ensemble, clips, truth, dock.review.session.arena.dims_mm)
         worker = _jobs.retrain_worker(
-            model_dir, exported, self.epochs.value(), dock.jobs.cancel_event, heldout
+            model_dir, exported, self.epochs.value(), heldout, dock.jobs.cancel_token
         )
-        worker.yielded.connect(lambda value: dock.jobs.show_progress(*value))
         worker.returned.connect(self._on_retrained)
         return dock.jobs.start(worker, "fine-tuning")
 

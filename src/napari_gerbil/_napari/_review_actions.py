@@ -219,7 +219,6 @@ class ReviewActions:
         self.review.apply_localization(batch)
         localized.extend(int(i) for i in batch.indices)
         self.overlays.forget(batch.indices)
-        self.jobs.show_progress(batch.done / batch.total, "localizing")
 
     def after_localization(self, localized: list[int]) -> None:
         """Save once, refresh the rows and the drawing."""

@@ -114,8 +114,7 @@ class DetectSection(QWidget):
         except GerbilError as exc:
             dock.error(exc)
             return None
-        worker = _jobs.detect_worker(dock.audio, config)
-        worker.yielded.connect(lambda value: dock.jobs.show_progress(*value))
+        worker = _jobs.detect_worker(dock.audio, config, dock.jobs.cancel_token)
         worker.returned.connect(lambda bounds: dock.add_calls(*bounds))
         return dock.jobs.start(worker, "detecting calls")
 
@@ -177,16 +176,16 @@ class ModelSection(QWidget):
 
     def use_demo_model(self):
         """Use the demo ensemble; on first use it is built in a worker (returned)."""
-        from napari_gerbil.model.demo import demo_model_dir
+        from napari_gerbil.model.manifest import is_model_dir
+        from napari_gerbil.training.demo import demo_model_dir
 
-        if (demo_model_dir() / "manifest.json").exists():
+        if is_model_dir(demo_model_dir()):
             self.model_dir.setText(str(demo_model_dir()))
             return None
         if self.dock.jobs.busy():
             self.dock.notify("a job is running; cancel it first")
             return None
-        worker = _jobs.demo_model_worker()
-        worker.yielded.connect(lambda value: self.dock.jobs.show_progress(*value))
+        worker = _jobs.demo_model_worker(self.dock.jobs.cancel_token)
         worker.returned.connect(lambda path: self.model_dir.setText(str(path)))
         return self.dock.jobs.start(worker, "building the demo ensemble")
 

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_gerbil._napari._review import code_name
+from napari_gerbil.review import code_name
 
 #: (header, column key in the rows mapping, format) of the table columns.
 COLUMNS = (

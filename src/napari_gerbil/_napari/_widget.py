@@ -25,12 +25,12 @@ from napari_gerbil._napari._jobs import JobPanel
 from napari_gerbil._napari._keys import ReviewShortcuts
 from napari_gerbil._napari._layers import SESSION_KEY, pose_points_at, track_points
 from napari_gerbil._napari._overlays import ReviewOverlays
-from napari_gerbil._napari._review import ReviewModel, code_name
 from napari_gerbil._napari._review_actions import ReviewActions
 from napari_gerbil._napari._sections import DetectSection, ModelSection, SessionSection
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
 from napari_gerbil.errors import GerbilError
 from napari_gerbil.io.session import UNASSIGNED
+from napari_gerbil.review import ReviewModel, code_name
 
 #: Name of the spectrogram dock.
 SPECTROGRAM_DOCK = "Spectrogram (napari-gerbil)"

@@ -265,21 +265,12 @@ def describe_poses(path: str | Path) -> list[str]:
     ]
 
 
-def _read_manifest_json(path: Path) -> dict[str, Any]:
-    manifest_path = path / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(manifest_path, "<file>", "valid JSON", str(exc)) from None
-    if not isinstance(manifest, dict):
-        raise InvalidInputError(manifest_path, "<root>", "a JSON object", type(manifest).__name__)
-    return manifest
-
-
 def describe_model(path: str | Path) -> list[str]:
     """Lines listing a model directory's manifest (no torch needed)."""
     path = Path(path)
-    manifest = _read_manifest_json(path)
+    from napari_gerbil.model.manifest import read_manifest_json
+
+    manifest = read_manifest_json(path)
     lines = [f"Model directory: {path}"]
     for key, value in manifest.items():
         if key == "members" and isinstance(value, list):

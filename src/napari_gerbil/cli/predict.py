@@ -29,18 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _command(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.model.predict import predict_file
+    from napari_gerbil.progress import TqdmProgress
 
     ensemble = load_ensemble(args.model, device=args.device) if args.model else None
-    with tqdm(desc="calls", unit="call") as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with TqdmProgress("predict") as progress:
         result = predict_file(
             args.data,
             args.out,

@@ -43,7 +43,7 @@ def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.training.trainer import finetune, train_ensemble
 
     if args.demo:
-        from napari_gerbil.model.demo import ensure_demo_ensemble
+        from napari_gerbil.training.demo import ensure_demo_ensemble
 
         print(ensure_demo_ensemble(rebuild=True))
         return 0

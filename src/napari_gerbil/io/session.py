@@ -34,6 +34,8 @@ UNASSIGNED = -1
 AMBIGUOUS = -2
 NOT_REVIEWED = -3
 _STR = h5py.string_dtype("utf-8")
+#: Per-call arrays of :class:`Predictions`, in constructor order.
+PREDICTION_FIELDS = ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2")
 
 
 def file_checksum(path: str | os.PathLike) -> str:
@@ -482,6 +484,169 @@ class Session(_ArrayEq):
             "effective": self.effective_attribution(),
             "edit_time_s": self.user.edit_time_s.copy(),
         }
+
+    # -- row operations (one row per call; every per-call table kept aligned) ---------
+    def _rows(self, index: Any) -> tuple[Any, ...]:
+        """Copies of the per-call tables restricted to ``index`` (mask or indices)."""
+        c, p, q, u = self.calls, self.predictions, self.predicted, self.user
+        calls = CallTable(c.call_id[index], c.start_sample[index], c.stop_sample[index])
+        predictions = None
+        if p is not None:
+            predictions = Predictions(
+                *(getattr(p, k)[index] for k in PREDICTION_FIELDS), model_version=p.model_version
+            )
+        predicted = (
+            None if q is None else PredictedAttribution(q.animal[index], q.probabilities[index])
+        )
+        user = UserAttribution(u.animal[index], u.edit_time_s[index])
+        return calls, predictions, predicted, user
+
+    def _indices(self, indices: Any) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        bad = (idx < 0) | (idx >= self.n_calls)
+        if bad.any():
+            raise InvalidInputError(
+                self.path,
+                "call index",
+                f"0..{self.n_calls - 1}",
+                str(int(idx[np.argmax(bad)])),
+            )
+        return idx
+
+    def take(self, indices: Any) -> Session:
+        """A new session holding only calls ``indices`` (in that order), tables copied."""
+        calls, predictions, predicted, user = self._rows(self._indices(indices))
+        return dataclasses.replace(
+            self, calls=calls, predictions=predictions, predicted=predicted, user=user
+        )
+
+    def append_calls(self, start_sample: Any, stop_sample: Any) -> np.ndarray:
+        """Append calls [start, stop) with no prediction and no review; returns their rows.
+
+        New calls get ids after the largest existing one. Raises InvalidInputError for
+        bounds outside the audio (checked before anything changes).
+        """
+        starts = np.asarray(start_sample, np.int64).reshape(-1)
+        stops = np.asarray(stop_sample, np.int64).reshape(-1)
+        n_old, n_new = self.n_calls, len(starts)
+        first_id = int(self.calls.call_id.max()) + 1 if n_old else 0
+        calls = CallTable(
+            np.concatenate([self.calls.call_id, first_id + np.arange(n_new)]),
+            np.concatenate([self.calls.start_sample, starts]),
+            np.concatenate([self.calls.stop_sample, stops]),
+        )
+        if n_new and stops.max() > self.audio.n_samples:
+            raise InvalidInputError(
+                self.path,
+                "calls/stop_sample",
+                f"calls within the audio ({self.audio.n_samples} samples)",
+                f"a call ending at sample {stops.max()}",
+            )
+        self.calls = calls
+        if self.predictions is not None:
+            p, empty = self.predictions, Predictions.empty(n_new, self.predictions.n_members)
+            self.predictions = Predictions(
+                *(np.concatenate([getattr(p, k), getattr(empty, k)]) for k in PREDICTION_FIELDS),
+                model_version=p.model_version,
+            )
+        if self.predicted is not None:
+            q = self.predicted
+            n_animals = q.probabilities.shape[1]
+            self.predicted = PredictedAttribution(
+                np.concatenate([q.animal, np.full(n_new, UNASSIGNED)]),
+                np.concatenate([q.probabilities, np.full((n_new, n_animals), np.nan)]),
+            )
+        self.user = UserAttribution(
+            np.concatenate([self.user.animal, np.full(n_new, NOT_REVIEWED)]),
+            np.concatenate([self.user.edit_time_s, np.full(n_new, np.nan)]),
+        )
+        return np.arange(n_old, n_old + n_new)
+
+    def delete_calls(self, indices: Any) -> None:
+        """Remove calls ``indices`` with their predictions and attributions."""
+        keep = np.ones(self.n_calls, bool)
+        keep[self._indices(indices)] = False
+        self.calls, self.predictions, self.predicted, self.user = self._rows(keep)
+
+    def clear_predictions(self, indices: Any) -> None:
+        """Forget the prediction and predicted attribution of calls ``indices`` (their
+        audio changed); user attributions are kept."""
+        idx = self._indices(indices)
+        if self.predictions is not None:
+            for k in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2"):
+                getattr(self.predictions, k)[idx] = np.nan
+        if self.predicted is not None:
+            self.predicted.animal[idx] = UNASSIGNED
+            self.predicted.probabilities[idx] = np.nan
+
+    def set_predictions(
+        self,
+        indices: Any,
+        *,
+        point_mm: np.ndarray,
+        member_means_mm: np.ndarray,
+        member_chol_mm: np.ndarray,
+        set_area_mm2: np.ndarray,
+        model_version: str,
+        animal: np.ndarray,
+        probabilities: np.ndarray,
+    ) -> None:
+        """Store predictions and predicted attributions of calls ``indices``.
+
+        Another ensemble (different member count or ``model_version``) replaces every
+        earlier prediction: rows not in ``indices`` become "not predicted". User
+        attributions are never touched.
+        """
+        idx = self._indices(indices)
+        n_members = np.shape(member_means_mm)[1]
+        p = self.predictions
+        if p is None or p.n_members != n_members or p.model_version != model_version:
+            self.predictions = p = Predictions.empty(self.n_calls, n_members, model_version)
+            self.predicted = None
+        p.point_mm[idx] = point_mm
+        p.member_means_mm[idx] = member_means_mm
+        p.member_chol_mm[idx] = member_chol_mm
+        p.set_area_mm2[idx] = set_area_mm2
+        n_animals = len(self.animal_names)
+        if self.predicted is None:
+            self.predicted = PredictedAttribution(
+                np.full(self.n_calls, UNASSIGNED), np.full((self.n_calls, n_animals), np.nan)
+            )
+        self.predicted.animal[idx] = animal
+        self.predicted.probabilities[idx] = probabilities
+
+    def localized(self) -> np.ndarray:
+        """(n,) bool: the call has a prediction."""
+        if self.predictions is None:
+            return np.zeros(self.n_calls, bool)
+        return np.isfinite(self.predictions.point_mm).all(axis=1)
+
+    def read_call_audio(self, index: int, audio: Any = None) -> np.ndarray:
+        """Audio of call ``index``: float32 (stop - start, n_channels).
+
+        ``audio`` is an opened :class:`~napari_gerbil.io.audio.AudioSource` of this
+        session (reuse it when reading many calls); None opens (and closes) one.
+        """
+        i = int(self._indices([index])[0])
+        start, stop = int(self.calls.start_sample[i]), int(self.calls.stop_sample[i])
+        if audio is not None:
+            return audio.read(start, stop)
+        source = self.audio.open()
+        try:
+            return source.read(start, stop)
+        finally:
+            source.close()
+
+    def read_calls_audio(self, indices: Any, audio: Any = None) -> list[np.ndarray]:
+        """Audio of calls ``indices`` (a list of (n_i, n_channels) arrays)."""
+        idx = self._indices(indices)
+        if audio is not None:
+            return [self.read_call_audio(int(i), audio) for i in idx]
+        source = self.audio.open()
+        try:
+            return [self.read_call_audio(int(i), source) for i in idx]
+        finally:
+            source.close()
 
     # -- clocks ------------------------------------------------------------------------
     def _frame_times(self, frames: np.ndarray) -> np.ndarray:

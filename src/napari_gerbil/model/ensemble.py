@@ -1,24 +1,10 @@
-"""Model directories and the ensemble that predicts Gaussian mixtures from call audio.
-
-A model directory holds::
-
-    manifest.json      format, version, created, preset, n_members, metadata, members
-                       [{file, sha256, seed}], config_digest, parent, temperature
-    network.yaml       the NetworkConfig of every member
-    training.yaml      the TrainingConfig used
-    calibration.json   coverage curve and ECE on the validation calls (if computed)
-    member_XX/         one training run per member: best.pt (used), final.pt, last.pt
-                       (resume), metrics.jsonl, split.json
-"""
+"""The ensemble that predicts Gaussian mixtures from call audio, loaded from a model
+directory (layout and manifest: :mod:`napari_gerbil.model.manifest`)."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,49 +12,34 @@ import numpy as np
 import torch
 
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
-from napari_gerbil.io.atomic import atomic_write_text
 from napari_gerbil.io.vcl import check_compatible as _check_compatible
 from napari_gerbil.model.gaussian import raw_to_gaussian
+from napari_gerbil.model.manifest import (
+    MANIFEST,
+    MODEL_FORMAT,
+    ModelMetadata,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
 from napari_gerbil.model.mixture import MixturePrediction
 from napari_gerbil.model.network import LocalizerNet
 from napari_gerbil.model.preprocess import crop_or_pad
 from napari_gerbil.model.presets import NetworkConfig
+from napari_gerbil.progress import ProgressCallback, report
 
-MODEL_FORMAT = "napari-gerbil-model"
-MANIFEST = "manifest.json"
-
-
-@dataclass
-class ModelMetadata:
-    """What a model needs to know about its data (stored in the manifest)."""
-
-    sample_rate_hz: float
-    n_channels: int
-    arena_dims_mm: tuple[float, ...]
-    label_scale_mm: float
-    input_length_samples: int
-    mic_positions_mm: list[list[float]] | None = None
-    normalization: str = "zscore over all channels and samples of the cropped call"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sample_rate_hz": float(self.sample_rate_hz),
-            "n_channels": int(self.n_channels),
-            "arena_dims_mm": [float(v) for v in self.arena_dims_mm],
-            "label_scale_mm": float(self.label_scale_mm),
-            "input_length_samples": int(self.input_length_samples),
-            "mic_positions_mm": self.mic_positions_mm,
-            "normalization": self.normalization,
-        }
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+__all__ = [
+    "MANIFEST",
+    "MODEL_FORMAT",
+    "Ensemble",
+    "ModelMetadata",
+    "load_ensemble",
+    "load_member",
+    "read_manifest",
+    "save_checkpoint",
+    "sha256_file",
+    "write_manifest",
+]
 
 
 def save_checkpoint(path: Path, net: LocalizerNet, **extra: Any) -> None:
@@ -89,62 +60,6 @@ def load_member(path: Path, device: str | torch.device = "cpu") -> LocalizerNet:
     net = LocalizerNet(NetworkConfig.from_dict(payload["network"], source=str(path)))
     net.load_state_dict(payload["state_dict"])
     return net.to(device).eval()
-
-
-def write_manifest(
-    model_dir: Path,
-    *,
-    network_config: NetworkConfig,
-    metadata: ModelMetadata,
-    member_files: Sequence[str],
-    member_seeds: Sequence[int],
-    config_digest: str,
-    parent: dict[str, Any] | None = None,
-    temperature: float = 1.0,
-    version: int = 1,
-) -> dict[str, Any]:
-    """Write ``manifest.json`` (member hashes computed here) and ``network.yaml``."""
-    model_dir = Path(model_dir)
-    network_config.save(model_dir / "network.yaml")
-    from napari_gerbil import __version__
-
-    manifest = {
-        "format": MODEL_FORMAT,
-        "version": int(version),
-        "napari_gerbil_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "preset": network_config.name,
-        "n_members": len(member_files),
-        **metadata.to_dict(),
-        "members": [
-            {"file": str(f), "sha256": sha256_file(model_dir / f), "seed": int(s)}
-            for f, s in zip(member_files, member_seeds, strict=True)
-        ],
-        "config_digest": config_digest,
-        "parent": parent,
-        "temperature": float(temperature),
-    }
-    atomic_write_text(model_dir / MANIFEST, json.dumps(manifest, indent=2))
-    return manifest
-
-
-def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a model directory's manifest."""
-    path = Path(model_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInputError(
-            model_dir, MANIFEST, "a napari-gerbil model directory", "no manifest.json"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(path, "<file>", "valid JSON", str(exc)) from exc
-    if manifest.get("format") != MODEL_FORMAT:
-        raise InvalidInputError(path, "format", repr(MODEL_FORMAT), repr(manifest.get("format")))
-    for key in ("members", "sample_rate_hz", "n_channels", "arena_dims_mm", "label_scale_mm"):
-        if key not in manifest:
-            raise InvalidInputError(path, key, "present", "missing")
-    return manifest
 
 
 class Ensemble:
@@ -250,7 +165,7 @@ class Ensemble:
         self,
         audio: np.ndarray | Sequence[np.ndarray],
         batch_size: int = 64,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressCallback | None = None,
         temperature: float | None = None,
     ) -> MixturePrediction:
         """Predict each call's mixture.
@@ -262,7 +177,7 @@ class Ensemble:
         batch_size
             Calls per forward pass.
         progress
-            Called with (calls done, total) after each batch.
+            Gets a :class:`~napari_gerbil.progress.Progress` after each batch.
         temperature
             Covariance scale; default the model's fitted one.
 
@@ -285,8 +200,8 @@ class Ensemble:
                 l_b.append(chol.cpu().numpy() * scale)
             means.append(np.stack(mu_b, axis=1))
             chols.append(np.stack(l_b, axis=1))
-            if progress is not None:
-                progress(min(start + batch_size, total), total)
+            done = min(start + batch_size, total)
+            report(progress, done / total, f"{done}/{total} calls")
         if not means:
             m = self.n_members
             return MixturePrediction(np.zeros((0, m, 2)), np.zeros((0, m, 2, 2)))
@@ -311,14 +226,5 @@ def load_ensemble(
                 path, "sha256", entry["sha256"], "a different checksum (file changed)"
             )
         members.append(load_member(path, device))
-    meta = ModelMetadata(
-        sample_rate_hz=manifest["sample_rate_hz"],
-        n_channels=manifest["n_channels"],
-        arena_dims_mm=tuple(manifest["arena_dims_mm"]),
-        label_scale_mm=manifest["label_scale_mm"],
-        input_length_samples=manifest.get(
-            "input_length_samples", members[0].config.input_length_samples
-        ),
-        mic_positions_mm=manifest.get("mic_positions_mm"),
-    )
+    meta = ModelMetadata.from_manifest(manifest, members[0].config.input_length_samples)
     return Ensemble(members, meta, manifest.get("temperature", 1.0), manifest, model_dir)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,7 @@ from napari_gerbil.model.calibration import coverage_curve, expected_calibration
 from napari_gerbil.model.confidence import confidence_sets, grid_level
 from napari_gerbil.model.ensemble import Ensemble
 from napari_gerbil.model.mixture import MixturePrediction
-
-ProgressFn = Callable[[int, int], None]
+from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
 
 @dataclass
@@ -65,22 +64,21 @@ def localize_with_ensemble(
     arena_dims_mm=None,
     mass: float = 0.95,
     batch_size: int = 64,
-    progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
     truth_mm: np.ndarray | None = None,
 ) -> CallPredictions:
     """Predict mixtures, their ``mass`` sets and (with ``truth_mm``) set membership.
 
-    Calls go through the ensemble in batches of ``batch_size``; ``progress`` gets
-    (calls done, total); ``cancel`` is polled between batches (raises InterruptedError).
+    Calls go through the ensemble in batches of ``batch_size``; ``progress`` and
+    ``cancel`` follow :mod:`napari_gerbil.progress` (checked between batches).
     """
     dims = ensemble.arena_dims_mm if arena_dims_mm is None else np.asarray(arena_dims_mm)
     truth = None if truth_mm is None else np.asarray(truth_mm, dtype=float).reshape(-1, 2)
     total = len(calls)
     parts, areas, furthest, levels = [], [], [], []
     for start in range(0, total, batch_size):
-        if cancel is not None and cancel():
-            raise InterruptedError("prediction cancelled")
+        check_cancel(cancel, "prediction")
         pred = ensemble.predict(calls[start : start + batch_size], batch_size)
         for k, cs in enumerate(confidence_sets(pred, dims, mass)):
             areas.append(cs.area_mm2)
@@ -88,8 +86,8 @@ def localize_with_ensemble(
             if truth is not None:
                 levels.append(grid_level(cs.grid, cs.prediction, truth[start + k]))
         parts.append(pred)
-        if progress is not None:
-            progress(min(start + batch_size, total), total)
+        done = min(start + batch_size, total)
+        report(progress, done / total, f"{done}/{total} calls")
     m = ensemble.n_members
     mixture = (
         MixturePrediction.concatenate(parts)
@@ -129,7 +127,7 @@ def localize_with_baseline(
     sample_rate_hz: float,
     arena_dims_mm,
     batch_size: int = 64,
-    progress: ProgressFn | None = None,
+    progress: ProgressCallback | None = None,
     truth_mm: np.ndarray | None = None,
 ) -> CallPredictions:
     """Point estimates of a classical baseline (``muse``, ``gcc-phat``, ...)."""
@@ -147,8 +145,8 @@ def localize_with_baseline(
             sample_rate_hz, arena_dims_mm,
         )  # fmt: skip
         points.append(np.asarray(res.point_mm, dtype=float))
-        if progress is not None:
-            progress(min(start + batch_size, total), total)
+        done = min(start + batch_size, total)
+        report(progress, done / total, f"{done}/{total} calls")
     point = np.concatenate(points) if points else np.zeros((0, 2))
     result = CallPredictions(point, method, attrs={"model": method})
     if truth_mm is not None:
@@ -205,7 +203,7 @@ def predict_file(
     baseline: str | None = None,
     mass: float = 0.95,
     batch_size: int = 64,
-    progress: ProgressFn | None = None,
+    progress: ProgressCallback | None = None,
 ) -> CallPredictions:
     """Localize every call of a VCL dataset or a session file and write ``out``."""
     from napari_gerbil.io.session import is_session_file, load_session
@@ -216,7 +214,7 @@ def predict_file(
     truth = None
     if is_session_file(data):
         session = load_session(data)
-        calls = session_call_audio(session)
+        calls = session.read_calls_audio(np.arange(session.n_calls))
         sr, n_ch = session.audio.sample_rate_hz, session.audio.n_channels
         dims, mics = session.arena.dims_mm, session.arena.mic_positions_mm
     else:
@@ -248,51 +246,3 @@ def predict_file(
         )
     write_predictions(out, result, source=str(data))
     return result
-
-
-def session_call_audio(session) -> list[np.ndarray]:
-    """Each call's audio [start_sample, stop_sample) of a session, (n_i, n_channels)."""
-    source = session.audio.open()
-    try:
-        return [
-            source.read(int(a), int(b))
-            for a, b in zip(session.calls.start_sample, session.calls.stop_sample, strict=True)
-        ]
-    finally:
-        source.close()
-
-
-def predict_session(
-    session,
-    ensemble: Ensemble,
-    progress: ProgressFn | None = None,
-    cancel: Callable[[], bool] | None = None,
-    mass: float = 0.95,
-    batch_size: int = 64,
-):
-    """Localize every call of ``session`` and store ``session.predictions``.
-
-    Each call's audio is centre-cropped / zero-padded to the model's input length.
-    Raises :class:`~napari_gerbil.errors.IncompatibleModelError` if the session's
-    channels, sample rate or arena differ from the model's. Returns the predictions.
-    """
-    from napari_gerbil.io.session import Predictions
-
-    ensemble.check_compatible(
-        session.audio.n_channels,
-        session.audio.sample_rate_hz,
-        session.arena.dims_mm,
-        source=session.path,
-    )
-    calls = session_call_audio(session)
-    result = localize_with_ensemble(
-        ensemble, calls, session.arena.dims_mm, mass, batch_size, progress, cancel
-    )
-    session.predictions = Predictions(
-        result.point_mm,
-        result.mixture.means_mm,
-        result.mixture.chol_mm,
-        result.set_area_mm2,
-        ensemble.version,
-    )
-    return session.predictions

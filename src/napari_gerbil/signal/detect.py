@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
 
 @dataclasses.dataclass
@@ -57,9 +57,13 @@ class DetectorConfig(Config):
 def band_energy_db(
     source,
     config: DetectorConfig,
-    progress: Callable[[float], None] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Band energy (dB) of consecutive frames of the channel mean; returns (energy, hop)."""
+    """Band energy (dB) of consecutive frames of the channel mean; returns (energy, hop).
+
+    ``progress`` and ``cancel`` follow :mod:`napari_gerbil.progress` (checked per chunk).
+    """
     rate = float(source.sample_rate_hz)
     config.check(rate)
     nfft, hop = config.nfft, config.nfft // 2
@@ -71,6 +75,7 @@ def band_energy_db(
     energy = np.empty(n_frames, np.float32)
     done = 0
     while done < n_frames:
+        check_cancel(cancel, "call detection")
         start = done * hop
         stop = min(source.n_samples, start + chunk + nfft - hop)
         audio = np.asarray(source.read(start, stop), np.float32)
@@ -84,15 +89,15 @@ def band_energy_db(
         power = (spectrum.real**2 + spectrum.imag**2).sum(axis=1)
         energy[done : done + count] = 10.0 * np.log10(power + 1e-20)
         done += count
-        if progress is not None:
-            progress(done / n_frames)
+        report(progress, done / n_frames, "detecting calls")
     return energy, hop
 
 
 def detect_calls(
     source,
     config: DetectorConfig | None = None,
-    progress: Callable[[float], None] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Detect calls as runs of frames whose band energy exceeds the noise floor.
 
@@ -103,7 +108,9 @@ def detect_calls(
     config
         Detector parameters (defaults: :class:`DetectorConfig`).
     progress
-        Called with the fraction done after each chunk.
+        Called with a :class:`~napari_gerbil.progress.Progress` after each chunk.
+    cancel
+        Checked before each chunk; raises :class:`~napari_gerbil.progress.Cancelled`.
 
     Returns
     -------
@@ -111,7 +118,7 @@ def detect_calls(
     """
     config = config or DetectorConfig()
     rate = float(source.sample_rate_hz)
-    energy, hop = band_energy_db(source, config, progress)
+    energy, hop = band_energy_db(source, config, progress, cancel)
     empty = np.zeros(0, np.int64)
     if energy.size == 0:
         return empty, empty

@@ -29,14 +29,14 @@ from tqdm.auto import tqdm
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.atomic import atomic_path, atomic_write_text
 from napari_gerbil.io.vcl import VCLDataset, check_compatible
-from napari_gerbil.model.ensemble import (
-    Ensemble,
+from napari_gerbil.model.ensemble import Ensemble, save_checkpoint
+from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
+from napari_gerbil.model.manifest import (
     ModelMetadata,
+    is_model_dir,
     read_manifest,
-    save_checkpoint,
     write_manifest,
 )
-from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
 from napari_gerbil.model.network import LocalizerNet, build_network
 from napari_gerbil.model.presets import NetworkConfig
 from napari_gerbil.training.config import TrainingConfig
@@ -608,7 +608,7 @@ def finetune(
     model_dir = Path(model_dir).resolve()
     manifest = read_manifest(model_dir)
     out = next_version_dir(model_dir) if out_dir is None else Path(out_dir).resolve()
-    if out == model_dir or (out / "manifest.json").exists():
+    if out == model_dir or is_model_dir(out):
         raise InvalidInputError(
             out, "out_dir", "a new directory (models are never overwritten)", "an existing model"
         )
@@ -616,13 +616,8 @@ def finetune(
         parent_cfg = _TC.load(model_dir / "training.yaml")
         config = parent_cfg.replace(epochs=10, learning_rate=parent_cfg.learning_rate / 10)
     network_config = NetworkConfig.load(model_dir / "network.yaml")
-    meta = ModelMetadata(
-        sample_rate_hz=manifest["sample_rate_hz"],
-        n_channels=manifest["n_channels"],
-        arena_dims_mm=tuple(manifest["arena_dims_mm"]),
-        label_scale_mm=manifest["label_scale_mm"],
-        input_length_samples=manifest["input_length_samples"],
-        mic_positions_mm=manifest.get("mic_positions_mm"),
+    meta = ModelMetadata.from_manifest(
+        manifest, NetworkConfig.load(model_dir / "network.yaml").input_length_samples
     )
     seeds = [m.get("seed", k) for k, m in enumerate(manifest["members"])]
     config = config.replace(seed=int(seeds[0]) + 1000 * int(manifest.get("version", 1)))

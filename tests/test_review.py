@@ -1,23 +1,10 @@
-"""Review state without a viewer: states, queue, call import, export, crash safety."""
+"""Review state without a viewer: states, queue, call import, export, undo."""
 
 from __future__ import annotations
-
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
-from napari_gerbil._napari._review import (
-    HELDOUT_EVERY,
-    ReviewModel,
-    animal_positions_mm,
-    export_reviewed,
-    reviewed_calls,
-)
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.session import (
     AMBIGUOUS,
@@ -29,6 +16,13 @@ from napari_gerbil.io.session import (
 )
 from napari_gerbil.io.tracks import load_poses
 from napari_gerbil.io.vcl import VCLDataset, validate_vcl
+from napari_gerbil.review import (
+    HELDOUT_EVERY,
+    ReviewModel,
+    animal_positions_mm,
+    export_reviewed,
+    reviewed_calls,
+)
 
 
 def _with_predictions(model: ReviewModel) -> ReviewModel:
@@ -155,49 +149,6 @@ def test_export_merges_with_a_training_set(session_path, call_truth, tiny_ensemb
     with VCLDataset(base) as b, VCLDataset(out) as merged:
         assert merged.n_calls == b.n_calls + n
         assert merged.node_names == b.node_names
-
-
-SIGKILL_SCRIPT = textwrap.dedent(
-    """
-    import sys, time
-    import napari
-    from app_model.types import KeyBinding
-    from napari_gerbil._napari._widget import ReviewWidget
-
-    viewer = napari.Viewer(show=False)
-    widget = ReviewWidget(viewer)
-    widget.open_session(sys.argv[1])
-    widget.select_call(2)
-    viewer.keymap[KeyBinding.from_str("2")](viewer)
-    print("EDITED", flush=True)
-    time.sleep(120)
-    """
-)
-
-
-@pytest.mark.gui
-def test_an_edit_survives_sigkill(session_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SIGKILL_SCRIPT, str(session_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = ""
-        while "EDITED" not in line:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                pytest.fail(f"app died: {proc.stderr.read()[-2000:]}")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    session = load_session(session_path)
-    assert session.user.animal[2] == 1
-    assert np.isfinite(session.user.edit_time_s[2])
 
 
 def test_add_call_has_no_prediction_until_localized_and_undo_removes_it(session_path):

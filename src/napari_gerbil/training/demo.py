@@ -12,12 +12,14 @@ the cached directory at once. ``napari-gerbil train --demo`` rebuilds it.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from napari_gerbil.model.manifest import is_model_dir
 from napari_gerbil.paths import cache_dir
+from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
 DEMO_NAME = "demo-srp-v2"
 DEMO_MEMBERS = 3
@@ -25,9 +27,6 @@ DEMO_PRESET = "srp"
 DEMO_GRID_MM = 50.0
 DEMO_EPOCHS = 3
 DEMO_CALLS_PER_EPOCH = 256
-
-#: progress(message, fraction in [0, 1])
-DemoProgress = Callable[[str, float], None]
 
 
 def demo_model_dir() -> Path:
@@ -47,15 +46,22 @@ def _bank_positions_mm(rng: np.random.Generator) -> np.ndarray:
     return np.c_[xy, rng.uniform(20.0, 60.0, len(xy))]
 
 
-def ensure_demo_ensemble(progress: DemoProgress | None = None, rebuild: bool = False) -> Path:
+def ensure_demo_ensemble(
+    progress: ProgressCallback | None = None,
+    rebuild: bool = False,
+    cancel: CancelCheck | None = None,
+) -> Path:
     """Return the demo model directory, building it first if needed.
 
     Parameters
     ----------
     progress
-        Called with (message, fraction done) while building.
+        Gets a :class:`~napari_gerbil.progress.Progress` now and then while building.
     rebuild
         Build again even if a cached one exists.
+    cancel
+        Checked between steps and at every training step; a cancelled build raises
+        :class:`InterruptedError` and resumes from its checkpoints next time.
     """
     from napari_gerbil.io.arena import default_cage
     from napari_gerbil.model.presets import get_preset
@@ -65,14 +71,14 @@ def ensure_demo_ensemble(progress: DemoProgress | None = None, rebuild: bool = F
     from napari_gerbil.training.trainer import train_ensemble
 
     out = demo_model_dir()
-    if (out / "manifest.json").exists() and not rebuild:
+    if is_model_dir(out) and not rebuild:
         return out
-    report = progress or (lambda message, fraction: None)
     work = out.parent / f".{DEMO_NAME}.building"
     work.mkdir(parents=True, exist_ok=True)
     bank = work / "rir_bank.h5"
+    check_cancel(cancel, "demo build")
     if not bank.exists():
-        report("computing room impulse responses", 0.0)
+        report(progress, 0.0, "computing room impulse responses")
         positions = _bank_positions_mm(np.random.default_rng(0))
         # One process: this runs inside napari (Qt threads), where forking is unsafe.
         compute_rir_bank(
@@ -92,16 +98,18 @@ def ensure_demo_ensemble(progress: DemoProgress | None = None, rebuild: bool = F
     total = DEMO_MEMBERS * DEMO_EPOCHS
     done_epochs = {"n": 0}
 
-    def on_progress(info: dict) -> None:
+    def on_progress(info: dict[str, Any]) -> None:
         if "val_median_error_mm" in info:
             done_epochs["n"] += 1
             report(
+                progress,
+                0.2 + 0.8 * done_epochs["n"] / total,
                 f"training {info['member']}: epoch {info['epoch']}/{info['epochs']}, "
                 f"median error {info['val_median_error_mm']:.0f} mm",
-                0.2 + 0.8 * done_epochs["n"] / total,
             )
 
-    report("training the demo ensemble", 0.2)
+    check_cancel(cancel, "demo build")
+    report(progress, 0.2, "training the demo ensemble")
     model = work / "model"
     train_ensemble(
         get_preset(DEMO_PRESET),
@@ -111,11 +119,12 @@ def ensure_demo_ensemble(progress: DemoProgress | None = None, rebuild: bool = F
         DEMO_MEMBERS,
         rir_bank=bank,
         progress=on_progress,
+        cancel=cancel,
         show_progress=progress is None,
     )
     if out.exists():
         shutil.rmtree(out)
     model.rename(out)
     shutil.rmtree(work, ignore_errors=True)
-    report("demo ensemble ready", 1.0)
+    report(progress, 1.0, "demo ensemble ready")
     return out

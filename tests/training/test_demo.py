@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import napari_gerbil.model.demo as demo
+import napari_gerbil.training.demo as demo
 from napari_gerbil.model.ensemble import load_ensemble, read_manifest
 
 
@@ -16,7 +16,7 @@ def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
     monkeypatch.setattr(demo, "DEMO_EPOCHS", 1)
     monkeypatch.setattr(demo, "DEMO_CALLS_PER_EPOCH", 16)
     messages = []
-    path = demo.ensure_demo_ensemble(progress=lambda m, f: messages.append((m, f)))
+    path = demo.ensure_demo_ensemble(progress=lambda p: messages.append((p.message, p.fraction)))
     assert path == demo.demo_model_dir() and path.is_relative_to(demo.cache_dir())
     fractions = [f for _, f in messages]
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
@@ -28,5 +28,23 @@ def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
     assert not any(p.name.startswith(".") for p in path.parent.iterdir())  # work dir gone
     created = manifest["created"]
     again = []
-    assert demo.ensure_demo_ensemble(progress=lambda m, f: again.append(m)) == path
+    assert demo.ensure_demo_ensemble(progress=again.append) == path
     assert again == [] and read_manifest(path)["created"] == created
+
+
+def test_a_cancelled_demo_build_stops_before_training(monkeypatch):
+    from napari_gerbil.progress import Cancelled, CancelToken
+
+    monkeypatch.setattr(demo, "DEMO_GRID_MM", 300.0)
+    trained = []
+    monkeypatch.setattr(
+        "napari_gerbil.training.trainer.train_ensemble", lambda *a, **k: trained.append(1)
+    )
+    token = CancelToken()
+
+    def cancel_on_first_report(record):
+        token.cancel()
+
+    with pytest.raises(Cancelled):
+        demo.ensure_demo_ensemble(progress=cancel_on_first_report, cancel=token)
+    assert trained == [] and not (demo.demo_model_dir() / "manifest.json").exists()
