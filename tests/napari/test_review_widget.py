@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gui_helpers import canvas, open_dock, press
 from qtpy.QtWidgets import QPushButton, QScrollArea
 
-from gui_helpers import canvas, open_dock, press
 from napari_gerbil._napari._calls_section import MIN_TABLE_ROWS
 from napari_gerbil._napari._widget import ReviewWidget
 from napari_gerbil.io.session import NOT_REVIEWED, UNASSIGNED, load_session
