@@ -90,7 +90,7 @@ class FinetuneSection(QWidget):
 
     def retrain(self):
         """Fine-tune the current ensemble on the reviewed calls in a worker (returned)."""
-        from napari_gerbil.training.heldout import check_enough_reviewed
+        from napari_gerbil.training.heldout import MIN_REVIEWED_CALLS
 
         dock = self.dock
         if not dock.ready_for_job():
@@ -98,9 +98,15 @@ class FinetuneSection(QWidget):
         try:
             ensemble = dock.sections_model.load_ensemble()  # a model is set: before exporting
             clips, truth, n_reviewed = self._heldout()
-            check_enough_reviewed(n_reviewed)
         except (GerbilError, RuntimeError, OSError) as exc:
             dock.error(exc)
+            return None
+        if n_reviewed < MIN_REVIEWED_CALLS or not len(clips):
+            dock.notify(
+                f"fine-tuning needs at least {MIN_REVIEWED_CALLS} reviewed calls attributed "
+                f"to tracked animals (every 5th is held out to judge the result); "
+                f"{n_reviewed} so far: review {max(1, MIN_REVIEWED_CALLS - n_reviewed)} more"
+            )
             return None
         exported = self.export()
         if exported is None:
