@@ -11,6 +11,7 @@ again gives one new live copy.
 
 from __future__ import annotations
 
+import re
 import weakref
 
 import numpy as np
@@ -249,6 +250,8 @@ class ReviewWidget(ReviewActions, QWidget):
             return
         if self.review is not None and review.path != self.review.path:
             self.overlays.remove_layers()  # a second session replaces the first
+            for layer in self.overlays.session_layers(str(review.path)):
+                layer.name = re.sub(r" \[\d+\]$", "", layer.name)  # 'video [1]': added beside
         self.review, self.current = review, None
         session = review.session
         self.audio = session.audio.open()
