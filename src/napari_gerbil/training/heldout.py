@@ -6,8 +6,9 @@ median error hardly moves while the 95% sets collapse and stop containing the so
 (measured on a 22-call session: coverage 20/22 before, 8/22 after). So a fine-tune is
 reported on the held-out reviewed calls (number, median error, 95% coverage, median set
 area, before vs after), and the new ensemble's covariance temperature is fitted on those
-calls (:func:`napari_gerbil.model.calibration.fit_temperature`) and written into its
-manifest. The coverage reported for the calibrated model is cross-fitted (temperature
+calls (:func:`fit_heldout_temperature`; the sets may shrink only as much as the
+held-out errors do) and written into its manifest (never below 1: a few held-out calls may widen the sets, not narrow them).
+The coverage reported for the calibrated model is cross-fitted (temperature
 fitted on one half of the held-out calls, coverage counted on the other, and the other
 way round) so that it is not the calls' own fit.
 """
@@ -110,23 +111,86 @@ def score(prediction, truth_mm: np.ndarray, arena_dims_mm, temperature: float = 
     )
 
 
-def cross_fitted_coverage(prediction, truth_mm, arena_dims_mm) -> float:
-    """95% coverage with the temperature fitted on the other half of the calls."""
+def coverage_temperature(prediction, truth_mm, arena_dims_mm, target: float = MASS) -> float:
+    """Covariance temperature whose 95% sets hold a new call's source with probability
+    ``target``: each known source's smallest sufficient temperature (bisection on log t),
+    then their split-conformal quantile."""
+    from napari_gerbil.model.confidence import hdr_levels
+
+    truth = np.asarray(truth_mm, float).reshape(-1, 2)
+    needed = np.empty(len(truth))
+    for i in range(len(truth)):
+        call = _take(prediction, [i])
+        low, high = np.log(0.05), np.log(100.0)
+        for _ in range(14):
+            mid = (low + high) / 2
+            inside = hdr_levels(call.with_temperature(float(np.exp(mid))), truth[i : i + 1],
+                                arena_dims_mm)[0] <= MASS  # fmt: skip
+            low, high = (low, mid) if inside else (mid, high)
+        needed[i] = np.exp(high)
+    # split-conformal quantile: ceil((n + 1) target)-th smallest, so that a new call is
+    # inside with probability >= target (the largest one when n < 1 / (1 - target) - 1)
+    k = min(len(needed) - 1, int(np.ceil((len(needed) + 1) * target)) - 1)
+    return float(np.sort(needed)[max(k, 0)])
+
+
+def _median_area_cm2(prediction, arena_dims_mm) -> float:
+    from napari_gerbil.model.confidence import confidence_sets
+
+    return float(np.median([s.area_mm2 for s in confidence_sets(prediction, arena_dims_mm)]) / 100)
+
+
+def area_temperature(prediction, arena_dims_mm, target_cm2: float) -> float:
+    """Smallest temperature (>= 1) whose median 95% set area reaches ``target_cm2``
+    (bisection on log t; the arena caps the area)."""
+    if _median_area_cm2(prediction, arena_dims_mm) >= target_cm2:
+        return 1.0
+    low, high = 0.0, np.log(100.0)
+    for _ in range(8):
+        mid = (low + high) / 2
+        big = _median_area_cm2(prediction.with_temperature(float(np.exp(mid))), arena_dims_mm)
+        low, high = (low, mid) if big >= target_cm2 else (mid, high)
+    return float(np.exp(high))
+
+
+def fit_heldout_temperature(
+    prediction, truth_mm, arena_dims_mm, min_temperature: float = 1.0
+) -> float:
+    """The temperature kept for a fine-tuned ensemble: the largest of ``min_temperature``
+    (at least 1), the NLL fit (:func:`~napari_gerbil.model.calibration.fit_temperature`)
+    and the one whose 95% sets hold 95% of the sources (:func:`coverage_temperature`).
+    Held-out reviewed calls are few, so they may widen the sets of an overconfident model
+    but never narrow them."""
     from napari_gerbil.model.calibration import fit_temperature
+
+    return max(
+        1.0,
+        float(min_temperature),
+        fit_temperature(prediction, truth_mm),
+        coverage_temperature(prediction, truth_mm, arena_dims_mm),
+    )
+
+
+def cross_fitted_coverage(prediction, truth_mm, arena_dims_mm, min_temperature=1.0) -> float:
+    """95% coverage with the temperature fitted on the other half of the calls (halves
+    drawn at random with a fixed seed: calls in id order alternate between animals)."""
     from napari_gerbil.model.confidence import hdr_levels
 
     truth = np.asarray(truth_mm, float).reshape(-1, 2)
     n = len(truth)
     if n < 4:  # too few to split: the in-sample fit
-        t = fit_temperature(prediction, truth)
-        return float(
-            np.mean(hdr_levels(prediction.with_temperature(t), truth, arena_dims_mm) <= MASS)
-        )
-    halves = (np.arange(n) % 2 == 0, np.arange(n) % 2 == 1)
+        t = fit_heldout_temperature(prediction, truth, arena_dims_mm, min_temperature)
+        levels = hdr_levels(prediction.with_temperature(t), truth, arena_dims_mm)
+        return float(np.mean(levels <= MASS))
+    first = np.zeros(n, bool)
+    first[np.random.default_rng(0).permutation(n)[: n // 2]] = True
+    halves = (first, ~first)
     inside = []
     for fit_on, test_on in (halves, halves[::-1]):
         fit_idx, test_idx = np.flatnonzero(fit_on), np.flatnonzero(test_on)
-        t = fit_temperature(_take(prediction, fit_idx), truth[fit_idx])
+        t = fit_heldout_temperature(
+            _take(prediction, fit_idx), truth[fit_idx], arena_dims_mm, min_temperature
+        )
         test = _take(prediction, test_idx).with_temperature(t)
         inside.append(hdr_levels(test, truth[test_idx], arena_dims_mm) <= MASS)
     return float(np.mean(np.concatenate(inside)))
@@ -146,17 +210,19 @@ def compare_on_heldout(old_ensemble, new_ensemble, clips, truth_mm, arena_dims_m
     -------
     FinetuneReport
     """
-    from napari_gerbil.model.calibration import fit_temperature
-
     if len(clips) == 0:
         raise InvalidInputError(None, "held-out calls", "at least one", "none")
     truth = np.asarray(truth_mm, float).reshape(-1, 2)
     before = score(old_ensemble.predict(clips), truth, arena_dims_mm)
     raw = new_ensemble.predict(clips, temperature=1.0)
     after_raw = score(raw, truth, arena_dims_mm)
-    t = fit_temperature(raw, truth)
+    # the sets may shrink only as much as the errors do: (error ratio)^2 of the old area
+    shrink = (after_raw.median_error_mm / max(before.median_error_mm, 1e-9)) ** 2
+    t_area = area_temperature(raw, arena_dims_mm, before.median_set_area_cm2 * min(shrink, 1.0))
+    t = fit_heldout_temperature(raw, truth, arena_dims_mm, min_temperature=t_area)
     after = score(raw, truth, arena_dims_mm, temperature=t)
-    after = dataclasses.replace(after, coverage_95=cross_fitted_coverage(raw, truth, arena_dims_mm))
+    coverage = cross_fitted_coverage(raw, truth, arena_dims_mm, min_temperature=t_area)
+    after = dataclasses.replace(after, coverage_95=coverage)
     return FinetuneReport(before, after_raw, after, float(t))
 
 
