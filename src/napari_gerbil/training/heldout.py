@@ -6,11 +6,11 @@ median error hardly moves while the 95% sets collapse and stop containing the so
 (measured on a 22-call session: coverage 20/22 before, 8/22 after). So a fine-tune is
 reported on the held-out reviewed calls (number, median error, 95% coverage, median set
 area, before vs after), and the new ensemble's covariance temperature is fitted on those
-calls (:func:`fit_heldout_temperature`; the sets may shrink only as much as the
-held-out errors do) and written into its manifest (never below 1: a few held-out calls may widen the sets, not narrow them).
-The coverage reported for the calibrated model is cross-fitted (temperature
-fitted on one half of the held-out calls, coverage counted on the other, and the other
-way round) so that it is not the calls' own fit.
+calls (:func:`fit_heldout_temperature`) and written into its manifest. The temperature
+is never below 1 (a few held-out calls may widen the sets, not narrow them), and the
+sets may shrink only as much as the held-out errors do. The coverage reported for the
+calibrated model is cross-fitted (temperature fitted on one half of the held-out calls,
+coverage counted on the other, and the other way round) so that it is not the calls' own fit.
 """
 
 from __future__ import annotations
