@@ -1,6 +1,6 @@
 # napari-gerbil — two commands on a fresh machine:
 #   make demo   set up, simulate a session, localize its calls, open the review window
-#   make test   set up, then run the whole test suite (napari under Xvfb)
+#   make test   set up, lint and type-check, then run the whole test suite (napari under Xvfb)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -26,11 +26,13 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
 
 benchmark: setup
 	$(BIN)/napari-gerbil benchmark --quick --out benchmark_out/quick

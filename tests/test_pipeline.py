@@ -1,5 +1,8 @@
-"""The session pipeline: localize -> attribute in batches, resumable, never touching the
-user's attributions; detection and import of calls into a session file."""
+"""The session pipeline.
+
+Localize -> attribute in batches, resumable, never touching the user's attributions;
+detection and import of calls into a session file.
+"""
 
 from __future__ import annotations
 

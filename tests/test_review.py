@@ -207,3 +207,43 @@ def test_set_bounds_drops_the_prediction_keeps_the_review(session_path):
     restored = load_session(session_path)
     assert restored.calls.start_sample[1] == start + 500
     assert np.isfinite(restored.predictions.point_mm[1]).all()
+
+
+def test_export_selections_label_each_call_with_its_animal(session_path, tmp_path):
+    from napari_gerbil.review import export_calls, select_export_calls
+
+    model = _with_predictions(ReviewModel.open(session_path))
+    model.assign(2, 1)  # corrected: the user's animal wins over the prediction
+    poses = load_poses(model.session.tracks.path)
+    s = model.session
+    reviewed = select_export_calls(s, poses, "reviewed")
+    assert list(reviewed.rows) == [2] and list(reviewed.animal) == [1]
+    confident = select_export_calls(s, poses, "confident")  # p >= 0.9 or reviewed
+    assert list(confident.rows) == [0, 2, 4] and list(confident.animal) == [0, 1, 0]
+    everything = select_export_calls(s, poses, "all")
+    assert list(everything.rows) == [0, 1, 2, 3, 4, 5]
+    assert list(everything.animal) == [0, 1, 1, 0, 0, 0]  # ambiguous 3: most probable
+    expected = animal_positions_mm(s, poses, everything.rows)
+    np.testing.assert_allclose(
+        everything.positions_mm, expected[np.arange(6), everything.animal], atol=1e-9
+    )
+    with pytest.raises(InvalidInputError, match="calls"):
+        select_export_calls(s, poses, "some")
+    path, selection = export_calls(s, tmp_path / "all.h5", "all", poses=poses)
+    with VCLDataset(path) as ds:
+        assert ds.n_calls == 6
+        np.testing.assert_allclose(ds.source_xy_mm(), everything.positions_mm, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="other than the inputs"):
+        export_calls(s, session_path, "all", poses=poses)
+
+
+def test_cancelled_export_leaves_no_file(session_path, tmp_path):
+    from napari_gerbil.progress import Cancelled, CancelToken
+    from napari_gerbil.review import export_calls
+
+    model = _with_predictions(ReviewModel.open(session_path))
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        export_calls(model.session, tmp_path / "x.h5", "all", cancel=token)
+    assert list(tmp_path.iterdir()) == []

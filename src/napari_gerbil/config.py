@@ -32,7 +32,7 @@ def _convert(value: Any, tp: Any, source: str | None, key: str) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
             raise InvalidInputError(source, key, "a mapping", repr(value))
-        return tp.from_dict(value, source=source, prefix=f"{key}.")
+        return tp.from_dict(value, source=source, prefix=f"{key}.")  # type: ignore[attr-defined]
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
@@ -41,12 +41,12 @@ def _convert(value: Any, tp: Any, source: str | None, key: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise InvalidInputError(source, key, "a list", repr(value))
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], source, key) for v in value)
-        if len(args) != len(value):
-            raise InvalidInputError(source, key, f"a list of {len(args)} values", repr(value))
-        return tuple(_convert(v, a, source, key) for v, a in zip(value, args, strict=True))
+        items = typing.get_args(tp)
+        if len(items) == 2 and items[1] is Ellipsis:
+            return tuple(_convert(v, items[0], source, key) for v in value)
+        if len(items) != len(value):
+            raise InvalidInputError(source, key, f"a list of {len(items)} values", repr(value))
+        return tuple(_convert(v, a, source, key) for v, a in zip(value, items, strict=True))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and not isinstance(value, tp):

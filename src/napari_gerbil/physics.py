@@ -22,5 +22,5 @@ def speed_of_sound_m_s(temperature_c: float = DEFAULT_TEMPERATURE_C) -> float:
     """
     t = float(temperature_c)
     if not np.isfinite(t) or t <= -273.15:
-        raise InvalidInputError(None, "temperature_c", "a finite temperature > -273.15 C", t)
+        raise InvalidInputError(None, "temperature_c", "a finite temperature > -273.15 C", str(t))
     return 331.3 * float(np.sqrt(1.0 + t / 273.16))

@@ -1,5 +1,6 @@
-"""One progress and cancel protocol for all long work (detection, localization, export,
-training, the demo build).
+"""One progress and cancel protocol for all long work.
+
+Detection, localization, export, training and the demo build all follow it.
 
 A long function takes ``progress`` (a callable receiving :class:`Progress` records) and
 ``cancel`` (a :class:`CancelToken`, or any callable returning True once the work should

@@ -91,8 +91,10 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_full_scale_settings_run_in_miniature(tmp_path):
-    """The --full settings (SGD without clipping, 18-class stimulus matrix, four
-    baselines) at a tiny size, so that a GPU run does not fail hours in."""
+    """The --full settings at a tiny size, so that a GPU run does not fail hours in.
+
+    SGD without clipping, 18-class stimulus matrix, four baselines.
+    """
     scale = SCALES["full"].replace(
         speaker_calls=72, robot_calls=16, animal_calls=16, test_fraction=0.25, epochs=1,
         preset="tiny", n_members=2, aux_epochs=1, scaling_sizes=(6,), n_examples=2,

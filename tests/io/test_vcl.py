@@ -159,8 +159,9 @@ def test_aborted_writer_leaves_nothing_and_keeps_the_old_file(make_vcl, calls_ma
     path, calls, _ = make_vcl()
     before = path.read_bytes()
     new_calls, xy = calls_maker(3)
-    with pytest.raises(RuntimeError, match="boom"):
-        with VCLWriter(
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        VCLWriter(
             path,
             4,
             node_names=["nose"],
@@ -168,9 +169,10 @@ def test_aborted_writer_leaves_nothing_and_keeps_the_old_file(make_vcl, calls_ma
             arena_dims_mm=cage.dims_mm,
             mic_positions_mm=cage.mic_positions_mm,
             buffer_samples=10,
-        ) as writer:
-            writer.append(new_calls[0], xy[0])
-            raise RuntimeError("boom")
+        ) as writer,
+    ):
+        writer.append(new_calls[0], xy[0])
+        raise RuntimeError("boom")
     assert path.read_bytes() == before
     assert list(path.parent.iterdir()) == [path]
 

@@ -135,8 +135,11 @@ def test_unknown_preset_is_rejected():
 
 
 def test_untrained_srp_net_starts_at_the_steered_response_peak():
-    """The SRP read-out starts at the MUSE map's peak: an untrained ``srp`` net already
-    localizes clean delayed chirps (mean in mm = scaled mean * label scale)."""
+    """The SRP read-out starts at the MUSE map's peak.
+
+    An untrained ``srp`` net already localizes clean delayed chirps (mean in mm =
+    scaled mean * label scale).
+    """
     from napari_gerbil.baselines.synthetic import delayed_chirps
     from napari_gerbil.io.arena import default_cage
     from napari_gerbil.model.gaussian import label_scale_mm

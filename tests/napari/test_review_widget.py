@@ -341,8 +341,11 @@ def test_new_session_from_clicked_corners_opens_for_review(
 
 
 def test_poses_layer_holds_a_window_of_frames_that_napari_slices(review):
-    """Frame steps do not rewrite the poses layer: it holds the frames around the current
-    one (here a tiny window of 10 frames each side) and is refilled only near its ends."""
+    """Frame steps do not rewrite the poses layer.
+
+    It holds the frames around the current one (here a tiny window of 10 frames each
+    side) and is refilled only near its ends.
+    """
     from napari_gerbil._napari._styles import PoseStyle
 
     viewer, widget = review

@@ -75,7 +75,7 @@ def test_click_emits_seek_and_drag_emits_a_new_call(spectrogram, qtbot):
 
 
 def _playhead_columns(spectrogram) -> np.ndarray:
-    """x pixels (matplotlib's, from the left) where the widget shows the playhead colour."""
+    """X pixels (matplotlib's, from the left) where the widget shows the playhead colour."""
     from matplotlib.colors import to_rgb
     from qtpy.QtGui import QImage
 

@@ -64,3 +64,29 @@ def test_bad_config(calls_audio):
         detect_calls(calls_audio, DetectorConfig(band_hz=(20000.0, 90000.0)))
     with pytest.raises(InvalidInputError, match="nfft"):
         detect_calls(calls_audio, DetectorConfig(nfft=100))
+
+
+def test_floor_and_runs_match_the_whole_array_computation(rng):
+    from napari_gerbil.signal.detect import HISTOGRAM_BIN_DB, median_db, runs_above
+
+    energy = rng.normal(-60.0, 5.0, 10_001).astype(np.float32)
+    assert abs(median_db(energy, chunk=997) - np.median(energy)) <= HISTOGRAM_BIN_DB
+    on = energy > -55.0
+    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+    starts, stops = runs_above(energy, -55.0, chunk=101)  # runs cross chunk borders
+    np.testing.assert_array_equal(starts, np.flatnonzero(edges == 1))
+    np.testing.assert_array_equal(stops, np.flatnonzero(edges == -1))
+    all_on = runs_above(np.zeros(5), -1.0, chunk=2)
+    assert list(all_on[0]) == [0] and list(all_on[1]) == [5]
+
+
+def test_long_recordings_keep_band_energies_in_a_temporary_file(calls_audio, monkeypatch):
+    import napari_gerbil.signal.detect as detect
+
+    in_memory = detect_calls(calls_audio)
+    monkeypatch.setattr(detect, "IN_MEMORY_FRAMES", 100)
+    energy, _ = detect.band_energy_db(calls_audio, DetectorConfig())
+    assert isinstance(energy, np.memmap) and energy.size > 100
+    on_disk = detect_calls(calls_audio)
+    np.testing.assert_array_equal(in_memory[0], on_disk[0])
+    np.testing.assert_array_equal(in_memory[1], on_disk[1])

@@ -24,10 +24,13 @@ from napari_gerbil.training.trainer import finetune, read_metrics
 
 @pytest.mark.slow
 def test_tiny_learns_a_simulated_speaker_set_to_a_quarter_of_the_centre_guess(tmp_path):
-    """The issue's check on the simulator's own data: a small anechoic ``speaker`` set
-    (30 mm grid, 187 positions x 3 call classes = 561 calls, image-source method with no
-    reflections); one ``tiny`` member, 8 epochs. In the reverberant cage ``tiny``'s
-    per-pair peak reading stays near the centre guess (docs/benchmark.md)."""
+    """The issue's check on the simulator's own data.
+
+    A small anechoic ``speaker`` set (30 mm grid, 187 positions x 3 call classes = 561
+    calls, image-source method with no reflections); one ``tiny`` member, 8 epochs. In
+    the reverberant cage ``tiny``'s per-pair peak reading stays near the centre guess
+    (docs/benchmark.md).
+    """
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.simulate.acoustics import AcousticConfig
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset

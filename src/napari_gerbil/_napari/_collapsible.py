@@ -1,5 +1,8 @@
-"""Dock layout helpers: a titled section that a click on its title folds away, and a
-vertical-only scroll area for the sections."""
+"""Dock layout helpers.
+
+A titled section that a click on its title folds away, and a vertical-only scroll area
+for the sections.
+"""
 
 from __future__ import annotations
 
@@ -65,8 +68,10 @@ class CollapsibleSection(QWidget):
 
 
 class VerticalScrollArea(QScrollArea):
-    """Scroll area that scrolls vertically only and is as wide as its content needs
-    (a plain one lets a dock squeeze it and clips the content's right side)."""
+    """Scroll area that scrolls vertically only and is as wide as its content needs.
+
+    A plain one lets a dock squeeze it and clips the content's right side.
+    """
 
     def __init__(self, content: QWidget, parent=None) -> None:
         super().__init__(parent)

@@ -1,6 +1,8 @@
-"""*New session* section: audio + video + pose tracks, four clicked arena corners and
-the microphone positions -> a new session file
-(:func:`napari_gerbil.io.session_create.create_session`)."""
+"""*New session* section of the dock.
+
+Audio + video + pose tracks, four clicked arena corners and the microphone positions
+-> a new session file (:func:`napari_gerbil.io.session_create.create_session`).
+"""
 
 from __future__ import annotations
 
@@ -135,8 +137,10 @@ class NewSessionSection(QWidget):
         self.status.setText(CORNERS_HELP)
 
     def corners_px(self) -> np.ndarray:
-        """(4, 2) clicked corners as (row, col) pixels, in the documented order
-        (:func:`order_corners_px`; the status says when they were reordered)."""
+        """(4, 2) clicked corners as (row, col) pixels, in the documented order.
+
+        See :func:`order_corners_px`; the status says when they were reordered.
+        """
         if CORNERS_LAYER not in self.viewer.layers:
             raise InvalidInputError(None, "arena corners", "4 clicked points", "none")
         data = np.asarray(self.viewer.layers[CORNERS_LAYER].data, float)
@@ -146,7 +150,7 @@ class NewSessionSection(QWidget):
         self.reordered = not np.array_equal(order, np.arange(4))
         return corners
 
-    def create(self) -> Path | None:
+    def create(self) -> Path | None:  # type: ignore[override]
         """Write the session file and hand it to ``on_created``; None (message) on error."""
         from napari_gerbil.io.session_create import create_session
 
@@ -154,12 +158,14 @@ class NewSessionSection(QWidget):
             missing = [k for k in ("audio", "video", "out") if self._path(k) is None]
             if missing:
                 raise InvalidInputError(None, "new session", "audio, video and output", "missing")
+            audio, out = self._path("audio"), self._path("out")
+            assert audio is not None and out is not None  # checked just above
             path = create_session(
-                self._path("audio"),
+                audio,
                 self._path("video"),
                 self._path("tracks"),
                 self.corners_px(),
-                self._path("out"),
+                out,
                 mic_positions_mm=parse_mics(self.mics.text()),
             )
         except GerbilError as exc:

@@ -11,8 +11,9 @@ from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QProgressBar, QWidget
 
 from napari_gerbil._napari._controls import button, row
+from napari_gerbil import pipeline
 from napari_gerbil.io.session import Session
-from napari_gerbil.pipeline import LOCALIZE_BATCH, LocalizedBatch, localize_calls
+from napari_gerbil.pipeline import LOCALIZE_BATCH, LocalizedBatch
 from napari_gerbil.progress import CancelToken, Progress, stream_progress
 
 __all__ = ["LOCALIZE_BATCH", "JobPanel", "LocalizedBatch", "localize_worker"]
@@ -27,7 +28,7 @@ def localize_worker(
     :func:`napari_gerbil.pipeline.localize_calls` runs in the worker thread itself, so
     quitting the worker stops the work at the next batch.
     """
-    yield from localize_calls(
+    yield from pipeline.localize_calls(
         session, ensemble, indices, poses=poses, audio=audio, batch_size=batch
     )
 

@@ -17,8 +17,11 @@ CANVAS_PX_PER_MM = 1.0
 
 
 def arena_to_canvas(arena: ArenaGeometry, xy_mm: np.ndarray) -> np.ndarray:
-    """Arena (x, y) mm -> napari (row, col): the video calibration, else a top-down
-    canvas at :data:`CANVAS_PX_PER_MM` with +y up and the arena's corner at (0, 0)."""
+    """Arena (x, y) mm -> napari (row, col).
+
+    Through the video calibration, else a top-down canvas at :data:`CANVAS_PX_PER_MM`
+    with +y up and the arena's corner at (0, 0).
+    """
     xy_mm = np.asarray(xy_mm, float).reshape(-1, 2)
     if arena.arena_to_pixels is not None:
         return arena.to_pixels(xy_mm)
@@ -68,8 +71,10 @@ def video_layer_data(session: Session, reader=None) -> tuple:
 
 
 def track_points(poses, node: int = 0) -> np.ndarray:
-    """(K, 4) Tracks data (track_id, frame, row, col) of every animal's ``node``, sorted
-    by track then frame; frames without the node are dropped."""
+    """(K, 4) Tracks data (track_id, frame, row, col) of every animal's ``node``.
+
+    Sorted by track then frame; frames without the node are dropped.
+    """
     rc = poses.rc_px[:, :, node, :]  # (n_frames, n_tracks, 2)
     frames = np.repeat(poses.frame_indices, poses.n_tracks)
     ids = np.tile(np.arange(poses.n_tracks), poses.n_frames)
@@ -80,8 +85,10 @@ def track_points(poses, node: int = 0) -> np.ndarray:
 
 
 def tracks_window(points: np.ndarray, frame: int, max_points: int) -> np.ndarray:
-    """The rows of ``points`` within the frame window of at most ``max_points`` points
-    centred on ``frame`` (all rows if there are few)."""
+    """The rows of ``points`` within a frame window centred on ``frame``.
+
+    The window holds at most ``max_points`` points (all rows if there are few).
+    """
     if len(points) <= max_points:
         return points
     n_tracks = max(1, len(np.unique(points[:, 0])))
@@ -137,8 +144,9 @@ def pose_points_at(poses, frame: int) -> tuple[np.ndarray, np.ndarray]:
 def pose_points_window(
     poses, frame: int, max_points: int
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """Every tracked node on the frames around ``frame``, for a 3-D Points layer that
-    napari slices itself as the time slider moves (nothing to update per frame).
+    """Every tracked node on the frames around ``frame``, for a 3-D Points layer.
+
+    napari slices the layer itself as the time slider moves (nothing to update per frame).
 
     Returns
     -------
@@ -163,8 +171,11 @@ def pose_points_window(
 
 
 def window_covers(window: tuple[float, float], frame: int, data_range: tuple[float, float]):
-    """Whether the frame window (first, last) still serves ``frame``: the frame is in
-    its middle half, or the window already reaches the end of the data on that side."""
+    """Whether the frame window (first, last) still serves ``frame``.
+
+    It does when the frame is in its middle half, or when the window already reaches
+    the end of the data on that side.
+    """
     low, high = window
     margin = (high - low) / 4
     low_ok = frame >= low + margin or low <= data_range[0]

@@ -30,7 +30,7 @@ def sample_session_path() -> Path:
 
 
 def sample_session() -> list[tuple]:
-    """napari sample-data command: layer data of the sample session."""
+    """Napari sample-data command: layer data of the sample session."""
     from napari_gerbil._napari._reader import read_session
 
     return read_session(sample_session_path())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
@@ -51,8 +53,8 @@ class SpectrogramWidget(QWidget):
         self._calls = (np.zeros(0), np.zeros(0))
         self._selected: int | None = None
         self._spans: list = []
-        self._press = None  # (x_px, x_s, edge: "start" | "stop" | None) while pressed
-        self._drag_span = None
+        self._press: tuple | None = None  # (x_px, x_s, edge: "start" | "stop" | None) while pressed
+        self._drag_span: Any = None
 
         self.channel = QComboBox(objectName="spectrogram_channel")
         self.window_s = QDoubleSpinBox(objectName="spectrogram_window_s")
@@ -290,7 +292,8 @@ class SpectrogramWidget(QWidget):
         _, press_s, edge = press
         if edge is None:
             return min(press_s, x_s), max(press_s, x_s)
-        start_s, stop_s = self._calls[0][self._selected], self._calls[1][self._selected]
+        start_s = float(self._calls[0][self._selected])
+        stop_s = float(self._calls[1][self._selected])
         return (x_s, stop_s) if edge == "start" else (start_s, x_s)
 
     def _on_press(self, event) -> None:
@@ -324,5 +327,5 @@ class SpectrogramWidget(QWidget):
         start_s, stop_s = self._dragged_interval(press, x_s)
         if press[2] is None:
             self.call_drawn.emit(start_s, stop_s)
-        else:
+        elif self._selected is not None:  # an edge is only grabbed on the selected call
             self.bounds_dragged.emit(int(self._selected), start_s, stop_s)

@@ -149,8 +149,10 @@ class FingerprintIndex:
 
     @staticmethod
     def _real_features(prints: Fingerprints) -> np.ndarray:
-        """(n, n_freqs * n_pairs * 2) in-band cos/sin of the phases: dot products of these
-        sum cos(phase difference) over shared bins and pairs."""
+        """(n, n_freqs * n_pairs * 2) in-band cos/sin of the phases.
+
+        Dot products of these sum cos(phase difference) over shared bins and pairs.
+        """
         z = prints.phase * prints.band[..., None]
         return np.concatenate([z.real, z.imag], axis=-1).reshape(len(prints), -1)
 

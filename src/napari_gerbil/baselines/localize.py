@@ -88,6 +88,7 @@ def canonical_method(method: str) -> str:
 
 def _check_audio(audio) -> tuple[list[np.ndarray] | np.ndarray, int, int]:
     """Return (calls, n_calls, n_channels); calls is (B, T, C) or a list of (T_i, C)."""
+    calls: list[np.ndarray] | np.ndarray
     if isinstance(audio, np.ndarray) and audio.ndim == 3:
         calls = audio
     elif isinstance(audio, np.ndarray) and audio.ndim == 2:

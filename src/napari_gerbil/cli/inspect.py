@@ -360,11 +360,13 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
     if kind == "session":
         from napari_gerbil.io.session import load_session
 
-        s = load_session(path)
-        for role, status in s.verify_files().items():
+        session = load_session(path)
+        for role, status in session.verify_files().items():
             if status != "ok":
                 ref = (
-                    s.audio.files[int(role[6:-1])] if role.startswith("audio") else getattr(s, role)
+                    session.audio.files[int(role[6:-1])]
+                    if role.startswith("audio")
+                    else getattr(session, role)
                 )
                 raise InvalidInputError(
                     path,
@@ -373,8 +375,8 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
                     f"{status}: {ref.path}",
                     hint="Put the file back, or re-create the session for the new file.",
                 )
-        s.audio.open()  # channel and sample counts still match
-        return f"valid session: {s.n_calls} calls, all referenced files present and unchanged"
+        session.audio.open()  # channel and sample counts still match
+        return f"valid session: {session.n_calls} calls, all referenced files present and unchanged"
     if kind == "audio":
         from napari_gerbil.io.audio import AudioSource
 

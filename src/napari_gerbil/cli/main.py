@@ -26,6 +26,10 @@ COMMAND_MODULES = (
     "napari_gerbil.cli.models",  # models
     "napari_gerbil.cli.train",  # train
     "napari_gerbil.cli.predict",  # predict
+    "napari_gerbil.cli.session",  # session create
+    "napari_gerbil.cli.calls",  # detect, import-calls
+    "napari_gerbil.cli.localize",  # localize
+    "napari_gerbil.cli.review",  # export, review-status
 )
 
 

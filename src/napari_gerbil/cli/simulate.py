@@ -78,7 +78,7 @@ def _simulate_command(args: argparse.Namespace) -> int:
         return 0
     if args.duration is not None:
         raise InvalidInputError(None, "--duration", f"--n-calls for {args.kind}", "--duration")
-    cfg = ScenarioConfig(
+    scenario = ScenarioConfig(
         scenario=args.kind,
         n_calls=args.n_calls,
         seed=args.seed,
@@ -86,9 +86,9 @@ def _simulate_command(args: argparse.Namespace) -> int:
         snr_db=args.snr_db,
     )
     if args.preset is not None:
-        cfg = cfg.replace(acoustics=cfg.acoustics.replace(preset=args.preset))
+        scenario = scenario.replace(acoustics=scenario.acoustics.replace(preset=args.preset))
     out = simulate_dataset(
-        args.out, cfg, rir_bank_path=args.rir_bank, progress=progress, n_workers=args.workers
+        args.out, scenario, rir_bank_path=args.rir_bank, progress=progress, n_workers=args.workers
     )
     print(f"dataset {out}")
     return 0

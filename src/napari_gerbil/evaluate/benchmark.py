@@ -17,6 +17,7 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,9 +144,9 @@ def write_subset(source: VCLDataset, indices, out_path: Path) -> Path:
     return write_vcl(
         out_path,
         (source.call_audio(int(i)) for i in indices),
-        source.locations_mm[indices],
+        source.locations_mm[indices],  # type: ignore[index]
         node_names=source.node_names,
-        sample_rate_hz=source.sample_rate_hz,
+        sample_rate_hz=source.sample_rate_hz,  # type: ignore[arg-type]
         arena_dims_mm=source.arena_dims_mm,
         mic_positions_mm=source.mic_positions_mm,
         stimulus_classes=None if classes is None else [classes[i] for i in indices],
@@ -223,7 +224,7 @@ class _Context:
         return load_ensemble(model_dir, device=self.device)
 
 
-def _predict(ensemble, calls) -> tuple[object, float]:
+def _predict(ensemble, calls) -> tuple[Any, float]:
     start = time.perf_counter()
     pred = ensemble.predict(calls)
     return pred, time.perf_counter() - start
@@ -245,9 +246,12 @@ MODEL_METHODS = ("single", "ensemble", "ensemble_t")
 
 
 def _calibration_temperature(ensemble, model_dir: Path, trainval: Path) -> float:
-    """Covariance scale minimizing the ensemble's NLL on its calibration calls: the
-    third part of the training split (every member has the same), used neither for
-    training nor for choosing checkpoints (validation calls would flatter the models)."""
+    """Covariance scale minimizing the ensemble's NLL on its calibration calls.
+
+    These are the third part of the training split (every member has the same), used
+    neither for training nor for choosing checkpoints (validation calls would flatter
+    the models).
+    """
     from napari_gerbil.model.calibration import fit_temperature
     from napari_gerbil.training.data import load_split
 
@@ -268,8 +272,10 @@ def _fingerprint(model_dir: Path, trainval: Path, calls, truth) -> tuple[dict, d
 
 
 def _paired_intervals(scores: dict) -> dict:
-    """95% bootstrap intervals (test calls resampled, paired across methods) of the two
-    comparisons the acceptance checks make."""
+    """95% bootstrap intervals of the two comparisons the acceptance checks make.
+
+    Test calls are resampled, paired across methods.
+    """
     from napari_gerbil.model.calibration import expected_calibration_error as ece
 
     out = {
@@ -308,7 +314,10 @@ def _evaluate_dataset(ctx: _Context, name: str, trainval: Path, test: Path, figu
         scores[method]["calls_per_s"] = len(calls) / secs
     scores["fingerprint"], recall = _fingerprint(ctx.out / "models" / name, trainval, calls, truth)
     ctx.log(f"{name}: " + ", ".join(f"{m} {s['median_mm']:.1f} mm" for m, s in scores.items()))
-    out = {"n_test_calls": len(calls), "n_trainval_calls": VCLDataset(trainval).n_calls}
+    out: dict[str, Any] = {
+        "n_test_calls": len(calls),
+        "n_trainval_calls": VCLDataset(trainval).n_calls,
+    }
     out["ensemble_t_temperature"] = temperature
     out.update(recall)
     keys = {
@@ -359,8 +368,8 @@ def _confidence_examples(pred, truth, arena, n: int) -> list[dict]:
 
 
 def _median_by(errors: np.ndarray, labels: list[str], columns: list[str]) -> list[float]:
-    labels = np.asarray(labels)
-    return [float(np.median(errors[labels == c])) if np.any(labels == c) else np.nan
+    names = np.asarray(labels)
+    return [float(np.median(errors[names == c])) if np.any(names == c) else np.nan
             for c in columns]  # fmt: skip
 
 

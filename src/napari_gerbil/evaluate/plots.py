@@ -86,7 +86,8 @@ def plot_confidence_sets(examples: list[dict], arena_dims_mm, path, title: str =
         for col, name in enumerate(names):
             ax = axes[row, col]
             item = example[name]
-            ax.add_patch(Rectangle(-half, *(2 * half), fill=False, color="0.3"))
+            x0, y0 = -half
+            ax.add_patch(Rectangle((x0, y0), *(2 * half), fill=False, color="0.3"))
             for poly in item["polygons_mm"]:
                 ax.add_patch(
                     Polygon(

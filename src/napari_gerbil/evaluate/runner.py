@@ -60,7 +60,7 @@ def run_baseline(method: str, calls, dataset: VCLDataset, **options) -> tuple[np
         method,
         calls,
         dataset.mic_positions_mm,
-        dataset.sample_rate_hz,
+        dataset.sample_rate_hz,  # type: ignore[arg-type]  # checked above
         dataset.arena_dims_mm,
         **options,
     )
@@ -79,8 +79,9 @@ SAME_POSITION_MM = 1.0
 
 
 def fingerprint_recall(ref_calls, ref_xy_mm: np.ndarray, calls, truth_mm: np.ndarray):
-    """Score the fingerprint lookup of ``calls`` among reference calls, and say how many
-    calls sit at a reference position (all the lookup can place).
+    """Score the fingerprint lookup of ``calls`` among reference calls.
+
+    Also says how many calls sit at a reference position (all the lookup can place).
 
     Returns
     -------

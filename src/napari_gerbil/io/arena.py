@@ -221,8 +221,10 @@ class ArenaGeometry:
         """Exact equality of all arrays."""
         if (self.arena_to_pixels is None) != (other.arena_to_pixels is None):
             return False
-        same_h = self.arena_to_pixels is None or np.array_equal(
-            self.arena_to_pixels, other.arena_to_pixels
+        same_h = (
+            self.arena_to_pixels is None
+            or other.arena_to_pixels is None
+            or np.array_equal(self.arena_to_pixels, other.arena_to_pixels)
         )
         return (
             np.array_equal(self.dims_mm, other.dims_mm)

@@ -78,10 +78,7 @@ class AudioSource:
         For HDF5 the sample rate comes from ``sample_rate_hz`` here, else the dataset's
         or the file's ``sample_rate_hz`` attribute; an HDF5 file with neither is refused.
         """
-        if isinstance(path, (str, os.PathLike)):
-            paths = [Path(path)]
-        else:
-            paths = [Path(p) for p in path]
+        paths = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
         if not paths:
             raise InvalidInputError(None, "path", "at least one audio file", "none")
         if all(p.suffix.lower() in _WAV_SUFFIXES for p in paths):

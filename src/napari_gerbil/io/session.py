@@ -308,8 +308,11 @@ class PredictedAttribution(_ArrayEq):
 
 @dataclasses.dataclass(eq=False)
 class UserAttribution(_ArrayEq):
-    """The user's decisions: ``animal`` (n,) index / -1 / -2, or NOT_REVIEWED (-3);
-    ``edit_time_s`` (n,) unix time of the last edit (NaN if never edited)."""
+    """The user's decisions.
+
+    ``animal`` (n,) index / -1 / -2, or NOT_REVIEWED (-3); ``edit_time_s`` (n,) unix
+    time of the last edit (NaN if never edited).
+    """
 
     animal: np.ndarray
     edit_time_s: np.ndarray
@@ -355,7 +358,8 @@ class Session(_ArrayEq):
     animal_names: list[str] = dataclasses.field(default_factory=list)
     predictions: Predictions | None = None
     predicted: PredictedAttribution | None = None
-    user: UserAttribution | None = None
+    #: None in the constructor means no call reviewed (set in ``__post_init__``).
+    user: UserAttribution = None  # type: ignore[assignment]
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     #: Where the session was loaded from / saved to (not stored).
@@ -493,7 +497,11 @@ class Session(_ArrayEq):
         predictions = None
         if p is not None:
             predictions = Predictions(
-                *(getattr(p, k)[index] for k in PREDICTION_FIELDS), model_version=p.model_version
+                p.point_mm[index],
+                p.member_means_mm[index],
+                p.member_chol_mm[index],
+                p.set_area_mm2[index],
+                p.model_version,
             )
         predicted = (
             None if q is None else PredictedAttribution(q.animal[index], q.probabilities[index])
@@ -546,8 +554,11 @@ class Session(_ArrayEq):
         if self.predictions is not None:
             p, empty = self.predictions, Predictions.empty(n_new, self.predictions.n_members)
             self.predictions = Predictions(
-                *(np.concatenate([getattr(p, k), getattr(empty, k)]) for k in PREDICTION_FIELDS),
-                model_version=p.model_version,
+                np.concatenate([p.point_mm, empty.point_mm]),
+                np.concatenate([p.member_means_mm, empty.member_means_mm]),
+                np.concatenate([p.member_chol_mm, empty.member_chol_mm]),
+                np.concatenate([p.set_area_mm2, empty.set_area_mm2]),
+                p.model_version,
             )
         if self.predicted is not None:
             q = self.predicted
@@ -569,11 +580,13 @@ class Session(_ArrayEq):
         self.calls, self.predictions, self.predicted, self.user = self._rows(keep)
 
     def clear_predictions(self, indices: Any) -> None:
-        """Forget the prediction and predicted attribution of calls ``indices`` (their
-        audio changed); user attributions are kept."""
+        """Forget the prediction and predicted attribution of calls ``indices``.
+
+        For calls whose audio changed; user attributions are kept.
+        """
         idx = self._indices(indices)
         if self.predictions is not None:
-            for k in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2"):
+            for k in PREDICTION_FIELDS:
                 getattr(self.predictions, k)[idx] = np.nan
         if self.predicted is not None:
             self.predicted.animal[idx] = UNASSIGNED
@@ -666,7 +679,7 @@ class Session(_ArrayEq):
         t = np.asarray(sample, dtype=np.float64) / self.audio.sample_rate_hz
         if self.frame_times_s is None:
             self._frame_times(np.zeros(1, np.int64))  # raises when there is no fps
-            frame = np.rint((t - self.video_offset_s) * self.fps).astype(np.int64)
+            frame = np.rint((t - self.video_offset_s) * float(self.fps or 0.0)).astype(np.int64)
         else:
             ft = self.frame_times_s
             right = np.clip(np.searchsorted(ft, t), 0, len(ft) - 1)
@@ -734,51 +747,50 @@ def save_session(session: Session, path: str | os.PathLike) -> Path:
     path = Path(path).absolute()
     base = path.parent
     session.check(path)
-    with atomic_path(path, suffix=".h5.tmp") as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["napari_gerbil_format"] = FORMAT_NAME
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["provenance"] = json.dumps(session.provenance, sort_keys=True, default=str)
-            a = f.create_group("audio")
-            a.attrs["dataset"] = session.audio.dataset or ""
-            a.attrs["sample_rate_hz"] = float(session.audio.sample_rate_hz)
-            a.attrs["n_channels"] = int(session.audio.n_channels)
-            a.attrs["n_samples"] = int(session.audio.n_samples)
-            a.attrs["n_files"] = len(session.audio.files)
-            for i, ref in enumerate(session.audio.files):
-                _write_ref(a.create_group(f"file{i}"), ref, base)
-            for role in ("video", "tracks"):
-                ref = getattr(session, role)
-                if ref is not None:
-                    _write_ref(f.create_group(role), ref, base)
-            t = f.create_group("timing")
-            t.attrs["fps"] = np.nan if session.fps is None else float(session.fps)
-            t.attrs["video_offset_s"] = float(session.video_offset_s)
-            if session.frame_times_s is not None:
-                t["frame_times_s"] = session.frame_times_s
-            g = f.create_group("arena")
-            g["dims_mm"] = session.arena.dims_mm
-            g["mic_positions_mm"] = session.arena.mic_positions_mm
-            if session.arena.arena_to_pixels is not None:
-                g["arena_to_pixels"] = session.arena.arena_to_pixels
-            f.create_dataset("animal_names", data=session.animal_names, dtype=_STR)
-            c = f.create_group("calls")
-            c["call_id"] = session.calls.call_id
-            c["start_sample"] = session.calls.start_sample
-            c["stop_sample"] = session.calls.stop_sample
-            if session.predictions is not None:
-                p = f.create_group("predictions")
-                pr = session.predictions
-                p.attrs["model_version"] = pr.model_version
-                for name in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2"):
-                    p[name] = getattr(pr, name)
-            if session.predicted is not None:
-                q = f.create_group("attribution/predicted")
-                q["animal"] = session.predicted.animal
-                q["probabilities"] = session.predicted.probabilities
-            u = f.create_group("attribution/user")
-            u["animal"] = session.user.animal
-            u["edit_time_s"] = session.user.edit_time_s
+    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["napari_gerbil_format"] = FORMAT_NAME
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["provenance"] = json.dumps(session.provenance, sort_keys=True, default=str)
+        a = f.create_group("audio")
+        a.attrs["dataset"] = session.audio.dataset or ""
+        a.attrs["sample_rate_hz"] = float(session.audio.sample_rate_hz)
+        a.attrs["n_channels"] = int(session.audio.n_channels)
+        a.attrs["n_samples"] = int(session.audio.n_samples)
+        a.attrs["n_files"] = len(session.audio.files)
+        for i, ref in enumerate(session.audio.files):
+            _write_ref(a.create_group(f"file{i}"), ref, base)
+        for role in ("video", "tracks"):
+            ref = getattr(session, role)
+            if ref is not None:
+                _write_ref(f.create_group(role), ref, base)
+        t = f.create_group("timing")
+        t.attrs["fps"] = np.nan if session.fps is None else float(session.fps)
+        t.attrs["video_offset_s"] = float(session.video_offset_s)
+        if session.frame_times_s is not None:
+            t["frame_times_s"] = session.frame_times_s
+        g = f.create_group("arena")
+        g["dims_mm"] = session.arena.dims_mm
+        g["mic_positions_mm"] = session.arena.mic_positions_mm
+        if session.arena.arena_to_pixels is not None:
+            g["arena_to_pixels"] = session.arena.arena_to_pixels
+        f.create_dataset("animal_names", data=session.animal_names, dtype=_STR)
+        c = f.create_group("calls")
+        c["call_id"] = session.calls.call_id
+        c["start_sample"] = session.calls.start_sample
+        c["stop_sample"] = session.calls.stop_sample
+        if session.predictions is not None:
+            p = f.create_group("predictions")
+            pr = session.predictions
+            p.attrs["model_version"] = pr.model_version
+            for name in PREDICTION_FIELDS:
+                p[name] = getattr(pr, name)
+        if session.predicted is not None:
+            q = f.create_group("attribution/predicted")
+            q["animal"] = session.predicted.animal
+            q["probabilities"] = session.predicted.probabilities
+        u = f.create_group("attribution/user")
+        u["animal"] = session.user.animal
+        u["edit_time_s"] = session.user.edit_time_s
     session.path = path
     return path
 
@@ -877,11 +889,11 @@ def _load(f: h5py.File, path: Path) -> Session:
     if "predictions" in f:
         p = f["predictions"]
         predictions = Predictions(
-            *(
-                _ds(p, k, path)
-                for k in ("point_mm", "member_means_mm", "member_chol_mm", "set_area_mm2")
-            ),
-            model_version=str(p.attrs.get("model_version", "")),
+            _ds(p, "point_mm", path),
+            _ds(p, "member_means_mm", path),
+            _ds(p, "member_chol_mm", path),
+            _ds(p, "set_area_mm2", path),
+            str(p.attrs.get("model_version", "")),
         )
     predicted = None
     if "attribution/predicted" in f:

@@ -56,8 +56,10 @@ def read_mic_positions(path: str | os.PathLike) -> np.ndarray:
 
 
 def _check_corner_order(corners_px: np.ndarray, source) -> None:
-    """Refuse corners that are not a convex quadrilateral in the documented order
-    (either way round: the video may be mirrored)."""
+    """Refuse corners that are not a convex quadrilateral in the documented order.
+
+    Either way round is accepted: the video may be mirrored.
+    """
     try:
         ordered = [order_corners_px(corners_px, mirrored=m)[1].tolist() for m in (False, True)]
     except InvalidInputError as err:
@@ -74,7 +76,7 @@ def _check_corner_order(corners_px: np.ndarray, source) -> None:
 
 def create_session(
     audio_path: str | os.PathLike | Sequence[str | os.PathLike],
-    video_path: str | os.PathLike,
+    video_path: str | os.PathLike | None,
     tracks_path: str | os.PathLike | None,
     corners_px: Any,
     out_path: str | os.PathLike,
@@ -93,12 +95,12 @@ def create_session(
     audio_path
         HDF5 audio (dataset ``audio_dataset``), one multichannel WAV or one WAV per mic.
     video_path
-        The video the tracks were made on.
+        The video the tracks were made on (None: audio only, no tracks or corners).
     tracks_path
-        SLEAP ``.slp`` or analysis ``.h5`` (None: no tracks).
+        SLEAP ``.slp`` or analysis ``.h5`` (None: no tracks; needs ``corners_px``).
     corners_px
         (4, 2) arena floor corners on the video as napari (row, col) pixels, in the
-        order of :meth:`ArenaGeometry.corners_mm`.
+        order of :meth:`ArenaGeometry.corners_mm` (None: no video calibration).
     out_path
         Session file, ending in ``.gerbil.h5``.
     arena_dims_mm, mic_positions_mm
@@ -127,25 +129,38 @@ def create_session(
         cage = ArenaGeometry(arena_dims_mm, mic_positions_mm)
     if cage.n_mics != audio.n_channels:
         raise InvalidInputError(
-            audio_path, "channels", f"{cage.n_mics} (one per microphone)", str(audio.n_channels)
+            audio.paths[0], "channels", f"{cage.n_mics} (one per microphone)", str(audio.n_channels)
+        )
+    if video_path is None and (tracks_path is not None or corners_px is not None):
+        raise InvalidInputError(
+            tracks_path if tracks_path is not None else out_path,
+            "video",
+            "the video the poses / arena corners were taken on",
+            "none",
+        )
+    if tracks_path is not None and corners_px is None:
+        raise InvalidInputError(
+            tracks_path,
+            "arena corners",
+            "the 4 floor corners on the video (to map pose pixels to mm)",
+            "none",
+        )
+    if video_path is None:
+        return save_session(
+            Session(
+                audio=AudioRef.from_source(audio),
+                arena=cage,
+                animal_names=list(animal_names or []),
+                provenance=_provenance(),
+            ),
+            out_path,
         )
     with VideoReader(video_path) as video:
         fps, shape = video.fps, video.shape
-    corners = np.asarray(corners_px, float)
-    if corners.shape != (4, 2) or not np.isfinite(corners).all():
-        raise InvalidInputError(
-            video_path, "arena corners", "4 (row, col) points", f"{corners.shape}"
-        )
-    inside = (corners >= 0).all() and (corners < np.array(shape[1:3])).all()
-    if not inside:
-        raise InvalidInputError(
-            video_path,
-            "arena corners",
-            f"inside the {shape[1]}x{shape[2]} frame",
-            str(corners.tolist()),
-        )
-    _check_corner_order(corners, video_path)
-    arena = cage.with_corners_px(corners)
+    if corners_px is None:
+        arena = cage
+    else:
+        arena = cage.with_corners_px(_checked_corners(corners_px, shape, video_path))
     names = list(animal_names) if animal_names is not None else []
     tracks = None
     if tracks_path is not None:
@@ -167,6 +182,29 @@ def create_session(
         fps=fps,
         video_offset_s=float(video_offset_s),
         animal_names=names,
-        provenance={"source": "napari-gerbil create_session", "created_at_unix_s": time.time()},
+        provenance=_provenance(),
     )
     return save_session(session, out_path)
+
+
+def _provenance() -> dict[str, Any]:
+    return {"source": "napari-gerbil create_session", "created_at_unix_s": time.time()}
+
+
+def _checked_corners(corners_px: Any, shape: tuple[int, ...], video_path: Any) -> np.ndarray:
+    """(4, 2) corners inside the frame, in the documented order (else InvalidInputError)."""
+    corners = np.asarray(corners_px, float)
+    if corners.shape != (4, 2) or not np.isfinite(corners).all():
+        raise InvalidInputError(
+            video_path, "arena corners", "4 (row, col) points", f"{corners.shape}"
+        )
+    inside = (corners >= 0).all() and (corners < np.array(shape[1:3])).all()
+    if not inside:
+        raise InvalidInputError(
+            video_path,
+            "arena corners",
+            f"inside the {shape[1]}x{shape[2]} frame",
+            str(corners.tolist()),
+        )
+    _check_corner_order(corners, video_path)
+    return corners

@@ -22,14 +22,16 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.compat import check_compatible
 
+T = TypeVar("T")
 FORMAT_NAME = "vcl"
 FORMAT_VERSION = 1
 AUDIO_NAMES = ("audio", "vocalizations")
@@ -252,7 +254,7 @@ class VCLDataset:
         return {"path": self.path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])
+        self.__init__(state["path"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"VCLDataset({str(self.path)!r})"
@@ -360,7 +362,9 @@ class VCLDataset:
         names = self._struct.node_names or []
         if isinstance(node, str):
             if node not in names:
-                raise InvalidInputError(self.path, "/node_names", f"a node named {node!r}", names)
+                raise InvalidInputError(
+                    self.path, "/node_names", f"a node named {node!r}", str(names)
+                )
             return names.index(node)
         if not 0 <= node < len(names):
             raise InvalidInputError(self.path, "node", f"an index below {len(names)}", str(node))
@@ -413,58 +417,6 @@ class VCLDataset:
             expected_arena_dims_mm=arena_dims_mm,
             what=what,
         )
-
-
-def check_compatible(
-    source: str | os.PathLike | None,
-    *,
-    n_channels: int | None,
-    sample_rate_hz: float | None,
-    arena_dims_mm: Any = None,
-    expected_n_channels: int | None = None,
-    expected_sample_rate_hz: float | None = None,
-    expected_arena_dims_mm: Any = None,
-    what: str = "model",
-) -> None:
-    """Compare data properties with what ``what`` expects; unknown (None) values pass.
-
-    Raises
-    ------
-    InvalidInputError
-        Naming ``source``, the field and both values.
-    """
-    if n_channels is not None and expected_n_channels is not None:
-        if int(n_channels) != int(expected_n_channels):
-            raise InvalidInputError(
-                source,
-                "n_channels",
-                f"{expected_n_channels} channels (as the {what})",
-                f"{n_channels} channels",
-            )
-    if sample_rate_hz is not None and expected_sample_rate_hz is not None:
-        if not np.isclose(sample_rate_hz, expected_sample_rate_hz, rtol=1e-6, atol=0):
-            raise InvalidInputError(
-                source,
-                "sample_rate_hz",
-                f"{expected_sample_rate_hz:g} Hz (as the {what})",
-                f"{sample_rate_hz:g} Hz",
-                hint="Resample the audio or use a model trained at this rate.",
-            )
-    if arena_dims_mm is not None and expected_arena_dims_mm is not None:
-        a = np.asarray(arena_dims_mm, dtype=float)[:2]
-        b = np.asarray(expected_arena_dims_mm, dtype=float)[:2]
-        if not np.allclose(a, b, atol=1.0, rtol=0):
-            raise InvalidInputError(
-                source,
-                "arena_dims_mm",
-                f"floor {b.tolist()} mm (as the {what})",
-                f"{a.tolist()} mm",
-            )
-
-
-# ---------------------------------------------------------------------------------------
-# writing
-# ---------------------------------------------------------------------------------------
 
 
 class VCLWriter:
@@ -531,7 +483,7 @@ class VCLWriter:
             raise InvalidInputError(None, "sample_rate_hz", "a positive rate", str(sample_rate_hz))
         self._loc: h5py.Dataset | None = None
         self._f: h5py.File | None = None
-        self._cm = atomic_path(self.path, suffix=".h5.tmp")
+        self._cm: Any = atomic_path(self.path, suffix=".h5.tmp")
         tmp = self._cm.__enter__()
         try:
             self._f = h5py.File(tmp, "w")
@@ -637,6 +589,7 @@ class VCLWriter:
         self._lidx[n0 + 1 :] = ends
         if self._loc is None:
             assert self._loc_shape is not None
+            assert self._f is not None
             self._loc = self._f.create_dataset(
                 "locations",
                 (0, *self._loc_shape),
@@ -774,14 +727,17 @@ def merge_vcl(
                     f"{first.node_names} (as {first.path.name})",
                     f"{ds.node_names}",
                 )
-            if ds.locations_mm.shape[1:] != first.locations_mm.shape[1:]:
+            # every file has locations and metadata (checked above)
+            locs, first_locs = _known(ds.locations_mm), _known(first.locations_mm)
+            if locs.shape[1:] != first_locs.shape[1:]:
                 raise InvalidInputError(
                     ds.path,
                     "/locations",
-                    f"per-call shape {first.locations_mm.shape[1:]}",
-                    f"{ds.locations_mm.shape[1:]}",
+                    f"per-call shape {first_locs.shape[1:]}",
+                    f"{locs.shape[1:]}",
                 )
-            if not np.allclose(ds.mic_positions_mm, first.mic_positions_mm, atol=0.5):
+            mics = _known(ds.mic_positions_mm)
+            if not np.allclose(mics, _known(first.mic_positions_mm), atol=0.5):
                 raise InvalidInputError(
                     ds.path,
                     "mic_positions_mm",
@@ -805,14 +761,14 @@ def merge_vcl(
             out_path,
             first.n_channels,
             node_names=first.node_names,
-            sample_rate_hz=first.sample_rate_hz,
+            sample_rate_hz=_known(first.sample_rate_hz),
             arena_dims_mm=first.arena_dims_mm,
             mic_positions_mm=first.mic_positions_mm,
             scenario=scenarios.pop() if len(scenarios) == 1 else "mixed",
             provenance=prov,
         ) as writer:
             for ds in sets:
-                locs = ds.locations_mm
+                locs = _known(ds.locations_mm)
                 stim = ds.stimulus_classes
                 for i in range(ds.n_calls):
                     writer.append(ds.call_audio(i), locs[i], None if stim is None else stim[i])
@@ -825,6 +781,12 @@ def merge_vcl(
 # ---------------------------------------------------------------------------------------
 # validation
 # ---------------------------------------------------------------------------------------
+
+
+def _known(value: T | None) -> T:
+    """``value``, checked by the caller not to be None."""
+    assert value is not None
+    return value
 
 
 def validate_vcl(

@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class VideoReader:
             raise InvalidInputError(self.path, "frame rate", "a positive frame rate", "none")
         self._rate = Fraction(rate)
         self.fps = float(self._rate)
-        self._time_base = Fraction(self._stream.time_base)
+        self._time_base = Fraction(self._stream.time_base)  # type: ignore[arg-type]
         self._start_pts = self._stream.start_time or 0
         n_frames = int(self._stream.frames or 0)
         if n_frames <= 0:
@@ -74,7 +75,7 @@ class VideoReader:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_frames = max(1, int(cache_frames))
         self._lock = threading.RLock()
-        self._decoder = None
+        self._decoder: Any = None
         self._next_index = -1  # index of the frame the running decoder yields next
         self.n_seeks = 0  # number of container seeks (tests and benchmarks read it)
 
@@ -97,7 +98,8 @@ class VideoReader:
         frames = np.stack([self.frame(i) for i in indices]) if len(indices) else None
         if frames is None:
             frames = np.zeros((0, *self.shape[1:]), self.dtype)
-        return frames[(slice(None), *rest)] if rest else frames
+        index = (slice(None), *rest)
+        return frames[index] if rest else frames
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError(
@@ -181,19 +183,18 @@ def write_video(
     from napari_gerbil.io.atomic import atomic_path
 
     path = Path(path)
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        with av.open(str(tmp), "w") as out:
-            stream = None
-            for image in frames:
-                if stream is None:
-                    stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
-                    stream.height, stream.width = image.shape[:2]
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": str(crf), "g": "10", "bf": "0"}
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            if stream is not None:
-                for packet in stream.encode():
-                    out.mux(packet)
+    with atomic_path(path, suffix=path.suffix) as tmp, av.open(str(tmp), "w") as out:
+        stream = None
+        for image in frames:
+            if stream is None:
+                stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+                stream.height, stream.width = image.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "g": "10", "bf": "0"}
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        if stream is not None:
+            for packet in stream.encode():
+                out.mux(packet)
     return path

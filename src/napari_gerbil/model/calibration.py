@@ -33,6 +33,7 @@ class CalibrationReport:
     n_calls: int
 
     def to_dict(self) -> dict:
+        """Plain types (JSON)."""
         return {
             "nominal": self.nominal.round(4).tolist(),
             "observed": self.observed.round(4).tolist(),

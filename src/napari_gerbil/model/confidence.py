@@ -54,6 +54,7 @@ class DensityGrid:
 
     @property
     def cell_area_mm2(self) -> float:
+        """Area of one grid cell (mm^2)."""
         return float(np.prod(self.cell_mm))
 
     def centres_mm(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,8 @@
-"""The ensemble that predicts Gaussian mixtures from call audio, loaded from a model
-directory (layout and manifest: :mod:`napari_gerbil.model.manifest`)."""
+"""The ensemble that predicts Gaussian mixtures from call audio.
+
+It is loaded from a model directory (layout and manifest:
+:mod:`napari_gerbil.model.manifest`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 import torch
 
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
-from napari_gerbil.io.vcl import check_compatible as _check_compatible
+from napari_gerbil.io.compat import check_compatible as _check_compatible
 from napari_gerbil.model.gaussian import raw_to_gaussian
 from napari_gerbil.model.manifest import (
     MANIFEST,
@@ -95,14 +98,17 @@ class Ensemble:
 
     @property
     def n_members(self) -> int:
+        """Number of members M."""
         return len(self.members)
 
     @property
     def config(self) -> NetworkConfig:
+        """The network config of every member."""
         return self.members[0].config
 
     @property
     def arena_dims_mm(self) -> np.ndarray:
+        """(3,) arena the model was trained for (mm)."""
         return np.asarray(self.metadata.arena_dims_mm, dtype=float)
 
     @property
@@ -115,6 +121,7 @@ class Ensemble:
 
     @property
     def device(self) -> torch.device:
+        """Where the members' weights are."""
         return next(self.members[0].parameters()).device
 
     def check_compatible(

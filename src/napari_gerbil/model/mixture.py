@@ -69,10 +69,12 @@ class MixturePrediction:
 
     @property
     def n_calls(self) -> int:
+        """Number of calls B."""
         return self.means_mm.shape[0]
 
     @property
     def n_members(self) -> int:
+        """Number of members M."""
         return self.means_mm.shape[1]
 
     @property

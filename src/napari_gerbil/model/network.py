@@ -49,6 +49,7 @@ class GatedBlock(nn.Module):
         self.norm = nn.BatchNorm1d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the gated block to (B, C, T)."""
         f, g, h = self.conv(x).chunk(3, dim=1)
         return self.norm(self.pool(torch.tanh(f) * torch.sigmoid(g) + h))
 
@@ -70,6 +71,7 @@ class GCCPHAT(nn.Module):
         self.macs = 0  # filled by forward: FFT cost estimate for MAC counting
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """GCC-PHAT lag curves of every pair of (B, C, T) audio."""
         n_samples = x.shape[-1]
         n_fft = 1 << math.ceil(math.log2(n_samples + self.max_lag))
         spec = torch.fft.rfft(x, n=n_fft)
@@ -86,9 +88,11 @@ class GCCPHAT(nn.Module):
 
 
 class SoftArgmaxLags(nn.Module):
-    """Read GCC-PHAT lag curves pair by pair: a small conv stack (weights shared by the
-    pairs) gives ``gcc_heads`` logit curves over the lags; each contributes its
-    soft-argmax (expected lag, scaled to [-1, 1]) and its log-sum-exp (peak strength).
+    """Read GCC-PHAT lag curves pair by pair.
+
+    A small conv stack (weights shared by the pairs) gives ``gcc_heads`` logit curves
+    over the lags; each contributes its soft-argmax (expected lag, scaled to [-1, 1])
+    and its log-sum-exp (peak strength).
 
     Input (B, n_pairs, n_lags) -> features (B, n_pairs * 2 * gcc_heads).
     """
@@ -107,18 +111,21 @@ class SoftArgmaxLags(nn.Module):
         self.register_buffer("lags", lags, persistent=False)
 
     def forward(self, gcc: torch.Tensor) -> torch.Tensor:
+        """Features (B, P * 2 * heads) of lag curves (B, P, n)."""
         b, p, n = gcc.shape
         logits = self.net(gcc.reshape(b * p, 1, n) * math.sqrt(n))  # (B*P, H, n)
         weights = torch.softmax(logits, dim=-1)
-        expected = (weights * self.lags).sum(-1)
+        expected = (weights * self.lags).sum(-1)  # type: ignore[operator]
         strength = torch.logsumexp(logits, dim=-1) - math.log(n)
         return torch.cat([expected, strength], dim=-1).reshape(b, -1)
 
 
 class LagCNN(nn.Module):
-    """Read the GCC-PHAT lag curves of all pairs jointly: each curve scaled to a peak of 1,
-    the pairs as input channels of a 1-D convolution stack over the lags (conv, batch
-    norm, ReLU; strides ``gcc_strides``), flattened.
+    """Read the GCC-PHAT lag curves of all pairs jointly.
+
+    Each curve is scaled to a peak of 1; the pairs are the input channels of a 1-D
+    convolution stack over the lags (conv, batch norm, ReLU; strides ``gcc_strides``),
+    flattened.
 
     In a reverberant cage the curves hold the direct-path peak *and* the reflections'
     peaks, whose pattern across the six pairs also depends on the source position; a
@@ -143,6 +150,7 @@ class LagCNN(nn.Module):
         self.n_features = prev * n_lags
 
     def forward(self, gcc: torch.Tensor) -> torch.Tensor:
+        """Flattened features of lag curves (B, P, n)."""
         peak = gcc.abs().amax(dim=-1, keepdim=True)
         return self.net(gcc / (peak + 1e-12))
 
@@ -172,16 +180,20 @@ class SRPMap(nn.Module):
         self.register_buffer("points", torch.tensor(points, dtype=torch.float32), persistent=False)
 
     def macs(self, n_samples: int) -> int:
-        """Estimated cost of one map: FFTs of the channels, 8x upsampled inverse FFTs of
-        the pairs (2.5 n log2 n each), and one lookup-add per pair and grid cell."""
+        """Estimated cost (multiply-adds) of one map.
+
+        FFTs of the channels, 8x upsampled inverse FFTs of the pairs (2.5 n log2 n
+        each), and one lookup-add per pair and grid cell.
+        """
         n_mics = len(self.mics_mm)
         n_pairs = n_mics * (n_mics - 1) // 2
         n_fft = 1 << math.ceil(math.log2(n_samples + 1))
         ffts = n_mics * 2.5 * n_fft * math.log2(n_fft)
         iffts = n_pairs * 2.5 * 8 * n_fft * math.log2(8 * n_fft)
-        return int(ffts + iffts + n_pairs * self.points.shape[0])
+        return int(ffts + iffts + n_pairs * self.points.shape[0])  # type: ignore[index]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """SRP maps (B, 1, ny, nx) of (B, C, T) audio."""
         if x.is_meta:
             return torch.empty(x.shape[0], 1, *self.shape, device=x.device)
         from napari_gerbil.baselines.localize import localize
@@ -204,10 +216,12 @@ class SRPMap(nn.Module):
 
 
 class SRPReader(nn.Module):
-    """Read an SRP map: logits = ``t * map + conv(map)`` (the convolution starts at 0),
-    softmax over the grid; features (x, y) soft-argmax in scaled units and the
-    softmax's normalized entropy (the map's ambiguity). At initialization the
-    soft-argmax is the map's (sharply weighted) peak.
+    """Read an SRP map.
+
+    Logits = ``t * map + conv(map)`` (the convolution starts at 0), softmax over the
+    grid; features (x, y) soft-argmax in scaled units and the softmax's normalized
+    entropy (the map's ambiguity). At initialization the soft-argmax is the map's
+    (sharply weighted) peak.
     """
 
     def __init__(self, config: NetworkConfig) -> None:
@@ -219,11 +233,12 @@ class SRPReader(nn.Module):
             prev = ch
         last = nn.Conv2d(prev, 1, 5, padding=2)
         nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        nn.init.zeros_(last.bias)  # type: ignore[arg-type]
         self.net = nn.Sequential(*layers, last)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(SRP_INIT_TEMPERATURE)))
 
     def forward(self, maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Soft-argmax (x, y) and normalized entropy of SRP ``maps`` over grid ``points``."""
         logits = (self.log_temperature.exp() * maps + self.net(maps)).flatten(1)  # (B, G)
         weights = torch.softmax(logits, dim=-1)
         xy = weights @ points
@@ -256,6 +271,7 @@ class LocalizerNet(nn.Module):
         self.gcc = None
         if config.gcc_max_lag_samples > 0:
             self.gcc = GCCPHAT(config.n_channels, config.gcc_max_lag_samples)
+            self.gcc_net: nn.Module
             if config.gcc_reader == "cnn":
                 self.gcc_net = LagCNN(config, self.gcc.n_pairs)
                 n_features += self.gcc_net.n_features
@@ -285,8 +301,11 @@ class LocalizerNet(nn.Module):
         self.head = nn.Sequential(*head)
 
     def shared_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The parameter-free features of ``x`` (GCC-PHAT curves, SRP map), which the
-        members of an ensemble can share: pass them to :meth:`forward` as keywords."""
+        """The parameter-free features of ``x`` (GCC-PHAT curves, SRP map).
+
+        The members of an ensemble can share them: pass them to :meth:`forward` as
+        keywords.
+        """
         out = {}
         if self.gcc is not None:
             out["gcc_features"] = self.gcc(x)

@@ -53,6 +53,7 @@ class CallPredictions:
 
     @property
     def errors_mm(self) -> np.ndarray | None:
+        """(n,) distance to the true source (None without the truth)."""
         if self.truth_mm is None:
             return None
         return np.linalg.norm(self.point_mm - self.truth_mm, axis=-1)
@@ -212,6 +213,9 @@ def predict_file(
         raise InvalidInputError(None, "model", "exactly one of a model or a baseline", "both/none")
     data = Path(data)
     truth = None
+    sr: float | None
+    dims: np.ndarray | None
+    mics: np.ndarray | None
     if is_session_file(data):
         session = load_session(data)
         calls = session.read_calls_audio(np.arange(session.n_calls))
@@ -241,6 +245,7 @@ def predict_file(
             raise InvalidInputError(
                 data, "sample_rate_hz / arena_dims_mm", "stored in the file (for baselines)", "none"
             )
+        assert baseline is not None  # exactly one of ensemble / baseline (checked above)
         result = localize_with_baseline(
             baseline, calls, mics, sr, dims, batch_size, progress, truth_mm=truth
         )

@@ -1,8 +1,15 @@
-"""Band-energy call detection on long recordings, read in chunks."""
+"""Band-energy call detection on long recordings, read in chunks.
+
+Memory stays bounded on hours of audio: the audio is read ``chunk_s`` at a time, the
+per-frame band energies of a long recording go to a temporary file (4 bytes per
+``nfft / 2`` samples), the noise floor is the median of a 0.01 dB histogram, and calls
+are found as runs above the threshold chunk by chunk.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 
 import numpy as np
 
@@ -54,6 +61,57 @@ class DetectorConfig(Config):
             )
 
 
+#: Recordings with more frames than this keep their band energies in a temporary file.
+IN_MEMORY_FRAMES = 1 << 24  # 64 MiB of float32
+#: Histogram of band energies used for the noise floor (dB): edges and bin width.
+HISTOGRAM_RANGE_DB = (-210.0, 150.0)
+HISTOGRAM_BIN_DB = 0.01
+
+
+def _energy_array(n_frames: int) -> np.ndarray:
+    """(n_frames,) float32 storage: in memory, or a temporary file for long recordings."""
+    if n_frames <= IN_MEMORY_FRAMES:
+        return np.empty(n_frames, np.float32)
+    # The map keeps its own handle; the file has no name and goes when the map does.
+    with tempfile.TemporaryFile(prefix="gerbil-energy-") as handle:
+        return np.memmap(handle, dtype=np.float32, mode="w+", shape=(n_frames,))
+
+
+def median_db(energy: np.ndarray, chunk: int = 1 << 20) -> float:
+    """Median of ``energy`` (dB) to :data:`HISTOGRAM_BIN_DB`, read ``chunk`` at a time."""
+    low, high = HISTOGRAM_RANGE_DB
+    n_bins = int(round((high - low) / HISTOGRAM_BIN_DB))
+    counts = np.zeros(n_bins, np.int64)
+    for a in range(0, len(energy), chunk):
+        part = np.asarray(energy[a : a + chunk], np.float64)
+        index = np.clip(((part - low) / HISTOGRAM_BIN_DB).astype(np.int64), 0, n_bins - 1)
+        counts += np.bincount(index, minlength=n_bins)
+    middle = int(np.searchsorted(np.cumsum(counts), (len(energy) + 1) / 2))
+    return low + (middle + 0.5) * HISTOGRAM_BIN_DB
+
+
+def runs_above(
+    energy: np.ndarray, threshold_db: float, chunk: int = 1 << 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """[start, stop) frame indices of the runs of ``energy > threshold_db`` (chunked)."""
+    starts: list[np.ndarray] = []
+    stops: list[np.ndarray] = []
+    inside = False
+    for a in range(0, len(energy), chunk):
+        on = np.asarray(energy[a : a + chunk]) > threshold_db
+        edges = np.diff(np.concatenate([[inside], on]).astype(np.int8))
+        starts.append(np.flatnonzero(edges == 1) + a)
+        stops.append(np.flatnonzero(edges == -1) + a)
+        inside = bool(on[-1])
+    if inside:
+        stops.append(np.array([len(energy)]))
+    empty = np.zeros(0, np.int64)
+    return (
+        np.concatenate([empty, *starts]).astype(np.int64),
+        np.concatenate([empty, *stops]).astype(np.int64),
+    )
+
+
 def band_energy_db(
     source,
     config: DetectorConfig,
@@ -62,7 +120,9 @@ def band_energy_db(
 ) -> tuple[np.ndarray, int]:
     """Band energy (dB) of consecutive frames of the channel mean; returns (energy, hop).
 
-    ``progress`` and ``cancel`` follow :mod:`napari_gerbil.progress` (checked per chunk).
+    ``energy`` is an array, or a memory map on a temporary file for long recordings
+    (more than :data:`IN_MEMORY_FRAMES` frames). ``progress`` and ``cancel`` follow
+    :mod:`napari_gerbil.progress` (checked per chunk).
     """
     rate = float(source.sample_rate_hz)
     config.check(rate)
@@ -72,7 +132,7 @@ def band_energy_db(
     window = np.hanning(nfft).astype(np.float32)
     chunk = max(nfft, int(config.chunk_s * rate) // hop * hop)
     n_frames = max(0, 1 + (source.n_samples - nfft) // hop)
-    energy = np.empty(n_frames, np.float32)
+    energy = _energy_array(n_frames)
     done = 0
     while done < n_frames:
         check_cancel(cancel, "call detection")
@@ -122,9 +182,8 @@ def detect_calls(
     empty = np.zeros(0, np.int64)
     if energy.size == 0:
         return empty, empty
-    on = energy > np.median(energy) + config.threshold_db
-    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    starts, stops = runs_above(energy, median_db(energy) + config.threshold_db)
+    del energy  # a temporary file goes with it
     if starts.size == 0:
         return empty, empty
     max_gap = int(np.ceil(config.max_gap_s * rate / hop))

@@ -172,7 +172,7 @@ def _check_structure(f: h5py.File, path: Path) -> tuple[np.ndarray, np.ndarray, 
     rate = attrs.get("sample_rate_hz")
     if rate is None:
         raise InvalidInputError(path, "sample_rate_hz", "a root attribute", "missing")
-    if not (np.isscalar(rate) and np.isfinite(rate) and rate > 0):
+    if not (np.isscalar(rate) and np.isfinite(rate) and rate > 0):  # type: ignore[operator]
         raise InvalidInputError(path, "sample_rate_hz", "a positive rate (Hz)", repr(rate))
     mics = attrs.get("mic_positions_mm")
     if mics is not None and np.shape(mics) != (rir.shape[1], 3):

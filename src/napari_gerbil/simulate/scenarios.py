@@ -14,6 +14,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def shifted_setup(shift: str, acoustics: AcousticConfig) -> tuple[ArenaGeometry,
     """Arena and acoustics of a shift variant (``"none"`` = the default cage)."""
     if shift not in SHIFTS:
         raise InvalidInputError(None, "shift", f"one of {sorted(SHIFTS)}", repr(shift))
-    spec = dict(SHIFTS[shift])
+    spec: dict[str, Any] = dict(SHIFTS[shift])  # type: ignore[call-overload]
     if "preset" in spec:
         acoustics = acoustics.replace(preset=spec.pop("preset"))
     arena = default_cage(dims_mm=spec.pop("dims_mm", DEFAULT_DIMS_MM), **spec)
@@ -222,7 +223,7 @@ def simulate_dataset(
             bank_path, acoustics, plan.sources_mm, plan.headings_rad, progress, n_workers
         )
         bank = RIRBank.open(bank_path)
-    noise_rms = bank.noise_rms_for_snr(cfg.snr_db)
+    noise_rms = bank.noise_rms_for_snr(float(cfg.snr_db))  # type: ignore[arg-type]
     provenance = {
         "simulator": "napari_gerbil.simulate",
         "scenario_config": cfg.to_dict(),

@@ -201,7 +201,9 @@ class _Painter:
     """Draws frames: a static arena background plus an ellipse body and head per animal."""
 
     def __init__(self, arena: ArenaGeometry, width: int, height: int) -> None:
-        self.h2p = arena.arena_to_pixels
+        if arena.arena_to_pixels is None:
+            raise InvalidInputError(None, "arena_to_pixels", "a calibrated arena", "none")
+        self.h2p: np.ndarray = arena.arena_to_pixels
         self.scale = self.h2p[1, 0]
         bg = np.empty((height, width, 3), np.uint8)
         bg[:] = (40, 40, 40)
@@ -250,20 +252,19 @@ def _write_video(path: Path, painter: _Painter, poses, head_dir, fps: float, pro
     import av
     from tqdm import tqdm
 
-    with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=int(round(fps)))
-            stream.width = painter.background.shape[1]
-            stream.height = painter.background.shape[0]
-            stream.pix_fmt = "yuv420p"
-            stream.thread_type = "AUTO"
-            stream.options = {"preset": "ultrafast", "crf": "26", "g": str(int(round(fps)))}
-            for k in tqdm(range(len(poses)), disable=not progress, desc="video"):
-                frame = av.VideoFrame.from_ndarray(painter.frame(poses[k], head_dir[k]), "rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.width = painter.background.shape[1]
+        stream.height = painter.background.shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.thread_type = "AUTO"
+        stream.options = {"preset": "ultrafast", "crf": "26", "g": str(int(round(fps)))}
+        for k in tqdm(range(len(poses)), disable=not progress, desc="video"):
+            frame = av.VideoFrame.from_ndarray(painter.frame(poses[k], head_dir[k]), "rgb24")
+            for packet in stream.encode(frame):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def _write_tracks(path: Path, video_path: Path, arena, poses_mm, cfg, rng) -> None:

@@ -80,10 +80,8 @@ def _envelope(n: int, rng: np.random.Generator) -> np.ndarray:
 def _sweep(f_start: float, f_end: float, n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
     """Instantaneous frequency (Hz) of a sweep, linear or exponential, with slight bow."""
     t = np.linspace(0.0, 1.0, n)
-    if rng.random() < 0.5:
-        f = f_start + (f_end - f_start) * t
-    else:
-        f = f_start * (f_end / f_start) ** t
+    linear = rng.random() < 0.5
+    f = f_start + (f_end - f_start) * t if linear else f_start * (f_end / f_start) ** t
     bow = rng.uniform(-0.1, 0.1) * (f_end - f_start) * 4 * t * (1 - t)
     return np.clip(f + bow, min(f_start, f_end), max(f_start, f_end))
 
@@ -142,7 +140,7 @@ class StimulusGenerator:
             fm = _sweep(f0, f0 * rng.uniform(0.85, 1.15), n, fs, rng)
             n_harm = max(1, min(n_harm, int(hi_type / (fm.max() * 1.05))))
             phase = 2 * np.pi * np.cumsum(fm) / fs
-            x = sum(
+            x = sum(  # type: ignore[assignment]
                 tilt ** (k - 1) * np.sin(k * phase + rng.uniform(0, 6.3))
                 for k in range(1, n_harm + 1)
             )

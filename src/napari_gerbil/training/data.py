@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -197,10 +198,11 @@ class SimulatedCallDataset(Dataset):
         self.config = config
         self.seed = int(seed)
         self.fixed = fixed
-        self._bank = None
+        self._bank: Any = None
 
     @property
-    def bank(self):
+    def bank(self) -> Any:
+        """The RIR bank, opened on first use (in each worker process)."""
         if self._bank is None:
             from napari_gerbil.simulate.rir_bank import RIRBank
 
@@ -221,9 +223,11 @@ class SimulatedCallDataset(Dataset):
         return audio, np.asarray(loc_mm[:2], dtype=np.float64)
 
     def targets_mm(self) -> np.ndarray:
+        """(n, 2) source positions of the calls (mm)."""
         return np.array([self.render(i)[1] for i in range(self.n_calls)]).reshape(-1, 2)
 
     def calls(self) -> list[np.ndarray]:
+        """The calls' audio, (n_samples_i, n_channels) each."""
         return [self.render(i)[0] for i in range(self.n_calls)]
 
     def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.atomic import atomic_path, atomic_write_text
-from napari_gerbil.io.vcl import VCLDataset, check_compatible
+from napari_gerbil.io.compat import check_compatible
+from napari_gerbil.io.vcl import VCLDataset
 from napari_gerbil.model.ensemble import Ensemble, save_checkpoint
 from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
 from napari_gerbil.model.manifest import (
@@ -83,6 +84,7 @@ class TrainingData:
 
     @property
     def paths(self) -> list[str]:
+        """Resolved paths of the datasets."""
         return [str(Path(ds.path).resolve()) for ds in self.datasets]
 
     def part(
@@ -137,7 +139,7 @@ def open_training_data(
     datasets = [p if isinstance(p, VCLDataset) else VCLDataset(p) for p in paths]
     first = datasets[0]
     sr = first.sample_rate_hz
-    dims = first.arena_dims_mm
+    dims: Any = first.arena_dims_mm
     for ds in datasets[1:] if metadata is None else datasets:
         ref_sr = metadata.sample_rate_hz if metadata else sr
         ref_dims = metadata.arena_dims_mm if metadata else dims
@@ -222,7 +224,7 @@ def _check_model_compatible(source, **kwargs) -> None:
 
 @torch.inference_mode()
 def evaluate_member(
-    net: LocalizerNet, data: CallDataset, device: torch.device, batch_size: int = 64
+    net: LocalizerNet, data: Any, device: torch.device, batch_size: int = 64
 ) -> dict[str, float]:
     """Validation NLL (scaled units), median error (mm) and 95% ellipse coverage."""
     if len(data) == 0:
@@ -306,6 +308,7 @@ def train_member(
     if init_checkpoint is not None:
         payload = torch.load(init_checkpoint, map_location=device, weights_only=True)
         net.load_state_dict(payload["state_dict"])
+    optimizer: torch.optim.Optimizer
     if config.optimizer == "adam":
         optimizer = torch.optim.AdamW(
             net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -317,7 +320,12 @@ def train_member(
             momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
-    state = {"epoch": 0, "step_in_epoch": 0, "best_val_nll": float("inf"), "loss_sum": 0.0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "best_val_nll": float("inf"),
+        "loss_sum": 0.0,
+    }
     state["n_loss"] = 0
     last = run_dir / "last.pt"
     if last.exists():

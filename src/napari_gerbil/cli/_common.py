@@ -1,0 +1,54 @@
+"""Helpers shared by the session commands: output checks, the cage, the progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.arena import ArenaGeometry
+
+
+def check_output(
+    out: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike | None],
+    overwrite: bool,
+    flag: str = "--out",
+) -> Path:
+    """Refuse an output that is one of the inputs, or exists without ``--overwrite``.
+
+    Called before any work, so a refused command costs nothing. Returns ``out``.
+    """
+    out = Path(out)
+    for path in inputs:
+        if path is not None and Path(path).absolute().resolve() == out.absolute().resolve():
+            raise InvalidInputError(
+                out, flag, "a file other than the command's inputs", f"the input {path}"
+            )
+    if out.exists() and not overwrite:
+        raise InvalidInputError(
+            out, flag, "a path that does not exist yet", "an existing file",
+            hint="Pass --overwrite to replace it.",
+        )  # fmt: skip
+    return out
+
+
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    """Add ``--overwrite`` (replace an existing output file)."""
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the output file if it exists"
+    )
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """Add ``--quiet`` (no progress bar)."""
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def resolve_cage(name_or_path: str) -> ArenaGeometry:
+    """The geometry of the cage named by ``--cage``: a built-in name or a cage file."""
+    from napari_gerbil.io.cage import load_cage
+
+    return load_cage(name_or_path).arena()
