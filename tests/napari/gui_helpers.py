@@ -30,8 +30,10 @@ def activate(widget, qtbot) -> None:
 
 
 def canvas(widget):
-    """The viewer's canvas widget, found through Qt's object tree (no private napari);
-    ``widget``: any widget of the main window, or the window itself."""
+    """The viewer's canvas widget, found through Qt's object tree (no private napari).
+
+    ``widget``: any widget of the main window, or the window itself.
+    """
     from napari.qt import QtViewer
 
     return widget.window().findChild(QtViewer).canvas.native

@@ -1,5 +1,8 @@
-"""Retrain from the dock: refused below the minimum, judged on held-out reviewed calls,
-and the new model is used only when the user clicks *Use new model*."""
+"""Retrain from the dock.
+
+Refused below the minimum, judged on held-out reviewed calls, and the new model is used only
+when the user clicks *Use new model*.
+"""
 
 from __future__ import annotations
 

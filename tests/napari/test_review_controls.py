@@ -1,6 +1,8 @@
-"""Every control of the review dock as a user meets it: each button clicked with the
-mouse, each review key pressed whatever layer is active or with the table focused, and
-closing the dock leaves nothing behind."""
+"""Every control of the review dock as a user meets it.
+
+Each button clicked with the mouse, each review key pressed whatever layer is active or with
+the table focused, and closing the dock leaves nothing behind.
+"""
 
 from __future__ import annotations
 
@@ -39,8 +41,11 @@ def _wait_job(qtbot, widget, timeout_ms: int = 120000) -> None:
 def test_every_button_of_the_dock_works_with_a_real_click(
     review, qtbot, tiny_ensemble_dir, monkeypatch, tmp_path
 ):
-    """Qt's clicked(bool) must never reach a slot: each button is clicked as a user
-    does, and the set of buttons clicked here is every button the dock has."""
+    """Qt's clicked(bool) must never reach a slot.
+
+    Each button is clicked as a user does, and the set of buttons clicked here is every
+    button the dock has.
+    """
     viewer, widget = review
     path = widget.review.path
     folder = path.parent

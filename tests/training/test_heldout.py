@@ -1,5 +1,7 @@
-"""Fine-tuning judged on held-out reviewed calls: overconfidence is measured and
-calibrated away (the sets keep holding the sources)."""
+"""Fine-tuning judged on held-out reviewed calls.
+
+Overconfidence is measured and calibrated away (the sets keep holding the sources).
+"""
 
 from __future__ import annotations
 
@@ -55,9 +57,12 @@ def test_fine_tuning_needs_enough_reviewed_calls_and_says_how_many_more():
 
 @pytest.mark.slow
 def test_fine_tune_overconfidence_is_reproduced_and_fixed(tiny_ensemble_dir, tmp_path):
-    """10 reviewed calls from two animals' usual spots, fine-tuned hard: the raw model's
-    95% sets shrink and miss the sources; with the temperature fitted on held-out
-    reviewed calls, coverage on new calls stays within 10 points of the old model's."""
+    """10 reviewed calls from two animals' usual spots, fine-tuned hard.
+
+    The raw model's 95% sets shrink and miss the sources; with the temperature fitted on
+    held-out reviewed calls, coverage on new calls stays within 10 points of the old
+    model's.
+    """
     import importlib.util
     from pathlib import Path
 

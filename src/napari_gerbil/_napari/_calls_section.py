@@ -1,5 +1,8 @@
-"""The *Calls* section: review buttons, the selected call's bounds, listening, the calls
-table and the list of review keys."""
+"""The *Calls* section.
+
+Review buttons, the selected call's bounds, listening, the calls table and the list of
+review keys.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Small builders shared by the dock's sections: buttons whose slot never receives Qt's
-``clicked(bool)`` argument, and a titled form section."""
+"""Small builders shared by the dock's sections.
+
+Buttons whose slot never receives Qt's ``clicked(bool)`` argument, and a titled form
+section.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ Audio + video + pose tracks, four clicked arena corners and the microphone posit
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ class NewSessionSection(QWidget):
         ):
             edit = QLineEdit(objectName=f"new_{key}_path")
             self.paths[key] = edit
-            choose = button("…", f"choose_new_{key}", lambda k=key, p=pattern: self._choose(k, p))
+            choose = button("…", f"choose_new_{key}", functools.partial(self._choose, key, pattern))
             row = QHBoxLayout()
             row.addWidget(edit, 1)
             row.addWidget(choose)

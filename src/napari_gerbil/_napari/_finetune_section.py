@@ -1,6 +1,8 @@
-"""The *Fine-tune* section: export the reviewed calls as training data, fine-tune the
-ensemble on them, judge it on held-out reviewed calls, and switch to it only when the
-user says so."""
+"""The *Fine-tune* section.
+
+Export the reviewed calls as training data, fine-tune the ensemble on them, judge it on
+held-out reviewed calls, and switch to it only when the user says so.
+"""
 
 from __future__ import annotations
 

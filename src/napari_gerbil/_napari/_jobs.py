@@ -10,8 +10,8 @@ import numpy as np
 from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QProgressBar, QWidget
 
-from napari_gerbil._napari._controls import button, row
 from napari_gerbil import pipeline
+from napari_gerbil._napari._controls import button, row
 from napari_gerbil.io.session import Session
 from napari_gerbil.pipeline import LOCALIZE_BATCH, LocalizedBatch
 from napari_gerbil.progress import CancelToken, Progress, stream_progress
@@ -57,9 +57,10 @@ def demo_model_worker(cancel: CancelToken | None = None):
 def retrain_worker(
     model_dir, dataset_path, epochs: int, heldout, cancel: CancelToken | None = None
 ):
-    """Fine-tune the ensemble in ``model_dir`` on ``dataset_path`` for ``epochs`` (a
-    tenth of the parent's learning rate) into a new model version, then judge it on the
-    held-out reviewed calls and fit its temperature there
+    """Fine-tune the ensemble in ``model_dir`` on ``dataset_path``; judge the result.
+
+    ``epochs`` at a tenth of the parent's learning rate, into a new model version, then
+    judged on the held-out reviewed calls, its temperature fitted there
     (:func:`napari_gerbil.training.heldout.compare_on_heldout`).
 
     ``heldout`` is (old ensemble, clips, truth_mm, arena_dims_mm). Yields

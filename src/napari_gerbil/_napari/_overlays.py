@@ -46,7 +46,7 @@ class ReviewOverlays:
         self._set_cache: dict[int, list[np.ndarray]] = {}
         self._drawn_style: dict[int, tuple] = {}  # call -> style of its drawn set
         self._shape_calls: list[int] = []  # call index of each shape in the sets layer
-        self._signature = None
+        self._signature: tuple | None = None
 
     # -- layers -----------------------------------------------------------------------
     def layer(self, role: str):
@@ -112,8 +112,10 @@ class ReviewOverlays:
 
     # -- poses and tracks -------------------------------------------------------------
     def update_poses(self, frame: int) -> None:
-        """Keep the 3-D poses layer (and the Tracks layer of long sessions) on a window
-        of frames around ``frame``: napari slices it, so a frame step costs nothing here."""
+        """Keep the poses (and long sessions' Tracks) layer on frames around ``frame``.
+
+        napari slices the 3-D poses layer itself, so a frame step costs nothing here.
+        """
         self._update_tracks(frame)
         layer = self.layer("poses")
         if layer is None or self.poses is None:

@@ -7,8 +7,11 @@ last_played = None
 
 
 def play(buffer, what: str) -> str:
-    """Start playing ``buffer`` (:class:`~napari_gerbil.signal.playback.AudibleBuffer`)
-    without waiting; returns the message to show (what plays, or why nothing does)."""
+    """Start playing ``buffer`` without waiting.
+
+    ``buffer`` is an :class:`~napari_gerbil.signal.playback.AudibleBuffer`. Returns the
+    message to show: what plays, or why nothing does.
+    """
     global last_played
     last_played = buffer
     try:

@@ -1,9 +1,14 @@
-"""What the review dock does when the user acts: select, attribute, undo, edit calls,
-zoom, listen. The buttons, the keys and the clicks all call these methods (a mixin of
-:class:`~._widget.ReviewWidget`); each edit is saved by the core review model at once
-and said in the status line."""
+"""What the review dock does when the user acts.
+
+Select, attribute, undo, edit calls, zoom, listen. The buttons, the keys and the clicks all
+call these methods (a mixin of :class:`~._widget.ReviewWidget`); each edit is saved by the
+core review model at once and said in the status line.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -15,10 +20,32 @@ from napari_gerbil.errors import GerbilError
 class ReviewActions:
     """The review actions of the dock (needs the dock's attributes, see ``_widget``)."""
 
+    # provided by the dock (:class:`~._widget.ReviewWidget`)
+    review: Any
+    current: int | None
+    audio: Any
+    poses: Any
+    viewer: Any
+    table: Any
+    spectrogram: Any
+    overlays: Any
+    sections_calls: Any
+    sections_session: Any
+    notify: Callable[[str], None]
+    error: Callable[[BaseException], None]
+    describe: Callable[[int], str]
+    update_overlays: Callable[..., None]
+    refresh_calls: Callable[[], None]
+    current_frame: Callable[[], int]
+    _has_frames: Callable[[], bool]
+    _spectrogram_calls: Callable[[], None]
+
     # -- selection and navigation -------------------------------------------------------
     def select_call(self, index: int) -> None:
-        """Make call ``index`` current: jump to its frame, centre the spectrogram, show
-        its set filled and labelled."""
+        """Make call ``index`` current.
+
+        Jump to its frame, centre the spectrogram, show its set filled and labelled.
+        """
         if self.review is None:
             return
         self.current = int(index)
@@ -158,8 +185,10 @@ class ReviewActions:
             self.error(exc)
 
     def add_call_s(self, start_s: float, stop_s: float) -> int | None:
-        """Add a call [start_s, stop_s) (e.g. dragged on the spectrogram), select it and
-        return its index; None (and a message) if it overlaps a call."""
+        """Add the call [start_s, stop_s), e.g. dragged on the spectrogram, and select it.
+
+        Returns its index; None (and a message) if it overlaps a call.
+        """
         if self.review is None:
             return None
         try:
@@ -239,16 +268,16 @@ class ReviewActions:
         if index is None:
             return
         session = self.review.session
-        points = [np.zeros((0, 2))]
+        points: list[np.ndarray] = [np.zeros((0, 2))]
         if self.review.localized()[index]:
             points += self.overlays.set_polygons_px(session, index)
             points.append(arena_to_canvas(session.arena, session.predictions.point_mm[index]))
         if self.poses is not None:
             points.append(pose_points_at(self.poses, self.current_frame())[0])
-        points = np.concatenate(points)
-        if not len(points):
-            points = arena_to_canvas(session.arena, session.arena.corners_mm())
-        self.overlays.zoom_to(points)
+        every = np.concatenate(points)
+        if not len(every):
+            every = arena_to_canvas(session.arena, session.arena.corners_mm())
+        self.overlays.zoom_to(every)
 
     def play_current(self) -> None:
         """Play the selected call slowed down or heterodyned (the *Listen* choice)."""

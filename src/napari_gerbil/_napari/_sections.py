@@ -8,6 +8,7 @@ anything that touches the session or the layers. Long work runs in the dock's
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QSettings
@@ -145,7 +146,7 @@ class ModelSection(QWidget):
     def __init__(self, dock) -> None:
         super().__init__(objectName="section_model")
         self.dock = dock
-        self.ensemble = None
+        self.ensemble: Any = None
         self.ensemble_dir: Path | None = None
         self.model_dir = QLineEdit(objectName="model_dir")
         self.model_dir.setPlaceholderText("ensemble directory")

@@ -51,8 +51,11 @@ class _Item(QTableWidgetItem):
 
 
 def table_rows(review) -> dict[str, np.ndarray]:
-    """Columns of the table from a review model: its rows plus the predicted and the
-    reviewed animal side by side (empty where never localized / never reviewed)."""
+    """Columns of the table from a review model.
+
+    Its rows plus the predicted and the reviewed animal side by side (empty where never
+    localized / never reviewed).
+    """
     from napari_gerbil.io.session import NOT_REVIEWED
 
     rows = dict(review.rows())
@@ -77,7 +80,7 @@ def table_rows(review) -> dict[str, np.ndarray]:
 class _NoSearchTable(QTableWidget):
     """Table whose typed keys never jump to a row (they are review keys)."""
 
-    def keyboardSearch(self, search: str) -> None:  # noqa: N802 (Qt's name)
+    def keyboardSearch(self, search: str | None) -> None:  # noqa: N802 (Qt's name)
         return
 
 

@@ -11,8 +11,12 @@ again gives one new live copy.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QEvent, Qt, QTimer
@@ -47,9 +51,9 @@ class ReviewWidget(ReviewActions, QWidget):
         self.setObjectName("gerbil_review_widget")
         self.viewer = napari_viewer
         self.review: ReviewModel | None = None
-        self.audio = None
-        self.poses = None
-        self.current: int | None = None
+        self.audio: Any = None  # AudioSource of the open session
+        self.poses: Any = None  # Poses of the open session
+        self.current = None
         self.closed = False
         self._docked = False
         self._view_fitted = False
@@ -65,7 +69,7 @@ class ReviewWidget(ReviewActions, QWidget):
         self.spectrogram.call_drawn.connect(self.add_call_s)
         self.spectrogram.bounds_dragged.connect(self.set_bounds_s)
         self.viewer.window.add_dock_widget(self.spectrogram, name=SPECTROGRAM_DOCK, area="bottom")
-        window = self.spectrogram.window()  # the napari main window (public Qt API)
+        window = self.spectrogram.window() or self  # the napari main window (public Qt API)
         if isinstance(window, QMainWindow):  # the right docks (this one) run the full height
             window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.shortcuts = ReviewShortcuts(window, self._key_handlers())
@@ -119,13 +123,15 @@ class ReviewWidget(ReviewActions, QWidget):
         outer.addWidget(scroll, 1)
         outer.addWidget(self.jobs)  # below the sections: visible whatever is folded
 
-    def _key_handlers(self) -> dict:
-        handlers = {f"assign_{d}": (lambda d=d: self.assign_current(d - 1)) for d in range(1, 10)}
+    def _key_handlers(self) -> dict[str, Callable[[], object]]:
+        handlers: dict[str, Callable[[], object]] = {
+            f"assign_{d}": functools.partial(self.assign_current, d - 1) for d in range(1, 10)
+        }
+        handlers["unassigned"] = lambda: self.assign_current(UNASSIGNED)
+        handlers["next"] = lambda: self.step_call(+1)
+        handlers["previous"] = lambda: self.step_call(-1)
         handlers.update(
-            unassigned=lambda: self.assign_current(UNASSIGNED),
             accept=self.accept_current,
-            next=lambda: self.step_call(+1),
-            previous=lambda: self.step_call(-1),
             most_uncertain=self.next_uncertain,
             undo=self.undo,
             redo=self.redo,
@@ -204,10 +210,8 @@ class ReviewWidget(ReviewActions, QWidget):
             signal.disconnect()
         docks = [self.spectrogram] + ([self] if remove_dock and self._docked else [])
         for widget in docks:
-            try:
+            with contextlib.suppress(LookupError, RuntimeError):
                 self.viewer.window.remove_dock_widget(widget)
-            except (LookupError, RuntimeError):
-                pass
         self.review = None
         self.current = None
         if _LIVE.get(id(self.viewer)) is self:
@@ -234,8 +238,11 @@ class ReviewWidget(ReviewActions, QWidget):
             self.open_session(path)
 
     def open_session(self, path) -> None:
-        """Show the session in ``path``: video, tracks, spectrogram, calls; replaces the
-        session open before (its layers removed), and selects the first call."""
+        """Show the session in ``path``.
+
+        Video, tracks, spectrogram, calls; replaces the session open before (its layers
+        removed), and selects the first call.
+        """
         from napari.layers import Layer
 
         from napari_gerbil._napari._layers import session_layer_data
@@ -313,7 +320,7 @@ class ReviewWidget(ReviewActions, QWidget):
         session = self.review.session
         if session.fps is None and session.frame_times_s is None:
             return self.spectrogram.time_s
-        return session.sample_of_frame(self.current_frame()) / session.audio.sample_rate_hz
+        return float(session.sample_of_frame(self.current_frame())) / session.audio.sample_rate_hz
 
     def seek_time(self, time_s: float) -> None:
         """Move the time slider to the frame nearest ``time_s`` (spectrogram click)."""

@@ -1,5 +1,4 @@
-"""Judge a fine-tuned ensemble on reviewed calls it was not trained on, and keep it
-calibrated.
+"""Judge a fine-tuned ensemble on held-out reviewed calls, and keep it calibrated.
 
 Fine-tuning on a handful of reviewed calls shrinks the members' covariances: the
 median error hardly moves while the 95% sets collapse and stop containing the source
@@ -41,6 +40,7 @@ class HeldoutScore:
     temperature: float
 
     def to_dict(self) -> dict:
+        """Plain numbers (JSON)."""
         return dataclasses.asdict(self)
 
 
@@ -54,6 +54,7 @@ class FinetuneReport:
     temperature: float
 
     def to_dict(self) -> dict:
+        """Plain numbers (JSON)."""
         return {
             "before": self.before.to_dict(),
             "after_raw": self.after_raw.to_dict(),
@@ -112,9 +113,11 @@ def score(prediction, truth_mm: np.ndarray, arena_dims_mm, temperature: float = 
 
 
 def coverage_temperature(prediction, truth_mm, arena_dims_mm, target: float = MASS) -> float:
-    """Covariance temperature whose 95% sets hold a new call's source with probability
-    ``target``: each known source's smallest sufficient temperature (bisection on log t),
-    then their split-conformal quantile."""
+    """Covariance temperature whose 95% sets hold a new source with probability ``target``.
+
+    Each known source's smallest sufficient temperature (bisection on log t), then their
+    split-conformal quantile.
+    """
     from napari_gerbil.model.confidence import hdr_levels
 
     truth = np.asarray(truth_mm, float).reshape(-1, 2)
@@ -141,8 +144,10 @@ def _median_area_cm2(prediction, arena_dims_mm) -> float:
 
 
 def area_temperature(prediction, arena_dims_mm, target_cm2: float) -> float:
-    """Smallest temperature (>= 1) whose median 95% set area reaches ``target_cm2``
-    (bisection on log t; the arena caps the area)."""
+    """Smallest temperature (>= 1) whose median 95% set area reaches ``target_cm2``.
+
+    Bisection on log t; the arena caps the area.
+    """
     if _median_area_cm2(prediction, arena_dims_mm) >= target_cm2:
         return 1.0
     low, high = 0.0, np.log(100.0)
@@ -156,11 +161,13 @@ def area_temperature(prediction, arena_dims_mm, target_cm2: float) -> float:
 def fit_heldout_temperature(
     prediction, truth_mm, arena_dims_mm, min_temperature: float = 1.0
 ) -> float:
-    """The temperature kept for a fine-tuned ensemble: the largest of ``min_temperature``
-    (at least 1), the NLL fit (:func:`~napari_gerbil.model.calibration.fit_temperature`)
-    and the one whose 95% sets hold 95% of the sources (:func:`coverage_temperature`).
-    Held-out reviewed calls are few, so they may widen the sets of an overconfident model
-    but never narrow them."""
+    """The temperature kept for a fine-tuned ensemble.
+
+    The largest of ``min_temperature`` (at least 1), the NLL fit
+    (:func:`~napari_gerbil.model.calibration.fit_temperature`) and the one whose 95% sets
+    hold 95% of the sources (:func:`coverage_temperature`). Held-out reviewed calls are few,
+    so they may widen the sets of an overconfident model but never narrow them.
+    """
     from napari_gerbil.model.calibration import fit_temperature
 
     return max(
@@ -172,8 +179,10 @@ def fit_heldout_temperature(
 
 
 def cross_fitted_coverage(prediction, truth_mm, arena_dims_mm, min_temperature=1.0) -> float:
-    """95% coverage with the temperature fitted on the other half of the calls (halves
-    drawn at random with a fixed seed: calls in id order alternate between animals)."""
+    """95% coverage with the temperature fitted on the other half of the calls.
+
+    Halves drawn at random with a fixed seed: calls in id order alternate between animals.
+    """
     from napari_gerbil.model.confidence import hdr_levels
 
     truth = np.asarray(truth_mm, float).reshape(-1, 2)
@@ -203,8 +212,9 @@ def _take(prediction, indices):
 
 
 def compare_on_heldout(old_ensemble, new_ensemble, clips, truth_mm, arena_dims_mm):
-    """Score both ensembles on the held-out ``clips`` (list of (T, C) calls) whose sources
-    are ``truth_mm`` (B, 2), and fit the new ensemble's temperature on them.
+    """Score both ensembles on held-out calls and fit the new one's temperature there.
+
+    ``clips`` is a list of (T, C) calls whose sources are ``truth_mm`` (B, 2).
 
     Returns
     -------
