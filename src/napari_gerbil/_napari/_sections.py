@@ -85,11 +85,8 @@ class DetectSection(QWidget):
             box.setRange(0.0, top)
             box.setValue(value)
         layout = form(self)
-        layout.addRow(
-            "Detector",
-            row(QLabel("band kHz"), self.band_low_khz, QLabel("–"), self.band_high_khz,
-                QLabel("thr dB"), self.threshold_db),
-        )  # fmt: skip
+        layout.addRow("Band (kHz)", row(self.band_low_khz, QLabel("–"), self.band_high_khz))
+        layout.addRow("Threshold (dB)", self.threshold_db)
         layout.addRow(
             row(
                 button("Detect calls", "detect_calls", self.detect, "band-energy detection"),
