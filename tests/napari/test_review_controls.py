@@ -240,7 +240,7 @@ def _live_shortcuts(window) -> list:
 
 
 def test_closing_the_dock_leaves_nothing_and_reopening_gives_one_live_copy(
-    make_napari_viewer, session_path, qtbot
+    make_napari_viewer, session_path, qtbot, recwarn
 ):
     viewer = make_napari_viewer(show=True)
     viewer.open(session_path, plugin="napari-gerbil")
@@ -249,6 +249,7 @@ def test_closing_the_dock_leaves_nothing_and_reopening_gives_one_live_copy(
     qtbot.waitUntil(lambda: old.review is not None, timeout=5000)
     window = old.window()
     assert len(_live_shortcuts(window)) > 20
+    assert not [w for w in recwarn if "_qt_" in str(w.message)]  # no private napari
     close = old.parent().findChild(QPushButton, "QTitleBarCloseButton")
     qtbot.mouseClick(close, Qt.MouseButton.LeftButton)  # the dock title bar's close button
     qtbot.wait(50)
@@ -299,3 +300,22 @@ def test_a_second_session_replaces_the_first(review, session_path, qtbot):
     assert widget.sections_calls.call_start_s.value() == pytest.approx(start_s, abs=1e-4)
     assert viewer.dims.current_step[0] == widget.review.call_frame(0)
     other.unlink()
+
+
+def test_spectrogram_frequency_zoom_and_zoom_to_call(review, qtbot):
+    viewer, widget = review
+    spectrogram = widget.spectrogram
+    spectrogram.khz_min.setValue(30.0)
+    spectrogram.khz_max.setValue(50.0)
+    assert spectrogram.axes.get_ylim() == pytest.approx((30.0, 50.0))
+    spectrogram.khz_max.setValue(400.0)  # clipped to the recording's Nyquist (62.5 kHz)
+    assert spectrogram.axes.get_ylim() == pytest.approx((30.0, 62.5))
+    widget.select_call(4)
+    frame = viewer.dims.current_step[0]
+    animals = widget.poses.rc_px[frame, :, 0]  # (2 animals, row/col): both in view
+    press(qtbot, canvas(widget), "z")
+    height, width = viewer.canvas.size
+    half = np.array([height, width]) / viewer.camera.zoom / 2
+    centre = np.asarray(viewer.camera.center)[-2:]
+    assert np.all(np.abs(animals - centre) <= half)
+    assert viewer.camera.zoom > 1.5  # closer than the whole 130 x 180 px frame

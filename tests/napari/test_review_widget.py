@@ -167,6 +167,14 @@ def test_keys_correct_save_at_once_and_undo_redo(review, keys):
     assert on_disk.user.animal[1] == 1 and np.isfinite(on_disk.user.edit_time_s[1])
     assert widget.review.states()[1] == "corrected"
     assert widget.sections_calls.status.text() == "call 1 → gerbil B, corrected"
+    # predicted (empty: never localized) beside reviewed, in the table
+    from napari_gerbil._napari._table import COLUMNS
+
+    keys_of = [c[1] for c in COLUMNS]
+    row = widget.table._row_of_call[1]
+    cell = widget.table.table.item
+    assert cell(row, keys_of.index("predicted_name")).text() == ""
+    assert cell(row, keys_of.index("reviewed_name")).text() == "gerbil B"
     keys("0")
     assert load_session(widget.review.path).user.animal[1] == UNASSIGNED
     keys("Ctrl+Z")

@@ -49,7 +49,7 @@ def run_demo(
         # show the most confident localized call (smallest 95% set) first
         area = np.where(widget.review.localized(), widget.review.set_area_mm2(), np.inf)
         widget.select_call(int(np.argmin(area)))
-        widget.zoom_to_call()
+        viewer.reset_view()
         if screenshot is None:
             return
         sets = widget.overlays.layer("sets")

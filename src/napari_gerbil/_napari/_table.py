@@ -20,9 +20,9 @@ from napari_gerbil.review import code_name
 #: (header, column key in the rows mapping, format) of the table columns.
 COLUMNS = (
     ("id", "call_id", "{:d}"),
-    ("time (s)", "time_s", "{:.3f}"),
-    ("dur (ms)", "duration_ms", "{:.1f}"),
-    ("area (cm²)", "area_cm2", "{:.1f}"),
+    ("time s", "time_s", "{:.3f}"),
+    ("ms", "duration_ms", "{:.0f}"),
+    ("set cm²", "area_cm2", "{:.0f}"),
     ("top p", "top_probability", "{:.2f}"),
     ("predicted", "predicted_name", "{}"),
     ("reviewed", "reviewed_name", "{}"),
