@@ -58,7 +58,7 @@ class ReviewWidget(ReviewActions, QWidget):
         self._docked = False
         self._view_fitted = False
         previous = _LIVE.get(id(napari_viewer))
-        if previous is not None and previous is not self:
+        if previous is not None and previous.viewer is napari_viewer and not previous.closed:
             previous.close_review(remove_dock=True)
         _LIVE[id(napari_viewer)] = self
         self.overlays = ReviewOverlays(napari_viewer)
