@@ -95,8 +95,7 @@ class ReviewActions:
         if index is None:
             return
         self.table.update_calls([index], table_rows(self.review))
-        self.overlays.forget([index])
-        self.update_overlays()
+        self.update_overlays()  # its set is restyled (the polygons are kept)
 
     def assign_current(self, animal: int) -> None:
         """Attribute the current call to ``animal`` (-1 unassigned); saved at once."""
