@@ -4,8 +4,14 @@ Usage::
 
     python scripts/bench_simulate.py [--quick] [--workers N] [--out benchmark_out/simulate]
 
-1. impulse responses per second (octave-band and flat absorption) and calls rendered
-   per second from an RIR bank (what training draws from);
+0. ``engine`` (the issue's figures): on one core, impulse responses per second of the
+   image-source renderer and of pyroomacoustics for the same cage (flat absorption,
+   reflection order 20, no air absorption for either), in the same run; then fresh
+   engine calls per second (8192-sample calls as training draws them: random room,
+   position, stimulus and noise) on ``--workers`` processes, and the wall time of a
+   ``robot`` dataset of ``--robot-calls`` calls (default 20,000; quick: 2,000);
+1. pyroomacoustics' impulse responses per second (octave-band and flat absorption) and
+   calls rendered per second from an RIR bank;
 2. the ``speaker`` scenario: full grid (~400 points) x 18 classes (quick: 40 points);
 3. a 3-animal session of 1 hour (quick: 2 minutes), with its peak RSS;
 4. only with ``--only slp``: peak RSS growth while writing 1 h of 3-animal poses to
@@ -139,6 +145,88 @@ def _bank_throughput(out: Path) -> dict:
     return res
 
 
+def _engine_worker(args: tuple) -> tuple[int, float]:
+    """Render batches ``first, first + step, ...`` for ``seconds``: (calls, cpu seconds)."""
+    import torch
+
+    from napari_gerbil.simulate.engine import DataEngine
+
+    first, step, seconds = args
+    torch.set_num_threads(1)
+    engine = DataEngine("paper", seed=0)
+    engine.batch(first, 2)  # compile / warm up
+    t0, c0, n, index = time.perf_counter(), time.process_time(), 0, first
+    while time.perf_counter() - t0 < seconds:
+        n += len(engine.batch(index).audio)
+        index += step
+    return n, time.process_time() - c0
+
+
+def _engine(out: Path, workers: int, quick: bool, robot_calls: int) -> dict:
+    import multiprocessing
+
+    import numpy as np
+    import pyroomacoustics as pra
+    import torch
+
+    from napari_gerbil.io.cage import builtin_cage
+    from napari_gerbil.simulate.render import ImageSourceRenderer, RenderConfig, Room
+
+    torch.set_num_threads(1)
+    res: dict = {}
+    # 1. one core: our renderer vs pyroomacoustics, same cage, flat absorption, order 20
+    cage = builtin_cage("paper").with_changes(
+        absorption={"walls": 0.22, "floor": 0.70, "ceiling": 0.92}  # the cage's 32 kHz values
+    )
+    room = Room.from_cage(cage)
+    rng = np.random.default_rng(0)
+    n = 64
+    src = np.c_[rng.uniform(-250, 250, n), rng.uniform(-150, 150, n), rng.uniform(0, 100, n)]
+    renderer = ImageSourceRenderer(room, 125000.0, RenderConfig(max_order=20, air_absorption=False))
+    renderer.rirs(src[:2])  # compile
+    t0 = time.process_time()
+    renderer.rirs(src)
+    res["ours_responses_per_cpu_s"] = n / (time.process_time() - t0)
+    n_pra = 16 if quick else 48
+    t0 = time.process_time()
+    for p in src[:n_pra]:
+        sim = pra.ShoeBox(
+            room.dims_m, fs=125000, materials=pra.Material(0.22), max_order=20,
+            air_absorption=False,
+        )  # fmt: skip
+        sim.add_source(room.to_room_m(p))
+        sim.add_microphone_array(room.mics_m.T)
+        sim.compute_rir()
+    res["pyroomacoustics_responses_per_cpu_s"] = n_pra / (time.process_time() - t0)
+    res["speedup_one_core"] = (
+        res["ours_responses_per_cpu_s"] / res["pyroomacoustics_responses_per_cpu_s"]
+    )
+    # 2. engine calls on `workers` processes (domain randomization on, default cage)
+    seconds = 20.0 if quick else 60.0
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        t0 = time.perf_counter()
+        parts = pool.map(_engine_worker, [(k, workers, seconds) for k in range(workers)])
+        wall = time.perf_counter() - t0
+    calls = sum(p[0] for p in parts)
+    res["engine_workers"] = workers
+    res["engine_calls_per_s"] = calls / seconds
+    res["engine_calls_per_cpu_s_per_process"] = calls / sum(p[1] for p in parts)
+    res["engine_pool_wall_s"] = wall
+    # 3. a robot dataset written by `simulate` (the same renderer, batched, in a pool)
+    from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
+
+    n_calls = 2000 if quick else robot_calls
+    t0 = time.perf_counter()
+    path = simulate_dataset(
+        out / "robot.h5", ScenarioConfig(scenario="robot", n_calls=n_calls), n_workers=workers
+    )
+    res["robot_calls"] = n_calls
+    res["robot_wall_s"] = time.perf_counter() - t0
+    res["robot_file_mb"] = path.stat().st_size / 1e6
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -146,10 +234,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmark_out/simulate"))
     parser.add_argument(
         "--only",
-        choices=("bank", "speaker", "session", "slp"),
+        choices=("engine", "bank", "speaker", "session", "slp"),
         default=None,
         help="run one part (slp: the .slp writer's memory, ours vs sleap-io's; only on request)",
     )
+    parser.add_argument("--robot-calls", type=int, default=20000)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -157,6 +246,9 @@ def main() -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"CPUs: {os.cpu_count()}  load average: {os.getloadavg()}")
+    if args.only in (None, "engine"):
+        result = _engine(args.out, args.workers, args.quick, args.robot_calls)
+        print("engine:", json.dumps(result, indent=1))
     if args.only in (None, "bank"):
         print("bank:", json.dumps(_bank_throughput(args.out), indent=1))
     for kind in ("speaker", "session", "slp"):

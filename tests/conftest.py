@@ -20,6 +20,43 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NAPARI_GERBIL_HOME", str(tmp_path_factory.getbasetemp() / "gerbil_home"))
 
 
+# --- cages ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def asymmetric_cage() -> dict:
+    """The issue's asymmetric cage as cage-file keys.
+
+    571 x 356 x 368 mm, mics 20 mm from the x-walls and 50 mm from the y-walls, 80 mm
+    under the ceiling, tilted inward and down, sub-cardioid (p = 0.75).
+    """
+    return {
+        "dims_mm": [571, 356, 368],
+        "mic_positions_mm": [
+            [-265.5, -128.0, 288.0],
+            [265.5, -128.0, 288.0],
+            [265.5, 128.0, 288.0],
+            [-265.5, 128.0, 288.0],
+        ],
+        "mic_orientations": [[1, 1, -2], [-1, 1, -2], [-1, -1, -2], [1, -1, -2]],
+        "mic_pattern_p": 0.75,
+        "absorption": {"walls": 0.15, "floor": 0.64, "ceiling": 0.94},
+        "scattering": 0.1,
+        "temperature_c": 22,
+        "humidity_pct": 40,
+    }
+
+
+@pytest.fixture
+def asymmetric_cage_file(tmp_path, asymmetric_cage):
+    """Path of the asymmetric cage written as a YAML cage file."""
+    import yaml
+
+    path = tmp_path / "asymmetric_cage.yaml"
+    path.write_text(yaml.safe_dump(asymmetric_cage))
+    return path
+
+
 # --- simulated data shared by every area (napari_gerbil.simulate) ----------------------
 
 
@@ -32,14 +69,12 @@ def speaker_vcl_small(tmp_path_factory):
     acoustics (flat absorption for speed), SNR 35 dB, seed 0. Read it with
     ``VCLDataset(path)``; ground truth in ``locations`` (n, 1, 3) mm, node ``speaker``.
     """
-    from napari_gerbil.simulate.acoustics import AcousticConfig
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
 
     cfg = ScenarioConfig(
         scenario="speaker",
         grid_spacing_mm=40.0,
         classes=("dfm_high", "ufm_high", "stack_high", "noisy_high"),
-        acoustics=AcousticConfig(octave_bands=False, max_order=20),
         seed=0,
     )
     return simulate_dataset(tmp_path_factory.mktemp("sim") / "speaker_small.h5", cfg)
@@ -53,7 +88,6 @@ def anechoic_calls(tmp_path_factory):
     default cage geometry (4 mics at the ceiling corners). For baseline checks (MUSE,
     GCC-PHAT should be accurate here): ``VCLDataset(path).source_xy_mm()`` is the truth.
     """
-    from napari_gerbil.simulate.acoustics import AcousticConfig
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
 
     cfg = ScenarioConfig(
@@ -61,7 +95,7 @@ def anechoic_calls(tmp_path_factory):
         n_calls=40,
         snr_db=40.0,
         classes=("dfm_high", "ufm_high", "stack_high", "noisy_high", "white_noise_high"),
-        acoustics=AcousticConfig(preset="anechoic"),
+        absorption_preset="anechoic",
         seed=1,
     )
     return simulate_dataset(tmp_path_factory.mktemp("sim") / "anechoic_calls.h5", cfg)
@@ -74,7 +108,6 @@ def reverberant_calls(tmp_path_factory):
     The ``cage`` preset (plastic walls, foam ceiling, bedding), 40 calls, SNR 40 dB:
     classical baselines should degrade here relative to ``anechoic_calls``.
     """
-    from napari_gerbil.simulate.acoustics import AcousticConfig
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
 
     cfg = ScenarioConfig(
@@ -82,7 +115,7 @@ def reverberant_calls(tmp_path_factory):
         n_calls=40,
         snr_db=40.0,
         classes=("dfm_high", "ufm_high", "stack_high", "noisy_high", "white_noise_high"),
-        acoustics=AcousticConfig(preset="cage", octave_bands=False),
+        absorption_preset="cage",
         seed=1,
     )
     return simulate_dataset(tmp_path_factory.mktemp("sim") / "reverberant_calls.h5", cfg)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
-from napari_gerbil.io.arena import default_cage
+from napari_gerbil.io.arena import ArenaGeometry, default_cage
 from napari_gerbil.io.session import NOT_REVIEWED, load_session, save_session
 from napari_gerbil.model.ensemble import load_ensemble
 from napari_gerbil.pipeline import (
@@ -158,3 +158,12 @@ def test_cancelled_detection_changes_nothing(session_path):
     with pytest.raises(Cancelled):
         detect_session(session_path, cancel=token)
     assert load_session(session_path) == before
+
+
+def test_a_model_of_another_microphone_layout_is_refused(session_path, ensemble):
+    session = load_session(session_path)
+    moved = session.arena.mic_positions_mm.copy()
+    moved[0, 0] += 40.0
+    session.arena = ArenaGeometry(session.arena.dims_mm, moved)
+    with pytest.raises(IncompatibleModelError, match="mic_positions_mm"):
+        next(localize_calls(session, ensemble))

@@ -247,3 +247,16 @@ def test_cancelled_export_leaves_no_file(session_path, tmp_path):
     with pytest.raises(Cancelled):
         export_calls(model.session, tmp_path / "x.h5", "all", cancel=token)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_review_status_is_plain_json_when_probabilities_are_unknown(session_path):
+    import json
+
+    from napari_gerbil.review import review_status
+
+    model = _with_predictions(ReviewModel.open(session_path))
+    model.session.predicted.probabilities[:] = np.nan  # no animal tracked at any call
+    status = review_status(model.session, n_uncertain=6)
+    assert [c["top_probability"] for c in status["most_uncertain"]] == [None] * 6
+    assert json.loads(json.dumps(status, allow_nan=False)) == status
+    assert status["states"]["predicted"] + status["states"]["ambiguous"] == 6

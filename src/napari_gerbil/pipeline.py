@@ -143,7 +143,7 @@ def localize_calls(
     ------
     LocalizedBatch
         Raises :class:`~napari_gerbil.errors.IncompatibleModelError` before any work if
-        the model does not fit the session's channels, sample rate or arena.
+        the model does not fit the session's channels, sample rate, arena or microphones.
     """
     from napari_gerbil.attribute import attribute_calls
     from napari_gerbil.model.confidence import confidence_sets
@@ -154,6 +154,7 @@ def localize_calls(
         sample_rate_hz=session.audio.sample_rate_hz,
         arena_dims_mm=session.arena.dims_mm,
         source=session.path,
+        mic_positions_mm=session.arena.mic_positions_mm,
     )
     rows = np.arange(session.n_calls) if indices is None else np.asarray(indices, np.int64)
     rows = rows.reshape(-1)

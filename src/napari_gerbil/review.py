@@ -151,6 +151,11 @@ def uncertainty_order(session: Session) -> np.ndarray:
     return candidates[np.lexsort(keys)]
 
 
+def _finite_or_none(value: float) -> float | None:
+    """``value`` as a float, None when unknown (NaN): plain JSON."""
+    return float(value) if np.isfinite(value) else None
+
+
 def review_status(session: Session, n_uncertain: int = 10) -> dict[str, Any]:
     """Counts of calls by state and the most uncertain calls not reviewed yet.
 
@@ -159,7 +164,8 @@ def review_status(session: Session, n_uncertain: int = 10) -> dict[str, Any]:
     dict
         ``n_calls``, ``n_localized``, ``n_reviewed``, ``states`` ({state: count}),
         ``model_version`` and ``most_uncertain`` (list of dicts: ``row``, ``call_id``,
-        ``start_s``, ``state``, ``predicted``, ``top_probability``, ``set_area_cm2``).
+        ``start_s``, ``state``, ``predicted``, ``top_probability``, ``set_area_cm2``;
+        None where unknown).
     """
     states = call_states(session)
     top = top_probability(session)
@@ -176,8 +182,8 @@ def review_status(session: Session, n_uncertain: int = 10) -> dict[str, Any]:
                 "start_s": float(session.calls.start_sample[r] / rate),
                 "state": str(states[r]),
                 "predicted": code_name(int(predicted[r]), session.animal_names),
-                "top_probability": float(top[r]),
-                "set_area_cm2": float(area[r] / 100.0),
+                "top_probability": _finite_or_none(top[r]),
+                "set_area_cm2": _finite_or_none(area[r] / 100.0),
             }
         )
     return {

@@ -8,17 +8,18 @@ import pytest
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import default_cage
+from napari_gerbil.io.cage import builtin_cage, load_cage
 from napari_gerbil.io.vcl import VCLDataset, validate_vcl
-from napari_gerbil.simulate.acoustics import AcousticConfig
+from napari_gerbil.simulate.render import RenderConfig
 from napari_gerbil.simulate.scenarios import (
     ScenarioConfig,
-    shifted_setup,
+    shifted_cage,
     simulate_dataset,
     speaker_grid_mm,
 )
 from napari_gerbil.simulate.stimuli import STIMULUS_CLASSES
 
-FAST = AcousticConfig(octave_bands=False, max_order=12)
+FAST = RenderConfig(max_order=12)
 
 
 def test_speaker_grid_has_about_400_points_2cm_apart():
@@ -77,7 +78,7 @@ def test_reverberation_evens_out_the_microphone_levels(anechoic_calls, reverbera
 
 def test_same_seed_same_file_other_seed_differs(tmp_path):
     def make(name, seed):
-        cfg = ScenarioConfig(scenario="speaker", n_calls=20, seed=seed, acoustics=FAST)
+        cfg = ScenarioConfig(scenario="speaker", n_calls=20, seed=seed, render=FAST)
         return simulate_dataset(tmp_path / name, cfg)
 
     a, b, c = make("a.h5", 7), make("b.h5", 7), make("c.h5", 8)
@@ -90,7 +91,7 @@ def test_same_seed_same_file_other_seed_differs(tmp_path):
 
 @pytest.mark.parametrize("scenario", ["robot", "animal"])
 def test_robot_and_animal(tmp_path, scenario):
-    cfg = ScenarioConfig(scenario=scenario, n_calls=6, seed=2, acoustics=FAST)
+    cfg = ScenarioConfig(scenario=scenario, n_calls=6, seed=2, render=FAST)
     path = simulate_dataset(tmp_path / f"{scenario}.h5", cfg)
     validate_vcl(path)
     ds = VCLDataset(path)
@@ -103,14 +104,56 @@ def test_robot_and_animal(tmp_path, scenario):
 
 
 def test_shift_variants(tmp_path):
-    arena, acoustics = shifted_setup("cage_size", AcousticConfig())
-    assert arena.dims_mm.tolist() == [700.0, 450.0, 400.0]
-    arena, acoustics = shifted_setup("absorption", AcousticConfig())
-    assert acoustics.preset == "reverberant"
-    cfg = ScenarioConfig(scenario="robot", n_calls=3, shift="mic_positions", acoustics=FAST)
+    cage = shifted_cage("paper", "cage_size")
+    np.testing.assert_allclose(cage.dims, [700.0, 450.0, 400.0])
+    assert (
+        shifted_cage("paper", "absorption").absorption
+        == load_cage("paper")
+        .with_changes(absorption=builtin_cage("paper", "reverberant").absorption)
+        .absorption
+    )
+    moved = shifted_cage("paper", "mic_positions")
+    assert (
+        np.linalg.norm(moved.mics[:, :2], axis=1) < np.linalg.norm(cage.mics[:, :2], axis=1)
+    ).all()
+    cfg = ScenarioConfig(scenario="robot", n_calls=3, shift="mic_positions", render=FAST)
     ds = VCLDataset(simulate_dataset(tmp_path / "shift.h5", cfg))
     assert ds.scenario == "robot/mic_positions"
     assert not np.allclose(ds.mic_positions_mm, default_cage().mic_positions_mm)
+    np.testing.assert_allclose(ds.mic_positions_mm, moved.mics)
+
+
+def test_any_cage_file_and_direct_path_delays(tmp_path, asymmetric_cage_file):
+    """The issue's asymmetric cage: the recorded onsets follow the geometry."""
+    path = asymmetric_cage_file
+    cfg = ScenarioConfig(
+        scenario="robot",
+        n_calls=12,
+        snr_db=60.0,
+        cage=str(path),
+        absorption_preset="anechoic",
+        classes=("white_noise_high",),  # broadband: one cross-correlation peak
+    )
+    out = simulate_dataset(tmp_path / "asym.h5", cfg)
+    summary = validate_vcl(out)
+    assert summary["n_calls"] == 12
+    ds = VCLDataset(out)
+    np.testing.assert_allclose(ds.arena_dims_mm, [571, 356, 368])
+    c_m_s = load_cage(path).describe()["speed_of_sound_m_s"]
+    for i in range(len(ds)):
+        audio = ds.call_audio(i).astype(float)
+        dist_m = np.linalg.norm(ds.mic_positions_mm - ds.locations_mm[i, 0], axis=1) / 1000
+        expected = (dist_m - dist_m.min()) / c_m_s * 125000.0
+        # time difference of arrival: peak of the cross-correlation with the nearest mic
+        ref = audio[:, np.argmin(dist_m)]
+        n = 2 * len(audio)
+        measured = []
+        for m in range(4):
+            xc = np.fft.irfft(np.fft.rfft(audio[:, m], n) * np.conj(np.fft.rfft(ref, n)), n)
+            lag = int(np.argmax(xc))
+            measured.append(lag if lag < len(audio) else lag - n)
+        measured = np.array(measured)
+        assert np.abs(measured - expected).max() <= 1.0, (i, measured, expected)
 
 
 def test_bad_scenario_configs():
@@ -128,11 +171,11 @@ def test_configs_round_trip_through_yaml(tmp_path):
     from napari_gerbil.simulate.session import SessionConfig
 
     cfg = ScenarioConfig(
-        scenario="animal", n_calls=9, classes=("dfm_low",), acoustics=AcousticConfig(preset="bare")
+        scenario="animal", n_calls=9, classes=("dfm_low",), absorption_preset="bare"
     )
     cfg.save(tmp_path / "scenario.yaml")
     assert ScenarioConfig.load(tmp_path / "scenario.yaml") == cfg
     session_cfg = SessionConfig(n_animals=3, duration_s=5.0)
     session_cfg.save(tmp_path / "session.yaml")
     loaded = SessionConfig.load(tmp_path / "session.yaml")
-    assert loaded == session_cfg and loaded.acoustics.octave_bands is False
+    assert loaded == session_cfg and loaded.cage == "paper"

@@ -32,9 +32,10 @@ def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
     assert again == [] and read_manifest(path)["created"] == created
 
 
-def test_a_cancelled_demo_build_stops_before_training(monkeypatch):
+def test_a_cancelled_demo_build_stops_before_training(monkeypatch, tmp_path):
     from napari_gerbil.progress import Cancelled, CancelToken
 
+    monkeypatch.setattr(demo, "cache_dir", lambda: tmp_path)  # no demo model built yet
     monkeypatch.setattr(demo, "DEMO_GRID_MM", 300.0)
     trained = []
     monkeypatch.setattr(
@@ -48,3 +49,13 @@ def test_a_cancelled_demo_build_stops_before_training(monkeypatch):
     with pytest.raises(Cancelled):
         demo.ensure_demo_ensemble(progress=cancel_on_first_report, cancel=token)
     assert trained == [] and not (demo.demo_model_dir() / "manifest.json").exists()
+
+
+def test_a_second_build_while_one_runs_is_refused(monkeypatch, tmp_path):
+    from napari_gerbil.errors import InvalidInputError
+
+    monkeypatch.setattr(demo, "cache_dir", lambda: tmp_path)
+    work = demo.demo_model_dir().parent / f".{demo.DEMO_NAME}.building"
+    with demo._build_lock(work), pytest.raises(InvalidInputError, match="build in progress"):
+        demo.ensure_demo_ensemble()
+    assert not (work / "rir_bank.h5").exists()  # the refused build did nothing

@@ -32,7 +32,6 @@ def test_tiny_learns_a_simulated_speaker_set_to_a_quarter_of_the_centre_guess(tm
     (docs/benchmark.md).
     """
     from napari_gerbil.model.presets import get_preset
-    from napari_gerbil.simulate.acoustics import AcousticConfig
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
     from napari_gerbil.training.trainer import train_ensemble
 
@@ -40,7 +39,7 @@ def test_tiny_learns_a_simulated_speaker_set_to_a_quarter_of_the_centre_guess(tm
         scenario="speaker",
         grid_spacing_mm=30.0,
         classes=("dfm_high", "ufm_high", "white_noise_high"),
-        acoustics=AcousticConfig(preset="anechoic"),
+        absorption_preset="anechoic",
         seed=0,
     )
     data = simulate_dataset(tmp_path / "speaker_anechoic.h5", cfg)

@@ -96,7 +96,13 @@ def run(args: argparse.Namespace) -> int:
         from napari_gerbil.model.ensemble import load_ensemble
 
         ensemble = load_ensemble(args.model)
-        ensemble.check_compatible(datasets[0].n_channels, datasets[0].sample_rate_hz, arena)
+        ensemble.check_compatible(
+            datasets[0].n_channels,
+            datasets[0].sample_rate_hz,
+            arena,
+            source=datasets[0].path,
+            mic_positions_mm=datasets[0].mic_positions_mm,
+        )
         start = time.perf_counter()
         pred = ensemble.predict(calls)
         seconds = time.perf_counter() - start
@@ -104,6 +110,15 @@ def run(args: argparse.Namespace) -> int:
         named = {"ensemble": pred}
         if pred.n_members > 1:
             named["single"] = runner.single_member(pred)
+        half = np.asarray(arena, float)[:2] / 2.0 + 50.0
+        outside = ~np.isfinite(pred.point_mm).all(-1) | (np.abs(pred.point_mm) > half).any(-1)
+        results["outside_arena"] = int(outside.sum())
+        if outside.any():
+            print(
+                f"WARNING {int(outside.sum())} of {len(outside)} ensemble estimates lie more "
+                "than 50 mm outside the arena: the model failed on them (retrain it); the "
+                "errors below include them"
+            )
         for name, p in named.items():
             scores = runner.score_mixture(p, truth, arena)
             scores["calls_per_s"] = len(calls) / seconds

@@ -20,7 +20,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 
-KINDS = ("vcl", "session", "audio", "poses", "model", "rir_bank", "truth")
+KINDS = ("vcl", "session", "audio", "poses", "model", "rir_bank", "truth", "cage")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,6 +64,8 @@ def detect_kind(path: str | Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".wav", ".wave"):
         return "audio"
+    if suffix in (".yaml", ".yml", ".json"):
+        return "cage"  # the only YAML input of info/validate; load_cage names what is wrong
     if suffix == ".slp":
         return "poses"
     import h5py
@@ -321,7 +323,29 @@ def describe_truth(path: str | Path) -> list[str]:
     ]
 
 
+def describe_cage(path: str | Path) -> list[str]:
+    """A cage file: size, microphones, acoustics."""
+    from napari_gerbil.io.cage import load_cage
+
+    cage = load_cage(path)
+    lines = [
+        f"cage file {path}",
+        f"  size {' x '.join(f'{v:g}' for v in cage.dims_mm)} mm (x, y, z); shoebox",
+        f"  {cage.n_mics} microphones (pattern p = {cage.mic_pattern_p:g}):",
+    ]
+    for k, (m, o) in enumerate(zip(cage.mics, cage.orientations(), strict=True)):
+        lines.append(f"    {k}: at {np.round(m, 1).tolist()} mm pointing {np.round(o, 2).tolist()}")
+    for group, value in cage.absorption.items():
+        lines.append(f"  absorption {group}: {value}")
+    lines.append(
+        f"  scattering {cage.scattering:g}; air {cage.temperature_c:g} C, "
+        f"{cage.humidity_pct:g} % RH ({cage.describe()['speed_of_sound_m_s']} m/s)"
+    )
+    return lines
+
+
 DESCRIBE = {
+    "cage": describe_cage,
     "vcl": describe_vcl,
     "session": describe_session,
     "audio": describe_audio,
@@ -377,6 +401,12 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
                 )
         session.audio.open()  # channel and sample counts still match
         return f"valid session: {session.n_calls} calls, all referenced files present and unchanged"
+    if kind == "cage":
+        from napari_gerbil.io.cage import load_cage
+
+        cage = load_cage(path)
+        size = " x ".join(f"{v:g}" for v in cage.dims_mm)
+        return f"valid cage file: {size} mm, {cage.n_mics} microphones"
     if kind == "audio":
         from napari_gerbil.io.audio import AudioSource
 

@@ -20,6 +20,7 @@ from napari_gerbil.errors import GerbilError
 COMMAND_MODULES = (
     "napari_gerbil.cli.inspect",  # info, validate
     "napari_gerbil.cli.simulate",  # simulate
+    "napari_gerbil.cli.cage",  # cage show | list
     "napari_gerbil.cli.demo",  # demo (napari)
     "napari_gerbil.cli.evaluate",  # evaluate
     "napari_gerbil.cli.benchmark",  # benchmark

@@ -28,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.model.predict import predict_file
@@ -45,10 +44,46 @@ def _command(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             progress=progress,
         )
-    line = f"{len(result.point_mm)} calls -> {args.out}"
-    if result.errors_mm is not None and len(result.errors_mm):
-        line += f"; median error {np.median(result.errors_mm):.1f} mm"
-    if result.in_set is not None and len(result.in_set):
-        line += f"; {args.mass:.0%} set coverage {result.in_set.mean():.3f}"
-    print(line)
+    print(summary_line(result, args.out, args.mass, _arena_of(args.data, ensemble)))
     return 0
+
+
+def _arena_of(data, ensemble):
+    """The arena size of the data (or the model), for flagging estimates outside it."""
+    from napari_gerbil.io.session import is_session_file, load_session
+    from napari_gerbil.io.vcl import VCLDataset
+
+    if is_session_file(data):
+        return load_session(data).arena.dims_mm
+    dims = VCLDataset(data).arena_dims_mm
+    return dims if dims is not None or ensemble is None else ensemble.arena_dims_mm
+
+
+def summary_line(result, out, mass: float, arena_dims_mm) -> str:
+    """One line: calls written, and (with ground truth) error and coverage.
+
+    Error and coverage are of the estimates inside the arena; estimates far outside it
+    are counted apart, never averaged in.
+    """
+    import numpy as np
+
+    from napari_gerbil.model.predict import OUTSIDE_MARGIN_MM
+
+    n = len(result.point_mm)
+    line = f"{n} calls -> {out}"
+    inside = np.ones(n, bool)
+    if arena_dims_mm is not None and n:
+        outside = result.outside_arena(arena_dims_mm)
+        inside = ~outside
+        if outside.any():
+            line += (
+                f"; WARNING {int(outside.sum())} of {n} estimates lie more than "
+                f"{OUTSIDE_MARGIN_MM:g} mm outside the arena (a failed model, not a result)"
+            )
+    if result.errors_mm is not None and inside.any():
+        line += f"; median error {np.median(result.errors_mm[inside]):.1f} mm"
+    if result.in_set is not None and inside.any():
+        line += f"; {mass:.0%} set coverage {result.in_set[inside].mean():.3f}"
+    if n and not inside.any():
+        line += "; no estimate inside the arena: retrain the model"
+    return line

@@ -82,7 +82,7 @@ def _status(args: argparse.Namespace) -> int:
 
     status = review_status(load_session(args.session), args.n_uncertain)
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(json.dumps(status, indent=2, allow_nan=False))
         return 0
     print(f"Session: {args.session}")
     print(
@@ -95,8 +95,10 @@ def _status(args: argparse.Namespace) -> int:
         print("  most uncertain, not reviewed:")
         print("    call   start_s  state        predicted     top_p  set_cm2")
         for c in status["most_uncertain"]:
+            top = "-" if c["top_probability"] is None else f"{c['top_probability']:.2f}"
+            area = "-" if c["set_area_cm2"] is None else f"{c['set_area_cm2']:.1f}"
             print(
                 f"    {c['call_id']:>4} {c['start_s']:9.3f}  {c['state']:<12} "
-                f"{c['predicted']:<12} {c['top_probability']:6.2f} {c['set_area_cm2']:8.1f}"
+                f"{c['predicted']:<12} {top:>6} {area:>8}"
             )
     return 0

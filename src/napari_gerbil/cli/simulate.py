@@ -31,9 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--duration", type=float, default=None, help="session length (s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--cage",
+        default="paper",
+        help="a cage file (YAML) or a built-in cage name (default: paper)",
+    )
+    p.add_argument(
         "--preset",
         default=None,
-        help="absorption: cage (default), anechoic, damped, reverberant, bare",
+        help="replace the cage's absorption: cage, anechoic, damped, reverberant, bare",
     )
     p.add_argument(
         "--shift",
@@ -62,11 +67,11 @@ def _simulate_command(args: argparse.Namespace) -> int:
             duration_s=args.duration if args.duration is not None else 20.0,
             seed=args.seed,
             call_rate_hz=args.call_rate,
+            cage=str(args.cage),
+            absorption_preset=args.preset,
         )
         if args.snr_db is not None:
             cfg = cfg.replace(snr_db=args.snr_db)
-        if args.preset is not None:
-            cfg = cfg.replace(acoustics=cfg.acoustics.replace(preset=args.preset))
         out = Path(args.out)
         if out.name.endswith(".gerbil.h5"):
             out_dir, name = out.parent, out.name[: -len(".gerbil.h5")]
@@ -84,9 +89,9 @@ def _simulate_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         shift=args.shift,
         snr_db=args.snr_db,
+        cage=str(args.cage),
+        absorption_preset=args.preset,
     )
-    if args.preset is not None:
-        scenario = scenario.replace(acoustics=scenario.acoustics.replace(preset=args.preset))
     out = simulate_dataset(
         args.out, scenario, rir_bank_path=args.rir_bank, progress=progress, n_workers=args.workers
     )

@@ -3,6 +3,9 @@
 Examples::
 
     napari-gerbil train --preset fast --ensemble 10 --data speaker.h5 --out models/fast10
+    napari-gerbil train --preset fast --ensemble 5 --cage my_cage.yaml --sim-calls 20000 \
+        --epochs 10 --out models/mycage   # fresh simulated calls every epoch
+    napari-gerbil train --init models/mycage --data my_speaker.h5 --out models/mycage-real
     napari-gerbil train --preset tiny --ensemble 3 --rir-bank bank.h5 --out models/sim
     napari-gerbil train --finetune models/fast10 --data corrections.h5
     napari-gerbil train --demo
@@ -26,6 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=int, default=1, metavar="N", help="number of members")
     p.add_argument("--data", type=Path, nargs="*", default=[], help="VCL training datasets")
     p.add_argument("--rir-bank", type=Path, help="train on calls rendered from this RIR bank")
+    p.add_argument(
+        "--cage",
+        help="train on fresh calls simulated in this cage (a cage file or built-in name)",
+    )
+    p.add_argument(
+        "--sim-calls", type=int, metavar="N", help="simulated calls per epoch (with --cage)"
+    )
+    p.add_argument(
+        "--engine-config", type=Path, help="EngineConfig YAML (randomization ranges, renderer)"
+    )
+    p.add_argument(
+        "--no-randomize",
+        action="store_true",
+        help="simulate the nominal cage only (no domain randomization)",
+    )
+    p.add_argument("--init", type=Path, metavar="MODEL_DIR", help="start from a trained ensemble")
     p.add_argument("--out", type=Path, help="model directory to write (resumes if present)")
     p.add_argument("--config", type=Path, help="TrainingConfig YAML file")
     p.add_argument("--epochs", type=int, help="override the config's epochs")
@@ -52,15 +71,28 @@ def _command(args: argparse.Namespace) -> int:
         config = config.replace(epochs=args.epochs)
     if args.seed is not None:
         config = config.replace(seed=args.seed)
+    if args.sim_calls is not None:
+        if args.cage is None:
+            raise InvalidInputError(None, "--sim-calls", "used with --cage", "no --cage")
+        config = config.replace(sim_calls_per_epoch=args.sim_calls)
     config.validate(str(args.config) if args.config else None)
-    if args.finetune:
-        out = finetune(args.finetune, args.data, args.out, config if args.config else None)
+    engine = _engine_spec(args, config)
+    if args.finetune or args.init:
+        if args.finetune and args.init:
+            raise InvalidInputError(None, "--init", "either --init or --finetune", "both")
+        out = finetune(
+            args.finetune or args.init,
+            args.data,
+            args.out,
+            config if args.config else None,
+            engine=engine,
+        )
         print(out)
         return 0
     if args.out is None:
         raise InvalidInputError(None, "--out", "a model directory", "none")
-    if not args.data and args.rir_bank is None:
-        raise InvalidInputError(None, "--data", "VCL datasets or --rir-bank", "neither")
+    if not args.data and args.rir_bank is None and engine is None:
+        raise InvalidInputError(None, "--data", "VCL datasets, --cage or --rir-bank", "none")
     out = train_ensemble(
         get_preset(args.preset),
         config,
@@ -68,7 +100,35 @@ def _command(args: argparse.Namespace) -> int:
         args.out,
         args.ensemble,
         rir_bank=args.rir_bank,
+        engine=engine,
         jobs=args.jobs,
     )
     print(out)
     return 0
+
+
+def _engine_spec(args: argparse.Namespace, config) -> dict | None:
+    """The data-engine source of ``--cage`` (None without it)."""
+    from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.io.cage import load_cage
+    from napari_gerbil.simulate.engine import EngineConfig
+
+    if args.cage is None:
+        for flag in ("engine_config", "no_randomize"):
+            if getattr(args, flag):
+                raise InvalidInputError(
+                    None, "--" + flag.replace("_", "-"), "used with --cage", "no --cage"
+                )
+        return None
+    if args.rir_bank is not None:
+        raise InvalidInputError(None, "--cage", "either --cage or --rir-bank", "both")
+    cage = load_cage(args.cage)
+    engine_config = EngineConfig.load(args.engine_config) if args.engine_config else EngineConfig()
+    if args.no_randomize:
+        engine_config = engine_config.replace(randomize=False)
+    return {
+        "cage": cage.to_dict(),
+        "cage_source": cage.name,
+        "config": engine_config.to_dict(),
+        "seed": config.seed,
+    }

@@ -130,8 +130,15 @@ class Ensemble:
         sample_rate_hz: float | None = None,
         arena_dims_mm: Any = None,
         source: str | os.PathLike | None = None,
+        mic_positions_mm: Any = None,
     ) -> None:
-        """Raise :class:`IncompatibleModelError` naming what differs from the model."""
+        """Raise :class:`IncompatibleModelError` naming what differs from the model.
+
+        Channels and sample rate must match, the cage's dims and every microphone
+        within 1 mm (:func:`napari_gerbil.io.cage.compare_geometry`); None = unknown.
+        """
+        from napari_gerbil.io.cage import compare_geometry
+
         try:
             _check_compatible(
                 source,
@@ -149,6 +156,15 @@ class Ensemble:
             raise IncompatibleModelError(
                 exc.source, exc.field, exc.expected, exc.found, exc.hint
             ) from None
+        compare_geometry(
+            {
+                "dims_mm": self.metadata.arena_dims_mm,
+                "mic_positions_mm": self.metadata.mic_positions_mm,
+            },
+            {"dims_mm": arena_dims_mm, "mic_positions_mm": mic_positions_mm},
+            source,
+            what=f"model {self.path or ''}".strip(),
+        )
 
     def prepare(self, audio: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Centre-crop / pad and z-score calls: (B, T, C) or list of (T_i, C) -> (B, C, L)."""

@@ -35,6 +35,9 @@ from napari_gerbil.model.ensemble import Ensemble
 from napari_gerbil.model.mixture import MixturePrediction
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
+#: Estimates further than this outside the arena's floor are flagged, not reported.
+OUTSIDE_MARGIN_MM = 50.0
+
 
 @dataclass
 class CallPredictions:
@@ -57,6 +60,16 @@ class CallPredictions:
         if self.truth_mm is None:
             return None
         return np.linalg.norm(self.point_mm - self.truth_mm, axis=-1)
+
+    def outside_arena(self, arena_dims_mm, margin_mm: float = OUTSIDE_MARGIN_MM) -> np.ndarray:
+        """(n,) bool: estimates more than ``margin_mm`` outside the floor (or not finite).
+
+        Such an estimate is a failure of the model, not a localization: report it apart.
+        """
+        half = np.asarray(arena_dims_mm, float)[:2] / 2.0 + margin_mm
+        point = np.asarray(self.point_mm, float)
+        finite = np.isfinite(point).all(axis=-1)
+        return ~finite | (np.abs(np.nan_to_num(point)) > half).any(axis=-1)
 
 
 def localize_with_ensemble(
@@ -235,7 +248,7 @@ def predict_file(
         if ds.has_locations and not ds.is_multi_animal:
             truth = ds.source_xy_mm(0)
     if ensemble is not None:
-        ensemble.check_compatible(n_ch, sr, dims, source=data)
+        ensemble.check_compatible(n_ch, sr, dims, source=data, mic_positions_mm=mics)
         dims = ensemble.arena_dims_mm if dims is None else dims
         result = localize_with_ensemble(
             ensemble, calls, dims, mass, batch_size, progress, truth_mm=truth

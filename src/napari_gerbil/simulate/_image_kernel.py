@@ -50,6 +50,8 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
     half = taps // 2
     n_axis = len(axis_n)
     offset = np.empty((3, n_axis))
+    length = out.shape[3]
+    scratch = np.zeros((length, n_bands), np.float32)  # one response, bands contiguous
     for i in range(n_src):
         face_x = math.cos(headings_rad[i])
         face_y = math.sin(headings_rad[i])
@@ -60,6 +62,7 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
                     offset[a, j] = (
                         2.0 * axis_n[j] * dims_m[a] + axis_sign[j] * sources_m[i, a] - mics_m[m, a]
                     )
+            scratch[:] = 0.0
             for k in range(n_coherent):
                 ax, ay, az = axis_index[k, 0], axis_index[k, 1], axis_index[k, 2]
                 dx, dy, dz = offset[0, ax], offset[1, ay], offset[2, az]
@@ -87,9 +90,12 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
                         sinc = 1.0 if x == 0.0 else math.sin(math.pi * x) / (math.pi * x)
                         w = sinc * 0.5 * (1.0 + math.cos(math.pi * x / half)) * gain
                         for b in range(n_bands):
-                            out[i, m, b, pos] += w * reflection[k, b] * air_gain[b, pos]
+                            scratch[pos, b] += w * reflection[k, b] * air_gain[pos, b]
                 else:
                     pos = int(math.floor(delay + 0.5)) + pre_samples
                     if pos < end_samples:
                         for b in range(n_bands):
-                            out[i, m, b, pos] += gain * reflection[k, b] * air_gain[b, pos]
+                            scratch[pos, b] += gain * reflection[k, b] * air_gain[pos, b]
+            for t in range(length):
+                for b in range(n_bands):
+                    out[i, m, b, t] = scratch[t, b]

@@ -1,4 +1,7 @@
-"""Room impulse responses of a shoebox cage at ultrasonic frequencies.
+"""Room impulse responses of a shoebox cage by pyroomacoustics: the reference renderer.
+
+Simulated data comes from :mod:`napari_gerbil.simulate.render` (about 5x faster per
+response, batched); this module is what it is checked against.
 
 The image-source method of pyroomacoustics (ShoeBox) gives the reflections with their
 per-octave wall damping; ISO 9613-1 air absorption, which pyroomacoustics only
@@ -22,39 +25,13 @@ from scipy.signal import butter, sosfilt, sosfiltfilt
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
+from napari_gerbil.io.cage import ABSORPTION_PRESETS, BAND_CENTRES_HZ, MATERIALS
 from napari_gerbil.physics import speed_of_sound_m_s
 from napari_gerbil.simulate.air import air_absorption_nepers_per_m
-
-#: Octave-band centres (Hz) at which the surface absorption coefficients are given.
-BAND_CENTRES_HZ = (500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0, 64000.0)
-
-#: Energy absorption of the cage materials per octave band (rough literature values,
-#: extrapolated towards the ultrasound). The image-source method has no scattering:
-#: sound flutters between parallel hard walls without ever reaching the absorbing floor
-#: and ceiling, so the wall values are *effective* ones that include the energy a real
-#: cage scatters towards them (bare polycarbonate alone absorbs only 0.02-0.08).
-MATERIALS = {
-    "plastic": (0.10, 0.12, 0.14, 0.16, 0.18, 0.20, 0.22, 0.25),  # polycarbonate, effective
-    "hard_plastic": (0.04, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10),  # empty cage
-    "foam": (0.20, 0.45, 0.70, 0.85, 0.90, 0.92, 0.92, 0.92),  # acoustic foam, 5 cm
-    "bedding": (0.10, 0.20, 0.35, 0.50, 0.60, 0.65, 0.70, 0.70),  # ~2.5 cm wood shavings
-    "thin_bedding": (0.05, 0.08, 0.12, 0.20, 0.28, 0.32, 0.35, 0.35),
-    "open": (1.0,) * 8,  # a perfectly absorbing surface
-}
 
 #: Surface names of pyroomacoustics' ShoeBox: west/east are x = 0 / x = length,
 #: south/north are y = 0 / y = width.
 SURFACES = ("west", "east", "south", "north", "floor", "ceiling")
-
-#: Named absorption presets: material of each surface. ``cage`` is the paper's cage
-#: (plastic walls, foam-coated ceiling, bedding); the others bracket it.
-ABSORPTION_PRESETS = {
-    "cage": {"walls": "plastic", "floor": "bedding", "ceiling": "foam"},
-    "anechoic": {"walls": "open", "floor": "open", "ceiling": "open"},
-    "damped": {"walls": "foam", "floor": "bedding", "ceiling": "foam"},
-    "reverberant": {"walls": "hard_plastic", "floor": "thin_bedding", "ceiling": "plastic"},
-    "bare": {"walls": "hard_plastic", "floor": "hard_plastic", "ceiling": "hard_plastic"},
-}
 
 
 @dataclasses.dataclass

@@ -125,7 +125,8 @@ class EngineConfig(Config):
     calls_per_room
         Calls rendered in one randomized room draw (the batch size).
     randomize
-        Domain randomization on (training) or off (the nominal cage at ``snr_db``).
+        Domain randomization on (training) or off (the nominal cage, omni sources, SNR
+        the middle of ``randomization.snr_db``).
     randomization
         Ranges of the randomization.
     render
@@ -262,16 +263,28 @@ class DataEngine:
         """Channels of every call."""
         return self.cage.n_mics
 
-    def _renderer(self, rng: np.random.Generator) -> ImageSourceRenderer:
+    def draw_room(self, rng: np.random.Generator) -> Room | None:
+        """The batch's randomized room (None when randomization is off)."""
+        if not self.config.randomize:
+            return None
+        return perturbed_room(self.cage, rng, self.config.randomization)
+
+    def _renderer(self, room: Room | None) -> ImageSourceRenderer:
         cfg = self.config
-        if not cfg.randomize:
+        if room is None:
             if self._nominal is None:
                 self._nominal = ImageSourceRenderer(
                     Room.from_cage(self.cage), cfg.sample_rate_hz, cfg.render
                 )
             return self._nominal
-        room = perturbed_room(self.cage, rng, cfg.randomization)
         return ImageSourceRenderer(room, cfg.sample_rate_hz, cfg.render)
+
+    def positions(self, index: int, n_calls: int | None = None) -> np.ndarray:
+        """(n, 3) source positions of batch ``index`` without rendering it."""
+        n = self.config.calls_per_room if n_calls is None else int(n_calls)
+        rng = np.random.default_rng([self.seed, int(index), 0x5EED])
+        self.draw_room(rng)
+        return self.draw_positions(rng, n)[0]
 
     def draw_positions(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(n, 3) source positions and (n,) headings (NaN = omnidirectional)."""
@@ -287,7 +300,7 @@ class DataEngine:
         cfg = self.config
         n = cfg.calls_per_room if n_calls is None else int(n_calls)
         rng = np.random.default_rng([self.seed, int(index), 0x5EED])
-        renderer = self._renderer(rng)
+        renderer = self._renderer(self.draw_room(rng))
         sources, headings = self.draw_positions(rng, n)
         classes = cfg.classes or CALL_CLASSES
         stimuli = [

@@ -68,8 +68,9 @@ class RenderConfig(Config):
     specular_order
         Images up to this order are placed with an exact (windowed-sinc) fractional delay.
     coherent_order
-        Images up to this order are placed at their nearest sample; the energy of higher
-        orders (up to ``max_order``) forms a noise tail with the same envelope.
+        Images up to this order (None: ``max_order``) are placed at their nearest sample;
+        the energy of higher orders forms a noise tail with the same envelope (loses the
+        low-frequency coherence of a shoebox: > 2 dB decay error against pyroomacoustics).
     max_rir_s
         Longest response rendered (the diffuse tail is cut there).
     fractional_delay_taps
@@ -86,7 +87,7 @@ class RenderConfig(Config):
 
     max_order: int = 20
     specular_order: int = 3
-    coherent_order: int = 20
+    coherent_order: int | None = None
     max_rir_s: float = 0.03
     fractional_delay_taps: int = 32
     highpass_hz: float = 1000.0
@@ -95,6 +96,8 @@ class RenderConfig(Config):
     source_pattern_p: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.coherent_order is None:
+            self.coherent_order = self.max_order
         if not 0 <= self.specular_order <= self.coherent_order <= self.max_order <= 60:
             raise InvalidInputError(
                 None,
@@ -266,6 +269,8 @@ class ImageSourceRenderer:
         self.n_images = len(order)
         self.n_specular = int((order <= cfg.specular_order).sum())
         self.n_coherent = int((order <= cfg.coherent_order).sum())
+        if (alpha >= 1.0).all():  # anechoic: only the direct sound exists
+            self.n_specular = self.n_coherent = 1
         self._axis_n = torch.as_tensor(axis_table[:, 0], dtype=torch.float32, device=self.device)
         self._axis_sign = torch.as_tensor(axis_table[:, 1], dtype=torch.float32, device=self.device)
         self._axis_index = torch.as_tensor(axis_index, dtype=torch.long, device=self.device)
@@ -297,8 +302,8 @@ class ImageSourceRenderer:
         # air absorption as a function of arrival time: a path of c t metres
         t_s = np.clip(np.arange(self.buffer_samples) - self.pre_samples, 0, None) / self.fs
         air_gain = np.exp(-np.outer(t_s * self.c, air))  # (buffer, n_bands), stored transposed
-        self._air_gain_np = np.ascontiguousarray(air_gain.T, dtype=np.float32)  # (n_bands, buffer)
-        self._air_gain = torch.as_tensor(self._air_gain_np, device=self.device)
+        self._air_gain_np = np.ascontiguousarray(air_gain, dtype=np.float32)  # (buffer, n_bands)
+        self._air_gain = torch.as_tensor(air_gain.T, dtype=torch.float32, device=self.device)
         freqs = np.fft.rfftfreq(self.buffer_samples, 1.0 / self.fs)
         filters = band_filters(freqs) * highpass_power(freqs, cfg.highpass_hz)[None, :]
         self._band_filters = torch.as_tensor(filters, dtype=torch.complex64, device=self.device)
@@ -581,11 +586,11 @@ class ImageSourceRenderer:
             dim=-1,
         )
         start = self.pre_samples
-        out = []
-        for i, n in enumerate(lengths):
-            seg = y[i, :, start : start + n + tail_samples]
-            out.append(seg.T.contiguous().cpu().numpy().astype(np.float32, copy=False))
-        return out
+        y_np = y.cpu().numpy()
+        return [
+            np.ascontiguousarray(y_np[i, :, start : start + n + tail_samples].T, np.float32)
+            for i, n in enumerate(lengths)
+        ]
 
     def direct_delay_samples(self, source_mm: np.ndarray) -> np.ndarray:
         """(n_mics,) straight-line travel time from one source to each microphone."""
@@ -602,3 +607,63 @@ def _fast_size(n: int) -> int:
         best = min(best, size)
         p3 *= 3
     return best
+
+
+class CageSimulator:
+    """The acoustics of one cage: responses and direct delays, one source at a time.
+
+    A thin per-source front of :class:`ImageSourceRenderer` for code that walks through
+    positions (sessions, RIR banks); picklable, so process pools can share it.
+
+    Parameters
+    ----------
+    cage
+        The nominal cage (its absorption, scattering, microphones, air).
+    render
+        Renderer settings.
+    sample_rate_hz
+        Sampling rate.
+    """
+
+    def __init__(
+        self, cage: Cage, render: RenderConfig | None = None, sample_rate_hz: float = 125000.0
+    ) -> None:
+        self.cage = cage
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.renderer = ImageSourceRenderer(Room.from_cage(cage), self.sample_rate_hz, render)
+        self.arena = cage.arena()
+
+    @property
+    def n_mics(self) -> int:
+        """Number of microphones."""
+        return self.cage.n_mics
+
+    @property
+    def speed_m_per_s(self) -> float:
+        """Speed of sound in the cage's air."""
+        return self.renderer.c
+
+    def max_rir_samples(self) -> int:
+        """Length of every response, in samples."""
+        return self.renderer.rir_samples
+
+    def rir(
+        self, source_mm: np.ndarray, heading_rad: float | None = None, seed: int = 0
+    ) -> np.ndarray:
+        """(n_samples, n_mics) float32 response of one source; sample 0 = emission."""
+        heading = np.array([np.nan if heading_rad is None else float(heading_rad)])
+        return self.renderer.rirs(np.asarray(source_mm, float).reshape(1, 3), heading, seed)[0]
+
+    def direct_delay_samples(self, source_mm: np.ndarray) -> np.ndarray:
+        """(n_mics,) straight-line travel time from the source to each microphone."""
+        return self.renderer.direct_delay_samples(source_mm)
+
+    def description(self) -> dict:
+        """Metadata stored with simulated files."""
+        return {
+            "cage": self.cage.to_dict(),
+            "cage_source": self.cage.name,
+            "render": self.renderer.config.to_dict(),
+            "renderer": "napari_gerbil.simulate.render.ImageSourceRenderer",
+            "speed_of_sound_m_per_s": self.renderer.c,
+        }

@@ -29,7 +29,6 @@ from scipy.signal import fftconvolve
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
 from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM, _check_locations
-from napari_gerbil.simulate.acoustics import CageAcoustics
 from napari_gerbil.simulate.noise import NoiseSource
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, StimulusGenerator
 
@@ -42,7 +41,7 @@ def convolve_rir(stimulus: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return fftconvolve(stim[:, None], rir, axes=0).astype(np.float32)
 
 
-def _rirs(args: tuple[CageAcoustics, np.ndarray, np.ndarray]) -> list[np.ndarray]:
+def _rirs(args: tuple) -> list[np.ndarray]:
     acoustics, locs, heads = args
     return [
         acoustics.rir(loc, None if np.isnan(head) else float(head))
@@ -74,7 +73,7 @@ def _iter_rirs(acoustics, locs, heads, n_workers):
 
 def compute_rir_bank(
     path: str | os.PathLike,
-    acoustics: CageAcoustics,
+    acoustics,
     locations_mm: np.ndarray,
     headings_rad: np.ndarray | None = None,
     progress: bool = False,

@@ -1,18 +1,18 @@
 """Simulated training datasets in VCL format: speaker grid, robot walk, vocalizing animal.
 
-Each scenario draws source positions, computes their impulse responses once (an RIR
-bank), renders stimuli through them with fresh noise and streams the calls into a
+Each scenario plans source positions in a cage (any cage file or built-in name),
+renders its stimuli there in batches with the image-source renderer
+(:mod:`napari_gerbil.simulate.render`), adds fresh noise and streams the calls into a
 VCL file (:class:`~napari_gerbil.io.vcl.VCLWriter`) with the ground truth in mm (arena
 frame) and the stimulus class of every call. Shift variants (other absorption, cage
 size, microphone positions) come from :data:`SHIFTS`. Same arguments + same seed ->
-identical file contents.
+identical file contents, for any number of worker processes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +20,25 @@ import numpy as np
 
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.arena import DEFAULT_DIMS_MM, ArenaGeometry, default_cage
-from napari_gerbil.simulate.acoustics import AcousticConfig, CageAcoustics
+from napari_gerbil.io.arena import ArenaGeometry
+from napari_gerbil.io.cage import ABSORPTION_PRESETS, Cage, load_cage, preset_absorption
 from napari_gerbil.simulate.motion import random_walk
-from napari_gerbil.simulate.rir_bank import RIRBank, compute_rir_bank
+from napari_gerbil.simulate.noise import NoiseSource
+from napari_gerbil.simulate.render import CageSimulator, ImageSourceRenderer, RenderConfig, Room
+from napari_gerbil.simulate.rir_bank import compute_rir_bank
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, STIMULUS_CLASSES, StimulusGenerator
 
 SCENARIOS = ("speaker", "robot", "animal")
 
 #: Distribution shifts for generalization experiments: changes to the cage or acoustics.
-SHIFTS = {
+#: ``cage_size`` scales the cage (and its microphones) to 700 x 450 x 400 mm for the
+#: paper's cage; ``mic_positions`` moves every microphone 55 mm inwards and 50 mm down.
+SHIFTS: dict[str, dict[str, Any]] = {
     "none": {},
-    "absorption": {"preset": "reverberant"},
-    "damped": {"preset": "damped"},
-    "cage_size": {"dims_mm": (700.0, 450.0, 400.0)},
-    "mic_positions": {"mic_inset_mm": 80.0, "mic_drop_mm": 60.0},
+    "absorption": {"absorption_preset": "reverberant"},
+    "damped": {"absorption_preset": "damped"},
+    "cage_size": {"scale": (700.0 / 600.0, 450.0 / 400.0, 400.0 / 350.0)},
+    "mic_positions": {"mic_inward_mm": 55.0, "mic_down_mm": 50.0},
 }
 
 
@@ -61,8 +65,12 @@ class ScenarioConfig(Config):
     classes
         Stimulus classes to use (default: all 18 for ``speaker``, the 15 call
         classes otherwise).
-    acoustics
-        Absorption preset etc.; the shift's ``preset`` overrides it.
+    cage
+        A built-in cage name or a cage file.
+    absorption_preset
+        Replace the cage's absorption by a named preset (the shift's overrides it).
+    render
+        Renderer settings.
     """
 
     scenario: str = "speaker"
@@ -74,9 +82,18 @@ class ScenarioConfig(Config):
     grid_margin_mm: float = 50.0
     tail_s: float = 0.01
     classes: tuple[str, ...] | None = None
-    acoustics: AcousticConfig = dataclasses.field(default_factory=AcousticConfig)
+    cage: str = "paper"
+    absorption_preset: str | None = None
+    render: RenderConfig = dataclasses.field(default_factory=RenderConfig)
 
     def __post_init__(self) -> None:
+        if self.absorption_preset is not None and self.absorption_preset not in ABSORPTION_PRESETS:
+            raise InvalidInputError(
+                None,
+                "absorption_preset",
+                f"one of {sorted(ABSORPTION_PRESETS)}",
+                repr(self.absorption_preset),
+            )
         if self.scenario not in SCENARIOS:
             raise InvalidInputError(None, "scenario", f"one of {SCENARIOS}", repr(self.scenario))
         if self.shift not in SHIFTS:
@@ -92,15 +109,29 @@ class ScenarioConfig(Config):
             self.snr_db = {"speaker": 35.0, "robot": 30.0, "animal": 15.0}[self.scenario]
 
 
-def shifted_setup(shift: str, acoustics: AcousticConfig) -> tuple[ArenaGeometry, AcousticConfig]:
-    """Arena and acoustics of a shift variant (``"none"`` = the default cage)."""
+def shifted_cage(
+    cage: Cage | str, shift: str = "none", absorption_preset: str | None = None
+) -> Cage:
+    """The cage of a shift variant (:data:`SHIFTS`; ``"none"`` = the cage as given)."""
     if shift not in SHIFTS:
         raise InvalidInputError(None, "shift", f"one of {sorted(SHIFTS)}", repr(shift))
-    spec: dict[str, Any] = dict(SHIFTS[shift])  # type: ignore[call-overload]
-    if "preset" in spec:
-        acoustics = acoustics.replace(preset=spec.pop("preset"))
-    arena = default_cage(dims_mm=spec.pop("dims_mm", DEFAULT_DIMS_MM), **spec)
-    return arena, acoustics
+    cage = load_cage(cage)
+    spec = SHIFTS[shift]
+    preset = spec.get("absorption_preset", absorption_preset)
+    changes: dict = {}
+    if preset is not None:
+        changes["absorption"] = preset_absorption(preset)
+    if "scale" in spec:
+        scale = np.asarray(spec["scale"])
+        changes["dims_mm"] = (cage.dims * scale).tolist()
+        changes["mic_positions_mm"] = (cage.mics * scale).tolist()
+    if "mic_inward_mm" in spec:
+        mics = cage.mics.copy()
+        norm = np.linalg.norm(mics[:, :2], axis=1, keepdims=True)
+        mics[:, :2] -= spec["mic_inward_mm"] * mics[:, :2] / np.maximum(norm, 1e-9)
+        mics[:, 2] -= spec["mic_down_mm"]
+        changes["mic_positions_mm"] = mics.tolist()
+    return cage.with_changes(**changes) if changes else cage
 
 
 def speaker_grid_mm(
@@ -179,12 +210,54 @@ def _plan_animal(cfg: ScenarioConfig, arena: ArenaGeometry, rng) -> _Plan:
 _PLANNERS = {"speaker": _plan_speaker, "robot": _plan_robot, "animal": _plan_animal}
 
 
+def _render_batch(job: tuple) -> list[np.ndarray]:
+    """Render one batch of calls (in a worker process): noisy recordings, in call order.
+
+    ``job`` is (cage, render config, sources (n, 3), headings (n,), classes, call seeds,
+    variability, noise RMS, tail samples); each call's stimulus and noise come from its
+    own seed, the diffuse tail from the first one's.
+    """
+    cage, render, sources, headings, classes, seeds, variability, noise_rms, tail = job
+    renderer = _cached_renderer(cage, render)
+    generator = StimulusGenerator(renderer.fs)
+    rngs = [np.random.default_rng(int(s)) for s in seeds]
+    stimuli = [generator.sample(c, r, variability) for c, r in zip(classes, rngs, strict=True)]
+    clean = renderer.render(sources, [st.waveform for st in stimuli], headings, tail, int(seeds[0]))
+    out = []
+    for y, st, r in zip(clean, stimuli, rngs, strict=True):
+        y = y[: len(st.waveform) + tail]
+        if noise_rms > 0:
+            y = y + NoiseSource(renderer.n_mics, renderer.fs, noise_rms, r).next(len(y))
+        out.append(y.astype(np.float32, copy=False))
+    return out
+
+
+_RENDERERS: dict[str, ImageSourceRenderer] = {}
+
+
+def _cached_renderer(cage: Cage, render: RenderConfig) -> ImageSourceRenderer:
+    key = repr((cage.to_dict(), render.to_dict()))
+    if key not in _RENDERERS:
+        _RENDERERS.clear()
+        _RENDERERS[key] = ImageSourceRenderer(Room.from_cage(cage), 125000.0, render)
+    return _RENDERERS[key]
+
+
+def reference_rms(simulator: CageSimulator) -> float:
+    """Typical RMS norm of the cage's responses (a unit-RMS call arrives about this loud)."""
+    half = simulator.cage.dims[:2] / 4.0
+    grid = np.array([[x, y, 40.0] for x in (-half[0], 0.0, half[0]) for y in (-half[1], half[1])])
+    norms = [np.linalg.norm(simulator.rir(p), axis=0) for p in grid]
+    return float(np.median(np.concatenate(norms)))
+
+
 def simulate_dataset(
     out: str | os.PathLike,
     config: ScenarioConfig | None = None,
     rir_bank_path: str | os.PathLike | None = None,
     progress: bool = False,
     n_workers: int | None = 1,
+    batch_calls: int = 64,
 ) -> Path:
     """Simulate a scenario and write it as a VCL dataset.
 
@@ -193,14 +266,15 @@ def simulate_dataset(
     out
         Output ``.h5`` file (written atomically).
     config
-        Scenario settings (default: the full ``speaker`` grid).
+        Scenario settings (default: the full ``speaker`` grid in the ``paper`` cage).
     rir_bank_path
-        Where to keep the scenario's RIR bank (reusable with :class:`RIRBank`); a
-        temporary file when None.
+        Also write the scenario's impulse responses there (a reusable RIR bank).
     progress
-        Show tqdm progress bars.
+        Show a tqdm progress bar.
     n_workers
-        Processes computing impulse responses (None = all CPUs); same output for any.
+        Processes rendering calls (None = all CPUs); same output for any.
+    batch_calls
+        Calls rendered together.
 
     Returns
     -------
@@ -211,39 +285,81 @@ def simulate_dataset(
     from napari_gerbil.io.vcl import VCLWriter
 
     cfg = config or ScenarioConfig()
-    arena, acoustic_cfg = shifted_setup(cfg.shift, cfg.acoustics)
+    cage = shifted_cage(cfg.cage, cfg.shift, cfg.absorption_preset)
+    arena = cage.arena()
     rng = np.random.default_rng(cfg.seed)
     plan = _PLANNERS[cfg.scenario](cfg, arena, rng)
-    acoustics = CageAcoustics(arena, acoustic_cfg)
-    generator = StimulusGenerator(acoustics.sample_rate_hz)
-    tail = int(round(cfg.tail_s * acoustics.sample_rate_hz))
-    with tempfile.TemporaryDirectory() as tmpdir:
-        bank_path = Path(rir_bank_path) if rir_bank_path else Path(tmpdir) / "bank.h5"
+    simulator = CageSimulator(cage, cfg.render)
+    if rir_bank_path is not None:
         compute_rir_bank(
-            bank_path, acoustics, plan.sources_mm, plan.headings_rad, progress, n_workers
+            rir_bank_path, simulator, plan.sources_mm, plan.headings_rad, progress, n_workers
         )
-        bank = RIRBank.open(bank_path)
-    noise_rms = bank.noise_rms_for_snr(float(cfg.snr_db))  # type: ignore[arg-type]
+    noise_rms = reference_rms(simulator) * 10.0 ** (-cfg.snr_db / 20.0) if cfg.snr_db else 0.0
+    n = len(plan.call_class)
+    seeds = rng.integers(2**62, size=n)
+    tail = int(round(cfg.tail_s * simulator.sample_rate_hz))
+    jobs = (
+        (
+            cage,
+            cfg.render,
+            plan.sources_mm[plan.call_position[i : i + batch_calls]],
+            plan.headings_rad[plan.call_position[i : i + batch_calls]],
+            plan.call_class[i : i + batch_calls],
+            seeds[i : i + batch_calls],
+            plan.variability,
+            noise_rms,
+            tail,
+        )
+        for i in range(0, n, batch_calls)
+    )
     provenance = {
         "simulator": "napari_gerbil.simulate",
         "scenario_config": cfg.to_dict(),
-        **acoustics.description(),
+        **simulator.description(),
     }
     out = Path(out)
-    with VCLWriter(
-        out,
-        acoustics.n_mics,
-        node_names=plan.node_names,
-        sample_rate_hz=acoustics.sample_rate_hz,
-        arena_dims_mm=arena.dims_mm,
-        mic_positions_mm=arena.mic_positions_mm,
-        scenario=cfg.scenario if cfg.shift == "none" else f"{cfg.scenario}/{cfg.shift}",
-        provenance=provenance,
-    ) as writer:
-        for k in tqdm(range(len(plan.call_class)), disable=not progress, desc=cfg.scenario):
-            stim = generator.sample(plan.call_class[k], rng, plan.variability)
-            audio = bank.render(int(plan.call_position[k]), stim.waveform, rng, noise_rms)
-            writer.append(
-                audio[: len(stim.waveform) + tail], plan.locations_mm[k], stim.stimulus_class
-            )
+    n_workers = (os.cpu_count() or 1) if n_workers is None else max(1, int(n_workers))
+    with (
+        VCLWriter(
+            out,
+            cage.n_mics,
+            node_names=plan.node_names,
+            sample_rate_hz=simulator.sample_rate_hz,
+            arena_dims_mm=arena.dims_mm,
+            mic_positions_mm=arena.mic_positions_mm,
+            scenario=cfg.scenario if cfg.shift == "none" else f"{cfg.scenario}/{cfg.shift}",
+            provenance=provenance,
+        ) as writer,
+        tqdm(total=n, disable=not progress, desc=cfg.scenario) as bar,
+    ):
+        k = 0
+        for batch in _map_ordered(_render_batch, jobs, n_workers):
+            for audio in batch:
+                writer.append(audio, plan.locations_mm[k], plan.call_class[k])
+                k += 1
+            bar.update(len(batch))
     return out
+
+
+def _map_ordered(func, jobs, n_workers: int):
+    """``map(func, jobs)`` in order, in ``n_workers`` spawned processes when > 1."""
+    if n_workers <= 1:
+        yield from map(func, jobs)
+        return
+    import collections
+    import itertools
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: forking a process that runs threads (napari, Qt, torch) can
+    # deadlock the child. A calling script needs the ``if __name__ == "__main__":`` guard.
+    ctx = multiprocessing.get_context("spawn")
+    jobs = iter(jobs)
+    with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
+        window = collections.deque(
+            pool.submit(func, j) for j in itertools.islice(jobs, 2 * n_workers)
+        )
+        while window:
+            result = window.popleft().result()
+            window.extend(pool.submit(func, j) for j in itertools.islice(jobs, 1))
+            yield result

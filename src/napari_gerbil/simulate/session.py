@@ -23,11 +23,12 @@ import numpy as np
 
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.arena import ArenaGeometry, default_cage
+from napari_gerbil.io.arena import ArenaGeometry
 from napari_gerbil.io.atomic import atomic_path
-from napari_gerbil.simulate.acoustics import AcousticConfig, CageAcoustics
+from napari_gerbil.io.cage import ABSORPTION_PRESETS, load_cage, preset_absorption
 from napari_gerbil.simulate.motion import random_walk
 from napari_gerbil.simulate.noise import NoiseSource
+from napari_gerbil.simulate.render import CageSimulator, RenderConfig
 from napari_gerbil.simulate.rir_bank import convolve_rir
 from napari_gerbil.simulate.slp_writer import write_tracked_slp
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, STIMULUS_CLASSES, StimulusGenerator
@@ -40,11 +41,6 @@ _NECK_MM, _HEAD_MM, _NOSE_MM, _TAIL_MM = 20.0, 8.0, 25.0, 40.0
 #: Fur colours (RGB) of the animals in the video; distinguishable in grey scale too.
 ANIMAL_COLOURS = ((70, 45, 30), (225, 225, 215), (200, 120, 40), (90, 90, 160), (40, 140, 60))
 TRUTH_FORMAT = "napari-gerbil-truth"
-
-
-def _session_acoustics() -> AcousticConfig:
-    # flat absorption and order 20: ~6x faster per call than the dataset default
-    return AcousticConfig(octave_bands=False, max_order=20)
 
 
 @dataclasses.dataclass
@@ -67,8 +63,12 @@ class SessionConfig(Config):
         Fraction of frames in which each animal's pose is missing (in short gaps).
     chunk_s
         Audio is generated and written in chunks of this length.
-    acoustics
-        Cage acoustics (default: flat absorption, order 20, for speed).
+    cage
+        A built-in cage name or a cage file (``napari_gerbil.io.cage``).
+    absorption_preset
+        Replace the cage's absorption by a named preset (None: keep the cage's).
+    render
+        Renderer settings.
     """
 
     n_animals: int = 2
@@ -82,7 +82,9 @@ class SessionConfig(Config):
     pose_noise_px: float = 1.0
     missing_fraction: float = 0.01
     chunk_s: float = 1.0
-    acoustics: AcousticConfig = dataclasses.field(default_factory=_session_acoustics)
+    cage: str = "paper"
+    absorption_preset: str | None = None
+    render: RenderConfig = dataclasses.field(default_factory=RenderConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_animals <= len(ANIMAL_COLOURS):
@@ -93,6 +95,13 @@ class SessionConfig(Config):
             raise InvalidInputError(None, "duration_s", ">= 1 s", str(self.duration_s))
         if self.call_rate_hz < 0:
             raise InvalidInputError(None, "call_rate_hz", ">= 0", str(self.call_rate_hz))
+        if self.absorption_preset is not None and self.absorption_preset not in ABSORPTION_PRESETS:
+            raise InvalidInputError(
+                None,
+                "absorption_preset",
+                f"one of {sorted(ABSORPTION_PRESETS)}",
+                repr(self.absorption_preset),
+            )
         for name in ("video_width_px", "video_height_px"):
             v = getattr(self, name)
             if v < 64 or v % 2:
@@ -388,13 +397,15 @@ def simulate_session(
         truth=out_dir / f"{name}.truth.h5",
     )
     rng = np.random.default_rng(cfg.seed)
-    cage = default_cage()
+    cage = load_cage(cfg.cage)
+    if cfg.absorption_preset is not None:
+        cage = cage.with_changes(absorption=preset_absorption(cfg.absorption_preset))
     arena = ArenaGeometry(
-        cage.dims_mm,
-        cage.mic_positions_mm,
-        video_homography(cage, cfg.video_width_px, cfg.video_height_px),
+        cage.dims,
+        cage.mics,
+        video_homography(cage.arena(), cfg.video_width_px, cfg.video_height_px),
     )
-    acoustics = CageAcoustics(arena, cfg.acoustics)
+    acoustics = CageSimulator(cage, cfg.render)
     fs = acoustics.sample_rate_hz
     n_samples = int(round(cfg.duration_s * fs))
     n_frames = int(np.floor(cfg.duration_s * cfg.fps))

@@ -156,14 +156,23 @@ class CallDataset(Dataset):
 
 
 class EpochSampler(Sampler):
-    """Yields ``epoch * n + i`` keys in a per-(seed, epoch) random order, from ``start``."""
+    """Yields ``epoch * n + i`` keys in a per-(seed, epoch) random order, from ``start``.
 
-    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True):
+    With ``block > 1`` whole blocks of ``block`` consecutive items are shuffled (engine
+    calls are rendered a block at a time).
+    """
+
+    def __init__(
+        self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True, block: int = 1
+    ):
         self.n, self.seed, self.epoch, self.start, self.shuffle = n, seed, epoch, start, shuffle
+        self.block = max(1, int(block))
 
     def __iter__(self):
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n)
+            rng = np.random.default_rng([self.seed, self.epoch, 7])
+            starts = rng.permutation(np.arange(0, self.n, self.block))
+            order = np.concatenate([np.arange(s, min(s + self.block, self.n)) for s in starts])
         else:
             order = np.arange(self.n)
         return iter((self.epoch * self.n + order[self.start :]).tolist())
@@ -237,6 +246,120 @@ class SimulatedCallDataset(Dataset):
         else:
             epoch, item = divmod(int(key), self.n_calls)
             rng = np.random.default_rng([self.seed, epoch, item, 12])
+            free = abs(audio.shape[0] - self.length)
+            x = crop_or_pad(audio, self.length, int(rng.integers(0, free + 1)))
+            x = augment(x, rng, self.config)
+        return torch.from_numpy(np.ascontiguousarray(x.T)), torch.tensor(
+            xy / self.scale_mm, dtype=torch.float32
+        )
+
+
+class EngineCallDataset(Dataset):
+    """Calls drawn by the data engine: fresh positions, stimuli and noise every epoch.
+
+    Item ``epoch * n + i`` is call ``i % B`` of engine batch ``epoch * ceil(n / B) + i //
+    B`` (``B`` = the engine's ``calls_per_room``), so a loader reading keys in order
+    renders each engine batch once (the last one is cached per process). With
+    ``fixed=True`` the epoch is ignored: a fixed validation or test set, drawn from its
+    own seed stream (its positions are never training positions).
+
+    Parameters
+    ----------
+    cage
+        Cage keys (``Cage.to_dict()``) or a cage name/path.
+    engine_config
+        :class:`~napari_gerbil.simulate.engine.EngineConfig` as a dict.
+    n_calls
+        Calls per epoch.
+    length_samples, scale_mm
+        Network input length and label scale.
+    config
+        Augmentations for training (None: centre crop).
+    seed
+        Engine seed (training and each fixed set use different ones).
+    fixed
+        Same calls every epoch.
+    """
+
+    def __init__(
+        self,
+        cage,
+        engine_config: dict,
+        n_calls: int,
+        length_samples: int,
+        scale_mm: float,
+        config: TrainingConfig | None = None,
+        seed: int = 0,
+        fixed: bool = False,
+    ) -> None:
+        self.cage = cage
+        self.engine_config = dict(engine_config)
+        self.n_calls = int(n_calls)
+        self.length = int(length_samples)
+        self.scale_mm = float(scale_mm)
+        self.config = config
+        self.seed = int(seed)
+        self.fixed = fixed
+        self._engine: Any = None
+        self._cached: tuple[int, object] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_engine": None, "_cached": None}
+
+    @property
+    def engine(self):
+        """The data engine, built on first use (in each worker process)."""
+        if self._engine is None:
+            from napari_gerbil.io.cage import Cage, load_cage
+            from napari_gerbil.simulate.engine import DataEngine, EngineConfig
+
+            cage = (
+                Cage.from_dict(self.cage) if isinstance(self.cage, dict) else load_cage(self.cage)
+            )
+            self._engine = DataEngine(cage, EngineConfig.from_dict(self.engine_config), self.seed)
+        return self._engine
+
+    def __len__(self) -> int:
+        return self.n_calls
+
+    def _batch(self, index: int):
+        if self._cached is None or self._cached[0] != index:
+            self._cached = (index, self.engine.batch(index))
+        return self._cached[1]
+
+    def render(self, key: int) -> tuple[np.ndarray, np.ndarray]:
+        """(audio (n, n_mics), source xy mm (2,)) of item ``key``."""
+        epoch, item = divmod(int(key), self.n_calls)
+        per_batch = self.engine.config.calls_per_room
+        per_epoch = -(-self.n_calls // per_batch)
+        batch = self._batch((0 if self.fixed else epoch) * per_epoch + item // per_batch)
+        k = item % per_batch
+        return batch.audio[k], np.asarray(batch.locations_mm[k, :2], dtype=np.float64)
+
+    def targets_mm(self) -> np.ndarray:
+        """(n, 2) source positions of the items (epoch 0)."""
+        return np.array([self.render(i)[1] for i in range(self.n_calls)]).reshape(-1, 2)
+
+    def positions_mm(self, epoch: int = 0) -> np.ndarray:
+        """(n, 3) source positions of one epoch's items (without rendering them)."""
+        per_batch = self.engine.config.calls_per_room
+        per_epoch = -(-self.n_calls // per_batch)
+        first = (0 if self.fixed else epoch) * per_epoch
+        return np.concatenate([self.engine.positions(first + b) for b in range(per_epoch)])[
+            : self.n_calls
+        ]
+
+    def calls(self) -> list[np.ndarray]:
+        """The items' full audio (epoch 0)."""
+        return [self.render(i)[0] for i in range(self.n_calls)]
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        audio, xy = self.render(key)
+        if self.config is None:
+            x = crop_or_pad(audio, self.length)
+        else:
+            epoch, item = divmod(int(key), self.n_calls)
+            rng = np.random.default_rng([self.seed, epoch, item, 13])
             free = abs(audio.shape[0] - self.length)
             x = crop_or_pad(audio, self.length, int(rng.integers(0, free + 1)))
             x = augment(x, rng, self.config)

@@ -11,12 +11,15 @@ the cached directory at once. ``napari-gerbil train --demo`` rebuilds it.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.model.manifest import is_model_dir
 from napari_gerbil.paths import cache_dir
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
@@ -46,6 +49,29 @@ def _bank_positions_mm(rng: np.random.Generator) -> np.ndarray:
     return np.c_[xy, rng.uniform(20.0, 60.0, len(xy))]
 
 
+@contextlib.contextmanager
+def _build_lock(work: Path) -> Iterator[None]:
+    """Hold the build folder for one build at a time (also across processes, POSIX)."""
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks
+        yield
+        return
+    with open(work / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InvalidInputError(
+                work,
+                "demo build",
+                "no other build of the demo ensemble running",
+                "a build in progress",
+                hint="Wait for it to finish, or cancel it first.",
+            ) from None
+        yield  # closing the file releases the lock
+
+
 def ensure_demo_ensemble(
     progress: ProgressCallback | None = None,
     rebuild: bool = False,
@@ -61,8 +87,21 @@ def ensure_demo_ensemble(
         Build again even if a cached one exists.
     cancel
         Checked between steps and at every training step; a cancelled build raises
-        :class:`InterruptedError` and resumes from its checkpoints next time.
+        :class:`InterruptedError` and resumes from its checkpoints next time. A second
+        build while one runs (another thread or process) raises InvalidInputError.
     """
+    out = demo_model_dir()
+    if is_model_dir(out) and not rebuild:
+        return out
+    work = out.parent / f".{DEMO_NAME}.building"
+    with _build_lock(work):
+        return _build(out, work, progress, cancel)
+
+
+def _build(
+    out: Path, work: Path, progress: ProgressCallback | None, cancel: CancelCheck | None
+) -> Path:
+    """Build the demo ensemble in ``work`` and move it to ``out`` (see ensure_demo_ensemble)."""
     from napari_gerbil.io.arena import default_cage
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.simulate.acoustics import AcousticConfig, CageAcoustics
@@ -70,11 +109,6 @@ def ensure_demo_ensemble(
     from napari_gerbil.training.config import TrainingConfig
     from napari_gerbil.training.trainer import train_ensemble
 
-    out = demo_model_dir()
-    if is_model_dir(out) and not rebuild:
-        return out
-    work = out.parent / f".{DEMO_NAME}.building"
-    work.mkdir(parents=True, exist_ok=True)
     bank = work / "rir_bank.h5"
     check_cancel(cancel, "demo build")
     if not bank.exists():

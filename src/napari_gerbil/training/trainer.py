@@ -26,8 +26,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
+from napari_gerbil.errors import GerbilError, IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.atomic import atomic_path, atomic_write_text
+from napari_gerbil.io.cage import compare_geometry
 from napari_gerbil.io.compat import check_compatible
 from napari_gerbil.io.vcl import VCLDataset
 from napari_gerbil.model.ensemble import Ensemble, save_checkpoint
@@ -81,6 +82,8 @@ class TrainingData:
     split: dict[str, np.ndarray]
     rir_bank: str | None = None
     sim_calls_per_epoch: int = 0
+    #: Data engine source: ``{"cage": keys, "config": EngineConfig dict, "seed": int}``.
+    engine: dict | None = None
 
     @property
     def paths(self) -> list[str]:
@@ -95,6 +98,8 @@ class TrainingData:
         From a RIR bank: ``sim_calls_per_epoch`` fresh calls per epoch for training,
         and fixed sets of an eighth of that for validation and test.
         """
+        if self.engine is not None:
+            return self._engine_part(name, config, seed)
         if self.rir_bank is not None:
             fixed = name != "train"
             n = self.sim_calls_per_epoch if not fixed else max(1, self.sim_calls_per_epoch // 8)
@@ -117,6 +122,45 @@ class TrainingData:
             seed,
         )
 
+    def _engine_part(self, name: str, config: TrainingConfig | None, seed: int):
+        """Engine calls (mixed with the files' training calls when there are files)."""
+        from torch.utils.data import ConcatDataset
+
+        from napari_gerbil.training.data import EngineCallDataset
+
+        fixed = name != "train"
+        n = self.sim_calls_per_epoch if not fixed else max(64, self.sim_calls_per_epoch // 10)
+        # each member draws its own training calls; the fixed sets are shared and come
+        # from seed streams no training run uses, so their positions are never trained on
+        engine = self.engine
+        assert engine is not None  # engine parts exist only with an engine
+        engine_seed = int(engine["seed"])
+        stream = (
+            engine_seed * 1000 + seed if not fixed else 10**9 + engine_seed + SPLITS.index(name)
+        )
+        sim = EngineCallDataset(
+            engine["cage"],
+            engine["config"],
+            n,
+            self.metadata.input_length_samples,
+            self.metadata.label_scale_mm,
+            config,
+            stream,
+            fixed,
+        )
+        if fixed or not self.datasets:
+            return sim
+        files = CallDataset(
+            self.datasets,
+            self.split[name],
+            self.labels_mm,
+            self.metadata.input_length_samples,
+            self.metadata.label_scale_mm,
+            config,
+            seed,
+        )
+        return ConcatDataset([sim, files])  # engine first: its blocks stay aligned
+
 
 def open_training_data(
     paths: Sequence[str | os.PathLike | VCLDataset],
@@ -125,15 +169,20 @@ def open_training_data(
     split: dict[str, np.ndarray] | None = None,
     metadata: ModelMetadata | None = None,
     rir_bank: str | os.PathLike | None = None,
+    engine: dict | None = None,
 ) -> TrainingData:
     """Open VCL files, check they agree (channels, sample rate, arena) and split them.
 
     ``metadata`` (e.g. of a parent model when fine-tuning) is enforced when given.
     With ``rir_bank`` (and no ``paths``) the calls are rendered from the simulator's
-    bank instead (see :meth:`TrainingData.part`).
+    bank instead (see :meth:`TrainingData.part`). With ``engine`` (``{"cage": keys,
+    "config": EngineConfig dict, "seed": int}``) fresh calls are drawn every epoch,
+    mixed with the files' training calls when ``paths`` are given too.
     """
     if rir_bank is not None:
         return _bank_training_data(rir_bank, config, input_length_samples, metadata)
+    if engine is not None:
+        return _engine_training_data(paths, engine, config, input_length_samples, split, metadata)
     if not paths:
         raise InvalidInputError(None, "data", "at least one VCL dataset", "none")
     datasets = [p if isinstance(p, VCLDataset) else VCLDataset(p) for p in paths]
@@ -144,12 +193,11 @@ def open_training_data(
         ref_sr = metadata.sample_rate_hz if metadata else sr
         ref_dims = metadata.arena_dims_mm if metadata else dims
         ref_ch = metadata.n_channels if metadata else first.n_channels
+        ref_mics = metadata.mic_positions_mm if metadata else first.mic_positions_mm
+        what = "model" if metadata else f"first dataset {first.path}"
         try:
             ds.check_compatible(
-                n_channels=ref_ch,
-                sample_rate_hz=ref_sr,
-                arena_dims_mm=ref_dims,
-                what="model" if metadata else "first dataset",
+                n_channels=ref_ch, sample_rate_hz=ref_sr, arena_dims_mm=ref_dims, what=what
             )
         except InvalidInputError as exc:
             if metadata is None:
@@ -157,6 +205,12 @@ def open_training_data(
             raise IncompatibleModelError(
                 exc.source, exc.field, exc.expected, exc.found, exc.hint
             ) from None
+        compare_geometry(
+            {"dims_mm": None, "mic_positions_mm": ref_mics},
+            {"dims_mm": None, "mic_positions_mm": ds.mic_positions_mm},
+            ds.path,
+            what=what,
+        )
     if metadata is None:
         if sr is None or dims is None:
             warnings.warn(
@@ -178,6 +232,46 @@ def open_training_data(
     if split is None:
         split = make_split([ds.n_calls for ds in datasets], config.split, config.split_seed)
     return TrainingData(datasets, labels, metadata, split)
+
+
+def _engine_training_data(paths, engine, config, input_length_samples, split, metadata):
+    from napari_gerbil.io.cage import Cage
+
+    cage = Cage.from_dict(engine["cage"], source="engine cage")
+    found = ModelMetadata(
+        sample_rate_hz=float(engine["config"].get("sample_rate_hz", FALLBACK_SAMPLE_RATE_HZ)),
+        n_channels=cage.n_mics,
+        arena_dims_mm=tuple(cage.dims_mm),
+        label_scale_mm=label_scale_mm(cage.dims_mm),
+        input_length_samples=input_length_samples,
+        mic_positions_mm=cage.mic_positions_mm,
+    )
+    if metadata is not None:  # fine-tuning: the engine's cage must be the model's
+        _check_model_compatible(
+            cage.name,
+            n_channels=found.n_channels,
+            sample_rate_hz=found.sample_rate_hz,
+            arena_dims_mm=found.arena_dims_mm,
+            expected_n_channels=metadata.n_channels,
+            expected_sample_rate_hz=metadata.sample_rate_hz,
+            expected_arena_dims_mm=metadata.arena_dims_mm,
+            what="model",
+        )
+        compare_geometry(
+            {"dims_mm": None, "mic_positions_mm": metadata.mic_positions_mm},
+            {"dims_mm": None, "mic_positions_mm": cage.mic_positions_mm},
+            cage.name,
+        )
+    meta = metadata or found
+    if paths:
+        files = open_training_data(paths, config, input_length_samples, split, meta)
+        datasets, labels, split = files.datasets, files.labels_mm, files.split
+    else:
+        datasets, labels = [], []
+        split = {k: np.zeros((0, 2), dtype=np.int64) for k in SPLITS}
+    return TrainingData(
+        datasets, labels, meta, split, None, config.sim_calls_per_epoch, engine=engine
+    )
 
 
 def _bank_training_data(
@@ -298,7 +392,10 @@ def train_member(
     if not (run_dir / "network.yaml").exists():
         network_config.save(run_dir / "network.yaml")
         config.save(run_dir / "training.yaml")
-        if data.rir_bank is None:
+        if data.engine is not None:
+            source = {"engine": data.engine, "datasets": data.paths}
+            atomic_write_text(run_dir / "split.json", json.dumps(source))
+        elif data.rir_bank is None:
             save_split(run_dir / "split.json", data.split, data.paths)
         else:
             atomic_write_text(run_dir / "split.json", json.dumps({"rir_bank": data.rir_bank}))
@@ -329,7 +426,7 @@ def train_member(
     state["n_loss"] = 0
     last = run_dir / "last.pt"
     if last.exists():
-        payload = torch.load(last, map_location=device, weights_only=False)
+        payload = torch.load(last, map_location=device, weights_only=True)
         net.load_state_dict(payload.pop("state_dict"))
         optimizer.load_state_dict(payload.pop("optimizer"))
         state.update(payload)
@@ -337,18 +434,21 @@ def train_member(
 
     train = data.part("train", config, seed)
     val = data.part("val")
+    # engine calls are rendered a batch at a time: shuffle whole blocks, not calls
+    block = int(data.engine["config"].get("calls_per_room", 32)) if data.engine else 1
     steps = math.ceil(len(train) / config.batch_size)
     total_steps = steps * config.epochs
     last_save = time.monotonic()
     for epoch in range(state["epoch"], config.epochs):
         t0 = time.monotonic()
         start = state["step_in_epoch"]
-        sampler = EpochSampler(len(train), seed, epoch, start * config.batch_size)
+        sampler = EpochSampler(len(train), seed, epoch, start * config.batch_size, block=block)
+        workers = config.num_workers if data.engine is None else max(1, config.num_workers)
         loader = DataLoader(
             train,
             batch_size=config.batch_size,
             sampler=sampler,
-            num_workers=config.num_workers,
+            num_workers=workers,
             pin_memory=device.type == "cuda",
             persistent_workers=False,
         )
@@ -370,13 +470,19 @@ def train_member(
             mean, chol = raw_to_gaussian(net(x))
             loss = gaussian_nll(mean, chol, y).mean()
             optimizer.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
-                loss.backward()
-                if config.clip_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad_norm)
-                optimizer.step()
-                state["loss_sum"] += float(loss.detach()) * len(x)
-                state["n_loss"] += len(x)
+            if not bool(torch.isfinite(y).all()):
+                raise InvalidInputError(
+                    run_dir, "labels", "finite source positions", "NaN/inf in a batch"
+                )
+            value = float(loss.detach())
+            state["first_loss"] = state.get("first_loss", value)
+            _check_divergence(run_dir, config, epoch, step, value, state)
+            loss.backward()
+            if config.clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad_norm)
+            optimizer.step()
+            state["loss_sum"] += value * len(x)
+            state["n_loss"] += len(x)
             state["step_in_epoch"] = step + 1
             bar.update(1)
             bar.set_postfix(nll=f"{float(loss.detach()):.3f}")
@@ -409,6 +515,14 @@ def train_member(
             "lr": _lr(config, (epoch + 1) * steps, total_steps),
             "seconds": round(time.monotonic() - t0, 3),
         }
+        length_mm, width_mm = data.metadata.arena_dims_mm[:2]
+        diagonal_mm = float(np.hypot(length_mm, width_mm))
+        if len(val) and not metrics["val_median_error_mm"] <= diagonal_mm:
+            raise TrainingDivergedError(
+                f"{run_dir}: training diverged: after epoch {epoch + 1} the median validation "
+                f"error is {metrics['val_median_error_mm']:.4g} mm, beyond the arena's "
+                f"diagonal ({diagonal_mm:.0f} mm). {DIVERGENCE_HINT}"
+            )
         improved = len(val) == 0 or metrics["val_nll"] < state["best_val_nll"]
         if improved:
             state["best_val_nll"] = metrics["val_nll"] if len(val) else float("inf")
@@ -425,6 +539,31 @@ def train_member(
     if not (run_dir / "best.pt").exists():
         save_checkpoint(run_dir / "best.pt", net, epoch=state["epoch"])
     return run_dir / "best.pt"
+
+
+class TrainingDivergedError(GerbilError):
+    """Training blew up (non-finite or exploding loss, or an error beyond the arena)."""
+
+
+DIVERGENCE_HINT = (
+    "Nothing was saved as a model. Lower the learning rate (e.g. a --config file with "
+    "'learning_rate: 0.0003'), or use 'optimizer: adam' with 'clip_grad_norm: 1.0' (the "
+    "default config)"
+)
+
+
+def _check_divergence(
+    run_dir: Path, config: TrainingConfig, epoch: int, step: int, loss: float, state: dict
+) -> None:
+    """Stop on a non-finite loss or one far above where training started."""
+    limit = max(50.0, 20.0 * abs(state["first_loss"]))
+    if math.isfinite(loss) and loss <= limit:
+        return
+    raise TrainingDivergedError(
+        f"{run_dir}: training diverged at epoch {epoch + 1}, step {step + 1}: loss {loss:.4g} "
+        f"(it started at {state['first_loss']:.4g}; optimizer {config.optimizer}, learning "
+        f"rate {config.learning_rate:g}). {DIVERGENCE_HINT}"
+    )
 
 
 def _trim_metrics(path: Path, epochs_done: int) -> None:
@@ -450,9 +589,9 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _member_job(args: tuple) -> str:
     """Run one member in a worker process (picklable arguments only)."""
-    net_cfg, cfg, paths, split, meta, bank, run_dir, init, threads, position = args
+    net_cfg, cfg, paths, split, meta, bank, engine, run_dir, init, threads, position = args
     torch.set_num_threads(threads)
-    data = open_training_data(paths, cfg, meta.input_length_samples, split, meta, bank)
+    data = open_training_data(paths, cfg, meta.input_length_samples, split, meta, bank, engine)
     return str(train_member(net_cfg, cfg, data, run_dir, init_checkpoint=init, position=position))
 
 
@@ -475,6 +614,7 @@ def train_ensemble(
     n_members: int,
     *,
     rir_bank: str | os.PathLike | None = None,
+    engine: dict | None = None,
     jobs: int = 1,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -499,9 +639,9 @@ def train_ensemble(
     length = network_config.input_length_samples
     existing_split = out_dir / "member_00" / "split.json"
     split = None
-    if rir_bank is None and existing_split.exists():
+    if rir_bank is None and engine is None and existing_split.exists():
         split = load_split(existing_split)[0]
-    data = open_training_data(data_paths, config, length, split, _metadata, rir_bank)
+    data = open_training_data(data_paths, config, length, split, _metadata, rir_bank, engine)
     if network_config.n_channels != data.metadata.n_channels:
         network_config = network_config.replace(n_channels=data.metadata.n_channels)
     network_config = with_data_geometry(network_config, data.metadata)
@@ -518,7 +658,7 @@ def train_ensemble(
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
             args = [
                 (network_config, config.replace(seed=s), data.paths, data.split, data.metadata,
-                 data.rir_bank, str(r), None if i is None else str(i), threads, k)
+                 data.rir_bank, data.engine, str(r), None if i is None else str(i), threads, k)
                 for k, (s, r, i) in enumerate(zip(seeds, runs, inits, strict=True))
             ]  # fmt: skip
             for done in pool.map(_member_job, args):
@@ -570,6 +710,10 @@ def finalize_model_dir(
         summary = {**report.to_dict(), "median_error_mm": float(np.median(err)), "split": "val"}
         summary["temperature"] = temperature
         atomic_write_text(out_dir / "calibration.json", json.dumps(summary))
+    if data.engine is not None:  # the model records the cage it was simulated for
+        from napari_gerbil.io.cage import Cage, save_cage
+
+        save_cage(Cage.from_dict(data.engine["cage"]), out_dir / "cage.yaml")
     digest = f"{network_config.digest()}-{config.digest()}"
     write_manifest(
         out_dir,
@@ -602,6 +746,7 @@ def finetune(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     show_progress: bool = True,
+    engine: dict | None = None,
 ) -> Path:
     """Fine-tune every member of ``model_dir`` on ``datasets`` into a new model directory.
 
@@ -644,6 +789,7 @@ def finetune(
         progress=progress,
         cancel=cancel,
         show_progress=show_progress,
+        engine=engine,
         _init=[model_dir / m["file"] for m in manifest["members"]],
         _metadata=meta,
         _parent=parent,

@@ -1,0 +1,103 @@
+"""``napari-gerbil cage``: look at a cage (a cage file or a built-in name).
+
+Examples::
+
+    napari-gerbil cage show paper --out paper_cage.png
+    napari-gerbil cage show my_cage.yaml --out my_cage.png
+    napari-gerbil cage list
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``cage`` subcommand."""
+    p = subparsers.add_parser(
+        "cage",
+        help="show a cage (top and side views with the microphones) or list built-in cages",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="action", required=True)
+    show = sub.add_parser("show", help="draw top and side views of a cage")
+    show.add_argument("cage", help="a cage file (YAML) or a built-in cage name")
+    show.add_argument("--out", type=Path, required=True, help="image to write (.png, .pdf, .svg)")
+    show.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    show.set_defaults(func=_show)
+    listing = sub.add_parser("list", help="list the built-in cages")
+    listing.set_defaults(func=_list)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.io.cage import load_cage
+
+    cage = load_cage(args.cage)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise InvalidInputError(out, "--out", "a .png, .pdf or .svg file", repr(out.suffix))
+    if out.exists() and not args.overwrite:
+        raise InvalidInputError(out, "--out", "a new file (or --overwrite)", "an existing file")
+    if not out.parent.is_dir():
+        raise InvalidInputError(out, "--out", "a file in an existing folder", "no such folder")
+    plot_cage(cage, out)
+    print(f"cage {cage.name} -> {out}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from napari_gerbil.io.cage import BUILTIN_CAGES, builtin_cage
+
+    for name in BUILTIN_CAGES:
+        cage = builtin_cage(name)
+        dims = " x ".join(f"{v:g}" for v in cage.dims_mm)
+        print(f"{name:8s} {dims} mm, {cage.n_mics} microphones, pattern p = {cage.mic_pattern_p:g}")
+    return 0
+
+
+def plot_cage(cage, out: Path) -> None:
+    """Top (x-y) and side (x-z) views: walls, microphones (numbered) and where they point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from napari_gerbil.io.atomic import atomic_path
+
+    dims, mics, ori = cage.dims, cage.mics, cage.orientations()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1]})
+    views = (("top view", 0, 1, "y (mm)"), ("side view", 0, 2, "z (mm)"))
+    arrow = 0.12 * dims.max()
+    for ax, (title, a, b, ylabel) in zip(axes, views, strict=True):
+        lo_b = -dims[b] / 2 if b < 2 else 0.0
+        ax.add_patch(
+            plt.Rectangle((-dims[a] / 2, lo_b), dims[a], dims[b], fill=False, lw=2, color="0.3")
+        )
+        ax.scatter(mics[:, a], mics[:, b], s=60, color="tab:red", zorder=3)
+        labels: dict[tuple[float, float], list[str]] = {}
+        for k, (m, o) in enumerate(zip(mics, ori, strict=True)):
+            ax.annotate(
+                "",
+                xy=(m[a] + arrow * o[a], m[b] + arrow * o[b]),
+                xytext=(m[a], m[b]),
+                arrowprops={"arrowstyle": "->", "color": "tab:red"},
+            )
+            labels.setdefault((round(m[a], 1), round(m[b], 1)), []).append(str(k))
+        for (x, y), names in labels.items():  # mics seen behind each other share a label
+            ax.annotate(",".join(names), (x, y), textcoords="offset points", xytext=(6, 6))
+        pad = 0.08 * dims[[a, b]].max()
+        ax.set_xlim(-dims[a] / 2 - pad, dims[a] / 2 + pad)
+        ax.set_ylim(lo_b - pad, lo_b + dims[b] + pad)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (mm)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+    size = " x ".join(f"{v:g}" for v in dims)
+    fig.suptitle(f"{cage.name}: {size} mm, {cage.n_mics} mics, pattern p = {cage.mic_pattern_p:g}")
+    fig.tight_layout()
+    with atomic_path(out, suffix=out.suffix) as tmp:
+        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip("."))
+    plt.close(fig)

@@ -1,0 +1,165 @@
+"""Cage files: the one description of a recording setup, and their errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
+from napari_gerbil.io.cage import (
+    BUILTIN_CAGES,
+    Cage,
+    builtin_cage,
+    compare_geometry,
+    is_cage_file,
+    load_cage,
+    save_cage,
+)
+
+
+def write(tmp_path, data, name="cage.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_builtin_cages_and_paper_default():
+    paper = load_cage("paper")
+    assert paper.name == "builtin:paper" and paper.n_mics == 4
+    assert paper.dims_mm == (600.0, 400.0, 350.0)
+    np.testing.assert_allclose(paper.mics[0], [-275, -175, 340])
+    np.testing.assert_allclose(paper.orientations(), [[0, 0, -1]] * 4)
+    assert set(paper.band_absorption()) == {"walls", "floor", "ceiling"}
+    for name in BUILTIN_CAGES:
+        assert builtin_cage(name).n_mics >= 3
+    assert load_cage(None).name == "builtin:paper"
+
+
+def test_asymmetric_cage_round_trip(tmp_path, asymmetric_cage_file):
+    path = asymmetric_cage_file
+    cage = load_cage(path)
+    assert cage.name == str(path) and cage.n_mics == 4 and cage.mic_pattern_p == 0.75
+    ori = cage.orientations()
+    np.testing.assert_allclose(np.linalg.norm(ori, axis=1), 1.0)
+    assert (ori[:, 2] < 0).all()  # down
+    assert is_cage_file(path)
+    out = tmp_path / "copy.yaml"
+    save_cage(cage, out)
+    again = load_cage(out)
+    assert again.to_dict() == cage.to_dict()
+    assert cage.arena().n_mics == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        (
+            {"mic_positions_mm": [[-400, 0, 100], [0, 0, 100], [100, 0, 100]]},
+            "mic_positions_mm[0]",
+            "inside",
+        ),
+        ({"mic_positions_mm": [[0, 0, 100], [10, 0, 100]]}, "mic_positions_mm", "3 to 24"),
+        ({"mic_positions_mm": [[0, 0, 100]] * 25}, "mic_positions_mm", "3 to 24"),
+        ({"mic_positions_mm": [[0, 0], [1, 1], [2, 2]]}, "mic_positions_mm", "[x, y, z]"),
+        ({"mic_positions_mm": [[0, 0, 1], [0, 0, 1], [5, 5, 5]]}, "mic_positions_mm", "distinct"),
+        (
+            {"mic_orientations": [[0, 0, 0], [0, 0, -1], [0, 0, -1], [0, 0, -1]]},
+            "mic_orientations[0]",
+            "non-zero",
+        ),
+        ({"mic_orientations": [[0, 0, -1]]}, "mic_orientations", "one finite"),
+        (
+            {"absorption": {"walls": 1.5, "floor": 0.5, "ceiling": 0.5}},
+            "absorption.walls",
+            "0 .. 1",
+        ),
+        (
+            {"absorption": {"walls": [0.1] * 7, "floor": 0.5, "ceiling": 0.5}},
+            "absorption.walls",
+            "8 octave",
+        ),
+        ({"absorption": {"walls": 0.1, "floor": 0.5}}, "absorption", "missing"),
+        (
+            {"absorption": {"walls": 0.1, "floor": 0.5, "ceiling": 0.2, "door": 0.1}},
+            "absorption",
+            "unknown",
+        ),
+        ({"absorption": 0.3}, "absorption", "mapping"),
+        ({"dims_mm": [600, 400]}, "dims_mm", "3 positive"),
+        ({"dims_mm": [600, -1, 300]}, "dims_mm", "3 positive"),
+        ({"mic_pattern_p": 1.5}, "mic_pattern_p", "0 .. 1"),
+        ({"mic_pattern_p": "omni"}, "mic_pattern_p", "a number"),
+        ({"scattering": -0.1}, "scattering", "0 .. 1"),
+        ({"temperature_c": float("nan")}, "temperature_c", "-20 .. 50"),
+        ({"humidity_pct": 120}, "humidity_pct", "0 .. 100"),
+        ({"walls": 0.2}, "walls", "cage keys"),
+        ({"dims_mm": "big"}, "dims_mm", "numbers"),
+    ],
+)
+def test_bad_cage_files_name_file_and_key(tmp_path, asymmetric_cage, change, key, words):
+    path = write(tmp_path, {**asymmetric_cage, **change})
+    with pytest.raises(InvalidInputError) as err:
+        load_cage(path)
+    assert err.value.source == str(path)
+    assert err.value.field == key
+    assert words in err.value.expected or words in str(err.value)
+
+
+def test_unreadable_cage_files(tmp_path, asymmetric_cage):
+    with pytest.raises(InvalidInputError, match="built-in cages"):
+        load_cage(tmp_path / "missing.yaml")
+    with pytest.raises(InvalidInputError, match="built-in cages"):
+        load_cage("no-such-cage")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dims_mm: [1, 2\n")
+    with pytest.raises(InvalidInputError, match="valid YAML"):
+        load_cage(bad)
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(InvalidInputError, match="mapping"):
+        load_cage(bad)
+    with pytest.raises(InvalidInputError, match="regular"):
+        load_cage(tmp_path)
+    missing = {k: v for k, v in asymmetric_cage.items() if k != "dims_mm"}
+    with pytest.raises(InvalidInputError, match="dims_mm"):
+        load_cage(write(tmp_path, missing))
+    assert not is_cage_file(bad)
+
+
+def test_yaml_is_read_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("!!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(InvalidInputError, match="valid YAML"):
+        load_cage(path)
+
+
+def test_compare_geometry_names_the_field():
+    paper = builtin_cage("paper")
+    same = paper.fingerprint()
+    compare_geometry(same, same, "data.h5")
+    compare_geometry(same, {"dims_mm": None, "mic_positions_mm": None}, "data.h5")  # unknown
+    moved = np.asarray(paper.mic_positions_mm)
+    moved[2, 0] += 1.5
+    with pytest.raises(IncompatibleModelError) as err:
+        compare_geometry(same, {**same, "mic_positions_mm": moved.tolist()}, "data.h5")
+    assert err.value.field == "mic_positions_mm[2]" and err.value.source == "data.h5"
+    moved[2, 0] -= 1.0  # 0.5 mm off: within the 1 mm tolerance
+    compare_geometry(same, {**same, "mic_positions_mm": moved.tolist()}, "data.h5")
+    with pytest.raises(IncompatibleModelError, match="arena_dims_mm"):
+        compare_geometry(same, {**same, "dims_mm": [600, 410, 350]}, "data.h5")
+    with pytest.raises(IncompatibleModelError, match="8 microphones"):
+        compare_geometry(builtin_cage("paper8").fingerprint(), same, "data.h5")
+
+
+def test_cage_is_a_config_with_one_set_of_keys():
+    keys = set(Cage().to_dict())
+    assert keys == {
+        "dims_mm",
+        "mic_positions_mm",
+        "mic_orientations",
+        "mic_pattern_p",
+        "absorption",
+        "scattering",
+        "temperature_c",
+        "humidity_pct",
+    }
