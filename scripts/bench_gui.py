@@ -138,11 +138,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-localize", action="store_true", help="skip the localize part")
     args = parser.parse_args(argv)
 
-    import napari
     from napari.qt import QtViewer
     from qtpy.QtCore import Qt
     from qtpy.QtTest import QTest
 
+    import napari
     from napari_gerbil._napari._widget import ReviewWidget
 
     path = make_hour_session(args.out)
@@ -201,15 +201,15 @@ def main(argv=None) -> int:
         viewer.close()
         return 0
     if args.model is not None:
-        widget.sections_model.model_dir.setText(str(args.model))
+        widget.model_section.model_dir.setText(str(args.model))
     else:
-        building = widget.sections_model.use_demo_model()
+        building = widget.model_section.use_demo_model()
         while building is not None and widget.jobs.busy():
             app.processEvents()
             time.sleep(0.05)
 
     def localize_one():
-        if widget.sections_model.localize([index]) is None:
+        if widget.model_section.localize([index]) is None:
             raise SystemExit("localize could not start (no ensemble)")
         while widget.jobs.busy():
             app.processEvents()

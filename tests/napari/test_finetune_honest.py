@@ -25,21 +25,21 @@ def test_retrain_reports_before_and_after_and_switches_only_when_asked(
     rate = widget.review.session.audio.sample_rate_hz
     starts = (np.array([0.45, 0.55, 0.9, 1.0, 1.35, 1.45, 1.8, 1.9, 2.3]) * rate).astype(int)
     widget.add_calls(starts, starts + int(0.02 * rate))  # 15 calls
-    model_field = widget.sections_model.model_dir
+    model_field = widget.model_section.model_dir
     model_field.setText(str(tiny_ensemble_dir))
     for index in range(widget.review.n_calls - 6):
         widget.select_call(index)
         press(qtbot, canvas(widget), str(index % 2 + 1))
     click(qtbot, widget, "retrain")  # 9 reviewed: refused, saying how many more
-    assert "review 1 more" in widget.sections_calls.status.text() and not widget.jobs.busy()
+    assert "review 1 more" in widget.calls_section.status.text() and not widget.jobs.busy()
     for index in range(widget.review.n_calls - 6, widget.review.n_calls):
         widget.select_call(index)
         press(qtbot, canvas(widget), str(index % 2 + 1))
-    widget.sections_finetune.epochs.setValue(1)
+    widget.finetune_section.epochs.setValue(1)
     click(qtbot, widget, "retrain")
     assert widget.jobs.busy()
     qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=300000)
-    finetune = widget.sections_finetune
+    finetune = widget.finetune_section
     new_dir = finetune.new_model_dir
     assert new_dir is not None and new_dir != tiny_ensemble_dir
     assert model_field.text() == str(tiny_ensemble_dir)  # not switched on its own
@@ -51,4 +51,4 @@ def test_retrain_reports_before_and_after_and_switches_only_when_asked(
     assert manifest["heldout_calibration"]["before"]["n_calls"] == 3
     click(qtbot, widget, "use_finetuned_model")
     assert model_field.text() == str(new_dir)
-    assert "now using" in widget.sections_calls.status.text()
+    assert "now using" in widget.calls_section.status.text()

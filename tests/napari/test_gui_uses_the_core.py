@@ -29,8 +29,8 @@ def test_localize_runs_the_pipeline_generator(widget, qtbot, tiny_ensemble_dir, 
         yield from real(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "localize_calls", spy)
-    widget.sections_model.model_dir.setText(str(tiny_ensemble_dir))
-    worker = widget.sections_model.localize_all()
+    widget.model_section.model_dir.setText(str(tiny_ensemble_dir))
+    worker = widget.model_section.localize_all()
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
     qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=5000)
@@ -50,6 +50,6 @@ def test_export_runs_export_calls(widget, call_truth, tmp_path, monkeypatch):
     for row, (animal, _) in call_truth.items():
         widget.review.assign(row, animal)
     out = tmp_path / "exported.h5"
-    widget.sections_finetune.export_path.setText(str(out))
-    assert widget.sections_finetune.export() == out and seen == ["reviewed"]
+    widget.finetune_section.export_path.setText(str(out))
+    assert widget.finetune_section.export() == out and seen == ["reviewed"]
     assert np.isfinite(load_session(widget.review.path).user.edit_time_s).sum() == 6

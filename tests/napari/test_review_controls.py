@@ -31,7 +31,7 @@ def review(make_napari_viewer, session_path, qtbot):
 
 
 def _status(widget) -> str:
-    return widget.sections_calls.status.text()
+    return widget.calls_section.status.text()
 
 
 def _wait_job(qtbot, widget, timeout_ms: int = 120000) -> None:
@@ -78,10 +78,10 @@ def test_every_button_of_the_dock_works_with_a_real_click(
     press_button("open_session")  # the same session again: still one copy of its layers
     assert widget.review.path == path and len(viewer.layers) == 6
     press_button("choose_model")
-    assert widget.sections_model.model_dir.text() == str(tiny_ensemble_dir)
-    widget.sections_model.model_dir.clear()
+    assert widget.model_section.model_dir.text() == str(tiny_ensemble_dir)
+    widget.model_section.model_dir.clear()
     press_button("use_demo_model")
-    assert widget.sections_model.model_dir.text() == str(tiny_ensemble_dir)
+    assert widget.model_section.model_dir.text() == str(tiny_ensemble_dir)
 
     click_row(qtbot, widget, 1)
     assert widget.current == 1
@@ -113,7 +113,7 @@ def test_every_button_of_the_dock_works_with_a_real_click(
 
     widget.select_call(2)
     start_s, stop_s = widget.review.call_time_s(2)
-    widget.sections_calls.call_stop_s.setValue(stop_s + 0.01)
+    widget.calls_section.call_stop_s.setValue(stop_s + 0.01)
     press_button("set_call_bounds")
     assert load_session(path).calls.stop_sample[2] / 125000.0 == pytest.approx(stop_s + 0.01)
     press_button("delete_call")
@@ -124,8 +124,8 @@ def test_every_button_of_the_dock_works_with_a_real_click(
         10 * (np.diff(widget.review.call_time_s(widget.current))[0]), rel=0.01
     )
     press_button("show_keys")
-    assert widget.sections_calls.keys_list.isVisible()
-    assert "Ctrl+Z" in widget.sections_calls.keys_list.text()
+    assert widget.calls_section.keys_list.isVisible()
+    assert "Ctrl+Z" in widget.calls_section.keys_list.text()
 
     press_button("detect_calls")
     _wait_job(qtbot, widget)
@@ -137,7 +137,7 @@ def test_every_button_of_the_dock_works_with_a_real_click(
         widget.select_call(index)
         widget.assign_current(animal)
     export = tmp_path / "export.h5"
-    widget.sections_finetune.export_path.setText(str(export))
+    widget.finetune_section.export_path.setText(str(export))
     press_button("export_vcl")  # failed with "'bool' object has no attribute 'out_path'"
     assert export.exists() and _status(widget).startswith("exported")
     press_button("retrain")  # too few reviewed calls: refused, saying how many more
@@ -171,7 +171,7 @@ def _check_keys_on(qtbot, widget, target, path) -> None:
     widget.select_call(1)
     press(qtbot, target, "2")
     assert load_session(path).user.animal[1] == 1
-    assert widget.sections_calls.status.text() == "call 1 → gerbil B, corrected"
+    assert widget.calls_section.status.text() == "call 1 → gerbil B, corrected"
     press(qtbot, target, "1")
     assert load_session(path).user.animal[1] == 0
     press(qtbot, target, "0")
@@ -183,14 +183,14 @@ def _check_keys_on(qtbot, widget, target, path) -> None:
     press(qtbot, target, "Ctrl+Shift+Z")
     assert load_session(path).user.animal[1] == UNASSIGNED
     press(qtbot, target, "a")  # not localized: nothing to accept, and nothing recorded
-    assert "not localized" in widget.sections_calls.status.text()
+    assert "not localized" in widget.calls_section.status.text()
     assert load_session(path).user.animal[1] == UNASSIGNED
     press(qtbot, target, "n")
     assert widget.current == 2
     press(qtbot, target, "p")
     assert widget.current == 1
     press(qtbot, target, "m")
-    assert "every localized call is reviewed" in widget.sections_calls.status.text()
+    assert "every localized call is reviewed" in widget.calls_section.status.text()
     press(qtbot, target, "x")
     assert load_session(path).n_calls == 5
     press(qtbot, target, "u")
@@ -200,7 +200,7 @@ def _check_keys_on(qtbot, widget, target, path) -> None:
     press(qtbot, target, "u")
     press(qtbot, target, "z")
     press(qtbot, target, "l")
-    assert "call 1" in widget.sections_calls.status.text()
+    assert "call 1" in widget.calls_section.status.text()
     widget.review.session.user.animal[1] = NOT_REVIEWED  # next round starts afresh
     widget.review.save()
 
@@ -225,7 +225,7 @@ def test_review_keys_act_whatever_layer_is_active_and_with_the_table_focused(rev
     assert widget.current == 3 and load_session(path).user.animal[3] == 1
     _check_keys_on(qtbot, widget, table, path)
     # text fields keep their typing
-    field = widget.sections_session.path
+    field = widget.session_section.path
     field.setFocus()
     field.clear()
     press(qtbot, field, "2")
@@ -297,7 +297,7 @@ def test_a_second_session_replaces_the_first(review, session_path, qtbot):
     assert sessions == {str(other)}
     assert widget.current == 0  # opens at its first call, bounds boxes of that call
     start_s, stop_s = widget.review.call_time_s(0)
-    assert widget.sections_calls.call_start_s.value() == pytest.approx(start_s, abs=1e-4)
+    assert widget.calls_section.call_start_s.value() == pytest.approx(start_s, abs=1e-4)
     assert viewer.dims.current_step[0] == widget.review.call_frame(0)
     other.unlink()
 

@@ -95,8 +95,8 @@ def _row_of(widget, index: int) -> int:
 
 
 def _localize(qtbot, widget, indices, model_dir):
-    widget.sections_model.model_dir.setText(str(model_dir))
-    worker = widget.sections_model.localize(indices)
+    widget.model_section.model_dir.setText(str(model_dir))
+    worker = widget.model_section.localize(indices)
     assert worker is not None
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
@@ -166,7 +166,7 @@ def test_keys_correct_save_at_once_and_undo_redo(review, keys):
     on_disk = load_session(widget.review.path)
     assert on_disk.user.animal[1] == 1 and np.isfinite(on_disk.user.edit_time_s[1])
     assert widget.review.states()[1] == "corrected"
-    assert widget.sections_calls.status.text() == "call 1 → gerbil B, corrected"
+    assert widget.calls_section.status.text() == "call 1 → gerbil B, corrected"
     # predicted (empty: never localized) beside reviewed, in the table
     from napari_gerbil._napari._table import COLUMNS
 
@@ -212,13 +212,13 @@ def test_clicking_an_animals_pose_assigns_it(review):
 def test_detect_and_import_add_calls(review, qtbot, tmp_path):
     viewer, widget = review
     # the six planted calls are found again, so detection adds none of them twice
-    worker = widget.sections_detect.detect()
+    worker = widget.detect_section.detect()
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
     assert widget.review.n_calls == 6
     csv = tmp_path / "segments.csv"
     csv.write_text("start_seconds,stop_seconds\n0.05,0.07\n0.31,0.32\n2.9,2.95\n")
-    assert widget.sections_detect.import_segments(csv) == 2  # 0.31 s overlaps call 0
+    assert widget.detect_section.import_segments(csv) == 2  # 0.31 s overlaps call 0
     assert widget.table.table.rowCount() == 8
     assert load_session(widget.review.path).n_calls == 8
     widget.table.state_filter.setCurrentText("not localized")
@@ -287,7 +287,7 @@ def test_bounds_boxes_and_delete_key_edit_the_selected_call(review, keys):
     viewer, widget = review
     widget.select_call(2)
     start_s, stop_s = widget.review.call_time_s(2)
-    bounds = widget.sections_calls
+    bounds = widget.calls_section
     assert bounds.call_start_s.value() == pytest.approx(start_s, abs=1e-4)
     bounds.call_start_s.setValue(start_s - 0.01)
     widget.findChild(QPushButton, "set_call_bounds").click()
@@ -302,7 +302,7 @@ def test_bounds_boxes_and_delete_key_edit_the_selected_call(review, keys):
     keys("u")
     assert list(load_session(widget.review.path).calls.call_id) == [0, 1, 2, 3, 4, 5]
     assert widget.current == 3  # the call brought back is selected
-    assert widget.sections_calls.status.text() == "undone: 6 calls"
+    assert widget.calls_section.status.text() == "undone: 6 calls"
 
 
 def test_new_session_from_clicked_corners_opens_for_review(
@@ -389,7 +389,7 @@ def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
         "calls": True,
         "finetune": False,
     }
-    export_path = widget.sections_finetune.export_path
+    export_path = widget.finetune_section.export_path
     assert not export_path.isVisible() and widget.table.table.isVisible()
     table = widget.table.table
 
@@ -405,7 +405,7 @@ def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
     default_rows = rows_fitting()
     assert default_rows >= 10
     sections["model"].header.click()  # fold: the table gets its height
-    assert not widget.sections_model.model_dir.isVisible() and rows_fitting() > default_rows
+    assert not widget.model_section.model_dir.isVisible() and rows_fitting() > default_rows
     sections["finetune"].header.click()  # unfold: the table gives some back
     assert export_path.isVisible() and 4 <= rows_fitting() < default_rows
     sections["calls"].header.click()  # all but fine-tune folded: sections stay on top

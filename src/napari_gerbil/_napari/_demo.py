@@ -69,7 +69,7 @@ def run_demo(
         if screenshot is not None:  # the time limit runs from here (not model building)
             QTimer.singleShot(int(timeout_s * 1000), lambda: finish(1))
         n = min(n_calls, widget.review.n_calls)
-        worker = widget.sections_model.localize(list(range(n)))
+        worker = widget.model_section.localize(list(range(n)))
         if worker is None:
             print("demo: localization could not start", flush=True)
             if screenshot is not None:
@@ -78,10 +78,10 @@ def run_demo(
         worker.finished.connect(lambda: QTimer.singleShot(0, on_localized))
 
     if model_dir:
-        widget.sections_model.model_dir.setText(str(model_dir))
+        widget.model_section.model_dir.setText(str(model_dir))
         QTimer.singleShot(0, localize)
     else:
-        building = widget.sections_model.use_demo_model()
+        building = widget.model_section.use_demo_model()
         if building is None:
             QTimer.singleShot(0, localize)
         else:

@@ -98,7 +98,7 @@ class FinetuneSection(QWidget):
         if not dock.ready_for_job():
             return None
         try:
-            ensemble = dock.sections_model.load_ensemble()  # a model is set: before exporting
+            ensemble = dock.model_section.load_ensemble()  # a model is set: before exporting
             clips, truth, n_reviewed = self._heldout()
         except (GerbilError, RuntimeError, OSError) as exc:
             dock.error(exc)
@@ -115,7 +115,7 @@ class FinetuneSection(QWidget):
             return None
         self.use_new.setEnabled(False)
         self.new_model_dir = None
-        model_dir = dock.sections_model.ensemble_dir
+        model_dir = dock.model_section.ensemble_dir
         heldout = (ensemble, clips, truth, dock.review.session.arena.dims_mm)
         worker = _jobs.retrain_worker(
             model_dir, exported, self.epochs.value(), heldout, dock.jobs.cancel_token
@@ -138,7 +138,7 @@ class FinetuneSection(QWidget):
         if self.new_model_dir is None:
             self.dock.notify("no fine-tuned model yet: Retrain first")
             return
-        self.dock.sections_model.model_dir.setText(str(self.new_model_dir))
+        self.dock.model_section.model_dir.setText(str(self.new_model_dir))
         self.use_new.setEnabled(False)
         self.dock.notify(
             f"now using {self.new_model_dir.name}; Localize all to re-localize the calls"

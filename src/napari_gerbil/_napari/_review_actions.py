@@ -29,8 +29,8 @@ class ReviewActions:
     table: Any
     spectrogram: Any
     overlays: Any
-    sections_calls: Any
-    sections_session: Any
+    calls_section: Any
+    session_section: Any
     notify: Callable[[str], None]
     error: Callable[[BaseException], None]
     describe: Callable[[int], str]
@@ -50,7 +50,7 @@ class ReviewActions:
             return
         self.current = int(index)
         start_s, stop_s = self.review.call_time_s(self.current)
-        self.sections_calls.show_bounds((start_s, stop_s))
+        self.calls_section.show_bounds((start_s, stop_s))
         self.table.select_call(self.current)
         self._spectrogram_calls()
         # centre the spectrogram first: the frame step below then only moves its playhead
@@ -161,7 +161,7 @@ class ReviewActions:
         """Calls were added, deleted or re-bounded: indices may have moved."""
         self.overlays.forget()
         self.current = None
-        self.sections_calls.show_bounds(None)
+        self.calls_section.show_bounds(None)
         self.refresh_calls()
         if select is not None and select < self.review.n_calls:
             self.select_call(select)
@@ -207,7 +207,7 @@ class ReviewActions:
         self.overlays.forget()
         self.refresh_calls()
         self.update_overlays()
-        self.sections_session.show_session(self.review, self.audio)
+        self.session_section.show_session(self.review, self.audio)
         self.notify(f"added {added} calls ({len(starts) - added} overlapped existing ones)")
         return added
 
@@ -288,7 +288,7 @@ class ReviewActions:
             return
         calls = self.review.session.calls
         audio = self.audio.read(int(calls.start_sample[index]), int(calls.stop_sample[index]))
-        mode, factor = self.sections_calls.playback()
+        mode, factor = self.calls_section.playback()
         channel = self.spectrogram.selected_channel()
         buffer = audible_buffer(
             audio, self.audio.sample_rate_hz, mode, factor=factor, channel=channel

@@ -85,22 +85,22 @@ class ReviewWidget(ReviewActions, QWidget):
 
     # -- layout -----------------------------------------------------------------------
     def _build_sections(self) -> None:
-        self.sections_session = SessionSection(self)
-        self.sections_detect = DetectSection(self)
-        self.sections_model = ModelSection(self)
-        self.sections_calls = CallsSection(self)
-        self.sections_finetune = FinetuneSection(self)
+        self.session_section = SessionSection(self)
+        self.detect_section = DetectSection(self)
+        self.model_section = ModelSection(self)
+        self.calls_section = CallsSection(self)
+        self.finetune_section = FinetuneSection(self)
         self.new_session = NewSessionSection(self.viewer, self.open_session)
-        self.table = self.sections_calls.table
+        self.table = self.calls_section.table
         self.sections = {
-            "session": CollapsibleSection("Session", self.sections_session),
+            "session": CollapsibleSection("Session", self.session_section),
             "new_session": CollapsibleSection("New session", self.new_session, expanded=False),
             "detect": CollapsibleSection(
-                "Detect / import calls", self.sections_detect, expanded=False
+                "Detect / import calls", self.detect_section, expanded=False
             ),
-            "model": CollapsibleSection("Model / localize", self.sections_model),
-            "calls": CollapsibleSection("Calls", self.sections_calls, grows=True),
-            "finetune": CollapsibleSection("Fine-tune", self.sections_finetune, expanded=False),
+            "model": CollapsibleSection("Model / localize", self.model_section),
+            "calls": CollapsibleSection("Calls", self.calls_section, grows=True),
+            "finetune": CollapsibleSection("Fine-tune", self.finetune_section, expanded=False),
         }
         content = QWidget(objectName="review_sections")
         layout = QVBoxLayout(content)
@@ -146,7 +146,7 @@ class ReviewWidget(ReviewActions, QWidget):
         """Say what happened: in the dock, the status bar and a notification."""
         from napari.utils.notifications import show_info
 
-        self.sections_calls.say(message)
+        self.calls_section.say(message)
         self.viewer.status = f"napari-gerbil: {message}"
         show_info(message)
 
@@ -154,7 +154,7 @@ class ReviewWidget(ReviewActions, QWidget):
         """Show an error the user can act on."""
         from napari.utils.notifications import show_error
 
-        self.sections_calls.say(f"error: {exc}")
+        self.calls_section.say(f"error: {exc}")
         show_error(f"napari-gerbil: {exc}")
 
     def ready_for_job(self) -> bool:
@@ -272,8 +272,8 @@ class ReviewWidget(ReviewActions, QWidget):
         video = self.overlays.layer("video")
         if video is not None:
             self.viewer.layers.selection.active = video
-        self.sections_session.show_session(review, self.audio)
-        self.sections_calls.show_bounds(None)
+        self.session_section.show_session(review, self.audio)
+        self.calls_section.show_bounds(None)
         self.spectrogram.set_source(self.audio)
         self.refresh_calls()
         self.shortcuts.set_enabled(True)
