@@ -224,6 +224,11 @@ def test_review_keys_act_whatever_layer_is_active_and_with_the_table_focused(rev
     press(qtbot, table, "2")  # Qt's type-to-search would jump to call 2
     assert widget.current == 3 and load_session(path).user.animal[3] == 1
     _check_keys_on(qtbot, widget, table, path)
+    mtime = path.stat().st_mtime_ns
+    for digit in range(3, 10):  # two animals in this session: said, nothing written
+        press(qtbot, canvas(widget), str(digit))
+        assert widget.calls_section.status.text() == f"no animal {digit} in this session"
+    assert path.stat().st_mtime_ns == mtime
     # text fields keep their typing
     field = widget.session_section.path
     field.setFocus()
