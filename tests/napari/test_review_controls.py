@@ -255,6 +255,14 @@ def test_closing_the_dock_leaves_nothing_and_reopening_gives_one_live_copy(
     window = old.window()
     assert len(_live_shortcuts(window)) > 20
     assert not [w for w in recwarn if "_qt_" in str(w.message)]  # no private napari
+    hide = old.parent().findChild(QPushButton, "QTitleBarHideButton")
+    qtbot.mouseClick(hide, Qt.MouseButton.LeftButton)  # hidden: the keys keep quiet
+    mtime = session_path.stat().st_mtime_ns
+    press(qtbot, canvas(window), "2")
+    assert session_path.stat().st_mtime_ns == mtime and not old.isVisible()
+    old.parent().show()  # Window menu: shown again, the same live copy
+    activate(old, qtbot)
+    assert not old.closed and len(_live_shortcuts(window)) > 20
     close = old.parent().findChild(QPushButton, "QTitleBarCloseButton")
     qtbot.mouseClick(close, Qt.MouseButton.LeftButton)  # the dock title bar's close button
     qtbot.wait(50)

@@ -15,6 +15,7 @@ import numpy as np
 from napari_gerbil._napari._layers import arena_to_canvas
 from napari_gerbil._napari._table import table_rows
 from napari_gerbil.errors import GerbilError
+from napari_gerbil.review import code_name
 
 
 class ReviewActions:
@@ -33,7 +34,6 @@ class ReviewActions:
     session_section: Any
     notify: Callable[[str], None]
     error: Callable[[BaseException], None]
-    describe: Callable[[int], str]
     update_overlays: Callable[..., None]
     refresh_calls: Callable[[], None]
     current_frame: Callable[[], int]
@@ -84,6 +84,14 @@ class ReviewActions:
         self.select_call(index)
 
     # -- attributions -------------------------------------------------------------------
+    def describe(self, index: int) -> str:
+        """'call 3 -> gerbil A, corrected' for the status line."""
+        session = self.review.session
+        animal = int(session.effective_attribution()[index])
+        state = self.review.states()[index]
+        call_id = int(session.calls.call_id[index])
+        return f"call {call_id} → {code_name(animal, session.animal_names)}, {state}"
+
     def _selected(self) -> int | None:
         if self.review is None:
             return None

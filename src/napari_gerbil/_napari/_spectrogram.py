@@ -81,8 +81,6 @@ class SpectrogramWidget(QWidget):
             box.setSingleStep(5.0)
             box.setValue(value)
             box.setSuffix(" kHz")
-        for box in (self.window_s, self.db_min, self.db_max, self.khz_min, self.khz_max):
-            box.setMinimumWidth(box.fontMetrics().horizontalAdvance("-300.0 kHz") + 64)
         controls = QHBoxLayout()
         for label, widget in (
             ("Channel", self.channel),

@@ -35,7 +35,7 @@ from napari_gerbil._napari._sections import DetectSection, ModelSection, Session
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
 from napari_gerbil.errors import GerbilError
 from napari_gerbil.io.session import UNASSIGNED
-from napari_gerbil.review import ReviewModel, code_name
+from napari_gerbil.review import ReviewModel
 
 #: Name of the spectrogram dock.
 SPECTROGRAM_DOCK = "Spectrogram (napari-gerbil)"
@@ -178,9 +178,18 @@ class ReviewWidget(ReviewActions, QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
+        self._sync_shortcuts()
         if not self._view_fitted and self.review is not None:
             self._view_fitted = True  # fit once the dock has taken its width
             QTimer.singleShot(0, self._fit_view)
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().hideEvent(event)
+        self._sync_shortcuts()  # a hidden dock (its title bar's hide button) keeps quiet
+
+    def _sync_shortcuts(self) -> None:
+        if not self.closed:
+            self.shortcuts.set_enabled(self.review is not None and self.isVisible())
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.close_review()
@@ -276,7 +285,7 @@ class ReviewWidget(ReviewActions, QWidget):
         self.calls_section.show_bounds(None)
         self.spectrogram.set_source(self.audio)
         self.refresh_calls()
-        self.shortcuts.set_enabled(True)
+        self._sync_shortcuts()
         if session.n_calls == 0:  # a new session: its calls come from detection/import
             self.sections["detect"].set_expanded(True)
         self._fit_view()
@@ -383,11 +392,3 @@ class ReviewWidget(ReviewActions, QWidget):
             animal = self._pose_animal_at(start)
             if animal is not None:
                 self.assign_current(animal)
-
-    def describe(self, index: int) -> str:
-        """'call 3 -> gerbil A, corrected' for the status line."""
-        session = self.review.session
-        animal = int(session.effective_attribution()[index])
-        state = self.review.states()[index]
-        call_id = int(session.calls.call_id[index])
-        return f"call {call_id} → {code_name(animal, session.animal_names)}, {state}"
