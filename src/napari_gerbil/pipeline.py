@@ -294,6 +294,7 @@ def localize_session(
         if unsaved:  # also on cancel or error: keep what is done
             _save_predictions(session, path)
             n_saves += 1
+    report(progress, 1.0, f"localized {session.n_calls}/{session.n_calls}")
     return LocalizeSummary(path, session.n_calls, n_done, n_skipped, ensemble.version, n_saves)
 
 

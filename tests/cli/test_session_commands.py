@@ -96,6 +96,15 @@ def test_session_create_detect_and_import(built_session, tmp_path, capsys):
     assert main(argv) == 1 and "--overwrite" in capsys.readouterr().err
     assert main([*argv[:-2], "--out", str(data / "audio.h5")]) == 1  # never over an input
     assert main([*argv, "--overwrite"]) == 0
+    reviewed = load_session(out)
+    reviewed.append_calls([1000], [2000])
+    reviewed.set_user_attribution(0, 1)
+    save_session(reviewed, out)
+    assert main([*argv, "--overwrite"]) == 1  # user work is never overwritten
+    assert "user reviews" in capsys.readouterr().err and load_session(out).n_calls == 1
+    reviewed.clear_user_attribution(0)
+    save_session(reviewed, out)
+    assert main([*argv, "--overwrite"]) == 0
     bad_cage = [a if a != "paper" else "hexagon" for a in argv]
     assert main([*bad_cage, "--overwrite"]) == 1 and "built-in cages" in capsys.readouterr().err
     eight_mics = [a if a != "paper" else "paper8" for a in argv]

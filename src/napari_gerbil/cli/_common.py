@@ -19,6 +19,7 @@ def check_output(
 ) -> Path:
     """Refuse an output that is one of the inputs, or exists without ``--overwrite``.
 
+    A session file with reviewed calls is never replaced, ``--overwrite`` or not.
     Called before any work, so a refused command costs nothing. Returns ``out``.
     """
     out = Path(out)
@@ -32,7 +33,24 @@ def check_output(
             out, flag, "a path that does not exist yet", "an existing file",
             hint="Pass --overwrite to replace it.",
         )  # fmt: skip
+    if out.exists() and _holds_user_reviews(out):
+        raise InvalidInputError(
+            out, flag, "a file that holds no reviewed calls", "a session with user reviews",
+            hint="Choose another output; user work is never overwritten.",
+        )  # fmt: skip
     return out
+
+
+def _holds_user_reviews(path: Path) -> bool:
+    """Whether ``path`` is a session file in which a person reviewed calls."""
+    from napari_gerbil.io.session import NOT_REVIEWED, is_session_file, load_session
+
+    if not is_session_file(path):
+        return False
+    try:
+        return bool((load_session(path).user.animal != NOT_REVIEWED).any())
+    except InvalidInputError:
+        return True  # unreadable: treat as precious
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

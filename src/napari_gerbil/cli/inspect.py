@@ -56,9 +56,11 @@ def detect_kind(path: str | Path) -> str:
     """What ``path`` is: one of :data:`KINDS`; :class:`InvalidInputError` otherwise."""
     path = Path(path)
     if path.is_dir():
-        if (path / "manifest.json").is_file():
+        from napari_gerbil.model.manifest import MANIFEST, is_model_dir
+
+        if is_model_dir(path):
             return "model"
-        raise InvalidInputError(path, "manifest.json", "a model directory", "a folder without it")
+        raise InvalidInputError(path, MANIFEST, "a model directory", "a folder without it")
     if not path.is_file():
         raise InvalidInputError(path, "<file>", "an existing file or model directory", "nothing")
     suffix = path.suffix.lower()
