@@ -99,7 +99,12 @@ def test_fine_tune_overconfidence_is_reproduced_and_fixed(tiny_ensemble_dir, tmp
         mic_positions_mm=arena.mic_positions_mm,
     )
     config = TrainingConfig(
-        epochs=60, batch_size=16, learning_rate=0.5, device="cpu", checkpoint_every_s=1e9
+        epochs=60,
+        batch_size=16,
+        optimizer="adam",
+        learning_rate=0.01,  # hard: 10x the default, on 10 calls
+        device="cpu",
+        checkpoint_every_s=1e9,
     )
     new_dir = finetune(tiny_ensemble_dir, [data], tmp_path / "ft", config, show_progress=False)
     old, new = load_ensemble(tiny_ensemble_dir), load_ensemble(new_dir)
@@ -112,6 +117,7 @@ def test_fine_tune_overconfidence_is_reproduced_and_fixed(tiny_ensemble_dir, tmp
     assert raw.median_set_area_cm2 < 0.7 * before.median_set_area_cm2
     kept = score(load_ensemble(new_dir).predict(new_calls), new_xy, arena.dims_mm)
     assert kept.temperature == 1.0 and load_ensemble(new_dir).temperature == report.temperature
+    print(report.summary(), before, raw, kept, sep="\n")  # shown with -s
     assert kept.coverage_95 >= before.coverage_95 - 0.10  # fixed
     assert report.after_raw.coverage_95 < report.after.coverage_95
     manifest = json.loads((new_dir / "manifest.json").read_text())
