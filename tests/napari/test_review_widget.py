@@ -423,3 +423,19 @@ def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
     assert scroll.verticalScrollBar().isVisible()
     assert scroll.viewport().width() >= scroll.widget().minimumSizeHint().width()  # no clip
     assert rows_fitting() >= MIN_TABLE_ROWS  # rows that stay visible
+
+
+def test_a_localized_session_opens_at_its_first_call_with_its_set_drawn(
+    make_napari_viewer, session_path, qtbot, tiny_ensemble_dir
+):
+    from napari_gerbil.model.ensemble import load_ensemble
+    from napari_gerbil.pipeline import localize_session
+
+    localize_session(session_path, load_ensemble(tiny_ensemble_dir))  # as the CLI does
+    viewer = make_napari_viewer(show=True)
+    widget = open_dock(viewer, qtbot, session_path)
+    assert widget.current == 0  # the first call, not the middle frame
+    assert viewer.dims.current_step[0] == widget.review.call_frame(0)
+    sets = viewer.layers["confidence sets (95%)"]
+    assert sets.nshapes >= 1 and 0 in sets.features["call_id"].tolist()  # without moving
+    assert "call 0" in sets.features["label"].tolist()
