@@ -332,3 +332,40 @@ def test_spectrogram_frequency_zoom_and_zoom_to_call(review, qtbot):
     centre = np.asarray(viewer.camera.center)[-2:]
     assert np.all(np.abs(animals - centre) <= half)
     assert viewer.camera.zoom > 1.5  # closer than the whole 130 x 180 px frame
+
+
+UNEXPECTED_ERROR_SCRIPT = """
+import sys
+import napari
+from qtpy.QtCore import Qt
+from qtpy.QtTest import QTest
+from qtpy.QtWidgets import QPushButton
+from napari_gerbil._napari._widget import ReviewWidget
+
+viewer = napari.Viewer(show=False)
+widget = ReviewWidget(viewer)
+widget.open_session(sys.argv[1])
+
+def boom():
+    raise RuntimeError("unexpected")
+
+widget.review.undo = boom
+QTest.mouseClick(widget.findChild(QPushButton, "undo"), Qt.MouseButton.LeftButton)
+print("ALIVE", flush=True)
+"""
+
+
+def test_an_unexpected_error_in_a_button_does_not_abort_the_application(session_path):
+    """An error in a button's action is reported, and the application goes on.
+
+    Outside napari.run() an exception unwinding into Qt aborts the process (-6).
+    """
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", UNEXPECTED_ERROR_SCRIPT, str(session_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ALIVE" in result.stdout and "RuntimeError: unexpected" in result.stderr

@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_gerbil._napari._controls import button, row
+from napari_gerbil._napari._controls import button, report_errors, row
 from napari_gerbil._napari._keys import keys_help_rows
 from napari_gerbil._napari._table import CallsTable
 
@@ -73,7 +73,7 @@ class CallsSection(QWidget):
         self.keys_list.setVisible(False)
         self.keys_button.toggled.connect(self.keys_list.setVisible)
         self.table = CallsTable()
-        self.table.call_selected.connect(lambda index: dock.select_call(index))
+        self.table.call_selected.connect(report_errors(dock.select_call))
         self.table.table.setMinimumHeight(MIN_TABLE_ROWS * 30 + 60)  # + header, scrollbar
         self.status = QLabel("", objectName="review_status")
         self.status.setWordWrap(True)

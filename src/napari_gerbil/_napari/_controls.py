@@ -6,9 +6,31 @@ section.
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable
+from typing import Any
 
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QPushButton, QWidget
+
+
+def report_errors(action: Callable[..., Any]) -> Callable[..., Any]:
+    """``action`` wrapped so that an unexpected error goes to ``sys.excepthook``.
+
+    An exception unwinding into Qt aborts the whole process outside ``napari.run()``;
+    this way it is shown (napari's notification under ``napari.run()``, a traceback on
+    stderr otherwise) and the window stays. Expected errors are handled by the actions.
+    """
+
+    @functools.wraps(action)
+    def run(*args: Any) -> Any:
+        try:
+            return action(*args)
+        except Exception:
+            sys.excepthook(*sys.exc_info())
+            return None
+
+    return run
 
 
 def button(text: str, name: str, action: Callable[[], object], tip: str = "") -> QPushButton:
@@ -18,7 +40,8 @@ def button(text: str, name: str, action: Callable[[], object], tip: str = "") ->
     optional first parameter directly would pass it that bool.
     """
     widget = QPushButton(text, objectName=name)
-    widget.clicked.connect(lambda _checked=False: action())
+    guarded = report_errors(action)
+    widget.clicked.connect(lambda _checked=False: guarded())
     if tip:
         widget.setToolTip(tip)
     return widget

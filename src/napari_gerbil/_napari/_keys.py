@@ -17,6 +17,8 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import QWidget
 
+from napari_gerbil._napari._controls import report_errors
+
 
 @dataclasses.dataclass(frozen=True)
 class ReviewKey:
@@ -81,7 +83,7 @@ class ReviewShortcuts:
                 shortcut.setObjectName(f"gerbil_key_{key.action}_{sequence}")
                 shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
                 shortcut.setAutoRepeat(False)
-                shortcut.activated.connect(lambda h=handler: h())
+                shortcut.activated.connect(report_errors(handler))
                 self.shortcuts.append(shortcut)
 
     def set_enabled(self, enabled: bool) -> None:

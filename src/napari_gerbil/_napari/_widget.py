@@ -24,6 +24,7 @@ from qtpy.QtWidgets import QMainWindow, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_gerbil._napari._calls_section import CallsSection
 from napari_gerbil._napari._collapsible import CollapsibleSection, VerticalScrollArea
+from napari_gerbil._napari._controls import report_errors
 from napari_gerbil._napari._create import NewSessionSection
 from napari_gerbil._napari._finetune_section import FinetuneSection
 from napari_gerbil._napari._jobs import JobPanel
@@ -65,9 +66,9 @@ class ReviewWidget(ReviewActions, QWidget):
         self.jobs = JobPanel(self.error)
         self._build_sections()
         self.spectrogram = SpectrogramWidget()
-        self.spectrogram.seek_requested.connect(self.seek_time)
-        self.spectrogram.call_drawn.connect(self.add_call_s)
-        self.spectrogram.bounds_dragged.connect(self.set_bounds_s)
+        self.spectrogram.seek_requested.connect(report_errors(self.seek_time))
+        self.spectrogram.call_drawn.connect(report_errors(self.add_call_s))
+        self.spectrogram.bounds_dragged.connect(report_errors(self.set_bounds_s))
         self.viewer.window.add_dock_widget(self.spectrogram, name=SPECTROGRAM_DOCK, area="bottom")
         window = self.spectrogram.window() or self  # the napari main window (public Qt API)
         if isinstance(window, QMainWindow):  # the right docks (this one) run the full height
