@@ -9,6 +9,12 @@ from __future__ import annotations
 import os
 
 
+def _one_line(text: object, limit: int = 400) -> str:
+    """``text`` on one line (a message is printed as one line), at most ``limit`` chars."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 class GerbilError(Exception):
     """Base class of all napari-gerbil errors."""
 
@@ -39,14 +45,14 @@ class InvalidInputError(GerbilError, ValueError):
         hint: str | None = None,
     ) -> None:
         self.source = None if source is None else str(source)
-        self.field = field
-        self.expected = expected
-        self.found = found
-        self.hint = hint
+        self.field = _one_line(field)
+        self.expected = _one_line(expected)
+        self.found = _one_line(found)
+        self.hint = None if hint is None else _one_line(hint)
         where = f"{self.source}: " if self.source else ""
-        msg = f"{where}field '{field}': expected {expected}, found {found}"
-        if hint:
-            msg += f". {hint}"
+        msg = f"{where}field '{self.field}': expected {self.expected}, found {self.found}"
+        if self.hint:
+            msg += f". {self.hint}"
         super().__init__(msg)
 
 

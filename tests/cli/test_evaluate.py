@@ -52,6 +52,8 @@ def test_evaluate_baselines_writes_metrics_and_plots(vcl_file, tmp_path, capsys)
         "--baseline",
         "muse",
         "gcc-phat",
+        "--source-height-mm",
+        "30",
         "--out",
         str(out),
     ]
@@ -59,7 +61,7 @@ def test_evaluate_baselines_writes_metrics_and_plots(vcl_file, tmp_path, capsys)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_calls"] == 8
     for method in ("muse", "gcc_phat"):
-        # the source height (30 mm) is read from the file's 3-D locations
+        # the source height (30 mm) is the configured assumption, never the labels
         assert metrics["methods"][method]["median_mm"] < 2.0
         assert len(metrics["methods"][method]["errors_mm"]) == 8
     assert (out / "error_cdf.png").stat().st_size > 1000
@@ -94,7 +96,7 @@ def test_evaluate_reference_reports_recall(vcl_file, tmp_path, capsys):
     # other positions as reference: nothing to recall, so the lookup errs
     other = _delays_file(tmp_path, seed=6)
     assert _run(["evaluate", "--data", str(vcl_file), "--reference", str(other),
-                 "--out", str(out)]) == 0  # fmt: skip
+                 "--out", str(out), "--overwrite"]) == 0  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recall"]["test_calls_at_training_positions"] == 0.0
     assert metrics["methods"]["fingerprint"]["median_mm"] > 10.0

@@ -105,7 +105,10 @@ def test_validate_valid_and_tolerance(plain_vcl, capsys, tmp_path, rng):
 def session_file(tmp_path, rng):
     audio = tmp_path / "rec.wav"
     wavfile.write(audio, 125000, rng.standard_normal((125000, 4)).astype(np.float32))
-    (tmp_path / "video.mp4").write_bytes(b"fake video bytes")
+    from napari_gerbil.io.video import write_video
+
+    # validate decodes the video (its length must cover the calls): a real 4-frame clip
+    write_video(tmp_path / "video.mp4", np.zeros((4, 32, 32, 3), np.uint8), fps=30.0)
     s = Session(
         audio=AudioRef.from_source(AudioSource.open(audio)),
         arena=default_cage(),
@@ -161,7 +164,7 @@ def test_info_and_validate_model_directory(tmp_path, capsys):
         "version": 3,
         "created": "2026-01-01T00:00:00+00:00",
         "preset": "tiny",
-        "n_members": 2,
+        "n_members": 1,
         "sample_rate_hz": 125000.0,
         "n_channels": 4,
         "arena_dims_mm": [600, 400, 350],

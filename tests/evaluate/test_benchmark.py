@@ -77,11 +77,23 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
     assert results["speaker"]["test_calls_at_training_positions"] == 1.0
     assert np.array(results["dataset_matrix"]["median_error_mm"]).shape == (4, 3)
     assert len(results["scaling"]["median_error_mm"]) == 2
+    # data-engine panels: learning curve over distinct positions, shift matrix
+    curve = results["learning_curve"]
+    assert [p["positions"] for p in curve["points"]] == list(SCALES["smoke"].curve_sizes)
+    assert all(p["median_error_mm"] > 0 for p in curve["points"])
+    assert set(curve["power_law"]) >= {"a", "b", "positions_for_10mm", "positions_for_5mm"}
+    rows = results["shift"]["rows"]
+    assert set(rows) == {
+        "in_distribution", "cage", "damped", "reverberant", "bare", "mic_positions", "cage_size"
+    }  # fmt: skip
+    assert rows["in_distribution"]["ratio_to_in_distribution"] == pytest.approx(1.0)
+    assert (out / "learning_curve.png").stat().st_size > 1000
     assert results["scale"]["speaker_calls"] == SCALES["smoke"].speaker_calls
     assert len(results["checks"]) == 2
     report = (out / "report.md").read_text()
     assert "`ensemble_t` is the ensemble with one covariance scale" in report
     assert "## Recall or localization?" in report
+    assert "## Shift matrix" in report and "## Learning curve (tables)" in report
     images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
     assert len(images) >= 9
     for image in images:
@@ -98,6 +110,7 @@ def test_full_scale_settings_run_in_miniature(tmp_path):
     scale = SCALES["full"].replace(
         speaker_calls=72, robot_calls=16, animal_calls=16, test_fraction=0.25, epochs=1,
         preset="tiny", n_members=2, aux_epochs=1, scaling_sizes=(6,), n_examples=2,
+        curve_sizes=(32,), curve_preset="tiny", curve_epochs=1, curve_test_calls=32,
     )  # fmt: skip
     results = run_benchmark(tmp_path, scale)
     methods = set(results["speaker"]["median_error_mm"])

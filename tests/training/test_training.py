@@ -171,7 +171,10 @@ def test_finetune_writes_a_new_version_and_never_touches_the_parent(
 
 def test_training_config_round_trips_yaml_and_rejects_bad_values(tmp_path):
     cfg = TrainingConfig()
-    assert (cfg.momentum, cfg.learning_rate, cfg.epochs, cfg.weight_decay) == (0.7, 0.03, 50, 0.0)
+    assert (cfg.optimizer, cfg.learning_rate, cfg.clip_grad_norm) == ("adam", 0.001, 1.0)
+    paper = TrainingConfig.paper()  # the supplement's recipe, one call away
+    assert (paper.optimizer, paper.momentum, paper.learning_rate) == ("sgd", 0.7, 0.03)
+    assert (paper.clip_grad_norm, paper.epochs, paper.weight_decay) == (0.0, 50, 0.0)
     assert (cfg.time_mask_p, cfg.noise_p, cfg.invert_p) == (0.5, 0.5, 0.5)
     assert cfg.split == (0.8, 0.1, 0.1)
     path = tmp_path / "train.yaml"

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
+
+from napari_gerbil.cli._args import add_overwrite, positive_int
+
+#: Files ``benchmark`` writes in ``--out`` that count as earlier results.
+OUTPUTS = ("results.json", "report.md")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="paper scale; uses a GPU when present")  # fmt: skip
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--data-dir", help="keep / reuse the simulated datasets here")
-    p.add_argument("--jobs", type=int, help="ensemble members trained at once (processes)")
+    p.add_argument("--jobs", type=positive_int, help="ensemble members trained at once (processes)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
+    add_overwrite(p)
     p.set_defaults(func=run, scale="quick")
 
 
@@ -49,8 +56,15 @@ def run(args: argparse.Namespace) -> int:
         scale = scale.replace(jobs=args.jobs)
     if args.device:
         scale = scale.replace(device=args.device)
+    from napari_gerbil.io.outputs import check_output_path, output_lock
+
+    out = Path(args.out)
+    check_output_path(out, overwrite=args.overwrite, directory=True, protected=OUTPUTS)
+    if args.data_dir is not None:
+        check_output_path(args.data_dir, overwrite=True, directory=True, field="--data-dir")
     command = "napari-gerbil " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    results = run_benchmark(args.out, scale, args.data_dir, command=command)
+    with output_lock(out / OUTPUTS[0]):
+        results = run_benchmark(args.out, scale, args.data_dir, command=command)
     for check in results["checks"]:
         print(("PASS " if check["passed"] else "FAIL ") + f"{check['claim']}: {check['measured']}")
     return 0

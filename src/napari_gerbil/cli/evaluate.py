@@ -7,6 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_gerbil.cli._args import add_overwrite, nonnegative_float, nonnegative_int
+
+#: Files ``evaluate`` writes in ``--out``.
+OUTPUTS = ("metrics.json", "error_cdf.png", "calibration.png")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` command."""
@@ -38,8 +43,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="split.json of a training run; evaluate only its --part calls of these files",
     )
     p.add_argument("--part", default="test", choices=("train", "val", "test"))
-    p.add_argument("--max-calls", type=int, default=0, help="evaluate at most this many calls")
+    p.add_argument(
+        "--max-calls",
+        type=nonnegative_int,
+        default=0,
+        help="evaluate at most this many calls (0: all)",
+    )
+    p.add_argument(
+        "--source-height-mm",
+        type=nonnegative_float,
+        default=0.0,
+        help="source height the classical baselines assume (mm above the floor; default 0, "
+        "as `predict`); never taken from the evaluated calls' labels",
+    )
     p.add_argument("--out", required=True, help="output directory")
+    add_overwrite(p)
     p.set_defaults(func=run)
 
 
@@ -60,7 +78,16 @@ def _select_pairs(args, datasets) -> np.ndarray:
             if here not in resolved:
                 raise InvalidInputError(args.split, "datasets", f"to list {here}", str(paths))
             part = split[args.part]
-            keep += [(f, i) for d, i in part if d == resolved.index(here)]
+            mine = [int(i) for d, i in part if d == resolved.index(here)]
+            if mine and max(mine) >= ds.n_calls:
+                raise InvalidInputError(
+                    args.split,
+                    args.part,
+                    f"call indices below {ds.n_calls} for {ds.path}",
+                    f"call {max(mine)}",
+                    hint="The split belongs to another version of the file.",
+                )
+            keep += [(f, i) for i in mine]
         pairs = np.array(keep, dtype=np.int64).reshape(-1, 2)
     if args.max_calls > 0:
         pairs = pairs[: args.max_calls]
@@ -69,23 +96,69 @@ def _select_pairs(args, datasets) -> np.ndarray:
     return pairs
 
 
+def _check_call_lengths(datasets, pairs: np.ndarray) -> None:
+    """Refuse calls longer than a baseline accepts.
+
+    One enormous call would take minutes and gigabytes (every evaluated call is read
+    whole).
+    """
+    from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.model.predict import MAX_BASELINE_CALL_S
+
+    for f, ds in enumerate(datasets):
+        mine = pairs[pairs[:, 0] == f, 1]
+        if not len(mine):
+            continue
+        lengths = ds.call_lengths_samples[mine]
+        rate = ds.sample_rate_hz or 125000.0
+        limit = int(MAX_BASELINE_CALL_S * rate)
+        if lengths.max() > limit:
+            k = int(np.argmax(lengths))
+            raise InvalidInputError(
+                ds.path,
+                "call length",
+                f"calls of at most {MAX_BASELINE_CALL_S:g} s ({limit} samples)",
+                f"call {int(mine[k])} of {int(lengths[k])} samples",
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation and write the outputs."""
     from napari_gerbil.baselines import canonical_method
     from napari_gerbil.errors import InvalidInputError
-    from napari_gerbil.evaluate import plots, runner
-    from napari_gerbil.evaluate.report import write_results_json
-    from napari_gerbil.io.vcl import VCLDataset
 
     if not args.model and not args.baseline and not args.reference:
         raise InvalidInputError(
             None, "--model / --baseline / --reference", "at least one of them", "none"
         )
+    from napari_gerbil.io.checks import check_vcl_input
+    from napari_gerbil.io.outputs import check_input_file, check_output_path, output_lock
+
     methods = [canonical_method(m) for m in args.baseline]
+    inputs = [*args.data, *(args.reference or []), args.split]
+    named = [("--data", p) for p in args.data] + [("--reference", p) for p in args.reference or []]
+    for option, p in [*named, ("--split", args.split)]:
+        if p is not None:
+            check_input_file(p, option)
+    out = Path(args.out)
+    check_output_path(
+        out, overwrite=args.overwrite, inputs=inputs, directory=True, protected=OUTPUTS
+    )
+    with output_lock(out / OUTPUTS[0]):
+        for p in [*args.data, *(args.reference or [])]:
+            check_vcl_input(p, require_locations=True)
+        return _run(args, methods, out)
+
+
+def _run(args: argparse.Namespace, methods: list[str], out: Path) -> int:
+    from napari_gerbil.evaluate import plots, runner
+    from napari_gerbil.evaluate.report import write_results_json
+    from napari_gerbil.io.vcl import VCLDataset
+
     datasets = [VCLDataset(p) for p in args.data]
     pairs = _select_pairs(args, datasets)
+    _check_call_lengths(datasets, pairs)
     calls, truth = runner.dataset_calls(datasets, pairs)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"data": [str(p) for p in args.data], "n_calls": len(calls), "methods": {}}
     errors, curves = {}, {}
@@ -125,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
             results["methods"][name] = scores
             errors[name] = scores["errors_mm"]
             curves[name] = (scores["nominal"], scores["coverage"])
-    height = runner.source_height_mm(datasets, pairs)
+    # the configured assumption, as `predict`: the calls' true heights would leak labels
+    height = float(args.source_height_mm)
     for method in methods:
         point, seconds = runner.run_baseline(method, calls, datasets[0], source_height_mm=height)
         scores = runner.score_points(point, truth)

@@ -3,8 +3,8 @@
 Recognised inputs: VCL training datasets (ours or plain vocalocator files), session
 files (``*.gerbil.h5``), recordings (WAV or HDF5 with an ``/audio`` dataset), SLEAP pose
 files (``.slp`` or analysis ``.h5``), model directories (with ``manifest.json``), RIR
-banks (``/rir``, ``/rir_length_idx``, ``/locations``) and the ground truth of simulated
-sessions (``*.truth.h5``).
+banks (``/rir``, ``/rir_length_idx``, ``/locations``), the ground truth of simulated
+sessions (``*.truth.h5``) and prediction files (``napari-gerbil predict``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from napari_gerbil.cli._args import nonnegative_float
 from napari_gerbil.errors import InvalidInputError
 
-KINDS = ("vcl", "session", "audio", "poses", "model", "rir_bank", "truth", "cage")
+MODEL_FORMAT = "napari-gerbil-model"
+KINDS = ("vcl", "session", "audio", "poses", "model", "rir_bank", "truth", "cage", "predictions")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("path", type=Path, help="file or model directory")
     v.add_argument(
         "--tolerance-mm",
-        type=float,
+        type=nonnegative_float,
         default=None,
         help="how far beyond the arena walls a VCL or RIR-bank location may lie (default 10 mm)",
     )
@@ -61,8 +63,11 @@ def detect_kind(path: str | Path) -> str:
         if is_model_dir(path):
             return "model"
         raise InvalidInputError(path, MANIFEST, "a model directory", "a folder without it")
-    if not path.is_file():
+    from napari_gerbil.io.outputs import check_input_file
+
+    if not path.exists():
         raise InvalidInputError(path, "<file>", "an existing file or model directory", "nothing")
+    check_input_file(path, "<file>", "file or model directory")
     suffix = path.suffix.lower()
     if suffix in (".wav", ".wave"):
         return "audio"
@@ -78,8 +83,11 @@ def detect_kind(path: str | Path) -> str:
         raise InvalidInputError(
             path, "<file>", "an HDF5, WAV or .slp file, or a model directory", "unreadable"
         ) from None
-    with f:
-        fmt = str(f.attrs.get("napari_gerbil_format", ""))
+    from napari_gerbil.io.h5values import hdf5_errors
+
+    with f, hdf5_errors(path):
+        fmt = f.attrs.get("napari_gerbil_format", "")
+        fmt = fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else str(fmt)
         names = set(f.keys())
     if fmt == "session":
         return "session"
@@ -94,6 +102,8 @@ def detect_kind(path: str | Path) -> str:
             return "truth"
     if {"tracks", "node_names"} <= names:
         return "poses"
+    if "point_predictions" in names:
+        return "predictions"
     if "audio" in names:
         return "audio"
     raise InvalidInputError(
@@ -212,6 +222,10 @@ def describe_session(path: str | Path) -> list[str]:
     else:
         timing = "no video clock"
     lines.append(f"  video clock:      {timing}")
+    from napari_gerbil.io.checks import session_timing_problems
+
+    for field, expected, found in session_timing_problems(s):
+        lines.append(f"  WARNING {field}: {found} (expected {expected}); run validate")
     lines.append(f"  animals:          {', '.join(s.animal_names) or 'none'}")
     lines.append(f"  calls:            {s.n_calls}")
     if s.predictions is None:
@@ -275,6 +289,10 @@ def describe_model(path: str | Path) -> list[str]:
     from napari_gerbil.model.manifest import read_manifest_json
 
     manifest = read_manifest_json(path)
+    if manifest.get("format") != MODEL_FORMAT:  # same as model.ensemble (no torch here)
+        raise InvalidInputError(
+            path / "manifest.json", "format", repr(MODEL_FORMAT), repr(manifest.get("format"))
+        )
     lines = [f"Model directory: {path}"]
     for key, value in manifest.items():
         if key == "members" and isinstance(value, list):
@@ -325,6 +343,91 @@ def describe_truth(path: str | Path) -> list[str]:
     ]
 
 
+def _prediction_arrays(path: Path) -> dict[str, Any]:
+    """The datasets and attributes of a prediction file, shapes checked."""
+    import h5py
+
+    from napari_gerbil.io.h5values import hdf5_errors
+    from napari_gerbil.io.vcl import _open_h5
+
+    with _open_h5(Path(path)) as f, hdf5_errors(path):
+        out: dict[str, Any] = {"attrs": {k: f.attrs[k] for k in f.attrs}}
+        point = f.get("point_predictions")
+        if not isinstance(point, h5py.Dataset) or point.ndim != 2 or point.shape[1] != 2:
+            raise InvalidInputError(
+                path, "/point_predictions", "a dataset of shape (n, 2) mm", repr(point)
+            )
+        n = point.shape[0]
+        expected = {
+            "point_predictions": (n, 2),
+            "confidence_set_areas": (n,),
+            "distances_to_furthest_point": (n,),
+            "scaled_locations": (n, 2),
+            "errors_mm": (n,),
+            "location_in_confidence_set": (n,),
+            "hdr_levels": (n,),
+        }
+        for name, shape in expected.items():
+            obj = f.get(name)
+            if obj is None:
+                continue
+            if not isinstance(obj, h5py.Dataset) or obj.shape != shape:
+                found = obj.shape if isinstance(obj, h5py.Dataset) else "a group"
+                raise InvalidInputError(path, f"/{name}", f"shape {shape}", f"{found}")
+            if obj.dtype.kind not in "fiub":
+                raise InvalidInputError(path, f"/{name}", "numbers", f"dtype {obj.dtype}")
+            out[name] = obj[()]
+        for name in ("member_means_mm", "member_chol_mm"):
+            obj = f.get(name)
+            if isinstance(obj, h5py.Dataset):
+                if obj.ndim < 3 or obj.shape[0] != n:
+                    raise InvalidInputError(path, f"/{name}", f"{n} rows", f"shape {obj.shape}")
+                out["n_members"] = int(obj.shape[1])
+    return out
+
+
+def _attr_text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def describe_predictions(path: str | Path) -> list[str]:
+    """Lines describing a prediction file written by ``napari-gerbil predict``."""
+    d = _prediction_arrays(Path(path))
+    attrs = d["attrs"]
+    n = len(d["point_predictions"])
+    done = int(np.isfinite(d["point_predictions"]).all(axis=1).sum())
+    lines = [
+        f"Predictions: {path}",
+        f"  method:           {_attr_text(attrs.get('method', 'unknown'))}",
+        f"  model:            {_attr_text(attrs.get('model', 'unknown')) or 'unknown'}",
+        f"  source:           {_attr_text(attrs.get('source', 'unknown')) or 'unknown'}",
+        f"  created:          {_attr_text(attrs.get('created', 'unknown'))}",
+        f"  calls:            {n} ({done} localized)",
+    ]
+    if "n_members" in d:
+        lines.append(f"  members:          {d['n_members']}")
+    area = d.get("confidence_set_areas")
+    if area is not None and np.isfinite(area).any():
+        mass = attrs.get("mass", "")
+        lines.append(
+            f"  set area:         median {np.nanmedian(area):.0f} mm^2 "
+            f"({_attr_text(mass)} confidence set)"
+        )
+    err = d.get("errors_mm")
+    if err is not None and np.isfinite(err).any():
+        finite = err[np.isfinite(err)]
+        lines.append(
+            f"  error:            median {np.median(finite):.1f} mm, "
+            f"p90 {np.percentile(finite, 90):.1f} mm ({len(finite)} calls with a truth)"
+        )
+    inside = d.get("location_in_confidence_set")
+    if inside is not None and len(inside):
+        lines.append(f"  set coverage:     {np.mean(inside):.3f}")
+    if "ece" in attrs:
+        lines.append(f"  ECE:              {float(attrs['ece']):.3f}")
+    return lines
+
+
 def describe_cage(path: str | Path) -> list[str]:
     """A cage file: size, microphones, acoustics."""
     from napari_gerbil.io.cage import load_cage
@@ -355,6 +458,7 @@ DESCRIBE = {
     "model": describe_model,
     "rir_bank": describe_rir_bank,
     "truth": describe_truth,
+    "predictions": describe_predictions,
 }
 
 
@@ -384,25 +488,15 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
             f"{s['total_samples']} samples, sample rate {_rate(s['sample_rate_hz'])}"
         )
     if kind == "session":
+        from napari_gerbil.io.checks import check_session
         from napari_gerbil.io.session import load_session
 
         session = load_session(path)
-        for role, status in session.verify_files().items():
-            if status != "ok":
-                ref = (
-                    session.audio.files[int(role[6:-1])]
-                    if role.startswith("audio")
-                    else getattr(session, role)
-                )
-                raise InvalidInputError(
-                    path,
-                    role,
-                    "the referenced file, unchanged since the session was made",
-                    f"{status}: {ref.path}",
-                    hint="Put the file back, or re-create the session for the new file.",
-                )
-        session.audio.open()  # channel and sample counts still match
-        return f"valid session: {session.n_calls} calls, all referenced files present and unchanged"
+        check_session(session, path)
+        return (
+            f"valid session: {session.n_calls} calls, all referenced files present and unchanged, "
+            "the video clock covers every call"
+        )
     if kind == "cage":
         from napari_gerbil.io.cage import load_cage
 
@@ -436,6 +530,9 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
             f"valid simulation truth: {len(truth.animal)} calls, "
             f"{len(truth.animal_names)} animals, {len(truth.poses_mm)} pose frames"
         )
+    if kind == "predictions":
+        d = _prediction_arrays(path)
+        return f"valid prediction file: {len(d['point_predictions'])} calls"
     from napari_gerbil.model.ensemble import load_ensemble  # torch: only here
 
     ens = load_ensemble(path, verify=True)

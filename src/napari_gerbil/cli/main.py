@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from napari_gerbil import __version__
@@ -32,6 +33,10 @@ COMMAND_MODULES = (
     "napari_gerbil.cli.localize",  # localize
     "napari_gerbil.cli.review",  # export, review-status
 )
+
+
+#: Exit status of an unexpected exception (a bug, not a bad input).
+INTERNAL_ERROR = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permission denied, I/O error: a fault, one line
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        reason = exc.strerror or str(exc)
+        print(f"napari-gerbil {args.command}: error: {where}{reason}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if os.environ.get("NAPARI_GERBIL_DEBUG"):
+            raise
+        text = " ".join(str(exc).split())[:300]
+        print(
+            f"napari-gerbil {args.command}: internal error: {type(exc).__name__}: {text} "
+            "(a bug: please report it; NAPARI_GERBIL_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
     return int(status or 0)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_gerbil.cli._args import add_overwrite, positive_int, probability_open
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``predict`` subcommand."""
@@ -21,18 +23,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--baseline", choices=("muse", "gcc-phat"), help="classical localizer")
     p.add_argument("--data", type=Path, required=True, help="VCL dataset or session file")
     p.add_argument("--out", type=Path, required=True, help="prediction file (.h5) to write")
-    p.add_argument("--mass", type=float, default=0.95, help="confidence set probability")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--mass", type=probability_open, default=0.95, help="confidence set probability")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    add_overwrite(p)
     p.add_argument("--device", default="cpu", help="torch device for the model")
     p.set_defaults(func=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
 
+    from napari_gerbil.io.outputs import check_input_file, check_output_path
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.model.predict import predict_file
     from napari_gerbil.progress import TqdmProgress
 
+    # cheap checks first: a bad --data or --out fails before the model is loaded
+    check_input_file(args.data, "--data", "VCL dataset or session file")
+    check_output_path(args.out, overwrite=args.overwrite, inputs=[args.data])
     ensemble = load_ensemble(args.model, device=args.device) if args.model else None
     with TqdmProgress("predict") as progress:
         result = predict_file(
@@ -43,6 +50,7 @@ def _command(args: argparse.Namespace) -> int:
             mass=args.mass,
             batch_size=args.batch_size,
             progress=progress,
+            overwrite=args.overwrite,
         )
     print(summary_line(result, args.out, args.mass, _arena_of(args.data, ensemble)))
     return 0

@@ -11,7 +11,20 @@ import argparse
 import os
 from pathlib import Path
 
+from napari_gerbil.cli._args import (
+    add_overwrite,
+    finite_float,
+    float_range,
+    int_range,
+    positive_float,
+    positive_int,
+    seed,
+)
 from napari_gerbil.errors import InvalidInputError
+
+#: Largest simulated session (s) and dataset (calls): beyond, the output would not fit.
+MAX_DURATION_S = 3600.0
+MAX_N_CALLS = 1_000_000
 
 KINDS = ("speaker", "robot", "animal", "session")
 
@@ -27,9 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=KINDS)
     p.add_argument("--out", type=Path, required=True, help="output file (or session folder)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--n-calls", type=int, default=None, help="calls in a dataset")
-    size.add_argument("--duration", type=float, default=None, help="session length (s)")
-    p.add_argument("--seed", type=int, default=0)
+    size.add_argument(
+        "--n-calls", type=int_range(1, MAX_N_CALLS), default=None, help="calls in a dataset"
+    )
+    size.add_argument(
+        "--duration",
+        type=float_range(0.0, MAX_DURATION_S, low_open=True),
+        default=None,
+        help="session length (s)",
+    )
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument(
         "--cage",
         default="paper",
@@ -45,16 +65,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="none",
         help="dataset variant: none, absorption, damped, cage_size, mic_positions",
     )
-    p.add_argument("--snr-db", type=float, default=None, help="SNR of a loud call")
-    p.add_argument("--n-animals", type=int, default=2, help="animals in a session")
-    p.add_argument("--call-rate", type=float, default=0.5, help="calls/s per animal")
+    p.add_argument("--snr-db", type=finite_float, default=None, help="SNR of a loud call")
+    p.add_argument("--n-animals", type=int_range(1, 64), default=2, help="animals in a session")
+    p.add_argument("--call-rate", type=positive_float, default=0.5, help="calls/s per animal")
     p.add_argument("--rir-bank", type=Path, default=None, help="also keep the RIR bank here")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="processes (default: all CPUs)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite(p)
     p.set_defaults(func=_simulate_command)
 
 
+#: Files a simulated session NAME writes in its folder.
+SESSION_OUTPUTS = (".gerbil.h5", ".audio.h5", ".mp4", ".slp", ".truth.h5")
+
+
 def _simulate_command(args: argparse.Namespace) -> int:
+    from napari_gerbil.io.outputs import check_output_path, output_lock
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
     from napari_gerbil.simulate.session import SessionConfig, simulate_session
 
@@ -78,7 +106,11 @@ def _simulate_command(args: argparse.Namespace) -> int:
         else:
             out_dir, name = out, "session"
         workers = args.workers or (os.cpu_count() or 1)
-        paths = simulate_session(out_dir, cfg, name=name, progress=progress, n_workers=workers)
+        outputs = [out_dir / f"{name}{ext}" for ext in SESSION_OUTPUTS]
+        for path in outputs:
+            check_output_path(path, overwrite=args.overwrite)
+        with output_lock(outputs[0]):
+            paths = simulate_session(out_dir, cfg, name=name, progress=progress, n_workers=workers)
         print(f"session {paths.session}\ntruth   {paths.truth}")
         return 0
     if args.duration is not None:
@@ -92,8 +124,20 @@ def _simulate_command(args: argparse.Namespace) -> int:
         cage=str(args.cage),
         absorption_preset=args.preset,
     )
-    out = simulate_dataset(
-        args.out, scenario, rir_bank_path=args.rir_bank, progress=progress, n_workers=args.workers
-    )
+    check_output_path(args.out, overwrite=args.overwrite)
+    if args.rir_bank is not None:
+        check_output_path(
+            args.rir_bank, overwrite=args.overwrite, inputs=[args.out], field="--rir-bank"
+        )
+        if Path(args.rir_bank).absolute() == Path(args.out).absolute():
+            raise InvalidInputError(args.rir_bank, "--rir-bank", "a path other than --out", "--out")
+    with output_lock(args.out):
+        out = simulate_dataset(
+            args.out,
+            scenario,
+            rir_bank_path=args.rir_bank,
+            progress=progress,
+            n_workers=args.workers,
+        )
     print(f"dataset {out}")
     return 0

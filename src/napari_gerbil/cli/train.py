@@ -14,7 +14,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
+
+from napari_gerbil.cli._args import int_range, positive_int, seed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="fast", help="network preset: paper, fast, srp or tiny")
-    p.add_argument("--ensemble", type=int, default=1, metavar="N", help="number of members")
+    p.add_argument(
+        "--ensemble", type=int_range(1, 100), default=1, metavar="N", help="number of members"
+    )
     p.add_argument("--data", type=Path, nargs="*", default=[], help="VCL training datasets")
     p.add_argument("--rir-bank", type=Path, help="train on calls rendered from this RIR bank")
     p.add_argument(
@@ -34,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train on fresh calls simulated in this cage (a cage file or built-in name)",
     )
     p.add_argument(
-        "--sim-calls", type=int, metavar="N", help="simulated calls per epoch (with --cage)"
+        "--sim-calls",
+        type=positive_int,
+        metavar="N",
+        help="simulated calls per epoch (with --cage)",
     )
     p.add_argument(
         "--engine-config", type=Path, help="EngineConfig YAML (randomization ranges, renderer)"
@@ -47,9 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", type=Path, metavar="MODEL_DIR", help="start from a trained ensemble")
     p.add_argument("--out", type=Path, help="model directory to write (resumes if present)")
     p.add_argument("--config", type=Path, help="TrainingConfig YAML file")
-    p.add_argument("--epochs", type=int, help="override the config's epochs")
-    p.add_argument("--seed", type=int, help="override the config's seed")
-    p.add_argument("--jobs", type=int, default=1, help="members trained in parallel processes")
+    p.add_argument("--epochs", type=positive_int, help="override the config's epochs")
+    p.add_argument("--seed", type=seed, help="override the config's seed")
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, help="members trained in parallel processes"
+    )
     p.add_argument("--finetune", type=Path, metavar="MODEL_DIR", help="fine-tune this model")
     p.add_argument("--demo", action="store_true", help="(re)build the demo ensemble")
     p.set_defaults(func=_command)
@@ -57,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.io.outputs import check_input_file, output_lock
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training.config import TrainingConfig
     from napari_gerbil.training.trainer import finetune, train_ensemble
@@ -66,6 +77,11 @@ def _command(args: argparse.Namespace) -> int:
 
         print(ensure_demo_ensemble(rebuild=True))
         return 0
+    named = [("--data", p) for p in args.data] + [("--rir-bank", args.rir_bank)]
+    named += [("--config", args.config), ("--engine-config", args.engine_config)]
+    for option, path in named:
+        if path is not None:
+            check_input_file(path, option)
     config = TrainingConfig.load(args.config) if args.config else TrainingConfig()
     if args.epochs is not None:
         config = config.replace(epochs=args.epochs)
@@ -80,29 +96,39 @@ def _command(args: argparse.Namespace) -> int:
     if args.finetune or args.init:
         if args.finetune and args.init:
             raise InvalidInputError(None, "--init", "either --init or --finetune", "both")
-        out = finetune(
-            args.finetune or args.init,
-            args.data,
-            args.out,
-            config if args.config else None,
-            engine=engine,
+        lock = (
+            output_lock(Path(args.out) / "manifest.json")
+            if args.out is not None
+            else contextlib.nullcontext()
         )
+        if args.out is not None:
+            _check_out_dir(args.out, [*args.data, args.config, args.engine_config])
+        with lock:
+            out = finetune(
+                args.finetune or args.init,
+                args.data,
+                args.out,
+                config if args.config else None,
+                engine=engine,
+            )
         print(out)
         return 0
     if args.out is None:
         raise InvalidInputError(None, "--out", "a model directory", "none")
     if not args.data and args.rir_bank is None and engine is None:
         raise InvalidInputError(None, "--data", "VCL datasets, --cage or --rir-bank", "none")
-    out = train_ensemble(
-        get_preset(args.preset),
-        config,
-        args.data,
-        args.out,
-        args.ensemble,
-        rir_bank=args.rir_bank,
-        engine=engine,
-        jobs=args.jobs,
-    )
+    _check_out_dir(args.out, [*args.data, args.rir_bank, args.config, args.engine_config])
+    with output_lock(Path(args.out) / "manifest.json"):
+        out = train_ensemble(
+            get_preset(args.preset),
+            config,
+            args.data,
+            args.out,
+            args.ensemble,
+            rir_bank=args.rir_bank,
+            engine=engine,
+            jobs=args.jobs,
+        )
     print(out)
     return 0
 
@@ -132,3 +158,10 @@ def _engine_spec(args: argparse.Namespace, config) -> dict | None:
         "config": engine_config.to_dict(),
         "seed": config.seed,
     }
+
+
+def _check_out_dir(out: Path, inputs: list) -> None:
+    """``--out`` is a folder (new or a run of these inputs), never an input file."""
+    from napari_gerbil.io.outputs import check_output_path
+
+    check_output_path(out, directory=True, inputs=[p for p in inputs if p is not None])

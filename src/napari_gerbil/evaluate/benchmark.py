@@ -94,6 +94,10 @@ class BenchmarkScale(Config):
     jobs: int = 1
     device: str = "auto"
     seed: int = 0
+    curve_sizes: tuple[int, ...] = (1000, 3000, 10000)
+    curve_preset: str = "gcc"
+    curve_epochs: int = 8
+    curve_test_calls: int = 256
 
 
 #: The predefined scales.
@@ -101,6 +105,7 @@ SCALES = {
     "smoke": BenchmarkScale(
         name="smoke", speaker_calls=36, robot_calls=16, animal_calls=16, test_fraction=0.25,
         epochs=1, preset="tiny", n_members=2, aux_epochs=1, scaling_sizes=(6,), n_examples=2,
+        curve_sizes=(32, 64), curve_preset="tiny", curve_epochs=1, curve_test_calls=32,
     ),
     "quick": BenchmarkScale(),
     "full": BenchmarkScale(
@@ -109,6 +114,8 @@ SCALES = {
         aux_epochs=50, stimulus_groups="class",
         scaling_sizes=(500, 1000, 2000, 4000, 8000), baselines=("muse", "muse_jackknife",
         "srp_phat", "gcc_phat"), n_examples=4,
+        curve_sizes=(1000, 3000, 10000, 30000, 100000, 300000), curve_epochs=20,
+        curve_test_calls=2048,
     ),
 }  # fmt: skip
 
@@ -453,6 +460,33 @@ def _scaling(ctx: _Context, trainval: Path, test: Path) -> dict:
             "epochs": ctx.scale.aux_epochs}  # fmt: skip
 
 
+def _engine_panels(ctx: _Context, figures: dict) -> tuple[dict, dict]:
+    """Learning curve (distinct positions) and shift matrix, all data from the engine."""
+    from napari_gerbil.evaluate import scaling
+    from napari_gerbil.model.presets import get_preset
+
+    scale = ctx.scale
+    curve = scaling.learning_curve(
+        "paper",
+        get_preset(scale.curve_preset),
+        ctx.training.replace(epochs=scale.curve_epochs),
+        scale.curve_sizes,
+        ctx.out / "models" / "learning_curve",
+        test_calls=scale.curve_test_calls,
+        log=ctx.log,
+    )
+    figures["learning_curve"] = scaling.plot_learning_curve(
+        curve, ctx.out / "learning_curve.png"
+    ).name
+    largest = ctx.out / "models" / "learning_curve" / f"n{max(scale.curve_sizes)}"
+    shift = scaling.shift_matrix(largest, "paper", test_calls=scale.curve_test_calls)
+    ctx.log(
+        "shift: "
+        + ", ".join(f"{k} {v['median_error_mm']:.0f} mm" for k, v in shift["rows"].items())
+    )
+    return curve, shift
+
+
 def _machine(device) -> dict:
     import torch
 
@@ -558,7 +592,9 @@ def run_benchmark(
         s["n_train_calls"], s["median_error_mm"], s["fit"], out / "scaling.png",
         f"robot test error vs training calls ({s['epochs']} epochs each)",
     ).name  # fmt: skip
-    lap("scaling", t)
+    t = lap("scaling", t)
+    results["learning_curve"], results["shift"] = _engine_panels(ctx, figures)
+    lap("learning_curve_and_shift", t)
     timing["total"] = time.perf_counter() - ctx.t0
     results["checks"] = acceptance_checks(results)
     results["notes"] += [

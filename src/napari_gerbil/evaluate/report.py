@@ -143,6 +143,41 @@ def _recall_section(results: dict) -> list[str]:
     ]  # fmt: skip
 
 
+def _engine_panel_lines(results: dict) -> list[str]:
+    """Tables of the learning curve and the shift matrix (data engine panels)."""
+    out: list[str] = []
+    curve = results.get("learning_curve")
+    if curve:
+        out += ["## Learning curve (tables)", "", "| distinct positions | median (mm) | p90 (mm) |"]
+        out += ["|---|---|---|"]
+        for p in curve["points"]:
+            out.append(
+                f"| {p['positions']} | {p['median_error_mm']:.1f} | {p['p90_error_mm']:.1f} |"
+            )
+        fit = curve["power_law"]
+        if fit["b"] is not None:
+            need = [
+                "n/a" if v is None else f"{v:.3g}"
+                for v in (fit["positions_for_10mm"], fit["positions_for_5mm"])
+            ]
+            out += [
+                "",
+                f"Power law: error = {fit['a']:.3g} * n^-{fit['b']:.3f}; 10 mm needs ~{need[0]} "
+                f"positions, 5 mm ~{need[1]} (extrapolated).",
+            ]
+        out.append("")
+    shift = results.get("shift")
+    if shift:
+        out += ["## Shift matrix", "", "| test cage | median (mm) | x in-distribution |"]
+        out += ["|---|---|---|"]
+        for name, row in shift["rows"].items():
+            ratio = row["ratio_to_in_distribution"]
+            ratio_text = "n/a" if ratio is None else f"{ratio:.2f}"
+            out.append(f"| {name} | {row['median_error_mm']:.1f} | {ratio_text} |")
+        out.append("")
+    return out
+
+
 def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathLike) -> Path:
     """Write the Markdown report; ``figures`` maps a figure key to a path relative to it."""
     path = Path(path)
@@ -189,6 +224,7 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
         "stimulus_matrix": "Stimulus x stimulus generalization (Fig. 3A)",
         "dataset_matrix": "Dataset x dataset generalization (Fig. 3B)",
         "scaling": "Error vs training-set size (Fig. 3C)",
+        "learning_curve": "Learning curve: distinct simulated positions, tested on new ones",
     }
 
     def order(key: str) -> tuple:
@@ -215,6 +251,7 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
                 f" (R2 = {fit['r2']:.3f}).",
                 "",
             ]
+    out += _engine_panel_lines(results)
     for note in results.get("notes", []):
         out.append(f"- {note}")
     atomic_write_text(path, "\n".join(out).rstrip() + "\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,47 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+
+
+def _temp_prefix(target: Path) -> str:
+    """``.NAME.HOST-PID.``: whose temporary file it is, so a dead writer's can be removed."""
+    return f".{target.name}.{_host_tag()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Delete temporary files of ``target`` left by writers (on this host) that died.
+
+    A writer killed between creating its temporary file and the rename (SIGKILL, power
+    loss) leaves ``.NAME.HOST-PID.XXXX.tmp`` behind; the next write of the same target
+    removes it when process PID no longer exists. Returns the removed paths.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.{re.escape(_host_tag())}-(\d+)\..*tmp$")
+    removed = []
+    for entry in target.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
@@ -30,6 +73,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     and close it inside the ``with`` block. On leaving the block the temporary file is
     fsync'ed, renamed over ``path`` with :func:`os.replace` and the directory fsync'ed.
     If the block raises, the temporary file is removed and ``path`` is untouched.
+    Temporary files of ``path`` left by killed writers are removed first
+    (:func:`remove_stale_temporaries`).
 
     Examples
     --------
@@ -39,8 +84,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent
+        prefix=_temp_prefix(target), suffix=suffix or ".tmp", dir=target.parent
     )
     os.close(fd)
     tmp = Path(tmp_name)

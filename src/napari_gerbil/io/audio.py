@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.h5values import hdf5_errors, number
+from napari_gerbil.io.outputs import check_input_file
 
 _WAV_SUFFIXES = (".wav", ".wave")
 
@@ -31,8 +33,7 @@ def _pcm_scale(dtype: np.dtype) -> float:
 def _read_wav_mmap(path: Path) -> tuple[int, np.ndarray]:
     from scipy.io import wavfile
 
-    if not path.is_file():
-        raise InvalidInputError(path, "<file>", "an existing WAV file", "no such file")
+    check_input_file(path, "<file>", "WAV file")
     try:
         rate, data = wavfile.read(path, mmap=True)
     except ValueError as exc:
@@ -93,15 +94,14 @@ class AudioSource:
     def _open_h5(cls, path: Path, dataset: str, sample_rate_hz: float | None) -> AudioSource:
         import h5py
 
-        if not path.is_file():
-            raise InvalidInputError(path, "<file>", "an existing audio file", "no such file")
+        check_input_file(path, "<file>", "audio file")
         try:
             f = h5py.File(path, "r")
         except OSError:
             raise InvalidInputError(
                 path, "<file>", "an HDF5 or WAV audio file", f"unreadable {path.suffix} file"
             ) from None
-        with f:
+        with f, hdf5_errors(path):
             ds = f.get(dataset)
             if not isinstance(ds, h5py.Dataset):
                 raise InvalidInputError(path, f"/{dataset}", "an audio dataset", "no such dataset")
@@ -115,7 +115,7 @@ class AudioSource:
             rate = sample_rate_hz
             for attrs in (ds.attrs, f.attrs):
                 if rate is None and "sample_rate_hz" in attrs:
-                    rate = float(attrs["sample_rate_hz"])
+                    rate = number(path, "sample_rate_hz", attrs["sample_rate_hz"], positive=True)
             if rate is None or not rate > 0:
                 raise InvalidInputError(
                     path,
@@ -184,7 +184,8 @@ class AudioSource:
             )
         handles = self._ensure_open()
         if not self.is_wav:
-            return np.asarray(handles[1][start:stop], dtype=np.float32)
+            with hdf5_errors(self.paths[0]):
+                return np.asarray(handles[1][start:stop], dtype=np.float32)
         out = np.empty((stop - start, self.n_channels), dtype=np.float32)
         col = 0
         for data in handles:

@@ -23,6 +23,8 @@ import numpy as np
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
 from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.h5values import number, text
+from napari_gerbil.io.outputs import check_input_file
 
 FORMAT_NAME = "session"
 SCHEMA_VERSION = 1
@@ -81,6 +83,10 @@ class _ArrayEq:
         return _eq(self, other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+#: Latest edit time a session may hold (unix s, year 9999).
+MAX_EDIT_TIME_S = 253402300799.0
 
 
 @dataclasses.dataclass(eq=False)
@@ -438,6 +444,15 @@ class Session(_ArrayEq):
                 f"calls within the audio ({self.audio.n_samples} samples)",
                 f"a call ending at sample {self.calls.stop_sample.max()}",
             )
+        edit = self.user.edit_time_s
+        bad = ~np.isnan(edit) & ~((edit >= 0) & (edit < MAX_EDIT_TIME_S))
+        if bad.any():
+            raise InvalidInputError(
+                src,
+                "attribution/user/edit_time_s",
+                "unix seconds (0 .. year 9999) or NaN (never edited)",
+                f"{edit[bad][0]!r} at call {int(np.argmax(bad))}",
+            )
         if self.fps is not None and not self.fps > 0:
             raise InvalidInputError(src, "fps", "a positive frame rate", str(self.fps))
         ft = self.frame_times_s
@@ -740,13 +755,21 @@ def _read_ref(group: h5py.Group, base: Path, source: Path) -> FileRef:
     for key in ("path", "size_bytes", "checksum"):
         if key not in group.attrs:
             raise InvalidInputError(source, f"{group.name}@{key}", "an attribute", "missing")
-    rel = base / str(group.attrs["path"])
-    absolute = Path(str(group.attrs.get("absolute_path", rel)))
+    rel = base / text(source, f"{group.name}@path", group.attrs["path"])
+    absolute = Path(
+        text(source, f"{group.name}@absolute_path", group.attrs.get("absolute_path", str(rel)))
+    )
     # Relative to the session first (data moved along with it), else where it was.
     path = rel if rel.exists() or not absolute.exists() else absolute
-    return FileRef(
-        Path(os.path.normpath(path)), int(group.attrs["size_bytes"]), str(group.attrs["checksum"])
+    size = number(
+        source,
+        f"{group.name}@size_bytes",
+        group.attrs["size_bytes"],
+        integer=True,
+        nonnegative=True,
     )
+    checksum = text(source, f"{group.name}@checksum", group.attrs["checksum"])
+    return FileRef(Path(os.path.normpath(path)), int(size), checksum)
 
 
 def _ds(f: h5py.Group, name: str, source: Path, ndim: int | None = None) -> np.ndarray:
@@ -825,8 +848,7 @@ def is_session_file(path: str | os.PathLike) -> bool:
 def load_session(path: str | os.PathLike) -> Session:
     """Read a session file; malformed files raise :class:`InvalidInputError`."""
     path = Path(path).absolute()
-    if not path.is_file():
-        raise InvalidInputError(path, "<file>", "an existing session file", "no such file")
+    check_input_file(path, "<file>", "session file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -840,13 +862,25 @@ def load_session(path: str | os.PathLike) -> Session:
         raise InvalidInputError(path, exc.field, exc.expected, exc.found, exc.hint) from None
     except KeyError as exc:
         raise InvalidInputError(path, str(exc), "an attribute or dataset", "missing") from None
+    except (OSError, RuntimeError) as exc:
+        raise InvalidInputError(
+            path, "<file>", "an intact, readable HDF5 file", f"a damaged file ({exc})"
+        ) from None
+    except (TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        # a value of the wrong type or shape the checks above do not name
+        raise InvalidInputError(
+            path,
+            "<content>",
+            "a session file as napari-gerbil writes it",
+            f"{type(exc).__name__}: {exc}",
+        ) from None
 
 
 def _load(f: h5py.File, path: Path) -> Session:
     fmt = f.attrs.get("napari_gerbil_format")
     if fmt is None or str(fmt) != FORMAT_NAME:
         raise InvalidInputError(path, "napari_gerbil_format", f"{FORMAT_NAME!r}", repr(fmt))
-    version = int(f.attrs.get("schema_version", -1))
+    version = int(number(path, "schema_version", f.attrs.get("schema_version", -1), integer=True))
     if version != SCHEMA_VERSION:
         raise InvalidInputError(
             path,
@@ -859,13 +893,17 @@ def _load(f: h5py.File, path: Path) -> Session:
         )
     base = path.parent
     try:
-        provenance = json.loads(f.attrs.get("provenance", "{}"))
+        provenance = json.loads(text(path, "provenance", f.attrs.get("provenance", "{}")))
     except json.JSONDecodeError as exc:
         raise InvalidInputError(path, "provenance", "JSON", str(exc)) from None
+    if not isinstance(provenance, dict):
+        raise InvalidInputError(path, "provenance", "a JSON object", type(provenance).__name__)
     if "audio" not in f:
         raise InvalidInputError(path, "/audio", "a group", "no such group")
     a = f["audio"]
-    n_files = int(a.attrs.get("n_files", 0))
+    n_files = int(
+        number(path, "/audio@n_files", a.attrs.get("n_files", 0), integer=True, nonnegative=True)
+    )
     files = []
     for i in range(n_files):
         if f"file{i}" not in a:
@@ -873,16 +911,24 @@ def _load(f: h5py.File, path: Path) -> Session:
         files.append(_read_ref(a[f"file{i}"], base, path))
     audio = AudioRef(
         files,
-        str(a.attrs.get("dataset", "")) or None,
-        float(a.attrs["sample_rate_hz"]),
-        int(a.attrs["n_channels"]),
-        int(a.attrs["n_samples"]),
+        text(path, "/audio@dataset", a.attrs.get("dataset", "")) or None,
+        number(path, "/audio@sample_rate_hz", a.attrs["sample_rate_hz"], positive=True),
+        int(number(path, "/audio@n_channels", a.attrs["n_channels"], integer=True, positive=True)),
+        int(number(path, "/audio@n_samples", a.attrs["n_samples"], integer=True, nonnegative=True)),
     )
     video = _read_ref(f["video"], base, path) if "video" in f else None
     tracks = _read_ref(f["tracks"], base, path) if "tracks" in f else None
     t = f.get("timing")
-    fps = float(t.attrs.get("fps", np.nan)) if t is not None else np.nan
-    offset = float(t.attrs.get("video_offset_s", 0.0)) if t is not None else 0.0
+    fps = (
+        number(path, "/timing@fps", t.attrs.get("fps", np.nan), finite=False)
+        if t is not None
+        else np.nan
+    )
+    offset = (
+        number(path, "/timing@video_offset_s", t.attrs.get("video_offset_s", 0.0))
+        if t is not None
+        else 0.0
+    )
     frame_times = t["frame_times_s"][()] if t is not None and "frame_times_s" in t else None
     if "arena" not in f:
         raise InvalidInputError(path, "/arena", "a group", "no such group")
@@ -911,7 +957,7 @@ def _load(f: h5py.File, path: Path) -> Session:
             _ds(p, "member_means_mm", path),
             _ds(p, "member_chol_mm", path),
             _ds(p, "set_area_mm2", path),
-            str(p.attrs.get("model_version", "")),
+            text(path, "/predictions@model_version", p.attrs.get("model_version", "")),
         )
     predicted = None
     if "attribution/predicted" in f:

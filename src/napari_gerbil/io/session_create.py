@@ -37,9 +37,17 @@ def read_mic_positions(path: str | os.PathLike) -> np.ndarray:
     One microphone per line, ``x, y, z`` in mm separated by commas, tabs or spaces;
     a header line and ``#`` comments are skipped.
     """
-    path = Path(path)
+    from napari_gerbil.io.outputs import check_input_file
+
+    path = check_input_file(path, "mic positions", "text file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            path, "mic positions", "a UTF-8 text file", f"undecodable bytes at {exc.start}"
+        ) from None
     rows = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -52,6 +60,8 @@ def read_mic_positions(path: str | os.PathLike) -> np.ndarray:
     mics = np.array(rows, float)
     if mics.ndim != 2 or mics.shape[1] != 3 or not len(mics):
         raise InvalidInputError(path, "mic positions", "lines of x, y, z (mm)", f"{mics.shape}")
+    if not np.isfinite(mics).all():
+        raise InvalidInputError(path, "mic positions", "finite x, y, z (mm)", "NaN/inf")
     return mics
 
 
@@ -120,8 +130,12 @@ def create_session(
         raise InvalidInputError(
             out_path, "path", f"a name ending in {SESSION_SUFFIX}", out_path.name
         )
-    if out_path.exists() and not overwrite:
-        raise InvalidInputError(out_path, "path", "a new file", "an existing file")
+    from napari_gerbil.io.outputs import check_output_path
+
+    # never a reviewed session, never one of the inputs (docs/safety.md)
+    audio_paths = [audio_path] if isinstance(audio_path, (str, os.PathLike)) else list(audio_path)
+    inputs = [*audio_paths, video_path, tracks_path]
+    check_output_path(out_path, overwrite=overwrite, inputs=inputs, field="path")
     audio = AudioSource.open(audio_path, dataset=audio_dataset, sample_rate_hz=sample_rate_hz)
     if mic_positions_mm is None:
         cage = default_cage(arena_dims_mm)
@@ -172,6 +186,15 @@ def create_session(
                 "tracks",
                 f"{len(names)} animals (as named)",
                 f"{poses.n_tracks} tracks",
+            )
+        last = int(poses.frame_indices.max()) if poses.n_frames else -1
+        if last >= shape[0]:
+            raise InvalidInputError(
+                tracks_path,
+                "frames",
+                f"poses of this video's {shape[0]} frames",
+                f"a pose on frame {last}",
+                hint="The pose file belongs to a longer video.",
             )
         tracks = FileRef.from_file(tracks_path)
     session = Session(

@@ -16,6 +16,8 @@ import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.h5values import hdf5_errors, short, strings, text
+from napari_gerbil.io.outputs import check_input_file
 
 
 def _strings(values: Any) -> list[str]:
@@ -169,12 +171,22 @@ def _load_slp(path: Path) -> Poses:
         raise InvalidInputError(path, "skeletons", "a skeleton", "none")
     names = [n.name for n in labels.skeletons[-1].nodes]
     tracks = [t.name for t in labels.tracks]
-    fast = _tracked_xy_fast(path, len(names), len(tracks)) if tracks else None
-    if fast is not None:
-        xy = fast
-    else:  # untracked or unusual files: sleap-io's general (slower) path
-        xy = sio.load_slp(str(path), open_videos=False).numpy(untracked=not tracks)
-        tracks = tracks or [f"track{i}" for i in range(xy.shape[1])]
+    try:
+        fast = _tracked_xy_fast(path, len(names), len(tracks)) if tracks else None
+        if fast is not None:
+            xy = fast
+        else:  # untracked or unusual files: sleap-io's general (slower) path
+            xy = sio.load_slp(str(path), open_videos=False).numpy(untracked=not tracks)
+            tracks = tracks or [f"track{i}" for i in range(xy.shape[1])]
+    except InvalidInputError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        raise InvalidInputError(
+            path,
+            "/frames /instances /points /pred_points",
+            "SLEAP's pose tables, consistent with each other",
+            f"{type(exc).__name__}: {exc}",
+        ) from None
     video = labels.videos[0].filename
     return Poses(
         names,
@@ -195,6 +207,8 @@ def _load_analysis_h5(path: Path) -> Poses:
             if not isinstance(f.get(name), h5py.Dataset):
                 raise InvalidInputError(path, f"/{name}", "a SLEAP analysis dataset", "missing")
         raw = f["tracks"][()]
+        if np.asarray(raw).dtype.kind not in "fiu":
+            raise InvalidInputError(path, "/tracks", "numeric pixel positions", short(raw))
         if raw.ndim != 4:
             raise InvalidInputError(
                 path, "/tracks", "4-D (n_tracks, 2, n_nodes, n_frames)", f"shape {raw.shape}"
@@ -210,10 +224,11 @@ def _load_analysis_h5(path: Path) -> Poses:
                     path, "/tracks@dims", "the 4 axis names frame, track, node, xy", repr(dims)
                 ) from exc
         xy = np.transpose(raw, order).astype(np.float64)
-        nodes = _strings(f["node_names"][()])
+        nodes = strings(path, "/node_names", f["node_names"][()])
+        names = f.get("track_names")
         tracks = (
-            _strings(f["track_names"][()])
-            if "track_names" in f and len(f["track_names"])
+            strings(path, "/track_names", names[()])
+            if isinstance(names, h5py.Dataset) and names.shape != (0,)
             else [f"track{i}" for i in range(xy.shape[1])]
         )
         if xy.shape[3] != 2 or xy.shape[2] != len(nodes) or xy.shape[1] != len(tracks):
@@ -228,19 +243,19 @@ def _load_analysis_h5(path: Path) -> Poses:
         video_path = None
         if isinstance(video, h5py.Dataset):
             v = video[()]
-            video_path = v.decode() if isinstance(v, bytes) else str(v)
+            video_path = text(path, "/video_path", v) if np.ndim(v) == 0 else None
     return Poses(nodes, tracks, xy, np.arange(xy.shape[0]), video_path or None)
 
 
 def load_poses(path: str | os.PathLike) -> Poses:
     """Read SLEAP poses from a ``.slp`` file or a SLEAP analysis ``.h5`` file."""
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(path, "<file>", "an existing .slp or analysis .h5", "no such file")
-    if path.suffix.lower() == ".slp":
-        return _load_slp(path)
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        return _load_analysis_h5(path)
+    check_input_file(path, "<file>", ".slp or analysis .h5 file")
+    with hdf5_errors(path):
+        if path.suffix.lower() == ".slp":
+            return _load_slp(path)
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            return _load_analysis_h5(path)
     raise InvalidInputError(
         path, "<file>", "a SLEAP .slp or analysis .h5 file", f"suffix {path.suffix!r}"
     )

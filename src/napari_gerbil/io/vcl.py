@@ -30,6 +30,8 @@ import numpy as np
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
 from napari_gerbil.io.compat import check_compatible
+from napari_gerbil.io.h5values import hdf5_errors
+from napari_gerbil.io.outputs import check_input_file
 
 T = TypeVar("T")
 FORMAT_NAME = "vcl"
@@ -48,12 +50,27 @@ _STR = h5py.string_dtype("utf-8")
 
 
 def _decode(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _numbers(path: Path, field: str, value: Any, expected: str) -> np.ndarray:
+    """``value`` as a float array; text or other non-numbers raise InvalidInputError."""
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"dtype {arr.dtype}")
+        return arr.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(path, field, expected, f"{_short(value)} ({exc})") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _open_h5(path: Path) -> h5py.File:
-    if not path.exists():
-        raise InvalidInputError(path, "<file>", "an existing HDF5 file", "no such file")
+    check_input_file(path, "<file>", "HDF5 file")
     try:
         return h5py.File(path, "r")
     except OSError as exc:
@@ -101,7 +118,12 @@ class _Structure:
             raise InvalidInputError(path, lidx.name, "integer offsets", f"dtype {lidx.dtype}")
         self.audio = audio
         self.length_idx_name = lidx.name
-        self.length_idx = lidx[()].astype(np.int64)
+        raw_lidx = lidx[()]
+        if raw_lidx.size and raw_lidx.dtype.kind == "u" and raw_lidx.max() > np.iinfo(np.int64).max:
+            raise InvalidInputError(
+                path, lidx.name, "offsets below 2**63", f"{int(raw_lidx.max())} (unsigned)"
+            )
+        self.length_idx = raw_lidx.astype(np.int64)
         self.n_calls = len(self.length_idx) - 1
         loc = f.get("locations")
         self.locations = loc if isinstance(loc, h5py.Dataset) else None
@@ -160,15 +182,16 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
     """Our optional attributes, checked for shape when present."""
     sr = _attr(f, SAMPLE_RATE_ATTRS)
     if sr is not None:
-        sr = float(np.asarray(sr).reshape(-1)[0])
-        if not (np.isfinite(sr) and sr > 0):
-            raise InvalidInputError(path, "sample_rate_hz", "a positive rate (Hz)", repr(sr))
+        arr = _numbers(path, "sample_rate_hz", sr, "a positive rate (Hz)").reshape(-1)
+        if arr.shape != (1,) or not (np.isfinite(arr[0]) and arr[0] > 0):
+            raise InvalidInputError(path, "sample_rate_hz", "a positive rate (Hz)", _short(sr))
+        sr = float(arr[0])
     dims = _attr(f, ARENA_DIMS_ATTRS)
     if dims is not None:
-        dims = np.asarray(dims, dtype=float).reshape(-1)
+        dims = _numbers(path, "arena_dims_mm", dims, "3 positive lengths (mm)").reshape(-1)
         if len(dims) == 2:  # vocalocator stores (length, width)
             dims = np.r_[dims, np.nan]
-        if dims.shape != (3,) or not (dims[:2] > 0).all():
+        if dims.shape != (3,) or not (np.isfinite(dims[:2]).all() and (dims[:2] > 0).all()):
             raise InvalidInputError(
                 path, "arena_dims_mm", "3 positive lengths (mm)", f"{dims.tolist()}"
             )
@@ -176,7 +199,7 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
     if mics is None and isinstance(f.get("mic_positions_mm"), h5py.Dataset):
         mics = f["mic_positions_mm"][()]
     if mics is not None:
-        mics = np.asarray(mics, dtype=float)
+        mics = _numbers(path, "mic_positions_mm", mics, "shape (n_mics, 3) in mm")
         if mics.ndim != 2 or mics.shape[1] != 3:
             raise InvalidInputError(
                 path, "mic_positions_mm", "shape (n_mics, 3)", f"shape {mics.shape}"
@@ -188,12 +211,16 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
                 f"one microphone per audio channel ({n_channels})",
                 f"{len(mics)} microphones",
             )
+        if not np.isfinite(mics).all():
+            raise InvalidInputError(path, "mic_positions_mm", "finite positions (mm)", "NaN/inf")
     provenance: dict[str, Any] = {}
     if "provenance" in f.attrs:
         try:
             provenance = json.loads(_decode(f.attrs["provenance"]))
         except json.JSONDecodeError as exc:
             raise InvalidInputError(path, "provenance", "a JSON object", str(exc)) from None
+        if not isinstance(provenance, dict):
+            raise InvalidInputError(path, "provenance", "a JSON object", type(provenance).__name__)
     scenario = f.attrs.get("scenario")
     fmt = f.attrs.get("napari_gerbil_format")
     return {
@@ -201,7 +228,7 @@ def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
         "sample_rate_hz": sr,
         "arena_dims_mm": dims,
         "mic_positions_mm": mics,
-        "scenario": _decode(scenario) if scenario is not None and len(scenario) else None,
+        "scenario": (_decode(scenario) or None) if scenario is not None else None,
         "provenance": provenance,
     }
 
@@ -230,7 +257,8 @@ class VCLDataset:
         if self._s is None or self._pid != os.getpid():
             self._file = _open_h5(self.path)
             try:
-                self._s = _Structure(self._file, self.path)
+                with hdf5_errors(self.path):
+                    self._s = _Structure(self._file, self.path)
             except BaseException:
                 self._file.close()
                 self._file = None
@@ -354,7 +382,8 @@ class VCLDataset:
         if s.locations is None:
             return None
         if s.locations_cache is None:  # small (n_calls x nodes x dims): read once
-            arr = s.locations[()].astype(np.float64)
+            with hdf5_errors(self.path):
+                arr = s.locations[()].astype(np.float64)
             s.locations_cache = arr[:, None, :] if arr.ndim == 2 else arr
         return s.locations_cache.copy()
 
@@ -385,14 +414,22 @@ class VCLDataset:
         return loc[:, self._node_index(node), :2].copy()
 
     # -- audio -------------------------------------------------------------------------
-    def call_audio(self, index: int) -> np.ndarray:
-        """Audio of call ``index`` as float32 (n_samples, n_channels)."""
+    def call_audio(self, index: int, max_samples: int | None = None) -> np.ndarray:
+        """Audio of call ``index`` as float32 (n_samples, n_channels).
+
+        With ``max_samples``, only the centred window of that many samples of a longer
+        call is read (what a model sees after its centre crop).
+        """
         s = self._struct
         if not -s.n_calls <= index < s.n_calls:
             raise IndexError(f"call {index} out of range for {s.n_calls} calls")
         index %= s.n_calls
-        start, stop = s.length_idx[index], s.length_idx[index + 1]
-        return np.asarray(s.audio[start:stop], dtype=np.float32)
+        start, stop = int(s.length_idx[index]), int(s.length_idx[index + 1])
+        if max_samples is not None and stop - start > max_samples:
+            start += (stop - start - max_samples) // 2
+            stop = start + max_samples
+        with hdf5_errors(self.path):
+            return np.asarray(s.audio[start:stop], dtype=np.float32)
 
     def check_compatible(
         self,
@@ -799,10 +836,10 @@ def validate_vcl(
     """Check a VCL file completely; raise :class:`InvalidInputError` at the first problem.
 
     Checks dataset presence, shapes and dtypes, ``length_idx`` (starts at 0, strictly
-    increasing — no zero-length calls —, ends at the audio length), finite audio (read
-    in chunks of ``chunk_samples``, bounded memory), finite locations inside the arena
-    (when its size is known; ``tolerance_mm`` beyond the walls allowed), one microphone
-    per channel and the node names.
+    increasing — no zero-length calls —, ends at the audio length), finite audio and no
+    all-zero call (read in chunks of ``chunk_samples``, bounded memory), finite locations
+    inside the arena (when its size is known; ``tolerance_mm`` beyond the walls allowed),
+    one microphone per channel and the node names.
 
     Returns
     -------
@@ -810,7 +847,7 @@ def validate_vcl(
         Summary: n_calls, n_channels, total_samples, sample_rate_hz.
     """
     path = Path(path)
-    with _open_h5(path) as f:
+    with _open_h5(path) as f, hdf5_errors(path):
         s = _Structure(f, path)
         lidx, name = s.length_idx, s.length_idx_name
         total = s.audio.shape[0]
@@ -837,15 +874,27 @@ def validate_vcl(
                 f"last offset == audio length {total} ({s.audio.name})",
                 f"{lidx[-1]}",
             )
-        if s.audio.dtype.kind == "f":
-            for start in range(0, total, chunk_samples):
-                block = s.audio[start : start + chunk_samples]
+        heard = np.zeros(s.n_calls, dtype=bool)  # calls with a non-zero sample
+        for start in range(0, total, chunk_samples):
+            block = s.audio[start : start + chunk_samples]
+            if s.audio.dtype.kind == "f":
                 bad = ~np.isfinite(block)
                 if bad.any():
                     row = start + int(np.argmax(bad.any(axis=1)))
                     raise InvalidInputError(
                         path, s.audio.name, "finite samples", f"NaN/inf at sample {row}"
                     )
+            rows = start + np.flatnonzero((block != 0).any(axis=1))
+            heard[np.searchsorted(lidx, rows, side="right") - 1] = True
+        if s.n_calls and not heard.all():
+            i = int(np.argmax(~heard))
+            raise InvalidInputError(
+                path,
+                s.audio.name,
+                "calls with sound (at least one non-zero sample)",
+                f"call {i} silent (all zero, samples {lidx[i]}..{lidx[i + 1]}); "
+                f"{int((~heard).sum())} silent calls",
+            )
         if s.locations is None:
             if require_locations:
                 raise InvalidInputError(

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.outputs import check_input_file
 
 
 class VideoReader:
@@ -45,8 +46,7 @@ class VideoReader:
         import av
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise InvalidInputError(self.path, "path", "an existing video file", "no such file")
+        check_input_file(self.path, "path", "video file")
         try:
             self._container = av.open(str(self.path))
         except (av.FFmpegError, OSError) as exc:

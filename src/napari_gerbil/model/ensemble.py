@@ -54,14 +54,65 @@ def save_checkpoint(path: Path, net: LocalizerNet, **extra: Any) -> None:
         torch.save(payload, tmp)
 
 
-def load_member(path: Path, device: str | torch.device = "cpu") -> LocalizerNet:
-    """Load one member checkpoint into an eval-mode network."""
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint as data only (``weights_only=True``).
+
+    A pickled object that would run code on loading is refused, never executed.
+
+    Raises :class:`InvalidInputError` naming the file for anything but a dict of tensors
+    and plain values.
+    """
+    import pickle
+
+    from napari_gerbil.io.outputs import check_input_file
+
+    path = check_input_file(path, "<file>", "checkpoint")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise InvalidInputError(path, "<file>", "a napari-gerbil checkpoint", str(exc)) from exc
-    net = LocalizerNet(NetworkConfig.from_dict(payload["network"], source=str(path)))
-    net.load_state_dict(payload["state_dict"])
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        named = [ln for ln in lines if "Unsupported" in ln or "GLOBAL" in ln]
+        first = (named or lines or [type(exc).__name__])[0]
+        raise InvalidInputError(
+            path,
+            "<file>",
+            "a checkpoint holding only tensors and plain values",
+            f"content refused by the safe loader ({first[:160]})",
+            hint="A model directory is data; checkpoints that need code to load are never run.",
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInputError(
+            path, "<file>", "a napari-gerbil checkpoint", f"unreadable ({str(exc)[:160]})"
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidInputError(path, "<root>", "a dict", type(payload).__name__)
+    return payload
+
+
+def load_member(path: Path, device: str | torch.device = "cpu") -> LocalizerNet:
+    """Load one member checkpoint into an eval-mode network (weights only, never code)."""
+    payload = load_checkpoint(path, device)
+    for key in ("network", "state_dict"):
+        if not isinstance(payload.get(key), dict):
+            raise InvalidInputError(path, key, "a dict", type(payload.get(key)).__name__)
+    try:
+        net = LocalizerNet(NetworkConfig.from_dict(payload["network"], source=str(path)))
+    except InvalidInputError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InvalidInputError(
+            path, "network", "a valid network configuration", str(exc)[:200]
+        ) from None
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()
+        raise InvalidInputError(
+            path,
+            "state_dict",
+            f"weights of the {net.config.name!r} architecture in 'network'",
+            first[0][:200] + (f" {first[1].strip()[:200]}" if len(first) > 1 else ""),
+        ) from None
     return net.to(device).eval()
 
 
@@ -181,6 +232,14 @@ class Ensemble:
                     f"shape {call.shape}",
                 )
             out[i] = crop_or_pad(call, length).T
+            if not np.isfinite(out[i]).all():
+                raise InvalidInputError(
+                    None,
+                    "audio",
+                    "finite samples in every call",
+                    f"NaN/inf in call {i} of the batch",
+                    hint="Check the recording with `napari-gerbil validate`.",
+                )
         return out
 
     @torch.inference_mode()
@@ -233,21 +292,59 @@ class Ensemble:
         return pred if t == 1.0 else pred.with_temperature(t)
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """A torch device that exists here (InvalidInputError for a typo or a missing GPU)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidInputError(
+            None, "device", "a torch device (cpu, cuda, cuda:N, mps)", repr(device)
+        ) from None
+    if dev.type == "cuda" and (
+        not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()
+    ):
+        raise InvalidInputError(None, "device", "an available device", f"{device} (no such GPU)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidInputError(None, "device", "an available device", f"{device} (no MPS)")
+    return dev
+
+
 def load_ensemble(
     model_dir: str | os.PathLike, device: str | torch.device = "cpu", verify: bool = True
 ) -> Ensemble:
     """Load a model directory; ``verify`` checks each member file's SHA-256."""
+    device = check_device(device)
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise InvalidInputError(
+            model_dir, "--model", "a model directory", "a file" if model_dir.exists() else "nothing"
+        )
     manifest = read_manifest(model_dir)
     members = []
     for entry in manifest["members"]:
         path = model_dir / entry["file"]
-        if not path.exists():
+        if not path.is_file():
             raise InvalidInputError(model_dir, entry["file"], "a member checkpoint", "no file")
         if verify and sha256_file(path) != entry["sha256"]:
             raise InvalidInputError(
                 path, "sha256", entry["sha256"], "a different checksum (file changed)"
             )
         members.append(load_member(path, device))
+    first = members[0].config
+    for entry, net in zip(manifest["members"], members, strict=True):
+        if net.config != first:
+            raise InvalidInputError(
+                model_dir / entry["file"],
+                "network",
+                f"the architecture of member 0 ({first.name})",
+                f"another one ({net.config.name})",
+            )
+        if net.config.n_channels != manifest["n_channels"]:
+            raise InvalidInputError(
+                model_dir / entry["file"],
+                "network.n_channels",
+                f"{manifest['n_channels']} (manifest n_channels)",
+                str(net.config.n_channels),
+            )
     meta = ModelMetadata.from_manifest(manifest, members[0].config.input_length_samples)
     return Ensemble(members, meta, manifest.get("temperature", 1.0), manifest, model_dir)

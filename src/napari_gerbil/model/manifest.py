@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_write_text
 from napari_gerbil.model.presets import NetworkConfig
@@ -119,9 +121,81 @@ def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
     for key in REQUIRED_KEYS:
         if key not in manifest:
             raise InvalidInputError(path, key, "present", "missing")
-    if not isinstance(manifest["members"], list) or not manifest["members"]:
-        raise InvalidInputError(path, "members", "a non-empty list", repr(manifest["members"]))
+    check_manifest(manifest, path)
     return manifest
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_manifest(manifest: dict[str, Any], path: str | os.PathLike) -> None:
+    """Check the types and ranges of a manifest's fields; raise InvalidInputError."""
+
+    def need(key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise InvalidInputError(path, key, expected, repr(manifest.get(key))[:120])
+
+    def positive(value: Any) -> bool:
+        return _is_number(value) and np.isfinite(value) and value > 0
+
+    need("sample_rate_hz", positive(manifest["sample_rate_hz"]), "a positive rate (Hz)")
+    need("n_channels", _is_int(manifest["n_channels"]) and manifest["n_channels"] >= 1, ">= 1")
+    dims = manifest["arena_dims_mm"]
+    need(
+        "arena_dims_mm",
+        isinstance(dims, list)
+        and len(dims) in (2, 3)
+        and all(positive(v) for v in dims[:2])
+        and all(_is_number(v) for v in dims),
+        "[length, width(, height)] in mm, positive",
+    )
+    need("label_scale_mm", positive(manifest["label_scale_mm"]), "a positive length (mm)")
+    if "input_length_samples" in manifest:
+        n = manifest["input_length_samples"]
+        need("input_length_samples", _is_int(n) and n >= 1, "an integer >= 1")
+    if "temperature" in manifest:
+        need("temperature", positive(manifest["temperature"]), "a positive covariance scale")
+    if "version" in manifest:
+        need("version", _is_int(manifest["version"]) and manifest["version"] >= 1, ">= 1")
+    mics = manifest.get("mic_positions_mm")
+    if mics is not None:
+        try:
+            arr: np.ndarray | None = np.asarray(mics, dtype=float)
+        except (TypeError, ValueError):
+            arr = None
+        need(
+            "mic_positions_mm",
+            arr is not None
+            and arr.shape == (manifest["n_channels"], 3)
+            and bool(np.isfinite(arr).all()),
+            f"({manifest['n_channels']}, 3) finite positions (mm), one per channel",
+        )
+    members = manifest["members"]
+    need("members", isinstance(members, list) and len(members) >= 1, "a non-empty list")
+    for k, entry in enumerate(members):
+        field = f"members[{k}]"
+        if not isinstance(entry, dict):
+            raise InvalidInputError(path, field, "an object {file, sha256, seed}", repr(entry))
+        file = entry.get("file")
+        if not isinstance(file, str) or not file:
+            raise InvalidInputError(path, f"{field}.file", "a relative file name", repr(file))
+        rel = Path(file)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise InvalidInputError(
+                path, f"{field}.file", "a path inside the model directory", repr(file)
+            )
+        sha = entry.get("sha256")
+        if not (isinstance(sha, str) and len(sha) == 64):
+            raise InvalidInputError(path, f"{field}.sha256", "64 hex digits", repr(sha)[:80])
+        if "seed" in entry and not _is_int(entry["seed"]):
+            raise InvalidInputError(path, f"{field}.seed", "an integer", repr(entry["seed"]))
+    if "n_members" in manifest:
+        need("n_members", manifest["n_members"] == len(members), f"{len(members)} (members)")
 
 
 def write_manifest(

@@ -29,6 +29,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.checks import MAX_CALL_S
 from napari_gerbil.model.calibration import coverage_curve, expected_calibration_error
 from napari_gerbil.model.confidence import confidence_sets, grid_level
 from napari_gerbil.model.ensemble import Ensemble
@@ -209,6 +210,28 @@ def write_predictions(path: str | os.PathLike, result: CallPredictions, source: 
     return path
 
 
+#: Longest call a classical baseline is run on (s): its cost grows with the length.
+MAX_BASELINE_CALL_S = MAX_CALL_S
+
+
+def check_predict_options(mass: float, batch_size: int) -> None:
+    """Refuse a ``mass`` outside (0, 1) or a ``batch_size`` below 1 (InvalidInputError)."""
+    if not (isinstance(mass, (int, float)) and 0.0 < float(mass) < 1.0):
+        raise InvalidInputError(None, "mass", "a probability in (0, 1)", repr(mass))
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise InvalidInputError(None, "batch_size", "an integer >= 1", repr(batch_size))
+    if batch_size < 1:
+        raise InvalidInputError(None, "batch_size", "an integer >= 1", repr(batch_size))
+
+
+def _model_files(ensemble: Ensemble | None) -> list[Path]:
+    if ensemble is None or ensemble.path is None:
+        return []
+    root = Path(ensemble.path)
+    members = ensemble.manifest.get("members", [])
+    return [root / "manifest.json"] + [root / str(m.get("file", "")) for m in members]
+
+
 def predict_file(
     data: str | os.PathLike,
     out: str | os.PathLike,
@@ -218,49 +241,135 @@ def predict_file(
     mass: float = 0.95,
     batch_size: int = 64,
     progress: ProgressCallback | None = None,
+    overwrite: bool = False,
 ) -> CallPredictions:
-    """Localize every call of a VCL dataset or a session file and write ``out``."""
+    """Localize every call of a VCL dataset or a session file and write ``out``.
+
+    Before any computation: the options are checked, ``out`` may not exist unless
+    ``overwrite`` (and is never an input, nor a session with user reviews), the data
+    passes the checks of ``napari-gerbil validate`` (a session's files unchanged) and
+    ``out`` is locked against a second run. A model reads only the centre of each
+    call (its input length); baselines refuse calls longer than
+    :data:`MAX_BASELINE_CALL_S`.
+    """
+    from napari_gerbil.io.checks import check_session, check_vcl_input
+    from napari_gerbil.io.outputs import check_input_file, check_output_path, output_lock
     from napari_gerbil.io.session import is_session_file, load_session
 
     if (ensemble is None) == (baseline is None):
         raise InvalidInputError(None, "model", "exactly one of a model or a baseline", "both/none")
-    data = Path(data)
-    truth = None
-    sr: float | None
-    dims: np.ndarray | None
-    mics: np.ndarray | None
-    if is_session_file(data):
-        session = load_session(data)
-        calls = session.read_calls_audio(np.arange(session.n_calls))
-        sr, n_ch = session.audio.sample_rate_hz, session.audio.n_channels
-        dims, mics = session.arena.dims_mm, session.arena.mic_positions_mm
-    else:
-        from napari_gerbil.io.vcl import VCLDataset
+    check_predict_options(mass, batch_size)
+    data = check_input_file(data, "--data", "VCL dataset or session file")
+    out = Path(out)
+    inputs = [data, *_model_files(ensemble)]
+    session = load_session(data) if is_session_file(data) else None
+    if session is not None:
+        inputs += [ref.path for ref in session.audio.files]
+        inputs += [r.path for r in (session.video, session.tracks) if r is not None]
+    check_output_path(out, overwrite=overwrite, inputs=inputs)
+    with output_lock(out):
+        crop = None if ensemble is None else ensemble.metadata.input_length_samples
+        truth = None
+        sr: float | None
+        dims: np.ndarray | None
+        mics: np.ndarray | None
+        if session is not None:
+            check_session(session, data, timing=False)
+            sr, n_ch = session.audio.sample_rate_hz, session.audio.n_channels
+            dims, mics = session.arena.dims_mm, session.arena.mic_positions_mm
+            lengths = session.calls.stop_sample - session.calls.start_sample
+        else:
+            from napari_gerbil.io.vcl import VCLDataset
 
-        ds = VCLDataset(data)
-        calls = [ds.call_audio(i) for i in range(ds.n_calls)]
-        sr, n_ch, dims, mics = (
-            ds.sample_rate_hz,
-            ds.n_channels,
-            ds.arena_dims_mm,
-            ds.mic_positions_mm,
-        )
-        if ds.has_locations and not ds.is_multi_animal:
-            truth = ds.source_xy_mm(0)
-    if ensemble is not None:
-        ensemble.check_compatible(n_ch, sr, dims, source=data, mic_positions_mm=mics)
-        dims = ensemble.arena_dims_mm if dims is None else dims
-        result = localize_with_ensemble(
-            ensemble, calls, dims, mass, batch_size, progress, truth_mm=truth
-        )
-    else:
-        if sr is None or dims is None:
-            raise InvalidInputError(
-                data, "sample_rate_hz / arena_dims_mm", "stored in the file (for baselines)", "none"
+            check_vcl_input(data, require_locations=False)
+            ds = VCLDataset(data)
+            sr, n_ch, dims, mics = (
+                ds.sample_rate_hz,
+                ds.n_channels,
+                ds.arena_dims_mm,
+                ds.mic_positions_mm,
             )
-        assert baseline is not None  # exactly one of ensemble / baseline (checked above)
-        result = localize_with_baseline(
-            baseline, calls, mics, sr, dims, batch_size, progress, truth_mm=truth
-        )
-    write_predictions(out, result, source=str(data))
+            lengths = ds.call_lengths_samples
+            if ds.has_locations and not ds.is_multi_animal:
+                truth = ds.source_xy_mm(0)
+        if ensemble is not None:
+            ensemble.check_compatible(n_ch, sr, dims, source=data, mic_positions_mm=mics)
+        else:
+            if sr is None or dims is None:
+                raise InvalidInputError(
+                    data,
+                    "sample_rate_hz / arena_dims_mm",
+                    "stored in the file (for baselines)",
+                    "none",
+                )
+            _check_baseline_lengths(data, np.asarray(lengths), sr)
+        if session is not None:
+            calls = session_call_audio(session, max_samples=crop)
+            check_finite_calls(calls, data)
+        else:
+            calls = [ds.call_audio(i, max_samples=crop) for i in range(ds.n_calls)]
+        if ensemble is not None:
+            dims = ensemble.arena_dims_mm if dims is None else dims
+            result = localize_with_ensemble(
+                ensemble, calls, dims, mass, batch_size, progress, truth_mm=truth
+            )
+        else:
+            # exactly one of ensemble / baseline; a baseline needs the rate (checked above)
+            assert baseline is not None and sr is not None
+            result = localize_with_baseline(
+                baseline, calls, mics, sr, dims, batch_size, progress, truth_mm=truth
+            )
+        write_predictions(out, result, source=str(data))
     return result
+
+
+def check_finite_calls(calls: Sequence[np.ndarray], source=None) -> None:
+    """Refuse calls with NaN or inf samples (a model would return NaN silently)."""
+    for i, call in enumerate(calls):
+        if not np.isfinite(call).all():
+            row = int(np.argmax(~np.isfinite(call).all(axis=1)))
+            raise InvalidInputError(
+                source,
+                "audio",
+                "finite samples in every call",
+                f"NaN/inf in call {i} (its sample {row})",
+            )
+
+
+def _check_baseline_lengths(data: Path, lengths: np.ndarray, sample_rate_hz: float) -> None:
+    limit = int(MAX_BASELINE_CALL_S * sample_rate_hz)
+    if len(lengths) and lengths.max() > limit:
+        i = int(np.argmax(lengths))
+        raise InvalidInputError(
+            data,
+            "call length",
+            f"calls of at most {MAX_BASELINE_CALL_S:g} s ({limit} samples) for a baseline",
+            f"call {i} of {int(lengths[i])} samples ({lengths[i] / sample_rate_hz:.1f} s)",
+            hint="Split the long segment into calls, or localize it with a model "
+            "(which reads only the centre of each call).",
+        )
+
+
+def _centre_window(n_samples: int, max_samples: int | None) -> tuple[int, int]:
+    """[start, stop) of the centred ``max_samples`` crop of a call (all of it if shorter)."""
+    if max_samples is None or n_samples <= max_samples:
+        return 0, n_samples
+    start = (n_samples - max_samples) // 2
+    return start, start + max_samples
+
+
+def session_call_audio(session, max_samples: int | None = None) -> list[np.ndarray]:
+    """Each call's audio [start_sample, stop_sample) of a session, (n_i, n_channels).
+
+    With ``max_samples`` only the centred window of that length of a longer call is read
+    (what a model sees after its centre crop), so one enormous call costs no more.
+    """
+    source = session.audio.open()
+    try:
+        out = []
+        for a, b in zip(session.calls.start_sample, session.calls.stop_sample, strict=True):
+            lo, hi = _centre_window(int(b) - int(a), max_samples)
+            out.append(source.read(int(a) + lo, int(a) + hi))
+        return out
+    finally:
+        source.close()

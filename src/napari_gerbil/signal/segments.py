@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +22,10 @@ def _column(header: list[str], names: tuple[str, ...]) -> int | None:
     return None
 
 
+#: Sample indices are int64; times beyond this would wrap around.
+MAX_SAMPLE = 2**62
+
+
 def read_segments_csv(
     path: str | os.PathLike, sample_rate_hz: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -35,11 +38,17 @@ def read_segments_csv(
     -------
     start_samples, stop_samples : ndarray (n_calls,) int64, sorted by start.
     """
-    path = Path(path)
+    from napari_gerbil.io.outputs import check_input_file
+
+    path = check_input_file(path, "<file>", "CSV file")
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InvalidInputError(path, "<file>", "an existing CSV file", "no such file") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            path, "<file>", "a UTF-8 text table", f"undecodable bytes at offset {exc.start}"
+        ) from None
+    except OSError as exc:
+        raise InvalidInputError(path, "<file>", "a readable CSV file", str(exc)) from None
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise InvalidInputError(path, "<header>", "a header row", "an empty file")
@@ -66,9 +75,25 @@ def read_segments_csv(
             raise InvalidInputError(
                 path, f"line {line_no}", "0 <= start < stop (seconds)", f"{start_s}, {stop_s}"
             )
+        if stop_s * sample_rate_hz >= MAX_SAMPLE:
+            raise InvalidInputError(
+                path,
+                f"line {line_no}",
+                f"times below {MAX_SAMPLE / sample_rate_hz:.3g} s (sample index fits 63 bits)",
+                f"{stop_s} s",
+            )
         starts.append(start_s)
         stops.append(stop_s)
     start_samples = np.round(np.asarray(starts) * sample_rate_hz).astype(np.int64)
     stop_samples = np.round(np.asarray(stops) * sample_rate_hz).astype(np.int64)
+    short = stop_samples <= start_samples
+    if short.any():
+        i = int(np.argmax(short))
+        raise InvalidInputError(
+            path,
+            f"line {i + 2}",
+            f"calls at least one sample long at {sample_rate_hz:g} Hz",
+            f"{starts[i]} .. {stops[i]} s",
+        )
     order = np.argsort(start_samples, kind="stable")
     return start_samples[order], stop_samples[order]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from napari_gerbil.config import Config
@@ -99,6 +100,24 @@ class TrainingConfig(Config):
             ("device", self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
             ("num_workers", self.num_workers >= 0, ">= 0"),
         ]
+        for name in ("seed", "split_seed"):
+            value = getattr(self, name)
+            checks.append((name, 0 <= value < 2**32, "an integer in [0, 2**32)"))
+        for name in ("learning_rate", "weight_decay", "clip_grad_norm", "checkpoint_every_s"):
+            checks.append((name, math.isfinite(getattr(self, name)), "a finite number"))
+        checks.append(("weight_decay", self.weight_decay >= 0, ">= 0"))
+        checks.append(("checkpoint_every_s", self.checkpoint_every_s >= 0, ">= 0 (0: off)"))
+        checks.append(
+            ("time_mask_max_fraction", 0 <= self.time_mask_max_fraction <= 1, "in [0, 1]")
+        )
+        lo, hi = self.noise_std_range
+        checks.append(
+            (
+                "noise_std_range",
+                math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi,
+                "0 <= low <= high, finite",
+            )
+        )
         for name in ("time_mask_p", "noise_p", "invert_p"):
             checks.append((name, 0 <= getattr(self, name) <= 1, "a probability in [0, 1]"))
         for name, ok, expected in checks:

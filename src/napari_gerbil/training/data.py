@@ -75,10 +75,37 @@ def save_split(path: Path, split: dict[str, np.ndarray], dataset_paths: Sequence
 
 
 def load_split(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Read a split written by :func:`save_split`."""
-    data = json.loads(Path(path).read_text())
-    split = {k: np.asarray(data[k], dtype=np.int64).reshape(-1, 2) for k in SPLITS}
-    return split, data["datasets"]
+    """Read a split written by :func:`save_split` (malformed: InvalidInputError)."""
+    from napari_gerbil.io.outputs import check_input_file
+
+    path = check_input_file(path, "--split", "split.json file")
+    try:
+        data = json.loads(Path(path).read_text())
+    except (ValueError, OSError) as exc:
+        raise InvalidInputError(path, "<file>", "a JSON split file", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(path, "<root>", "a JSON object", type(data).__name__)
+    datasets = data.get("datasets")
+    if not (isinstance(datasets, list) and all(isinstance(d, str) for d in datasets)):
+        raise InvalidInputError(path, "datasets", "a list of file paths", repr(datasets)[:120])
+    split = {}
+    for k in SPLITS:
+        pairs: np.ndarray | None
+        try:
+            pairs = np.asarray(data[k])
+            ok = pairs.size == 0 or (pairs.dtype.kind in "iu" and pairs.ndim == 2)
+            pairs = pairs.astype(np.int64).reshape(-1, 2) if ok else None
+        except (KeyError, ValueError, TypeError):
+            pairs = None
+        if pairs is None or (pairs < 0).any() or (pairs[:, 0] >= len(datasets)).any():
+            raise InvalidInputError(
+                path,
+                k,
+                f"(file, call) pairs of non-negative integers, file < {len(datasets)}",
+                repr(data.get(k))[:120],
+            )
+        split[k] = pairs
+    return split, datasets
 
 
 def source_labels_mm(datasets: Sequence[VCLDataset], node: int | str) -> list[np.ndarray]:

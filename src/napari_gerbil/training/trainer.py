@@ -29,9 +29,10 @@ from tqdm.auto import tqdm
 from napari_gerbil.errors import GerbilError, IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.atomic import atomic_path, atomic_write_text
 from napari_gerbil.io.cage import compare_geometry
+from napari_gerbil.io.checks import check_training_files
 from napari_gerbil.io.compat import check_compatible
 from napari_gerbil.io.vcl import VCLDataset
-from napari_gerbil.model.ensemble import Ensemble, save_checkpoint
+from napari_gerbil.model.ensemble import Ensemble, load_checkpoint, save_checkpoint
 from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
 from napari_gerbil.model.manifest import (
     ModelMetadata,
@@ -52,6 +53,7 @@ from napari_gerbil.training.data import (
     save_split,
     source_labels_mm,
 )
+from napari_gerbil.training.run_record import check_or_record_inputs, describe_inputs
 
 #: Squared Mahalanobis radius of a 2-D Gaussian's 95% ellipse (chi-square, 2 dof).
 CHI2_95 = -2.0 * math.log(0.05)
@@ -128,16 +130,21 @@ class TrainingData:
 
         from napari_gerbil.training.data import EngineCallDataset
 
-        fixed = name != "train"
-        n = self.sim_calls_per_epoch if not fixed else max(64, self.sim_calls_per_epoch // 10)
-        # each member draws its own training calls; the fixed sets are shared and come
+        held_out = name != "train"
+        # "fixed_train": the same training calls (positions) every epoch (learning curves)
+        assert self.engine is not None
+        fixed = held_out or bool(self.engine.get("fixed_train", False))
+        n = self.sim_calls_per_epoch
+        if held_out:
+            n = int(self.engine.get("held_out_calls", max(64, n // 10)))
+        # each member draws its own training calls; the held-out sets are shared and come
         # from seed streams no training run uses, so their positions are never trained on
         engine = self.engine
         assert engine is not None  # engine parts exist only with an engine
         engine_seed = int(engine["seed"])
-        stream = (
-            engine_seed * 1000 + seed if not fixed else 10**9 + engine_seed + SPLITS.index(name)
-        )
+        stream = engine_seed * 1000 + seed
+        if held_out:
+            stream = 10**9 + engine_seed + SPLITS.index(name)
         sim = EngineCallDataset(
             engine["cage"],
             engine["config"],
@@ -148,7 +155,7 @@ class TrainingData:
             stream,
             fixed,
         )
-        if fixed or not self.datasets:
+        if held_out or not self.datasets:
             return sim
         files = CallDataset(
             self.datasets,
@@ -403,8 +410,7 @@ def train_member(
     torch.manual_seed(seed)
     net = build_network(network_config).to(device)
     if init_checkpoint is not None:
-        payload = torch.load(init_checkpoint, map_location=device, weights_only=True)
-        net.load_state_dict(payload["state_dict"])
+        net.load_state_dict(load_checkpoint(init_checkpoint, device)["state_dict"])
     optimizer: torch.optim.Optimizer
     if config.optimizer == "adam":
         optimizer = torch.optim.AdamW(
@@ -426,9 +432,14 @@ def train_member(
     state["n_loss"] = 0
     last = run_dir / "last.pt"
     if last.exists():
-        payload = torch.load(last, map_location=device, weights_only=True)
-        net.load_state_dict(payload.pop("state_dict"))
-        optimizer.load_state_dict(payload.pop("optimizer"))
+        payload = load_checkpoint(last, device)  # weights only: a model directory is data
+        try:
+            net.load_state_dict(payload.pop("state_dict"))
+            optimizer.load_state_dict(payload.pop("optimizer"))
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                last, "state_dict / optimizer", "the resumable state of this run", str(exc)[:200]
+            ) from None
         state.update(payload)
     _trim_metrics(run_dir / "metrics.jsonl", state["epoch"])
 
@@ -555,14 +566,21 @@ DIVERGENCE_HINT = (
 def _check_divergence(
     run_dir: Path, config: TrainingConfig, epoch: int, step: int, loss: float, state: dict
 ) -> None:
-    """Stop on a non-finite loss or one far above where training started."""
-    limit = max(50.0, 20.0 * abs(state["first_loss"]))
-    if math.isfinite(loss) and loss <= limit:
+    """Stop on a non-finite loss, or when its running mean has exploded.
+
+    Single spikes are normal early in training; a running mean (weight 0.1 per step)
+    above ``max(1000, 100 * |first loss|)`` is not. The median validation error is
+    checked against the arena's diagonal after every epoch as well.
+    """
+    ema = loss if "loss_ema" not in state else 0.9 * state["loss_ema"] + 0.1 * loss
+    state["loss_ema"] = ema
+    limit = max(1000.0, 100.0 * abs(state["first_loss"]))
+    if math.isfinite(loss) and ema <= limit:
         return
     raise TrainingDivergedError(
         f"{run_dir}: training diverged at epoch {epoch + 1}, step {step + 1}: loss {loss:.4g} "
-        f"(it started at {state['first_loss']:.4g}; optimizer {config.optimizer}, learning "
-        f"rate {config.learning_rate:g}). {DIVERGENCE_HINT}"
+        f"(running mean {ema:.4g}; it started at {state['first_loss']:.4g}; optimizer "
+        f"{config.optimizer}, learning rate {config.learning_rate:g}). {DIVERGENCE_HINT}"
     )
 
 
@@ -637,6 +655,8 @@ def train_ensemble(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     length = network_config.input_length_samples
+    if rir_bank is None:  # the checks of `napari-gerbil validate`, NaN labels included
+        check_training_files([p.path if isinstance(p, VCLDataset) else p for p in data_paths])
     existing_split = out_dir / "member_00" / "split.json"
     split = None
     if rir_bank is None and engine is None and existing_split.exists():
@@ -645,6 +665,12 @@ def train_ensemble(
     if network_config.n_channels != data.metadata.n_channels:
         network_config = network_config.replace(n_channels=data.metadata.n_channels)
     network_config = with_data_geometry(network_config, data.metadata)
+    check_or_record_inputs(
+        out_dir,
+        describe_inputs(
+            network_config.digest(), config.digest(), data.paths, data.rir_bank, data.engine
+        ),
+    )
     config.save(out_dir / "training.yaml")
     seeds = [config.seed + k for k in range(n_members)]
     runs = [out_dir / f"member_{k:02d}" for k in range(n_members)]

@@ -1,0 +1,254 @@
+"""Input and output path rules shared by every command (docs/safety.md).
+
+- :func:`check_input_file`: an input is an existing regular file (a FIFO or a device
+  would block a reader forever; a folder is not a file).
+- :func:`check_output_path`: checked **before** any computation. An existing output is
+  replaced only with ``overwrite=True``; never when it is an input of the same command,
+  nor when it is a session file holding user reviews, whatever ``overwrite`` says.
+- :func:`output_lock`: one run at a time per output path (an advisory ``flock`` on a
+  ``.NAME.lock`` file next to it); a second run fails at once with a clear error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from napari_gerbil.errors import InvalidInputError
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a special file"
+
+
+def check_input_file(path: str | os.PathLike, field: str = "<file>", what: str = "file") -> Path:
+    """Return ``path`` if it is an existing regular file; raise InvalidInputError otherwise.
+
+    Parameters
+    ----------
+    path
+        The input.
+    field
+        The option or dataset naming it (for the message).
+    what
+        What the file should be, e.g. ``"VCL dataset"``.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InvalidInputError(path, field, f"an existing {what}", "no such file") from None
+    except OSError as exc:
+        raise InvalidInputError(
+            path, field, f"a readable {what}", f"unreadable ({exc.strerror})"
+        ) from None
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(path, field, f"a regular {what}", _kind_of(mode))
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.absolute() == b.absolute()
+
+
+def _has_user_reviews(path: Path) -> bool:
+    from napari_gerbil.io.session import is_session_file
+
+    if not is_session_file(path):
+        return False
+    import h5py
+    import numpy as np
+
+    try:
+        with h5py.File(path, "r") as f:
+            animal = np.asarray(f["attribution/user/animal"][()])
+    except (OSError, KeyError, ValueError, TypeError):
+        return True  # a session we cannot read is treated as precious
+    from napari_gerbil.io.session import NOT_REVIEWED
+
+    return bool((animal != NOT_REVIEWED).any())
+
+
+def check_output_path(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    field: str = "--out",
+    directory: bool = False,
+    protected: Iterable[str] = (),
+) -> Path:
+    """Check that ``path`` may be written; raise :class:`InvalidInputError` otherwise.
+
+    Parameters
+    ----------
+    path
+        The output file (or folder when ``directory``).
+    overwrite
+        Whether an existing output may be replaced (``--overwrite``).
+    inputs
+        Inputs of the same command: the output may never be one of them (nor, for a
+        folder, contain one).
+    field
+        The option naming the output, for the message.
+    directory
+        The output is a folder (created if missing); ``protected`` names the files in
+        it that count as "existing output".
+    protected
+        For a folder output: names of the files the command writes there.
+
+    Returns
+    -------
+    The path (unchanged).
+    """
+    path = Path(path)
+    for inp in inputs:
+        if inp is None:
+            continue
+        inp = Path(inp)
+        if not inp.exists():
+            continue
+        if directory:
+            clash = _same_file(path, inp) or any(
+                _same_file(path / name, inp) for name in protected if (path / name).exists()
+            )
+        else:
+            clash = path.exists() and _same_file(path, inp)
+        if clash:
+            raise InvalidInputError(
+                path,
+                field,
+                "an output path different from every input of the command",
+                f"the input {inp}",
+                hint="Write the output somewhere else; inputs are never replaced.",
+            )
+    if not path.exists():
+        if path.is_symlink():
+            raise InvalidInputError(path, field, "a writable path", "a dangling symbolic link")
+        parent = path.parent if str(path.parent) else Path(".")
+        probe = parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if probe.exists() and not probe.is_dir():
+            raise InvalidInputError(path, field, "a path inside a folder", f"{probe} is a file")
+        if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+            raise InvalidInputError(path, field, "a writable folder", f"{probe} is not writable")
+        return path
+    mode = path.stat().st_mode
+    if directory:
+        if not stat.S_ISDIR(mode):
+            raise InvalidInputError(path, field, "a folder (or a new path)", _kind_of(mode))
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InvalidInputError(path, field, "a writable folder", "not writable")
+        existing = [name for name in protected if (path / name).exists()]
+        if existing and not overwrite:
+            raise InvalidInputError(
+                path,
+                field,
+                "a folder without earlier results (or --overwrite)",
+                f"existing {', '.join(existing)}",
+                hint="Pass --overwrite to replace them, or choose another folder.",
+            )
+        return path
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(path, field, "a file path (or a new path)", _kind_of(mode))
+    if _has_user_reviews(path):
+        raise InvalidInputError(
+            path,
+            field,
+            "a path that is not a session with user reviews",
+            "a session file holding reviewed calls",
+            hint="Reviewed sessions are never replaced, even with --overwrite; "
+            "write elsewhere or move the session away first.",
+        )
+    if not overwrite:
+        raise InvalidInputError(
+            path,
+            field,
+            "a new file (or --overwrite)",
+            "an existing file",
+            hint="Pass --overwrite to replace it.",
+        )
+    if not os.access(path.parent if str(path.parent) else ".", os.W_OK | os.X_OK):
+        raise InvalidInputError(path, field, "a writable folder", f"{path.parent} is not writable")
+    return path
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of an output: ``.NAME.lock`` in the same folder."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, field: str = "--out") -> Iterator[Path]:
+    """Hold an exclusive lock on output ``path`` for the duration of the block.
+
+    A second process asking for the same output gets :class:`InvalidInputError` at
+    once (no waiting). The lock is an advisory ``flock`` on ``.NAME.lock`` next to the
+    output, released by the kernel when the process dies (a killed run never leaves a
+    stale lock); the lock file is removed on a clean exit, and so is the output's folder
+    when the lock created it and nothing was written there.
+    """
+    import fcntl
+
+    path = Path(path)
+    lock = lock_path(path)
+    created = [] if lock.parent.exists() else [lock.parent]
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InvalidInputError(
+                path, field, "a folder where a lock file can be created", str(exc.strerror)
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise InvalidInputError(
+                    path,
+                    field,
+                    "an output no other run is writing",
+                    f"locked by another napari-gerbil run ({lock})",
+                    hint="Wait for that run to finish, or write elsewhere.",
+                ) from None
+            raise
+        # the holder before us may have removed the lock file after we opened it
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+        for folder in created:  # a run that failed early leaves no empty output folder
+            with contextlib.suppress(OSError):
+                folder.rmdir()
