@@ -6,7 +6,9 @@ Measures, in a real napari window (run under a display or ``xvfb-run``):
    (playhead-only steps and steps that recompute the spectrogram window);
 2. opening a 1-hour session (4 channels at 125 kHz, video, poses, 3600 localized calls):
    everything is lazy, so this does not depend on the recording's length;
-3. selecting the next call (the ``n`` key: table, video, spectrogram, overlays);
+3. review keys pressed on the canvas as a user does (Qt key events through the window's
+   shortcuts): ``n`` (next call: table, video, spectrogram, overlays) and ``2``
+   (attribute: saved to the session file, table row and overlays redrawn);
 4. localizing one call interactively (worker start -> set drawn), first and later calls.
 
 Usage::
@@ -136,6 +138,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-localize", action="store_true", help="skip the localize part")
     args = parser.parse_args(argv)
 
+    from napari.qt import QtViewer
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+
     import napari
     from napari_gerbil._napari._widget import ReviewWidget
 
@@ -144,7 +150,10 @@ def main(argv=None) -> int:
     viewer = napari.Viewer(show=True)
     widget = ReviewWidget(viewer)
     viewer.window.add_dock_widget(widget, area="right")
+    window = widget.window()
+    window.activateWindow()  # the review keys are shortcuts of the active window
     app.processEvents()
+    canvas = window.findChild(QtViewer).canvas.native
 
     t0 = time.perf_counter()
     widget.open_session(path)
@@ -170,31 +179,39 @@ def main(argv=None) -> int:
     widget.select_call(N_CALLS // 2)
     app.processEvents()
 
-    def next_call():
-        widget.step_call(+1)  # the `n` key: select the next call, jump to its frame
-        app.processEvents()
+    def key(code):
+        def press():
+            QTest.keyClick(canvas, code)  # a real key event: shortcut -> review action
+            app.processEvents()
 
-    following = [_timed(next_call) for _ in range(10)]
+        return press
+
+    following = [_timed(key(Qt.Key.Key_N)) for _ in range(10)]
+    saves = widget.review.n_saves
+    assigning = [_timed(key(Qt.Key.Key_2)) for _ in range(10)]
+    if widget.review.n_saves != saves + 10:
+        raise SystemExit("the 2 key did not reach the review (is the window active?)")
     print(f"frame step, playhead only:             {_ms(playhead)}")
     print(f"frame step, spectrogram window redone: {_ms(recompute)}")
     print(f"jump anywhere in the hour (seek):      {_ms(far)}")
-    print(f"next call (n key):                     {_ms(following)}")
+    print(f"key n (next call):                     {_ms(following)}")
+    print(f"key 2 (attribute, saved, redrawn):     {_ms(assigning)}")
 
     if args.no_localize:
         viewer.close()
         return 0
     if args.model is not None:
-        widget.model_dir.setText(str(args.model))
+        widget.model_section.model_dir.setText(str(args.model))
     else:
-        building = widget.use_demo_model()
-        while building is not None and widget.worker is not None:
+        building = widget.model_section.use_demo_model()
+        while building is not None and widget.jobs.busy():
             app.processEvents()
             time.sleep(0.05)
 
     def localize_one():
-        if widget.localize([index]) is None:
+        if widget.model_section.localize([index]) is None:
             raise SystemExit("localize could not start (no ensemble)")
-        while widget.worker is not None:
+        while widget.jobs.busy():
             app.processEvents()
             time.sleep(0.002)
         app.processEvents()

@@ -51,6 +51,8 @@ class Edit:
     before_time_s: float
     after_animal: int
     after_time_s: float
+    before_decided_against: int = NOT_REVIEWED
+    after_decided_against: int = NOT_REVIEWED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +93,14 @@ def call_states(session: Session) -> np.ndarray:
     out[predicted == UNASSIGNED] = "unassigned"
     out[predicted == AMBIGUOUS] = "ambiguous"
     out[~localized & ~user.reviewed] = "not localized"
-    out[user.reviewed & (user.animal == predicted)] = "confirmed"
-    out[user.reviewed & (user.animal != predicted)] = "corrected"
+    # the prediction the user decided against (the current one for older files): a
+    # re-localization never turns a correction into a confirmation
+    against = user.decided_against
+    against = (
+        predicted if against is None else np.where(against == NOT_REVIEWED, predicted, against)
+    )
+    out[user.reviewed & (user.animal == against)] = "confirmed"
+    out[user.reviewed & (user.animal != against)] = "corrected"
     return out
 
 
@@ -236,9 +244,18 @@ class ReviewModel:
         """Set the user attribution of call ``index`` (animal index, -1 or -2) and save."""
         index = self._check_index(index)
         user = self.session.user
+        assert user.decided_against is not None
         before = (int(user.animal[index]), float(user.edit_time_s[index]))
+        against = int(user.decided_against[index])
         self.session.set_user_attribution(index, int(animal), now=time.time())
-        edit = Edit(index, *before, int(user.animal[index]), float(user.edit_time_s[index]))
+        edit = Edit(
+            index,
+            *before,
+            int(user.animal[index]),
+            float(user.edit_time_s[index]),
+            before_decided_against=against,
+            after_decided_against=int(user.decided_against[index]),
+        )
         self.undo_stack.append(edit)
         self.redo_stack.clear()
         self.save()
@@ -253,13 +270,16 @@ class ReviewModel:
         if isinstance(edit, CallsEdit):
             self._restore(edit.before if undo else edit.after)
         else:
-            animal, time_s = (
-                (edit.before_animal, edit.before_time_s)
+            animal, time_s, against = (
+                (edit.before_animal, edit.before_time_s, edit.before_decided_against)
                 if undo
-                else (edit.after_animal, edit.after_time_s)
+                else (edit.after_animal, edit.after_time_s, edit.after_decided_against)
             )
-            self.session.user.animal[edit.index] = animal
-            self.session.user.edit_time_s[edit.index] = time_s
+            user = self.session.user
+            assert user.decided_against is not None
+            user.animal[edit.index] = animal
+            user.edit_time_s[edit.index] = time_s
+            user.decided_against[edit.index] = against
         self.save()
         return edit.index
 

@@ -253,6 +253,8 @@ def test_wrong_length_user_attribution_in_file(tmp_path, session):
         f["attribution/user/animal"] = np.full(3, NOT_REVIEWED)
         del f["attribution/user/edit_time_s"]
         f["attribution/user/edit_time_s"] = np.full(3, np.nan)
+        del f["attribution/user/decided_against"]
+        f["attribution/user/decided_against"] = np.full(3, NOT_REVIEWED)
 
     _corrupt(path, shorten)
     with pytest.raises(InvalidInputError, match="12 rows") as err:

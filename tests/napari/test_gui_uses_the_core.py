@@ -29,13 +29,13 @@ def test_localize_runs_the_pipeline_generator(widget, qtbot, tiny_ensemble_dir, 
         yield from real(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "localize_calls", spy)
-    widget.model_dir.setText(str(tiny_ensemble_dir))
-    worker = widget.localize_all()
+    widget.model_section.model_dir.setText(str(tiny_ensemble_dir))
+    worker = widget.model_section.localize_all()
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=5000)
+    qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=5000)
     assert len(calls) == 1 and calls[0]["poses"] is widget.poses
-    assert load_session(widget.model.path).localized().all()
+    assert load_session(widget.review.path).localized().all()
 
 
 def test_export_runs_export_calls(widget, call_truth, tmp_path, monkeypatch):
@@ -48,8 +48,8 @@ def test_export_runs_export_calls(widget, call_truth, tmp_path, monkeypatch):
 
     monkeypatch.setattr(review, "export_calls", spy)
     for row, (animal, _) in call_truth.items():
-        widget.model.assign(row, animal)
+        widget.review.assign(row, animal)
     out = tmp_path / "exported.h5"
-    widget.export_path.setText(str(out))
-    assert widget.export() == out and seen == ["reviewed"]
-    assert np.isfinite(load_session(widget.model.path).user.edit_time_s).sum() == 6
+    widget.finetune_section.export_path.setText(str(out))
+    assert widget.finetune_section.export() == out and seen == ["reviewed"]
+    assert np.isfinite(load_session(widget.review.path).user.edit_time_s).sum() == 6

@@ -17,14 +17,13 @@ SIGKILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     import napari
-    from app_model.types import KeyBinding
     from napari_gerbil._napari._widget import ReviewWidget
 
     viewer = napari.Viewer(show=False)
     widget = ReviewWidget(viewer)
     widget.open_session(sys.argv[1])
     widget.select_call(2)
-    viewer.keymap[KeyBinding.from_str("2")](viewer)
+    widget.assign_current(1)  # what key 2 does (the keys need a shown, active window)
     print("EDITED", flush=True)
     time.sleep(120)
     """

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gui_helpers import canvas, open_dock, press
 from qtpy.QtWidgets import QPushButton, QScrollArea
 
-from napari_gerbil._napari._widget import MIN_TABLE_ROWS, ReviewWidget
+from napari_gerbil._napari._calls_section import MIN_TABLE_ROWS
+from napari_gerbil._napari._widget import ReviewWidget
 from napari_gerbil.io.session import NOT_REVIEWED, UNASSIGNED, load_session
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def review(make_napari_viewer, session_path):
-    """Viewer with the session opened through the plugin's reader, and the widget."""
-    viewer = make_napari_viewer()
-    viewer.open(session_path, plugin="napari-gerbil")
-    widget = ReviewWidget(viewer)
+def review(make_napari_viewer, session_path, qtbot):
+    """A shown viewer with the session opened through the plugin's reader, and the dock."""
+    viewer = make_napari_viewer(show=True)
+    widget = open_dock(viewer, qtbot, session_path)
     return viewer, widget
 
 
-def _press(viewer, key: str) -> None:
-    """Run the viewer's binding for ``key`` as napari does on a key press."""
-    from app_model.types import KeyBinding
+@pytest.fixture
+def keys(review, qtbot):
+    """Press a key on the canvas, as a user does."""
+    _, widget = review
 
-    handler = viewer.keymap[KeyBinding.from_str(key)]
-    handler(viewer)
+    def _press(key: str) -> None:
+        press(qtbot, canvas(widget), key)
+
+    return _press
 
 
 def test_session_opens_with_video_tracks_spectrogram_and_table(review, session_path):
@@ -44,7 +48,7 @@ def test_session_opens_with_video_tracks_spectrogram_and_table(review, session_p
     assert widget.spectrogram.spectrogram is not None
     assert widget.spectrogram.spectrogram.power_db.shape[1] > 10
     assert widget.table.table.rowCount() == 6
-    assert widget.model.path == session_path
+    assert widget.review.path == session_path
 
 
 def test_poses_are_sleap_xy_mapped_to_row_col(review):
@@ -64,8 +68,8 @@ def test_poses_are_sleap_xy_mapped_to_row_col(review):
 
 def test_selecting_a_call_jumps_the_frame_slider_and_centres_the_spectrogram(review):
     viewer, widget = review
-    rate = widget.model.session.audio.sample_rate_hz
-    calls = widget.model.session.calls
+    rate = widget.review.session.audio.sample_rate_hz
+    calls = widget.review.session.calls
     updates = widget.spectrogram.n_window_updates
     widget.table.table.selectRow(_row_of(widget, 3))
     middle_s = (calls.start_sample[3] + calls.stop_sample[3]) / 2 / rate
@@ -91,12 +95,12 @@ def _row_of(widget, index: int) -> int:
 
 
 def _localize(qtbot, widget, indices, model_dir):
-    widget.model_dir.setText(str(model_dir))
-    worker = widget.localize(indices)
+    widget.model_section.model_dir.setText(str(model_dir))
+    worker = widget.model_section.localize(indices)
     assert worker is not None
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=5000)
+    qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=5000)
 
 
 def test_localize_draws_sets_with_call_ids_and_saves(review, qtbot, tiny_ensemble_dir):
@@ -110,17 +114,17 @@ def test_localize_draws_sets_with_call_ids_and_saves(review, qtbot, tiny_ensembl
     assert set(sets.shape_type) == {"polygon"}
     # only calls near the current time are drawn
     t = widget.current_time_s()
-    rate = widget.model.session.audio.sample_rate_hz
+    rate = widget.review.session.audio.sample_rate_hz
     for call_id in ids:
-        start = widget.model.session.calls.start_sample[call_id] / rate
+        start = widget.review.session.calls.start_sample[call_id] / rate
         assert call_id == 2 or abs(start - t) < 1.2
     estimates = viewer.layers["estimates"]
     assert 2 in estimates.features["call_id"].tolist()
-    on_disk = load_session(widget.model.path)
+    on_disk = load_session(widget.review.path)
     assert np.isfinite(on_disk.predictions.point_mm).all()
     assert np.all(on_disk.predictions.set_area_mm2 > 0)
     assert on_disk.predicted.probabilities.shape == (6, 2)
-    assert (widget.model.states() != "not localized").all()
+    assert (widget.review.states() != "not localized").all()
     # the layer is updated incrementally: after edits, moves and deletions it still
     # holds exactly the visible calls' sets, each with its call's id and style
     _assert_sets_match_calls(widget, sets)
@@ -128,7 +132,14 @@ def test_localize_draws_sets_with_call_ids_and_saves(review, qtbot, tiny_ensembl
     _assert_sets_match_calls(widget, sets)
     assert set(sets.features["animal"][sets.features["call_id"] == 2]) == {1}
     widths = np.asarray(sets.edge_width)[sets.features["call_id"].to_numpy() == 2]
-    assert np.all(widths == widget.set_style.edited_edge_width_px)
+    assert np.all(widths == widget.overlays.set_style.edited_edge_width_px)
+    # outlines, except the selected call's set: filled and labelled with its call id
+    call_ids = sets.features["call_id"].to_numpy()
+    faces = np.asarray(sets.face_color)
+    assert np.all(faces[call_ids != 2, 3] == 0) and np.all(faces[call_ids == 2, 3] > 0.2)
+    labels = sets.features["label"].to_numpy()
+    assert "call 2" in labels.tolist() and set(labels[call_ids != 2]) <= {""}
+    assert "call 2" in [str(t) for t in sets.text.values]
     widget.select_call(5)
     _assert_sets_match_calls(widget, sets)
     widget.delete_current()
@@ -137,35 +148,44 @@ def test_localize_draws_sets_with_call_ids_and_saves(review, qtbot, tiny_ensembl
 
 
 def _assert_sets_match_calls(widget, sets) -> None:
-    calls = widget.model.session.calls
+    calls = widget.review.session.calls
     visible = widget.visible_calls(widget.current_time_s())
     drawn = [int(np.flatnonzero(calls.call_id == c)[0]) for c in sets.features["call_id"]]
     assert set(drawn) == set(visible.tolist()) and len(drawn) == sets.nshapes
-    animal = widget.model.session.effective_attribution()
+    animal = widget.review.session.effective_attribution()
     for k, index in enumerate(drawn):
-        pieces = widget._set_polygons_px(index)
+        pieces = widget.overlays.set_polygons_px(widget.review.session, index)
         assert any(np.allclose(sets.data[k], p) for p in pieces)
         assert sets.features["animal"][k] == animal[index]
 
 
-def test_keys_correct_save_at_once_and_undo_redo(review):
+def test_keys_correct_save_at_once_and_undo_redo(review, keys):
     viewer, widget = review
     widget.select_call(1)
-    _press(viewer, "2")
-    on_disk = load_session(widget.model.path)
+    keys("2")
+    on_disk = load_session(widget.review.path)
     assert on_disk.user.animal[1] == 1 and np.isfinite(on_disk.user.edit_time_s[1])
-    assert widget.model.states()[1] == "corrected"
-    _press(viewer, "0")
-    assert load_session(widget.model.path).user.animal[1] == UNASSIGNED
-    _press(viewer, "Control-z")
-    assert load_session(widget.model.path).user.animal[1] == 1
-    _press(viewer, "u")
-    assert load_session(widget.model.path).user.animal[1] == NOT_REVIEWED
-    _press(viewer, "r")
-    assert load_session(widget.model.path).user.animal[1] == 1
-    _press(viewer, "n")
+    assert widget.review.states()[1] == "corrected"
+    assert widget.calls_section.status.text() == "call 1 → gerbil B, corrected"
+    # predicted (empty: never localized) beside reviewed, in the table
+    from napari_gerbil._napari._table import COLUMNS
+
+    keys_of = [c[1] for c in COLUMNS]
+    row = widget.table._row_of_call[1]
+    cell = widget.table.table.item
+    assert cell(row, keys_of.index("predicted_name")).text() == ""
+    assert cell(row, keys_of.index("reviewed_name")).text() == "gerbil B"
+    keys("0")
+    assert load_session(widget.review.path).user.animal[1] == UNASSIGNED
+    keys("Ctrl+Z")
+    assert load_session(widget.review.path).user.animal[1] == 1
+    keys("u")
+    assert load_session(widget.review.path).user.animal[1] == NOT_REVIEWED
+    keys("r")
+    assert load_session(widget.review.path).user.animal[1] == 1
+    keys("n")
     assert widget.current == 2
-    _press(viewer, "p")
+    keys("p")
     assert widget.current == 1
 
 
@@ -186,54 +206,21 @@ def test_clicking_an_animals_pose_assigns_it(review):
     event.type = "mouse_release"
     with pytest.raises(StopIteration):
         next(gen)
-    assert load_session(widget.model.path).user.animal[4] == 1
-
-
-@pytest.mark.slow
-def test_export_and_retrain_make_a_new_model_version(review, qtbot, tiny_ensemble_dir, call_truth):
-    import json
-
-    from napari_gerbil.cli.main import main
-
-    viewer, widget = review
-    for row, (animal, _) in call_truth.items():
-        widget.select_call(row)
-        _press(viewer, str(animal + 1))
-    old_manifest = (tiny_ensemble_dir / "manifest.json").read_text()
-    widget.model_dir.setText(str(tiny_ensemble_dir))
-    widget.training_set.setText(str(tiny_ensemble_dir.parent / "train.h5"))
-    out = widget.model.path.with_name(widget.model.path.stem + "_export.h5")
-    widget.export_path.setText(str(out))
-    widget.retrain_epochs.setValue(1)
-    worker = widget.retrain()
-    assert worker is not None
-    assert main(["validate", str(out)]) == 0  # the export happened before training
-    with qtbot.waitSignal(worker.finished, timeout=300000):
-        pass
-    qtbot.waitUntil(lambda: widget.last_retrain is not None, timeout=60000)
-    new_dir = widget.last_retrain["new_dir"]
-    manifest = json.loads((new_dir / "manifest.json").read_text())
-    assert new_dir != tiny_ensemble_dir and manifest["version"] == 2
-    assert manifest["parent"]["path"] == str(tiny_ensemble_dir.resolve())
-    assert (tiny_ensemble_dir / "manifest.json").read_text() == old_manifest
-    assert widget.model_dir.text() == str(new_dir)
-    assert widget.last_retrain["n_heldout"] == 1
-    assert np.isfinite(widget.last_retrain["new_median_mm"])
-    assert "mm" in widget.retrain_result.text()
+    assert load_session(widget.review.path).user.animal[4] == 1
 
 
 def test_detect_and_import_add_calls(review, qtbot, tmp_path):
     viewer, widget = review
     # the six planted calls are found again, so detection adds none of them twice
-    worker = widget.detect()
+    worker = widget.detect_section.detect()
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
-    assert widget.model.n_calls == 6
+    assert widget.review.n_calls == 6
     csv = tmp_path / "segments.csv"
     csv.write_text("start_seconds,stop_seconds\n0.05,0.07\n0.31,0.32\n2.9,2.95\n")
-    assert widget.import_segments(csv) == 2  # 0.31 s overlaps call 0
+    assert widget.detect_section.import_segments(csv) == 2  # 0.31 s overlaps call 0
     assert widget.table.table.rowCount() == 8
-    assert load_session(widget.model.path).n_calls == 8
+    assert load_session(widget.review.path).n_calls == 8
     widget.table.state_filter.setCurrentText("not localized")
     assert len(widget.table.visible_calls()) == 8
     widget.table.state_filter.setCurrentText("confirmed")
@@ -244,7 +231,7 @@ def test_widget_opened_first_adopts_a_session_opened_later(make_napari_viewer, s
     viewer = make_napari_viewer()
     widget = ReviewWidget(viewer)
     viewer.open(session_path, plugin="napari-gerbil")
-    qtbot.waitUntil(lambda: widget.model is not None, timeout=5000)
+    qtbot.waitUntil(lambda: widget.review is not None, timeout=5000)
     names = [layer.name for layer in viewer.layers]
     assert sorted(names) == sorted(set(names))  # no layer twice
     assert {"video", "tracks", "poses", "confidence sets (95%)"} <= set(names)
@@ -267,28 +254,28 @@ def _drag_spectrogram(widget, from_s: float, to_s: float) -> None:
         spec.canvas.callbacks.process(name, MouseEvent(name, spec.canvas, x, y, button=button))
 
 
-def test_dragging_on_the_spectrogram_adds_a_call_and_undo_removes_it(review):
+def test_dragging_on_the_spectrogram_adds_a_call_and_undo_removes_it(review, qtbot):
     viewer, widget = review
     widget.select_call(0)  # spectrogram window around 0.3 s
-    rate = widget.model.session.audio.sample_rate_hz
+    rate = widget.review.session.audio.sample_rate_hz
     _drag_spectrogram(widget, 0.45, 0.52)
-    on_disk = load_session(widget.model.path)
+    on_disk = load_session(widget.review.path)
     assert on_disk.n_calls == 7 and widget.table.table.rowCount() == 7
     assert on_disk.calls.start_sample[6] / rate == pytest.approx(0.45, abs=0.005)
     assert on_disk.calls.stop_sample[6] / rate == pytest.approx(0.52, abs=0.005)
-    assert widget.current == 6 and widget.model.states()[6] == "not localized"
+    assert widget.current == 6 and widget.review.states()[6] == "not localized"
     _drag_spectrogram(widget, 0.49, 0.5)  # overlaps the new call: refused, nothing saved
-    assert load_session(widget.model.path).n_calls == 7
-    _press(viewer, "u")
-    assert load_session(widget.model.path).n_calls == 6 and widget.table.table.rowCount() == 6
+    assert load_session(widget.review.path).n_calls == 7
+    press(qtbot, canvas(widget), "u")
+    assert load_session(widget.review.path).n_calls == 6 and widget.table.table.rowCount() == 6
 
 
 def test_dragging_an_edge_of_the_selected_call_moves_its_bounds(review):
     _, widget = review
     widget.select_call(0)
-    start_s, stop_s = widget.model.call_time_s(0)
+    start_s, stop_s = widget.review.call_time_s(0)
     _drag_spectrogram(widget, stop_s, stop_s + 0.03)
-    on_disk = load_session(widget.model.path)
+    on_disk = load_session(widget.review.path)
     rate = on_disk.audio.sample_rate_hz
     assert on_disk.n_calls == 6
     assert on_disk.calls.start_sample[0] / rate == pytest.approx(start_s, abs=1e-4)
@@ -296,23 +283,26 @@ def test_dragging_an_edge_of_the_selected_call_moves_its_bounds(review):
     assert widget.current == 0
 
 
-def test_bounds_boxes_and_delete_key_edit_the_selected_call(review):
+def test_bounds_boxes_and_delete_key_edit_the_selected_call(review, keys):
     viewer, widget = review
     widget.select_call(2)
-    start_s, stop_s = widget.model.call_time_s(2)
-    assert widget.call_start_s.value() == pytest.approx(start_s, abs=1e-4)
-    widget.call_start_s.setValue(start_s - 0.01)
+    start_s, stop_s = widget.review.call_time_s(2)
+    bounds = widget.calls_section
+    assert bounds.call_start_s.value() == pytest.approx(start_s, abs=1e-4)
+    bounds.call_start_s.setValue(start_s - 0.01)
     widget.findChild(QPushButton, "set_call_bounds").click()
-    rate = widget.model.session.audio.sample_rate_hz
-    on_disk = load_session(widget.model.path)
+    rate = widget.review.session.audio.sample_rate_hz
+    on_disk = load_session(widget.review.path)
     assert on_disk.calls.start_sample[2] / rate == pytest.approx(start_s - 0.01, abs=1e-4)
     widget.select_call(3)
-    _press(viewer, "x")
-    on_disk = load_session(widget.model.path)
+    keys("x")
+    on_disk = load_session(widget.review.path)
     assert list(on_disk.calls.call_id) == [0, 1, 2, 4, 5]
     assert widget.table.table.rowCount() == 5 and widget.current == 3  # the next call
-    _press(viewer, "u")
-    assert list(load_session(widget.model.path).calls.call_id) == [0, 1, 2, 3, 4, 5]
+    keys("u")
+    assert list(load_session(widget.review.path).calls.call_id) == [0, 1, 2, 3, 4, 5]
+    assert widget.current == 3  # the call brought back is selected
+    assert widget.calls_section.status.text() == "undone: 6 calls"
 
 
 def test_new_session_from_clicked_corners_opens_for_review(
@@ -333,7 +323,7 @@ def test_new_session_from_clicked_corners_opens_for_review(
     ):
         section.paths[key].setText(str(path))
     section.findChild(QPushButton, "create_session").click()  # no corners yet: refused
-    assert "4 clicked points" in section.status.text() and widget.model is None
+    assert "4 clicked points" in section.status.text() and widget.review is None
     section.findChild(QPushButton, "click_corners").click()
     corners = viewer.layers[CORNERS_LAYER]
     assert corners.mode == "add"
@@ -342,17 +332,17 @@ def test_new_session_from_clicked_corners_opens_for_review(
     inside[2] = rc.mean(axis=0)  # a click in the middle of the floor: refused, said why
     corners.data = np.column_stack([np.zeros(4), inside])  # what 4 clicks on frame 0 add
     section.findChild(QPushButton, "create_session").click()
-    assert widget.model is None and not (tmp_path / "new.gerbil.h5").exists()
+    assert widget.review is None and not (tmp_path / "new.gerbil.h5").exists()
     assert "convex" in section.status.text()
     assert "(-x, -y), (+x, -y), (+x, +y), (-x, +y)" in section.status.text()
     # sides crossed (2nd and 3rd corners swapped): taken in the documented order
     corners.data = np.column_stack([np.zeros(4), rc[[0, 2, 1, 3]]])
     section.findChild(QPushButton, "create_session").click()
-    assert widget.model is not None and widget.model.path == tmp_path / "new.gerbil.h5"
+    assert widget.review is not None and widget.review.path == tmp_path / "new.gerbil.h5"
     assert "reordered" in section.status.text()
     assert CORNERS_LAYER not in viewer.layers and "video" in viewer.layers
     xy = np.array([[-100.0, 50.0]])
-    np.testing.assert_allclose(widget.model.session.arena.to_pixels(xy), arena.to_pixels(xy))
+    np.testing.assert_allclose(widget.review.session.arena.to_pixels(xy), arena.to_pixels(xy))
     assert widget.sections["detect"].is_expanded()  # no calls yet: detection is shown
     assert widget.add_call_s(0.5, 0.55) == 0  # review starts: calls can be added
     assert load_session(tmp_path / "new.gerbil.h5").n_calls == 1
@@ -367,17 +357,17 @@ def test_poses_layer_holds_a_window_of_frames_that_napari_slices(review):
     from napari_gerbil._napari._styles import PoseStyle
 
     viewer, widget = review
-    widget.pose_style = PoseStyle(max_pose_points=80)  # 4 points per frame
-    widget._pose_window = None
+    widget.overlays.pose_style = PoseStyle(max_pose_points=80)  # 4 points per frame
+    widget.overlays.pose_window = None
     viewer.dims.set_current_step(0, 0)
     poses = viewer.layers["poses"]
-    refills = widget.n_pose_windows
+    refills = widget.overlays.n_pose_windows
     for frame in [*range(1, 60), 3, 58, 30]:  # steps forward, then jumps
         viewer.dims.set_current_step(0, frame)
         xy = widget.poses.at_frames([frame])[0].reshape(-1, 2)
         np.testing.assert_allclose(poses._view_data, xy[:, ::-1])
         assert poses.data[:, 0].max() - poses.data[:, 0].min() <= 20
-    assert 5 <= widget.n_pose_windows - refills <= 20  # not once per step (62 steps)
+    assert 5 <= widget.overlays.n_pose_windows - refills <= 20  # not once per step (62 steps)
 
 
 def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
@@ -399,7 +389,8 @@ def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
         "calls": True,
         "finetune": False,
     }
-    assert not widget.export_path.isVisible() and widget.table.table.isVisible()
+    export_path = widget.finetune_section.export_path
+    assert not export_path.isVisible() and widget.table.table.isVisible()
     table = widget.table.table
 
     def rows_fitting() -> float:
@@ -407,16 +398,16 @@ def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
         return table.viewport().height() / table.verticalHeader().defaultSectionSize()
 
     # the dock runs the window's full height, beside (not above) the spectrogram dock
-    window = viewer.window._qt_window
+    window = widget.window()
     dock = widget.mapTo(window, widget.rect().bottomLeft())
     spectrogram = widget.spectrogram.mapTo(window, widget.spectrogram.rect().topRight())
     assert dock.y() > spectrogram.y() and dock.x() > spectrogram.x()
     default_rows = rows_fitting()
     assert default_rows >= 10
     sections["model"].header.click()  # fold: the table gets its height
-    assert not widget.model_dir.isVisible() and rows_fitting() > default_rows
+    assert not widget.model_section.model_dir.isVisible() and rows_fitting() > default_rows
     sections["finetune"].header.click()  # unfold: the table gives some back
-    assert widget.export_path.isVisible() and 4 <= rows_fitting() < default_rows
+    assert export_path.isVisible() and 4 <= rows_fitting() < default_rows
     sections["calls"].header.click()  # all but fine-tune folded: sections stay on top
     qtbot.wait(50)
     assert not table.isVisible()
@@ -432,3 +423,19 @@ def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
     assert scroll.verticalScrollBar().isVisible()
     assert scroll.viewport().width() >= scroll.widget().minimumSizeHint().width()  # no clip
     assert rows_fitting() >= MIN_TABLE_ROWS  # rows that stay visible
+
+
+def test_a_localized_session_opens_at_its_first_call_with_its_set_drawn(
+    make_napari_viewer, session_path, qtbot, tiny_ensemble_dir
+):
+    from napari_gerbil.model.ensemble import load_ensemble
+    from napari_gerbil.pipeline import localize_session
+
+    localize_session(session_path, load_ensemble(tiny_ensemble_dir))  # as the CLI does
+    viewer = make_napari_viewer(show=True)
+    widget = open_dock(viewer, qtbot, session_path)
+    assert widget.current == 0  # the first call, not the middle frame
+    assert viewer.dims.current_step[0] == widget.review.call_frame(0)
+    sets = viewer.layers["confidence sets (95%)"]
+    assert sets.nshapes >= 1 and 0 in sets.features["call_id"].tolist()  # without moving
+    assert "call 0" in sets.features["label"].tolist()

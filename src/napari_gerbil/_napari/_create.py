@@ -6,6 +6,7 @@ Audio + video + pose tracks, four clicked arena corners and the microphone posit
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,10 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QWidget,
 )
 
+from napari_gerbil._napari._controls import button
 from napari_gerbil.errors import GerbilError, InvalidInputError
 from napari_gerbil.io.arena import CORNERS_ORDER, default_cage, order_corners_px
 
@@ -71,23 +72,19 @@ class NewSessionSection(QWidget):
         ):
             edit = QLineEdit(objectName=f"new_{key}_path")
             self.paths[key] = edit
-            choose = QPushButton("…", objectName=f"choose_new_{key}")
-            choose.clicked.connect(lambda _=False, k=key, p=pattern: self._choose(k, p))
+            choose = button("…", f"choose_new_{key}", functools.partial(self._choose, key, pattern))
             row = QHBoxLayout()
             row.addWidget(edit, 1)
             row.addWidget(choose)
             form.addRow(label, row)
         self.mics = QLineEdit(format_mics(default_cage().mic_positions_mm), objectName="new_mics")
-        load_mics = QPushButton("Load…", objectName="load_new_mics")
-        load_mics.clicked.connect(self._load_mics)
+        load_mics = button("Load…", "load_new_mics", self._load_mics)
         mic_row = QHBoxLayout()
         mic_row.addWidget(self.mics, 1)
         mic_row.addWidget(load_mics)
         form.addRow("Mics (mm)", mic_row)
-        corners = QPushButton("Click arena corners", objectName="click_corners")
-        corners.clicked.connect(self.show_video_for_corners)
-        create = QPushButton("Create session", objectName="create_session")
-        create.clicked.connect(self.create)
+        corners = button("Click arena corners", "click_corners", self.show_video_for_corners)
+        create = button("Create session", "create_session", self.create)
         buttons = QHBoxLayout()
         buttons.addWidget(corners)
         buttons.addWidget(create)

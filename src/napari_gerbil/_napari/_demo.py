@@ -47,12 +47,12 @@ def run_demo(
 
     def on_localized() -> None:
         # show the most confident localized call (smallest 95% set) first
-        area = np.where(widget.model.localized(), widget.model.set_area_mm2(), np.inf)
+        area = np.where(widget.review.localized(), widget.review.set_area_mm2(), np.inf)
         widget.select_call(int(np.argmin(area)))
         viewer.reset_view()
         if screenshot is None:
             return
-        sets = widget._layer("sets")
+        sets = widget.overlays.layer("sets")
         if sets is None or sets.nshapes == 0:
             print("demo: no confidence set was drawn", flush=True)
             finish(1)
@@ -68,8 +68,8 @@ def run_demo(
     def localize() -> None:
         if screenshot is not None:  # the time limit runs from here (not model building)
             QTimer.singleShot(int(timeout_s * 1000), lambda: finish(1))
-        n = min(n_calls, widget.model.n_calls)
-        worker = widget.localize(list(range(n)))
+        n = min(n_calls, widget.review.n_calls)
+        worker = widget.model_section.localize(list(range(n)))
         if worker is None:
             print("demo: localization could not start", flush=True)
             if screenshot is not None:
@@ -78,10 +78,10 @@ def run_demo(
         worker.finished.connect(lambda: QTimer.singleShot(0, on_localized))
 
     if model_dir:
-        widget.model_dir.setText(str(model_dir))
+        widget.model_section.model_dir.setText(str(model_dir))
         QTimer.singleShot(0, localize)
     else:
-        building = widget.use_demo_model()
+        building = widget.model_section.use_demo_model()
         if building is None:
             QTimer.singleShot(0, localize)
         else:

@@ -70,12 +70,25 @@ class SpectrogramWidget(QWidget):
             box.setValue(value)
             box.setSuffix(" dB")
         self.auto_db = QPushButton("Auto range", objectName="spectrogram_auto_db")
+        # frequency zoom: the band shown (kHz); the top is clipped to Nyquist
+        self.khz_min = QDoubleSpinBox(objectName="spectrogram_khz_min")
+        self.khz_max = QDoubleSpinBox(objectName="spectrogram_khz_max")
+        for box, value in (
+            (self.khz_min, self.style_.khz_min),
+            (self.khz_max, self.style_.khz_max),
+        ):
+            box.setRange(0.0, 500.0)
+            box.setSingleStep(5.0)
+            box.setValue(value)
+            box.setSuffix(" kHz")
         controls = QHBoxLayout()
         for label, widget in (
             ("Channel", self.channel),
             ("Window", self.window_s),
             ("dB min", self.db_min),
             ("dB max", self.db_max),
+            ("Band", self.khz_min),
+            ("–", self.khz_max),
         ):
             controls.addWidget(QLabel(label))
             controls.addWidget(widget)
@@ -117,7 +130,9 @@ class SpectrogramWidget(QWidget):
         self.window_s.valueChanged.connect(lambda _: self.refresh())
         self.db_min.valueChanged.connect(self._apply_levels)
         self.db_max.valueChanged.connect(self._apply_levels)
-        self.auto_db.clicked.connect(self.auto_range)
+        self.auto_db.clicked.connect(lambda _checked=False: self.auto_range())
+        self.khz_min.valueChanged.connect(self._apply_band)
+        self.khz_max.valueChanged.connect(self._apply_band)
         self.canvas.mpl_connect("button_press_event", self._on_press)
         self.canvas.mpl_connect("motion_notify_event", self._on_motion)
         self.canvas.mpl_connect("button_release_event", self._on_release)
@@ -189,7 +204,8 @@ class SpectrogramWidget(QWidget):
         self.image.set_data(spec.power_db if spec.power_db.size else np.zeros((2, 2)))
         self.image.set_extent((spec.start_s, spec.stop_s, khz[0], khz[-1]))
         self.axes.set_xlim(spec.start_s, spec.stop_s)
-        self.axes.set_ylim(khz[0], khz[-1])
+        self._nyquist_khz = float(khz[-1])
+        self._apply_band(draw=False)
         self._apply_levels()
         self.playhead.set_xdata([self.time_s, self.time_s])
         self._draw_calls()
@@ -225,6 +241,18 @@ class SpectrogramWidget(QWidget):
         left, bottom, width, height = (int(v / ratio) for v in self.axes.bbox.bounds)
         self.canvas.update(left, self.canvas.height() - bottom - height, width, height)
         self.n_playhead_blits += 1
+
+    def frequency_band_khz(self) -> tuple[float, float]:
+        """(low, high) kHz shown: the band boxes, clipped to the recording's Nyquist."""
+        top = getattr(self, "_nyquist_khz", self.khz_max.value())
+        low = min(self.khz_min.value(), top)
+        high = min(self.khz_max.value(), top)
+        return (low, high) if high > low else (0.0, top)
+
+    def _apply_band(self, *_, draw: bool = True) -> None:
+        self.axes.set_ylim(*self.frequency_band_khz())
+        if draw:
+            self.canvas.draw_idle()
 
     def _apply_levels(self, *_) -> None:
         self.image.set_clim(self.db_min.value(), max(self.db_max.value(), self.db_min.value() + 1))

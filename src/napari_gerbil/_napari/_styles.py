@@ -35,12 +35,14 @@ def animal_color(code: int) -> np.ndarray:
 class ConfidenceSetStyle:
     """Shapes layer of 95% confidence sets."""
 
-    face_opacity: float = 0.25
-    edge_width_px: float = 2.0
-    edited_edge_width_px: float = 4.0
-    selected_face_opacity: float = 0.45
+    face_opacity: float = 0.0  # sets of other calls: outlines only (the animals show)
+    edge_width_px: float = 1.5
+    edited_edge_width_px: float = 3.0
+    selected_face_opacity: float = 0.3  # the selected call's set is filled...
+    selected_edge_width_px: float = 3.0
+    label_size_pt: float = 11.0  # ...and labelled with its call id
     edited_edge_color: tuple = (1.0, 1.0, 1.0, 1.0)
-    window_s: float = 1.0  # calls within this distance of the current time are drawn
+    window_s: float = 0.3  # calls within this distance of the current time are drawn
     max_vertices: int = 120  # polygons are decimated to this (napari triangulates them)
 
 
@@ -71,6 +73,8 @@ class SpectrogramStyle:
     window_s: float = 0.5
     db_min: float = -120.0
     db_max: float = -60.0
+    khz_min: float = 15.0  # frequency band shown (rodent calls: ultrasonic)
+    khz_max: float = 100.0
     colormap: str = "magma"
     call_color: str = "#33c3ff"
     selected_call_color: str = "#ffffff"

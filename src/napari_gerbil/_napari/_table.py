@@ -15,14 +15,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_gerbil.review import code_name
+
 #: (header, column key in the rows mapping, format) of the table columns.
 COLUMNS = (
     ("id", "call_id", "{:d}"),
-    ("time (s)", "time_s", "{:.3f}"),
-    ("dur (ms)", "duration_ms", "{:.1f}"),
-    ("area (cm²)", "area_cm2", "{:.1f}"),
+    ("time s", "time_s", "{:.3f}"),
+    ("ms", "duration_ms", "{:.0f}"),
+    ("set cm²", "area_cm2", "{:.0f}"),
     ("top p", "top_probability", "{:.2f}"),
-    ("animal", "animal_name", "{}"),
+    ("predicted", "predicted_name", "{}"),
+    ("reviewed", "reviewed_name", "{}"),
     ("state", "state", "{}"),
 )
 STATES = ("predicted", "confirmed", "corrected", "unassigned", "ambiguous", "not localized")
@@ -47,6 +50,40 @@ class _Item(QTableWidgetItem):
         return str(a) < str(b)
 
 
+def table_rows(review) -> dict[str, np.ndarray]:
+    """Columns of the table from a review model.
+
+    Its rows plus the predicted and the reviewed animal side by side (empty where never
+    localized / never reviewed).
+    """
+    from napari_gerbil.io.session import NOT_REVIEWED
+
+    rows = dict(review.rows())
+    session = review.session
+    names = session.animal_names
+    predicted = review.predicted_animal()
+    localized = review.localized()
+    user = session.user.animal
+    rows["predicted_name"] = np.array(
+        [
+            code_name(int(c), names) if ok else ""
+            for c, ok in zip(predicted, localized, strict=True)
+        ],
+        dtype=object,
+    )
+    rows["reviewed_name"] = np.array(
+        ["" if c == NOT_REVIEWED else code_name(int(c), names) for c in user], dtype=object
+    )
+    return rows
+
+
+class _NoSearchTable(QTableWidget):
+    """Table whose typed keys never jump to a row (they are review keys)."""
+
+    def keyboardSearch(self, search: str | None) -> None:  # noqa: N802 (Qt's name)
+        return
+
+
 class CallsTable(QWidget):
     """Table of calls; emits :attr:`call_selected` with the call's row index in the session."""
 
@@ -58,7 +95,7 @@ class CallsTable(QWidget):
         self.state_filter = QComboBox(objectName="calls_state_filter")
         self.state_filter.addItems(["all", *STATES])
         self.count_label = QLabel("", objectName="calls_count")
-        self.table = QTableWidget(0, len(COLUMNS), objectName="calls_table")
+        self.table = _NoSearchTable(0, len(COLUMNS), objectName="calls_table")
         self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)

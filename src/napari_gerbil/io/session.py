@@ -316,23 +316,31 @@ class PredictedAttribution(_ArrayEq):
 class UserAttribution(_ArrayEq):
     """The user's decisions.
 
-    ``animal`` (n,) index / -1 / -2, or NOT_REVIEWED (-3); ``edit_time_s`` (n,) unix
-    time of the last edit (NaN if never edited).
+    ``animal`` (n,) index / -1 / -2, or NOT_REVIEWED (-3); ``edit_time_s`` (n,) unix time
+    of the last edit (NaN if never edited); ``decided_against`` (n,) the predicted code
+    the decision was made against (-1 if the call had no prediction; NOT_REVIEWED where
+    unknown: files written before it was stored). A call is *confirmed* when the user
+    kept that prediction and *corrected* when not, whatever later localizations predict.
     """
 
     animal: np.ndarray
     edit_time_s: np.ndarray
+    decided_against: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.animal = np.asarray(self.animal, dtype=np.int64).reshape(-1)
         self.edit_time_s = np.asarray(self.edit_time_s, dtype=np.float64).reshape(-1)
-        if self.edit_time_s.shape != self.animal.shape:
-            raise InvalidInputError(
-                None,
-                "attribution/user/edit_time_s",
-                f"shape {self.animal.shape}",
-                f"shape {self.edit_time_s.shape}",
-            )
+        if self.decided_against is None:
+            self.decided_against = np.full(self.animal.shape, NOT_REVIEWED)
+        self.decided_against = np.asarray(self.decided_against, dtype=np.int64).reshape(-1)
+        for name in ("edit_time_s", "decided_against"):
+            if getattr(self, name).shape != self.animal.shape:
+                raise InvalidInputError(
+                    None,
+                    f"attribution/user/{name}",
+                    f"shape {self.animal.shape}",
+                    f"shape {getattr(self, name).shape}",
+                )
 
     @classmethod
     def unreviewed(cls, n_calls: int) -> UserAttribution:
@@ -464,11 +472,17 @@ class Session(_ArrayEq):
             )
         self.user.animal[call_index] = animal
         self.user.edit_time_s[call_index] = time.time() if now is None else now
+        assert self.user.decided_against is not None
+        localized = self.predictions is not None and self.localized()[call_index]
+        predicted = self.predicted.animal[call_index] if self.predicted is not None else UNASSIGNED
+        self.user.decided_against[call_index] = predicted if localized else UNASSIGNED
 
     def clear_user_attribution(self, call_index: int, now: float | None = None) -> None:
         """Mark a call as not reviewed again."""
         self.user.animal[call_index] = NOT_REVIEWED
         self.user.edit_time_s[call_index] = time.time() if now is None else now
+        assert self.user.decided_against is not None
+        self.user.decided_against[call_index] = NOT_REVIEWED
 
     def effective_attribution(self) -> np.ndarray:
         """(n,) the user's decision where reviewed, else the predicted one (or -1)."""
@@ -521,7 +535,8 @@ class Session(_ArrayEq):
         predicted = (
             None if q is None else PredictedAttribution(q.animal[index], q.probabilities[index])
         )
-        user = UserAttribution(u.animal[index], u.edit_time_s[index])
+        assert u.decided_against is not None
+        user = UserAttribution(u.animal[index], u.edit_time_s[index], u.decided_against[index])
         return calls, predictions, predicted, user
 
     def _indices(self, indices: Any) -> np.ndarray:
@@ -582,9 +597,11 @@ class Session(_ArrayEq):
                 np.concatenate([q.animal, np.full(n_new, UNASSIGNED)]),
                 np.concatenate([q.probabilities, np.full((n_new, n_animals), np.nan)]),
             )
+        assert self.user.decided_against is not None
         self.user = UserAttribution(
             np.concatenate([self.user.animal, np.full(n_new, NOT_REVIEWED)]),
             np.concatenate([self.user.edit_time_s, np.full(n_new, np.nan)]),
+            np.concatenate([self.user.decided_against, np.full(n_new, NOT_REVIEWED)]),
         )
         return np.arange(n_old, n_old + n_new)
 
@@ -814,6 +831,7 @@ def save_session(session: Session, path: str | os.PathLike) -> Path:
         u = f.create_group("attribution/user")
         u["animal"] = session.user.animal
         u["edit_time_s"] = session.user.edit_time_s
+        u["decided_against"] = session.user.decided_against
     session.path = path
     return path
 
@@ -950,6 +968,9 @@ def _load(f: h5py.File, path: Path) -> Session:
     user = UserAttribution(
         _ds(f, "attribution/user/animal", path, 1),
         _ds(f, "attribution/user/edit_time_s", path, 1),
+        _ds(f, "attribution/user/decided_against", path, 1)
+        if "attribution/user/decided_against" in f
+        else None,  # files written before it was stored
     )
     return Session(
         audio=audio,

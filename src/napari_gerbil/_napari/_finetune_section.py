@@ -1,0 +1,145 @@
+"""The *Fine-tune* section.
+
+Export the reviewed calls as training data, fine-tune the ensemble on them, judge it on
+held-out reviewed calls, and switch to it only when the user says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import QLabel, QLineEdit, QSpinBox, QWidget
+
+from napari_gerbil._napari import _jobs
+from napari_gerbil._napari._controls import button, form, row
+from napari_gerbil.errors import GerbilError
+from napari_gerbil.io.session import SESSION_SUFFIX
+
+
+class FinetuneSection(QWidget):
+    """Export reviewed calls; fine-tune; compare before/after; *Use new model*."""
+
+    def __init__(self, dock) -> None:
+        super().__init__(objectName="section_finetune")
+        self.dock = dock
+        self.new_model_dir: Path | None = None
+        self.last_report = None
+        self.training_set = QLineEdit(objectName="training_set")
+        self.training_set.setPlaceholderText("training set to merge with (optional .h5)")
+        self.export_path = QLineEdit(objectName="export_path")
+        self.export_path.setPlaceholderText("export to (new .h5)")
+        self.epochs = QSpinBox(objectName="retrain_epochs")
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(10)
+        self.result = QLabel("", objectName="retrain_result")
+        self.result.setWordWrap(True)
+        self.use_new = button(
+            "Use new model", "use_finetuned_model", self.use_new_model,
+            "localize with the fine-tuned ensemble from now on",
+        )  # fmt: skip
+        self.use_new.setEnabled(False)
+        layout = form(self)
+        layout.addRow("Merge with", self.training_set)
+        layout.addRow("Export to", self.export_path)
+        layout.addRow("Epochs", self.epochs)
+        layout.addRow(
+            row(
+                button("Export reviewed", "export_vcl", self.export),
+                button("Retrain", "retrain", self.retrain),
+                self.use_new,
+            )
+        )
+        layout.addRow(self.result)
+
+    def _default_export_path(self) -> Path:
+        path = self.dock.review.path
+        return path.with_name(path.name.removesuffix(SESSION_SUFFIX) + "_reviewed.h5")
+
+    def export(self) -> Path | None:
+        """Export confirmed/corrected calls to a VCL file (merged with the training set)."""
+        from napari_gerbil.review import export_reviewed
+
+        dock = self.dock
+        if dock.review is None:
+            dock.notify("open a session first")
+            return None
+        out = Path(self.export_path.text().strip() or self._default_export_path())
+        training = self.training_set.text().strip()
+        try:
+            path, n = export_reviewed(
+                dock.review, dock.audio, dock.poses, out, Path(training) if training else None
+            )
+        except GerbilError as exc:
+            dock.error(exc)
+            return None
+        self.export_path.setText(str(path))
+        dock.notify(f"exported {n} reviewed calls to {path.name}")
+        return path
+
+    def _heldout(self):
+        """(clips, truth_mm) of the held-out reviewed calls, and the number reviewed."""
+        from napari_gerbil.review import reviewed_calls
+
+        dock = self.dock
+        train, held, positions = reviewed_calls(dock.review, dock.poses)
+        calls = dock.review.session.calls
+        clips = [
+            dock.audio.read(int(calls.start_sample[i]), int(calls.stop_sample[i])) for i in held
+        ]
+        truth = np.array([positions[int(i)] for i in held]).reshape(-1, 2)
+        return clips, truth, len(train) + len(held)
+
+    def retrain(self):
+        """Fine-tune the current ensemble on the reviewed calls in a worker (returned)."""
+        from napari_gerbil.training.heldout import MIN_REVIEWED_CALLS
+
+        dock = self.dock
+        if not dock.ready_for_job():
+            return None
+        try:
+            ensemble = dock.model_section.load_ensemble()  # a model is set: before exporting
+            clips, truth, n_reviewed = self._heldout()
+        except (GerbilError, RuntimeError, OSError) as exc:
+            dock.error(exc)
+            return None
+        if n_reviewed < MIN_REVIEWED_CALLS or not len(clips):
+            dock.notify(
+                f"fine-tuning needs at least {MIN_REVIEWED_CALLS} reviewed calls attributed "
+                f"to tracked animals (every 5th is held out to judge the result); "
+                f"{n_reviewed} so far: review {max(1, MIN_REVIEWED_CALLS - n_reviewed)} more"
+            )
+            return None
+        exported = self.export()
+        if exported is None:
+            return None
+        self.use_new.setEnabled(False)
+        self.new_model_dir = None
+        model_dir = dock.model_section.ensemble_dir
+        heldout = (ensemble, clips, truth, dock.review.session.arena.dims_mm)
+        worker = _jobs.retrain_worker(
+            model_dir, exported, self.epochs.value(), heldout, dock.jobs.cancel_token
+        )
+        worker.returned.connect(self._on_retrained)
+        return dock.jobs.start(worker, "fine-tuning")
+
+    def _on_retrained(self, result) -> None:
+        new_dir, report = result
+        self.new_model_dir = Path(new_dir)
+        self.last_report = report
+        self.result.setText(
+            f"new model {self.new_model_dir.name} (not in use yet)\n{report.summary()}"
+        )
+        self.use_new.setEnabled(True)
+        self.dock.notify(f"fine-tuned into {self.new_model_dir.name}: compare, then choose")
+
+    def use_new_model(self) -> None:
+        """Localize with the fine-tuned ensemble from now on (the user's choice)."""
+        if self.new_model_dir is None:
+            self.dock.notify("no fine-tuned model yet: Retrain first")
+            return
+        self.dock.model_section.model_dir.setText(str(self.new_model_dir))
+        self.use_new.setEnabled(False)
+        self.dock.notify(
+            f"now using {self.new_model_dir.name}; Localize all to re-localize the calls"
+        )

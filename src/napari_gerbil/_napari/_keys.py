@@ -1,0 +1,101 @@
+"""Review keys: window shortcuts that act on the review wherever the focus is.
+
+napari gives key presses on the canvas to the active layer first (``2`` switches an
+Image layer to transform mode, ``p`` starts a polygon on a Shapes layer), and a table
+with focus searches its rows by the typed text. The review keys are therefore
+:class:`QShortcut` objects of the main window: Qt matches shortcuts before any widget
+sees the key, except text fields, which keep their typing (they claim the key first).
+:meth:`ReviewShortcuts.close` deletes them when the dock closes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QKeySequence, QShortcut
+from qtpy.QtWidgets import QWidget
+
+from napari_gerbil._napari._controls import report_errors
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewKey:
+    """Keys of one review action."""
+
+    keys: tuple[str, ...]
+    action: str
+    description: str
+
+
+#: The review keys, in the order of the shortcut list (docs/napari.md has the same table).
+REVIEW_KEYS: tuple[ReviewKey, ...] = (
+    *(
+        ReviewKey((str(d),), f"assign_{d}", f"attribute the call to animal {d}")
+        for d in range(1, 10)
+    ),
+    ReviewKey(("0",), "unassigned", "no animal made it (unassigned)"),
+    ReviewKey(("A",), "accept", "accept the predicted attribution"),
+    ReviewKey(("N",), "next", "next call (table order, filter)"),
+    ReviewKey(("P",), "previous", "previous call"),
+    ReviewKey(("M",), "most_uncertain", "most uncertain call not reviewed"),
+    ReviewKey(("U", "Ctrl+Z"), "undo", "undo"),
+    ReviewKey(("R", "Ctrl+Shift+Z"), "redo", "redo"),
+    ReviewKey(("X", "Delete"), "delete", "delete the call"),
+    ReviewKey(("Z",), "zoom", "zoom to the call's set and the animals"),
+    ReviewKey(("L",), "play", "listen to the call (slowed or heterodyned)"),
+)
+
+
+def keys_help_rows() -> list[tuple[str, str]]:
+    """(keys, what they do) of the shortcut list; digits 1-9 in one row."""
+    rows = [("1 – 9", "attribute the selected call to animal 1–9")]
+    for key in REVIEW_KEYS:
+        if not key.action.startswith("assign_"):
+            rows.append(
+                (" / ".join(k.lower() if len(k) == 1 else k for k in key.keys), key.description)
+            )
+    rows.append(("click a pose", "attribute the selected call to that animal"))
+    rows.append(
+        ("drag on the spectrogram", "a new call; from an edge of the selected call: its bounds")
+    )
+    return rows
+
+
+class ReviewShortcuts:
+    """The review keys as shortcuts of ``window`` (the napari main window).
+
+    Parameters
+    ----------
+    window
+        Top-level widget whose shortcuts they are (active while it is the active window).
+    handlers
+        ``action name -> callable()`` for every :data:`REVIEW_KEYS` action.
+    """
+
+    def __init__(self, window: QWidget, handlers: dict[str, Callable[[], object]]) -> None:
+        self.shortcuts: list[QShortcut] = []
+        for key in REVIEW_KEYS:
+            handler = handlers[key.action]
+            for sequence in key.keys:
+                shortcut = QShortcut(QKeySequence(sequence), window)
+                shortcut.setObjectName(f"gerbil_key_{key.action}_{sequence}")
+                shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+                shortcut.setAutoRepeat(False)
+                shortcut.activated.connect(report_errors(handler))
+                self.shortcuts.append(shortcut)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Turn the keys on (a session is open) or off."""
+        for shortcut in self.shortcuts:
+            shortcut.setEnabled(enabled)
+
+    def close(self) -> None:
+        """Delete the shortcuts: the keys go back to napari."""
+        for shortcut in self.shortcuts:
+            shortcut.setEnabled(False)
+            shortcut.activated.disconnect()
+            shortcut.setParent(None)
+            shortcut.deleteLater()
+        self.shortcuts = []
