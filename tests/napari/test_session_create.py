@@ -114,3 +114,20 @@ def test_corners_that_are_no_convex_quadrilateral_are_refused(built_session):
         order_corners_px(corners_px[:3])
     with pytest.raises(InvalidInputError, match="4 floor corners"):
         order_corners_px(np.where(np.eye(4, 2) > 0, np.nan, corners_px))
+
+
+def test_a_cage_file_fills_the_new_session_microphones(qtbot, asymmetric_cage_file):
+    """The napari "New session" section reads a cage file (a name or a path)."""
+    from napari_gerbil._napari._create import NewSessionSection
+    from napari_gerbil.io.cage import load_cage
+
+    section = NewSessionSection(viewer=None, on_created=lambda path: None)
+    qtbot.addWidget(section)
+    section.cage.setText(str(asymmetric_cage_file))
+    section.cage.editingFinished.emit()
+    mics = np.array([float(v) for v in section.mics.text().replace(";", ",").split(",")])
+    np.testing.assert_allclose(mics.reshape(-1, 3), load_cage(asymmetric_cage_file).mics)
+    assert "571 x 356 x 368 mm" in section.status.text()
+    section.cage.setText("no-such-cage")
+    section.cage.editingFinished.emit()
+    assert "built-in cages" in section.status.text()

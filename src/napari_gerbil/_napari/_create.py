@@ -77,6 +77,10 @@ class NewSessionSection(QWidget):
             row.addWidget(edit, 1)
             row.addWidget(choose)
             form.addRow(label, row)
+        self.cage = QLineEdit("paper", objectName="new_cage")
+        self.cage.setToolTip("a built-in cage name (paper, paper8) or a cage file (YAML)")
+        self.cage.editingFinished.connect(self._cage_changed)
+        form.addRow("Cage", self.cage)
         self.mics = QLineEdit(format_mics(default_cage().mic_positions_mm), objectName="new_mics")
         load_mics = button("Load…", "load_new_mics", self._load_mics)
         mic_row = QHBoxLayout()
@@ -104,6 +108,19 @@ class NewSessionSection(QWidget):
             path, _ = QFileDialog.getOpenFileName(self, f"Choose {key}", "", pattern)
         if path:
             self.paths[key].setText(path)
+
+    def _cage_changed(self) -> None:
+        """A cage typed in: its microphones fill the mic field (still editable)."""
+        from napari_gerbil.io.cage import load_cage
+
+        try:
+            cage = load_cage(self.cage.text().strip() or "paper")
+        except GerbilError as exc:
+            self.status.setText(str(exc))
+            return
+        self.mics.setText(format_mics(cage.mics))
+        size = " x ".join(f"{v:g}" for v in cage.dims_mm)
+        self.status.setText(f"cage {cage.name}: {size} mm, {cage.n_mics} microphones")
 
     def _load_mics(self) -> None:
         from napari_gerbil.io.session_create import read_mic_positions
@@ -153,9 +170,11 @@ class NewSessionSection(QWidget):
 
     def create(self) -> Path | None:  # type: ignore[override]
         """Write the session file and hand it to ``on_created``; None (message) on error."""
+        from napari_gerbil.io.cage import load_cage
         from napari_gerbil.io.session_create import create_session
 
         try:
+            cage = load_cage(self.cage.text().strip() or "paper")
             missing = [k for k in ("audio", "video", "out") if self._path(k) is None]
             if missing:
                 raise InvalidInputError(None, "new session", "audio, video and output", "missing")
@@ -167,6 +186,7 @@ class NewSessionSection(QWidget):
                 self._path("tracks"),
                 self.corners_px(),
                 out,
+                arena_dims_mm=cage.dims,
                 mic_positions_mm=parse_mics(self.mics.text()),
             )
         except GerbilError as exc:
