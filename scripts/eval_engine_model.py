@@ -22,6 +22,7 @@ from napari_gerbil.model.predict import localize_with_baseline
 
 
 def main() -> None:
+    """Print the scores of the nominal and the perturbed test sets."""
     model = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 512
     cage = load_cage(sys.argv[3] if len(sys.argv) > 3 else "paper")
