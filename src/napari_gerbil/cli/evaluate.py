@@ -97,29 +97,19 @@ def _select_pairs(args, datasets) -> np.ndarray:
 
 
 def _check_call_lengths(datasets, pairs: np.ndarray) -> None:
-    """Refuse calls longer than a baseline accepts.
-
-    One enormous call would take minutes and gigabytes (every evaluated call is read
-    whole).
-    """
-    from napari_gerbil.errors import InvalidInputError
-    from napari_gerbil.model.predict import MAX_BASELINE_CALL_S
+    """Refuse calls longer than a baseline accepts (every evaluated call is read whole)."""
+    from napari_gerbil.io.checks import check_call_lengths
 
     for f, ds in enumerate(datasets):
         mine = pairs[pairs[:, 0] == f, 1]
-        if not len(mine):
-            continue
-        lengths = ds.call_lengths_samples[mine]
-        rate = ds.sample_rate_hz or 125000.0
-        limit = int(MAX_BASELINE_CALL_S * rate)
-        if lengths.max() > limit:
-            k = int(np.argmax(lengths))
-            raise InvalidInputError(
-                ds.path,
-                "call length",
-                f"calls of at most {MAX_BASELINE_CALL_S:g} s ({limit} samples)",
-                f"call {int(mine[k])} of {int(lengths[k])} samples",
-            )
+        check_call_lengths(
+            ds.path,
+            ds.call_lengths_samples[mine],
+            ds.sample_rate_hz,
+            "a baseline",
+            "Split the long segment into calls.",
+            call_ids=mine,
+        )
 
 
 def run(args: argparse.Namespace) -> int:

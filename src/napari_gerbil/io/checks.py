@@ -59,22 +59,45 @@ def check_training_files(paths: Sequence[str | os.PathLike], field: str = "--dat
 MAX_CALL_S = 5.0
 
 
+def check_call_lengths(
+    source: str | os.PathLike | None,
+    lengths: np.ndarray,
+    sample_rate_hz: float | None,
+    purpose: str,
+    hint: str,
+    call_ids: np.ndarray | None = None,
+) -> None:
+    """Refuse a call longer than :data:`MAX_CALL_S` (one enormous call takes minutes and GB).
+
+    ``lengths`` in samples; ``call_ids`` name the calls in the message (default: index).
+    """
+    lengths = np.asarray(lengths)
+    rate = sample_rate_hz or 125000.0
+    limit = int(MAX_CALL_S * rate)
+    if len(lengths) and lengths.max() > limit:
+        k = int(np.argmax(lengths))
+        call = k if call_ids is None else int(call_ids[k])
+        raise InvalidInputError(
+            source,
+            "call length",
+            f"calls of at most {MAX_CALL_S:g} s ({limit} samples) for {purpose}",
+            f"call {call} of {int(lengths[k])} samples ({lengths[k] / rate:.1f} s)",
+            hint=hint,
+        )
+
+
 def _check_call_lengths(path: str | os.PathLike, sample_rate_hz: float | None) -> None:
     from napari_gerbil.io.vcl import VCLDataset
 
     with VCLDataset(path) as ds:
         lengths = ds.call_lengths_samples
-    rate = sample_rate_hz or 125000.0
-    limit = int(MAX_CALL_S * rate)
-    if len(lengths) and lengths.max() > limit:
-        i = int(np.argmax(lengths))
-        raise InvalidInputError(
-            path,
-            "call length",
-            f"calls of at most {MAX_CALL_S:g} s ({limit} samples) for training",
-            f"call {i} of {int(lengths[i])} samples ({lengths[i] / rate:.1f} s)",
-            hint="Every epoch reads each call whole; split long segments into calls.",
-        )
+    check_call_lengths(
+        path,
+        lengths,
+        sample_rate_hz,
+        "training",
+        "Every epoch reads each call whole; split long segments into calls.",
+    )
 
 
 def _frame_interval_s(session) -> float | None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
-from napari_gerbil.io.checks import MAX_CALL_S
+from napari_gerbil.io.checks import MAX_CALL_S, check_call_lengths
 from napari_gerbil.model.calibration import coverage_curve, expected_calibration_error
 from napari_gerbil.model.confidence import confidence_sets, grid_level
 from napari_gerbil.model.ensemble import Ensemble
@@ -337,17 +337,14 @@ def check_finite_calls(calls: Sequence[np.ndarray], source=None) -> None:
 
 
 def _check_baseline_lengths(data: Path, lengths: np.ndarray, sample_rate_hz: float) -> None:
-    limit = int(MAX_BASELINE_CALL_S * sample_rate_hz)
-    if len(lengths) and lengths.max() > limit:
-        i = int(np.argmax(lengths))
-        raise InvalidInputError(
-            data,
-            "call length",
-            f"calls of at most {MAX_BASELINE_CALL_S:g} s ({limit} samples) for a baseline",
-            f"call {i} of {int(lengths[i])} samples ({lengths[i] / sample_rate_hz:.1f} s)",
-            hint="Split the long segment into calls, or localize it with a model "
-            "(which reads only the centre of each call).",
-        )
+    check_call_lengths(
+        data,
+        lengths,
+        sample_rate_hz,
+        "a baseline",
+        "Split the long segment into calls, or localize it with a model "
+        "(which reads only the centre of each call).",
+    )
 
 
 def _centre_window(n_samples: int, max_samples: int | None) -> tuple[int, int]:

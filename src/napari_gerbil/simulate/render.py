@@ -352,7 +352,6 @@ class ImageSourceRenderer:
         applied elsewhere.
         """
         index = self._axis_index[sel]  # (n_img, 3)
-        n_src, n_img = len(src_m), len(index)
         # (n_src, n_axis, n_mics) mic -> image offset along each axis
         offsets = []
         for a in range(3):
@@ -386,7 +385,6 @@ class ImageSourceRenderer:
             ps = self.config.source_pattern_p
             src_gain = torch.where(directional[:, None, None], ps + (1.0 - ps) * cos_s, 1.0)
             gain = gain * src_gain
-        del n_src, n_img
         return dist * (self.fs / self.c), gain
 
     # -- responses ----------------------------------------------------------------------

@@ -113,6 +113,30 @@ def source_labels_mm(datasets: Sequence[VCLDataset], node: int | str) -> list[np
     return [ds.source_xy_mm(node) for ds in datasets]
 
 
+def network_item(
+    audio: np.ndarray,
+    target_mm: np.ndarray,
+    length: int,
+    scale_mm: float,
+    config: TrainingConfig | None,
+    seed_key: list[int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input (n_channels, length), scaled target (2,)) of one call.
+
+    ``config`` given: a random crop and the augmentations, drawn from ``seed_key``;
+    otherwise the centre crop.
+    """
+    if config is None:
+        x = crop_or_pad(audio, length)
+    else:
+        rng = np.random.default_rng(seed_key)
+        free = abs(audio.shape[0] - length)
+        x = crop_or_pad(audio, length, int(rng.integers(0, free + 1)))
+        x = augment(x, rng, config)
+    target = np.asarray(target_mm, dtype=np.float64) / scale_mm
+    return torch.from_numpy(np.ascontiguousarray(x.T)), torch.tensor(target, dtype=torch.float32)
+
+
 class CallDataset(Dataset):
     """Calls of VCL files as (audio (n_channels, length), scaled target (2,)) tensors.
 
@@ -169,16 +193,9 @@ class CallDataset(Dataset):
         epoch, item = divmod(int(key), len(self))
         d, i = self.index[item]
         audio = self.datasets[d].call_audio(int(i))
-        if self.config is None:
-            x = crop_or_pad(audio, self.length)
-        else:
-            rng = np.random.default_rng([self.seed, epoch, item])
-            free = abs(audio.shape[0] - self.length)
-            x = crop_or_pad(audio, self.length, int(rng.integers(0, free + 1)))
-            x = augment(x, rng, self.config)
-        target = self.labels_mm[d][i] / self.scale_mm
-        return torch.from_numpy(np.ascontiguousarray(x.T)), torch.tensor(
-            target, dtype=torch.float32
+        key_seed = [self.seed, epoch, item]
+        return network_item(
+            audio, self.labels_mm[d][i], self.length, self.scale_mm, self.config, key_seed
         )
 
 
@@ -268,17 +285,9 @@ class SimulatedCallDataset(Dataset):
 
     def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
         audio, xy = self.render(key)
-        if self.config is None:
-            x = crop_or_pad(audio, self.length)
-        else:
-            epoch, item = divmod(int(key), self.n_calls)
-            rng = np.random.default_rng([self.seed, epoch, item, 12])
-            free = abs(audio.shape[0] - self.length)
-            x = crop_or_pad(audio, self.length, int(rng.integers(0, free + 1)))
-            x = augment(x, rng, self.config)
-        return torch.from_numpy(np.ascontiguousarray(x.T)), torch.tensor(
-            xy / self.scale_mm, dtype=torch.float32
-        )
+        epoch, item = divmod(int(key), self.n_calls)
+        key_seed = [self.seed, epoch, item, 12]
+        return network_item(audio, xy, self.length, self.scale_mm, self.config, key_seed)
 
 
 class EngineCallDataset(Dataset):
@@ -382,14 +391,6 @@ class EngineCallDataset(Dataset):
 
     def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
         audio, xy = self.render(key)
-        if self.config is None:
-            x = crop_or_pad(audio, self.length)
-        else:
-            epoch, item = divmod(int(key), self.n_calls)
-            rng = np.random.default_rng([self.seed, epoch, item, 13])
-            free = abs(audio.shape[0] - self.length)
-            x = crop_or_pad(audio, self.length, int(rng.integers(0, free + 1)))
-            x = augment(x, rng, self.config)
-        return torch.from_numpy(np.ascontiguousarray(x.T)), torch.tensor(
-            xy / self.scale_mm, dtype=torch.float32
-        )
+        epoch, item = divmod(int(key), self.n_calls)
+        key_seed = [self.seed, epoch, item, 13]
+        return network_item(audio, xy, self.length, self.scale_mm, self.config, key_seed)
