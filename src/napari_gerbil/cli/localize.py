@@ -25,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--redo", action="store_true", help="localize calls already done again")
     p.add_argument("--save-every", type=float, default=30.0, help="seconds between saves")
     p.add_argument("--device", default="cpu", help="torch device of the model")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        default=None,
+        help="ground truth of a simulated session (*.truth.h5): print how many calls "
+        "were assigned and how many of those to the right animal",
+    )
     add_quiet(p)
     p.set_defaults(func=_command)
 
@@ -36,6 +43,11 @@ def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.progress import TqdmProgress
 
     load_session(args.session)  # a bad session fails before the model loads
+    truth = None
+    if args.truth is not None:
+        from napari_gerbil.simulate.session import load_truth
+
+        truth = load_truth(args.truth)  # a bad truth file fails before any work
     ensemble = load_ensemble(args.model, device=args.device)
     with TqdmProgress("localize", disable=args.quiet) as bar:
         summary = localize_session(
@@ -50,4 +62,9 @@ def _command(args: argparse.Namespace) -> int:
         f"localized {summary.n_localized} calls ({summary.n_skipped} already done) "
         f"of {summary.n_calls} with {summary.model_version} -> {summary.path}"
     )
+    if truth is not None:
+        from napari_gerbil.evaluate.attribution import score_attribution
+
+        score = score_attribution(load_session(args.session), truth)
+        print(f"against the truth: {score.summary()}")
     return 0

@@ -460,6 +460,7 @@ def train_member(
             batch_size=config.batch_size,
             sampler=sampler,
             num_workers=workers,
+            multiprocessing_context=_worker_context(workers),
             pin_memory=device.type == "cuda",
             persistent_workers=False,
         )
@@ -550,6 +551,20 @@ def train_member(
     if not (run_dir / "best.pt").exists():
         save_checkpoint(run_dir / "best.pt", net, epoch=state["epoch"])
     return run_dir / "best.pt"
+
+
+def _worker_context(workers: int) -> str | None:
+    """Start method of the data workers (None: the platform's default).
+
+    Off the main thread (napari's workers) forking a threaded Qt process is unsafe, so
+    the workers start from a clean forkserver there.
+    """
+    import multiprocessing
+    import threading
+
+    if workers == 0 or threading.current_thread() is threading.main_thread():
+        return None
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 class TrainingDivergedError(GerbilError):

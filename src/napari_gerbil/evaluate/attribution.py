@@ -1,0 +1,109 @@
+"""Score a session's attributions against the ground truth of a simulated session.
+
+The question a user asks of the tool: of the calls it assigned to an animal, how many
+went to the animal that made them, and how many calls did it assign at all? Session
+calls are matched to truth calls by overlap of their sample bounds, so sessions whose
+calls were detected (not copied from the simulator) can be scored too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED, Session
+from napari_gerbil.simulate.session import SessionTruth
+
+
+@dataclasses.dataclass
+class AttributionScore:
+    """Counts of a session's predicted attributions against the truth.
+
+    Attributes
+    ----------
+    n_calls
+        Calls in the session.
+    n_matched
+        Calls that overlap a true call (the others are false detections).
+    n_localized
+        Matched calls with a prediction.
+    n_assigned, n_ambiguous, n_unassigned
+        Matched, localized calls assigned to one animal / with several animals in the
+        95% set / with none in it.
+    n_right
+        Assigned calls whose animal is the one that emitted the call.
+    """
+
+    n_calls: int
+    n_matched: int
+    n_localized: int
+    n_assigned: int
+    n_ambiguous: int
+    n_unassigned: int
+    n_right: int
+
+    @property
+    def assigned_fraction(self) -> float:
+        """Share of the localized calls assigned to one animal (NaN if none localized)."""
+        return self.n_assigned / self.n_localized if self.n_localized else float("nan")
+
+    @property
+    def right_fraction(self) -> float:
+        """Share of the assigned calls given to the right animal (NaN if none assigned)."""
+        return self.n_right / self.n_assigned if self.n_assigned else float("nan")
+
+    def summary(self) -> str:
+        """One line for a terminal."""
+        return (
+            f"{self.n_assigned} of {self.n_localized} localized calls assigned "
+            f"({100 * self.assigned_fraction:.0f}%), {self.n_right} of them to the right "
+            f"animal ({100 * self.right_fraction:.0f}%); {self.n_ambiguous} ambiguous, "
+            f"{self.n_unassigned} with no animal in the 95% set"
+        )
+
+    def to_dict(self) -> dict:
+        """Counts and fractions (JSON-ready)."""
+        return {
+            **dataclasses.asdict(self),
+            "assigned_fraction": self.assigned_fraction,
+            "right_fraction": self.right_fraction,
+        }
+
+
+def match_truth_calls(session: Session, truth: SessionTruth) -> np.ndarray:
+    """(n_calls,) the truth call each session call overlaps best (by IoU; -1: none)."""
+    start = np.asarray(session.calls.start_sample, dtype=np.int64)
+    stop = np.asarray(session.calls.stop_sample, dtype=np.int64)
+    t_start = np.asarray(truth.start_sample, dtype=np.int64)
+    t_stop = np.asarray(truth.stop_sample, dtype=np.int64)
+    if len(start) == 0 or len(t_start) == 0:
+        return np.full(len(start), -1, dtype=np.int64)
+    overlap = np.minimum(stop[:, None], t_stop[None]) - np.maximum(start[:, None], t_start[None])
+    union = np.maximum(stop[:, None], t_stop[None]) - np.minimum(start[:, None], t_start[None])
+    iou = np.maximum(overlap, 0) / union  # calls of two animals may overlap in time
+    best = np.argmax(iou, axis=1)
+    return np.where(iou[np.arange(len(start)), best] > 0, best, -1)
+
+
+def score_attribution(session: Session, truth: SessionTruth) -> AttributionScore:
+    """Count assigned, ambiguous and right predicted attributions (see the module doc)."""
+    match = match_truth_calls(session, truth)
+    matched = match >= 0
+    predicted = (
+        np.full(session.n_calls, UNASSIGNED)
+        if session.predicted is None
+        else np.asarray(session.predicted.animal)
+    )
+    localized = matched & session.localized()
+    assigned = localized & (predicted >= 0)
+    true_animal = np.where(matched, np.asarray(truth.animal)[np.maximum(match, 0)], -1)
+    return AttributionScore(
+        n_calls=int(session.n_calls),
+        n_matched=int(matched.sum()),
+        n_localized=int(localized.sum()),
+        n_assigned=int(assigned.sum()),
+        n_ambiguous=int((localized & (predicted == AMBIGUOUS)).sum()),
+        n_unassigned=int((localized & (predicted == UNASSIGNED)).sum()),
+        n_right=int((assigned & (predicted == true_animal)).sum()),
+    )
