@@ -73,8 +73,15 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
         assert 0.05 <= temperature <= 50  # the fitted covariance scale, within its bounds
         assert med["ensemble_t"] == pytest.approx(med["ensemble"])  # scaling moves no mean
         assert len(results[dataset]["errors_mm"]["muse"]) == results[dataset]["n_test_calls"]
-    # the speaker plays every stimulus at each grid point, and the split is by call
-    assert results["speaker"]["test_calls_at_training_positions"] == 1.0
+    # headline test calls sit at positions no model trained on (an offset speaker grid,
+    # other robot and animal walks); the on-grid held-out calls are reported as recall
+    for dataset in ("speaker", "robot", "animal"):
+        assert results[dataset]["test_calls_at_training_positions"] == 0.0
+        assert results[dataset]["median_nearest_training_position_mm"] > 0.0
+    assert results["speaker"]["median_nearest_training_position_mm"] >= 10.0 - 1e-6
+    grid = results["speaker"]["on_grid_recall"]
+    assert grid["test_calls_at_training_positions"] == 1.0
+    assert grid["median_error_mm"]["fingerprint"] >= 0.0
     assert np.array(results["dataset_matrix"]["median_error_mm"]).shape == (4, 3)
     assert len(results["scaling"]["median_error_mm"]) == 2
     # data-engine panels: learning curve over distinct positions, shift matrix
@@ -93,6 +100,7 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "`ensemble_t` is the ensemble with one covariance scale" in report
     assert "## Recall or localization?" in report
+    assert "recall of trained positions, not localization" in report
     assert "## Shift matrix" in report and "## Learning curve (tables)" in report
     images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
     assert len(images) >= 9

@@ -60,6 +60,9 @@ class ScenarioConfig(Config):
         Typical signal-to-noise ratio of a loud (``high``) call; None for no noise.
     grid_spacing_mm, grid_margin_mm
         ``speaker`` grid over the floor.
+    grid_offset_mm
+        Shift of the ``speaker`` grid along x and y (half the spacing: a grid whose
+        points lie between those of the unshifted one, for testing on new positions).
     tail_s
         Reverberation kept after the end of each stimulus.
     classes
@@ -80,6 +83,7 @@ class ScenarioConfig(Config):
     snr_db: float | None = None
     grid_spacing_mm: float = 20.0
     grid_margin_mm: float = 50.0
+    grid_offset_mm: float = 0.0
     tail_s: float = 0.01
     classes: tuple[str, ...] | None = None
     cage: str = "paper"
@@ -100,6 +104,10 @@ class ScenarioConfig(Config):
             raise InvalidInputError(None, "shift", f"one of {sorted(SHIFTS)}", repr(self.shift))
         if self.n_calls is not None and self.n_calls < 1:
             raise InvalidInputError(None, "n_calls", ">= 1 (or None)", str(self.n_calls))
+        if not abs(self.grid_offset_mm) < self.grid_margin_mm:
+            raise InvalidInputError(
+                None, "grid_offset_mm", "smaller than grid_margin_mm", str(self.grid_offset_mm)
+            )
         for c in self.classes or ():
             if c not in STIMULUS_CLASSES:
                 raise InvalidInputError(None, "classes", f"names from {STIMULUS_CLASSES}", repr(c))
@@ -163,7 +171,7 @@ class _Plan:
 
 
 def _plan_speaker(cfg: ScenarioConfig, arena: ArenaGeometry, rng) -> _Plan:
-    grid = speaker_grid_mm(arena, cfg.grid_spacing_mm, cfg.grid_margin_mm)
+    grid = speaker_grid_mm(arena, cfg.grid_spacing_mm, cfg.grid_margin_mm) + cfg.grid_offset_mm
     class_list = cfg.classes or STIMULUS_CLASSES
     n_classes = len(class_list)
     if cfg.n_calls is not None:
