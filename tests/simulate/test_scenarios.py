@@ -179,3 +179,24 @@ def test_configs_round_trip_through_yaml(tmp_path):
     session_cfg.save(tmp_path / "session.yaml")
     loaded = SessionConfig.load(tmp_path / "session.yaml")
     assert loaded == session_cfg and loaded.cage == "paper"
+
+
+def test_offset_speaker_grid_has_no_position_of_the_grid(tmp_path):
+    """The benchmark's speaker test grid sits between the training grid's points."""
+    from napari_gerbil.simulate.scenarios import _plan_speaker
+
+    cage = default_cage()
+    base = ScenarioConfig(scenario="speaker", n_calls=90, render=FAST)
+    rng = np.random.default_rng(0)
+    on_grid = _plan_speaker(base, cage, rng).sources_mm[:, :2]
+    offset = _plan_speaker(base.replace(grid_offset_mm=10.0), cage, rng).sources_mm[:, :2]
+    full = speaker_grid_mm(cage)
+    assert np.isin(on_grid.round(6), full.round(6)).all()
+    nearest = np.linalg.norm(offset[:, None] - full[None], axis=-1).min(axis=1)
+    assert np.allclose(nearest, np.hypot(10.0, 10.0))
+    assert cage.contains(offset, margin_mm=0.0).all()
+
+
+def test_grid_offset_beyond_the_margin_is_refused():
+    with pytest.raises(InvalidInputError, match="grid_offset_mm"):
+        ScenarioConfig(scenario="speaker", grid_offset_mm=60.0)

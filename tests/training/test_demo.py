@@ -1,4 +1,4 @@
-"""The demo ensemble is built once (on simulated calls) and then reused."""
+"""The demo ensemble is built once (by the data engine) and then reused."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from napari_gerbil.model.ensemble import load_ensemble, read_manifest
 
 @pytest.mark.slow
 def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
-    # a miniature of the real recipe: a coarse RIR grid, 2 members, 1 short epoch
-    monkeypatch.setattr(demo, "DEMO_GRID_MM", 200.0)
+    # a miniature of the real recipe: 2 members, 1 short epoch of engine calls
     monkeypatch.setattr(demo, "DEMO_MEMBERS", 2)
     monkeypatch.setattr(demo, "DEMO_EPOCHS", 1)
     monkeypatch.setattr(demo, "DEMO_CALLS_PER_EPOCH", 16)
@@ -25,6 +24,7 @@ def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
     assert manifest["n_members"] == 2 and manifest["preset"] == demo.DEMO_PRESET
     ens = load_ensemble(path)
     assert ens.metadata.n_channels == 4 and ens.metadata.sample_rate_hz == 125000.0
+    assert (path / "cage.yaml").exists()  # trained by the data engine in the paper cage
     assert not any(p.name.startswith(".") for p in path.parent.iterdir())  # work dir gone
     created = manifest["created"]
     again = []
@@ -36,7 +36,6 @@ def test_a_cancelled_demo_build_stops_before_training(monkeypatch, tmp_path):
     from napari_gerbil.progress import Cancelled, CancelToken
 
     monkeypatch.setattr(demo, "cache_dir", lambda: tmp_path)  # no demo model built yet
-    monkeypatch.setattr(demo, "DEMO_GRID_MM", 300.0)
     trained = []
     monkeypatch.setattr(
         "napari_gerbil.training.trainer.train_ensemble", lambda *a, **k: trained.append(1)
@@ -58,4 +57,4 @@ def test_a_second_build_while_one_runs_is_refused(monkeypatch, tmp_path):
     work = demo.demo_model_dir().parent / f".{demo.DEMO_NAME}.building"
     with demo._build_lock(work), pytest.raises(InvalidInputError, match="build in progress"):
         demo.ensure_demo_ensemble()
-    assert not (work / "rir_bank.h5").exists()  # the refused build did nothing
+    assert not (work / "model").exists()  # the refused build did nothing

@@ -126,8 +126,8 @@ def _build(
                 f"median error {info['val_median_error_mm']:.0f} mm",
             )
 
-    check_cancel(cancel, "demo build")
     report(progress, 0.0, "training the demo ensemble")
+    check_cancel(cancel, "demo build")
     model = work / "model"
     train_ensemble(
         get_preset(DEMO_PRESET),
