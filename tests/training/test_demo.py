@@ -58,3 +58,17 @@ def test_a_second_build_while_one_runs_is_refused(monkeypatch, tmp_path):
     with demo._build_lock(work), pytest.raises(InvalidInputError, match="build in progress"):
         demo.ensure_demo_ensemble()
     assert not (work / "model").exists()  # the refused build did nothing
+
+
+def test_engine_data_loads_in_process_off_the_main_thread():
+    """napari builds the demo in a worker thread: no data-loader process may start there."""
+    import threading
+
+    from napari_gerbil.training.trainer import _loader_workers
+
+    assert _loader_workers(0, engine=True) == 1 and _loader_workers(0, engine=False) == 0
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(_loader_workers(4, engine=True)))
+    worker.start()
+    worker.join()
+    assert seen == [0]

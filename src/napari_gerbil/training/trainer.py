@@ -454,13 +454,11 @@ def train_member(
         t0 = time.monotonic()
         start = state["step_in_epoch"]
         sampler = EpochSampler(len(train), seed, epoch, start * config.batch_size, block=block)
-        workers = config.num_workers if data.engine is None else max(1, config.num_workers)
         loader = DataLoader(
             train,
             batch_size=config.batch_size,
             sampler=sampler,
-            num_workers=workers,
-            multiprocessing_context=_worker_context(workers),
+            num_workers=_loader_workers(config.num_workers, data.engine is not None),
             pin_memory=device.type == "cuda",
             persistent_workers=False,
         )
@@ -553,18 +551,17 @@ def train_member(
     return run_dir / "best.pt"
 
 
-def _worker_context(workers: int) -> str | None:
-    """Start method of the data workers (None: the platform's default).
+def _loader_workers(num_workers: int, engine: bool) -> int:
+    """Data-loader processes: engine calls render in one at least, on the main thread.
 
-    Off the main thread (napari's workers) forking a threaded Qt process is unsafe, so
-    the workers start from a clean forkserver there.
+    Off the main thread (napari's workers) no process is started: forking a threaded
+    Qt process is unsafe, and spawned ones would import the caller's main module.
     """
-    import multiprocessing
     import threading
 
-    if workers == 0 or threading.current_thread() is threading.main_thread():
-        return None
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    if threading.current_thread() is not threading.main_thread():
+        return 0
+    return max(1, num_workers) if engine else num_workers
 
 
 class TrainingDivergedError(GerbilError):
