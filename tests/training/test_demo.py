@@ -61,7 +61,7 @@ def test_a_second_build_while_one_runs_is_refused(monkeypatch, tmp_path):
 
 
 def test_engine_data_loads_in_process_off_the_main_thread():
-    """napari builds the demo in a worker thread: no data-loader process may start there."""
+    """The napari dock builds the demo in a worker thread: no loader process may start there."""
     import threading
 
     from napari_gerbil.training.trainer import _loader_workers
