@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_const",
         const="quick",
         dest="scale",
-        help="reduced scale, about 20 minutes on 2 CPU cores (default)",
+        help="reduced scale, about 45 minutes on 2 CPU cores (default)",
     )
     size.add_argument("--full", action="store_const", const="full", dest="scale",
                       help="paper scale; uses a GPU when present")  # fmt: skip
