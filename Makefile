@@ -25,13 +25,13 @@ demo: setup
 	bash scripts/with_display.sh $(BIN)/napari-gerbil demo --screenshot demo_screenshot.png
 
 test: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy
 
 benchmark: setup

@@ -21,6 +21,7 @@ MICS_MM = np.array(
 
 
 def main() -> None:
+    """Run the baseline benchmarks and print one figure per line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8192)

@@ -114,8 +114,11 @@ def make_hour_session(folder: Path) -> Path:
 
 
 def _ms(values) -> str:
-    """Wall-clock and CPU time of (wall_s, cpu_s) pairs: on a loaded machine the wall
-    clock mostly measures waiting; this process's CPU time is the work done."""
+    """Wall-clock and CPU time of (wall_s, cpu_s) pairs.
+
+    On a loaded machine the wall clock mostly measures waiting; this process's CPU time
+    is the work done.
+    """
     wall = [1000 * w for w, _ in values]
     cpu = [1000 * c for _, c in values]
     return (
@@ -132,6 +135,7 @@ def _timed(action) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
+    """Open a long session in napari, time the actions, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="ensemble (default: demo)")
     parser.add_argument("--out", type=Path, default=Path("benchmark_out/gui"))

@@ -1,9 +1,9 @@
-"""Benchmarks of the models: cost, latency, ensemble speed, grid resolution, fast vs paper.
+r"""Benchmarks of the models: cost, latency, ensemble speed, grid resolution, fast vs paper.
 
 Usage::
 
     python scripts/bench_models.py                       # cost, latency, ensemble, grid
-    python scripts/bench_models.py --compare \\
+    python scripts/bench_models.py --compare \
         --speaker data/speaker.h5 --robot data/robot.h5  # fast vs paper median error
 
 Prints one figure per line. Timings are wall-clock medians on this machine's CPU with
@@ -41,6 +41,7 @@ def _median_time_s(fn, repeats: int) -> float:
 
 
 def bench_presets(repeats: int) -> None:
+    """Parameters, GMAC and CPU latency of every preset."""
     x = torch.randn(1, 4, 8192)
     for name, cfg in PRESETS.items():
         net = build_network(cfg).eval()
@@ -197,6 +198,7 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    """Run the chosen model benchmarks."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)

@@ -228,6 +228,7 @@ def _engine(out: Path, workers: int, quick: bool, robot_calls: int) -> dict:
 
 
 def main() -> None:
+    """Run the simulator benchmarks and print one figure per line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)

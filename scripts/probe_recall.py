@@ -35,6 +35,7 @@ def features(calls) -> torch.Tensor:
 
 
 def probe(run: Path, dataset: str, epochs: int, seed: int) -> None:
+    """Train an MLP on the lookup's features of one dataset; print its test error."""
     trainval = VCLDataset(run / "data" / f"{dataset}_trainval.h5")
     test = VCLDataset(run / "data" / f"{dataset}_test.h5")
     split, _ = load_split(run / "models" / dataset / "member_00" / "split.json")
@@ -68,6 +69,7 @@ def probe(run: Path, dataset: str, epochs: int, seed: int) -> None:
 
 
 def main() -> None:
+    """Probe every dataset of a benchmark run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="benchmark --out directory")
     parser.add_argument("--datasets", nargs="+", default=["speaker", "robot"])
