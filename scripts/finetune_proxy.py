@@ -17,20 +17,23 @@ All three are judged on the same real-cage calls at positions none of them train
 Prints the median errors and the share of the gap fine-tuning recovers::
 
     python scripts/finetune_proxy.py [--preset srp] [--calls 2048] [--epochs 2] \
-        [--finetune-calls 300] [--out finetune_proxy]
+        [--finetune-calls 300] [--out finetune_proxy] [--overwrite]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.evaluate.scaling import TEST_SEED, engine_test_set
 from napari_gerbil.io.cage import builtin_cage, preset_absorption
+from napari_gerbil.io.outputs import check_output_path
 from napari_gerbil.io.vcl import write_vcl
 from napari_gerbil.model.ensemble import load_ensemble
 from napari_gerbil.model.presets import get_preset
@@ -38,6 +41,10 @@ from napari_gerbil.simulate.engine import DataEngine, EngineConfig
 from napari_gerbil.training.config import TrainingConfig
 from napari_gerbil.training.trainer import finetune, train_ensemble
 
+#: What a run writes into --out (an existing one is replaced only with --overwrite).
+PROTECTED_OUTPUTS = (
+    "untuned", "tuned", "in_domain", "real_finetune.h5", "real_large.h5", "result.json"
+)  # fmt: skip
 #: Microphone position errors (mm) of the "real" cage relative to the described one.
 MIC_ERRORS_MM = np.array([[4.0, -3.0, 0.0], [-3.0, -4.0, 2.0], [3.0, 4.0, -2.0], [-4.0, 3.0, 0.0]])
 
@@ -86,8 +93,21 @@ def main() -> None:
     p.add_argument("--finetune-calls", type=int, default=300)
     p.add_argument("--test-calls", type=int, default=512)
     p.add_argument("--out", type=Path, default=Path("finetune_proxy"))
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     args = p.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        check_output_path(
+            args.out, directory=True, overwrite=args.overwrite, protected=PROTECTED_OUTPUTS
+        )
+    except InvalidInputError as err:
+        raise SystemExit(f"error: {err}") from None
+    if args.overwrite:  # start from scratch: trained models would otherwise resume
+        for name in PROTECTED_OUTPUTS:
+            target = args.out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     t0 = time.perf_counter()
     described = builtin_cage("paper")
     real = real_cage(described)

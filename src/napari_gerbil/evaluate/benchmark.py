@@ -133,23 +133,30 @@ def _log(progress: Callable[[str], None] | None, t0: float, message: str) -> Non
         progress(f"[{time.perf_counter() - t0:7.1f} s] {message}")
 
 
+def _simulated(cfg, path: Path) -> Path:
+    """Simulate ``cfg`` into ``path``, or reuse it when its sidecar holds the same config."""
+    from napari_gerbil.simulate.scenarios import simulate_dataset
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = path.with_suffix(".json")
+    wanted = json.dumps(cfg.to_dict(), sort_keys=True)
+    if not (path.exists() and sidecar.exists() and sidecar.read_text() == wanted):
+        simulate_dataset(path, cfg, n_workers=None)
+        atomic_write_text(sidecar, wanted)
+    return path
+
+
 def simulate_datasets(scale: BenchmarkScale, data_dir: Path) -> dict[str, Path]:
     """Simulate (or reuse, when the stored config matches) the three datasets."""
-    from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
+    from napari_gerbil.simulate.scenarios import ScenarioConfig
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name in DATASETS:
-        n_calls = getattr(scale, f"{name}_calls")
-        cfg = ScenarioConfig(scenario=name, n_calls=n_calls, seed=scale.seed)
-        path = data_dir / f"{name}.h5"
-        sidecar = data_dir / f"{name}.json"
-        wanted = json.dumps(cfg.to_dict(), sort_keys=True)
-        if not (path.exists() and sidecar.exists() and sidecar.read_text() == wanted):
-            simulate_dataset(path, cfg, n_workers=None)
-            atomic_write_text(sidecar, wanted)
-        files[name] = path
-    return files
+    return {
+        name: _simulated(
+            ScenarioConfig(scenario=name, n_calls=getattr(scale, f"{name}_calls"), seed=scale.seed),
+            data_dir / f"{name}.h5",
+        )
+        for name in DATASETS
+    }
 
 
 def simulate_unseen(scale: BenchmarkScale, data_dir: Path) -> dict[str, Path]:
@@ -158,22 +165,15 @@ def simulate_unseen(scale: BenchmarkScale, data_dir: Path) -> dict[str, Path]:
     As many calls as the held-out split (``test_fraction``); robot and animal walks
     from another seed, the speaker grid offset by half its spacing.
     """
-    from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
+    from napari_gerbil.simulate.scenarios import ScenarioConfig
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     for name in DATASETS:
         n_calls = max(1, int(round(scale.test_fraction * getattr(scale, f"{name}_calls"))))
         cfg = ScenarioConfig(scenario=name, n_calls=n_calls, seed=scale.seed + UNSEEN_SEED_OFFSET)
         if name == "speaker":
             cfg = cfg.replace(grid_offset_mm=cfg.grid_spacing_mm / 2)
-        path = data_dir / f"{name}_unseen.h5"
-        sidecar = data_dir / f"{name}_unseen.json"
-        wanted = json.dumps(cfg.to_dict(), sort_keys=True)
-        if not (path.exists() and sidecar.exists() and sidecar.read_text() == wanted):
-            simulate_dataset(path, cfg, n_workers=None)
-            atomic_write_text(sidecar, wanted)
-        files[name] = path
+        files[name] = _simulated(cfg, data_dir / f"{name}_unseen.h5")
     return files
 
 

@@ -4,7 +4,7 @@
 response power map + learned read-out) on calls the data engine
 (:mod:`napari_gerbil.simulate.engine`) draws fresh every epoch in randomly perturbed
 copies of the built-in ``paper`` cage, at positions the validation calls never use
-(about 3 minutes on 2 CPU cores). It fits a covariance temperature on the validation
+(4 min 39 s measured on 2 busy CPU cores). It fits a covariance temperature on the validation
 calls and keeps the model directory under ``napari_gerbil.paths.cache_dir() /
 "models"``. Later calls return the cached directory at once. ``napari-gerbil train
 --demo`` rebuilds it.
