@@ -1,86 +1,215 @@
-"""Attribute calls to animals from their poses at call time and the predicted mixture.
+"""Attribute calls to animals: which of the tracked animals made each call?
 
-Rule (per call):
+The tracks give the candidates: each animal's ``node`` (nose by default) at the call,
+in mm (:func:`animal_positions_at_calls`). Each candidate gets a logit
 
-- Each animal's position is its ``node`` (nose by default) at the video frame nearest
-  to the call's start sample (``Session.frame_of_sample``), mapped from pixels to mm
-  through the arena homography. Animals not tracked on that frame are skipped.
-- ``probabilities``: the mixture density at each animal's position, normalized over
-  the tracked animals (a softmax of the log densities; NaN for untracked animals, all
-  NaN when no animal is tracked).
-- ``animal`` (the assigned code): the one animal inside the ``mass`` (95%) confidence
-  set if exactly one is; AMBIGUOUS (-2) if several are; UNASSIGNED (-1) if none is.
+    logit_a = srp_scale * steered_response_a + density_scale * log_density_a
+
+- ``steered_response_a``: how well the call's pairwise GCC-PHAT fits a source near
+  animal ``a`` (:func:`napari_gerbil.baselines.candidates.candidate_correlations`);
+- ``log_density_a``: the ensemble mixture's log density at animal ``a``.
+
+``probabilities`` are the softmax of the logits over the tracked animals; the scales
+are an :class:`AttributionCalibration`, fitted on held-out simulated calls so that the
+probabilities are calibrated (``method`` ``"srp"``, ``"mixture"`` or ``"combined"``
+fixes which terms are used). A call is assigned to the animal whose probability is at
+least ``assign_probability`` (0.95), when every animal is tracked at the call;
+otherwise it is AMBIGUOUS (-2) with several animals, UNASSIGNED (-1) with none. The 95%
+confidence set stays the picture of uncertainty; it is not the rule.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 
+from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED
-from napari_gerbil.model.confidence import ConfidenceSet, confidence_sets
 from napari_gerbil.model.mixture import MixturePrediction
 
-
-@dataclass
-class Attribution:
-    """Assigned codes (n,), probabilities (n, A) and set membership (n, A) of calls."""
-
-    animal: np.ndarray
-    probabilities: np.ndarray
-    in_set: np.ndarray
+#: Scoring methods of :class:`AttributionCalibration`.
+ATTRIBUTION_METHODS = ("srp", "mixture", "combined")
+#: File of a model directory holding its attribution calibration.
+CALIBRATION_FILE = "attribution.yaml"
 
 
-def attribute_calls(
-    prediction: MixturePrediction,
-    animal_xy_mm: np.ndarray,
-    arena_dims_mm,
-    mass: float = 0.95,
-    sets: list[ConfidenceSet] | None = None,
-) -> Attribution:
-    """Attribute each call to an animal (see the module docstring for the rule).
+@dataclasses.dataclass
+class AttributionCalibration(Config):
+    """How candidate scores become calibrated probabilities.
 
     Parameters
     ----------
-    prediction
-        Mixtures of n calls.
+    method
+        ``"srp"`` (steered response only), ``"mixture"`` (the ensemble's density only)
+        or ``"combined"`` (both).
+    srp_scale
+        Logit per unit of steered response (mean GCC-PHAT over pairs).
+    density_scale
+        Logit per nat of mixture log density.
+    assign_probability
+        A call is assigned to an animal with at least this probability.
+    fitted_on
+        What the scales were fitted on (provenance, free text).
+    """
+
+    method: str = "srp"
+    srp_scale: float = 40.0
+    density_scale: float = 0.0
+    assign_probability: float = 0.95
+    fitted_on: str = "default scales (not fitted)"
+
+    def __post_init__(self) -> None:
+        if self.method not in ATTRIBUTION_METHODS:
+            raise InvalidInputError(None, "method", f"one of {ATTRIBUTION_METHODS}", self.method)
+        for name in ("srp_scale", "density_scale"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and 0.0 <= value <= 1e4):
+                raise InvalidInputError(None, name, "a number in 0 .. 10000", str(value))
+        if not 0.5 < self.assign_probability < 1.0:
+            raise InvalidInputError(
+                None, "assign_probability", "a probability in (0.5, 1)", str(self.assign_probability)
+            )
+        if self.method == "srp":
+            self.density_scale = 0.0
+        elif self.method == "mixture":
+            self.srp_scale = 0.0
+
+    @property
+    def uses_srp(self) -> bool:
+        """Whether the steered response enters the logits."""
+        return self.method != "mixture"
+
+    @property
+    def uses_mixture(self) -> bool:
+        """Whether the mixture density enters the logits."""
+        return self.method != "srp"
+
+
+def load_calibration(model_dir: str | os.PathLike | None) -> AttributionCalibration:
+    """The model directory's calibration (``attribution.yaml``), or the default one."""
+    if model_dir is None:
+        return AttributionCalibration()
+    path = Path(model_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return AttributionCalibration()
+    return AttributionCalibration.load(path)
+
+
+@dataclasses.dataclass
+class Attribution:
+    """Assigned codes (n,) and probabilities (n, A) of calls (NaN for untracked animals)."""
+
+    animal: np.ndarray
+    probabilities: np.ndarray
+
+
+def candidate_logits(
+    calibration: AttributionCalibration,
+    steered_response: np.ndarray | None = None,
+    log_density: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n, A) logits of the candidates from their scores (NaN scores stay NaN)."""
+    logits = None
+    if calibration.uses_srp:
+        if steered_response is None:
+            raise InvalidInputError(None, "steered_response", "scores for method srp", "none")
+        logits = calibration.srp_scale * np.asarray(steered_response, float)
+    if calibration.uses_mixture:
+        if log_density is None:
+            raise InvalidInputError(None, "log_density", "mixture densities", "none")
+        term = calibration.density_scale * np.asarray(log_density, float)
+        logits = term if logits is None else logits + term
+    assert logits is not None
+    return logits
+
+
+def softmax_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the finite entries of each row; NaN elsewhere (all NaN: no animal)."""
+    logits = np.asarray(logits, float)
+    ok = np.isfinite(logits)
+    safe = np.where(ok, logits, -np.inf)
+    top = np.max(np.where(ok, safe, -np.inf), axis=1, keepdims=True) if logits.shape[1] else None
+    probs = np.full(logits.shape, np.nan)
+    rows = ok.any(axis=1)
+    if rows.any():
+        w = np.where(ok[rows], np.exp(safe[rows] - top[rows]), 0.0)
+        probs[rows] = np.where(ok[rows], w / w.sum(axis=1, keepdims=True), np.nan)
+    return probs
+
+
+def assign(probabilities: np.ndarray, assign_probability: float = 0.95) -> np.ndarray:
+    """(n,) codes: the animal with p >= ``assign_probability`` when every animal is tracked.
+
+    AMBIGUOUS when no animal reaches it, or when an untracked animal could be the
+    caller; UNASSIGNED when no animal is tracked (or the session has none).
+    """
+    probs = np.asarray(probabilities, float)
+    n, n_animals = probs.shape
+    out = np.full(n, UNASSIGNED, dtype=np.int64)
+    if n_animals == 0:
+        return out
+    tracked = np.isfinite(probs)
+    any_tracked = tracked.any(axis=1)
+    best = np.argmax(np.where(tracked, probs, -1.0), axis=1)
+    p_best = np.where(any_tracked, probs[np.arange(n), best], 0.0)
+    sure = any_tracked & tracked.all(axis=1) & (np.nan_to_num(p_best) >= assign_probability)
+    out[any_tracked] = AMBIGUOUS
+    out[sure] = best[sure]
+    return out
+
+
+def attribute_calls(
+    animal_xy_mm: np.ndarray,
+    calibration: AttributionCalibration | None = None,
+    *,
+    calls=None,
+    mic_positions_mm=None,
+    sample_rate_hz: float | None = None,
+    prediction: MixturePrediction | None = None,
+) -> Attribution:
+    """Attribute each call to one of the animals tracked at its time.
+
+    Parameters
+    ----------
     animal_xy_mm
         (n, A, 2) animal positions at each call, NaN where not tracked.
-    arena_dims_mm
-        Arena size (the confidence sets are computed inside it).
-    mass
-        Probability of the confidence set.
-    sets
-        Precomputed confidence sets of the calls (same ``mass``), to save time.
+    calibration
+        Method and scales (default :class:`AttributionCalibration`).
+    calls, mic_positions_mm, sample_rate_hz
+        The calls' audio (n arrays (T_i, C)) and the microphones: needed by the
+        steered response (methods ``srp`` and ``combined``).
+    prediction
+        The ensemble's mixtures of the n calls (methods ``mixture`` and ``combined``).
     """
+    calibration = calibration or AttributionCalibration()
     xy = np.asarray(animal_xy_mm, dtype=float)
-    n = prediction.n_calls
-    if xy.ndim != 3 or xy.shape[0] != n or xy.shape[2] != 2:
-        raise InvalidInputError(
-            None, "animal_xy_mm", f"shape ({n}, n_animals, 2)", f"shape {xy.shape}"
-        )
-    n_animals = xy.shape[1]
+    if xy.ndim != 3 or xy.shape[2] != 2:
+        raise InvalidInputError(None, "animal_xy_mm", "shape (n, n_animals, 2)", f"{xy.shape}")
+    n, n_animals = xy.shape[:2]
+    if n_animals == 0 or n == 0:
+        return Attribution(np.full(n, UNASSIGNED, np.int64), np.full((n, n_animals), np.nan))
     tracked = np.all(np.isfinite(xy), axis=-1)
-    log_d = prediction.log_density(np.where(tracked[..., None], xy, 0.0))
-    log_d = np.where(tracked, log_d, -np.inf)
-    probs = np.full((n, n_animals), np.nan)
-    any_tracked = tracked.any(axis=1)
-    if any_tracked.any():
-        ld = log_d[any_tracked]
-        w = np.exp(ld - ld.max(axis=1, keepdims=True))
-        p = w / w.sum(axis=1, keepdims=True)
-        probs[any_tracked] = np.where(tracked[any_tracked], p, np.nan)
-    if sets is None:
-        sets = confidence_sets(prediction, arena_dims_mm, mass)
-    in_set = np.zeros((n, n_animals), dtype=bool)
-    for i, cs in enumerate(sets):
-        if tracked[i].any():
-            in_set[i, tracked[i]] = cs.contains(xy[i, tracked[i]])
-    count = in_set.sum(axis=1)
-    animal = np.where(count == 1, in_set.argmax(axis=1), np.where(count > 1, AMBIGUOUS, UNASSIGNED))
-    return Attribution(animal.astype(np.int64), probs, in_set)
+    srp = log_d = None
+    if calibration.uses_srp:
+        if calls is None or mic_positions_mm is None or sample_rate_hz is None:
+            raise InvalidInputError(
+                None, "calls", "the calls' audio and microphones (steered response)", "none"
+            )
+        from napari_gerbil.baselines.candidates import candidate_correlations
+
+        srp = candidate_correlations(calls, mic_positions_mm, sample_rate_hz, xy).steered_response
+    if calibration.uses_mixture:
+        if prediction is None:
+            raise InvalidInputError(None, "prediction", "the ensemble's mixtures", "none")
+        log_d = prediction.log_density(np.where(tracked[..., None], xy, 0.0))
+    logits = candidate_logits(calibration, srp, log_d)
+    logits = np.where(tracked, logits, np.nan)
+    probs = softmax_probabilities(logits)
+    return Attribution(assign(probs, calibration.assign_probability), probs)
 
 
 def animal_positions_at_calls(session, poses, node: int | str = 0) -> np.ndarray:
@@ -112,34 +241,3 @@ def animal_positions_at_calls(session, poses, node: int | str = 0) -> np.ndarray
     if ok.any():
         out[ok] = session.arena.to_arena(rc[ok])
     return out.reshape(xy_px.shape)
-
-
-def attribute_session(session, poses=None, node: int | str = 0, mass: float = 0.95):
-    """Attribute the session's predicted calls; stores and returns ``session.predicted``.
-
-    ``poses`` defaults to loading ``session.tracks``.
-    """
-    from napari_gerbil.io.session import PredictedAttribution
-
-    if session.predictions is None:
-        raise InvalidInputError(session.path, "predictions", "predicted calls", "none")
-    if poses is None:
-        if session.tracks is None:
-            raise InvalidInputError(session.path, "tracks", "a pose file", "none")
-        from napari_gerbil.io.tracks import load_poses
-
-        poses = load_poses(session.tracks.path)
-    pred = MixturePrediction(
-        session.predictions.member_means_mm, session.predictions.member_chol_mm
-    )
-    xy = animal_positions_at_calls(session, poses, node)
-    done = np.all(np.isfinite(pred.means_mm), axis=(1, 2))
-    n_animals = xy.shape[1]
-    animal = np.full(session.n_calls, UNASSIGNED, dtype=np.int64)
-    probs = np.full((session.n_calls, n_animals), np.nan)
-    if done.any():
-        result = attribute_calls(pred[np.nonzero(done)[0]], xy[done], session.arena.dims_mm, mass)
-        animal[done] = result.animal
-        probs[done] = result.probabilities
-    session.predicted = PredictedAttribution(animal, probs)
-    return session.predicted

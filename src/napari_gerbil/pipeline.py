@@ -114,6 +114,7 @@ def localize_calls(
     node: int | str = 0,
     batch_size: int = LOCALIZE_BATCH,
     mass: float = MASS,
+    calibration: Any = None,
     cancel: CancelCheck | None = None,
 ) -> Iterator[LocalizedBatch]:
     """Localize and attribute calls of ``session``, one batch at a time (a generator).
@@ -136,6 +137,9 @@ def localize_calls(
         Calls per forward pass (memory is bounded by the batch).
     mass
         Probability of the confidence sets.
+    calibration
+        :class:`~napari_gerbil.attribute.AttributionCalibration` (default: the model
+        directory's ``attribution.yaml``, else the default scales).
     cancel
         Checked before each batch; raises :class:`~napari_gerbil.progress.Cancelled`.
 
@@ -145,7 +149,7 @@ def localize_calls(
         Raises :class:`~napari_gerbil.errors.IncompatibleModelError` before any work if
         the model does not fit the session's channels, sample rate, arena or microphones.
     """
-    from napari_gerbil.attribute import attribute_calls
+    from napari_gerbil.attribute import attribute_calls, load_calibration
     from napari_gerbil.model.confidence import confidence_sets
     from napari_gerbil.review import animal_positions_mm
 
@@ -161,6 +165,8 @@ def localize_calls(
     if batch_size < 1:
         raise InvalidInputError(None, "batch_size", ">= 1", str(batch_size))
     dims = session.arena.dims_mm
+    if calibration is None:
+        calibration = load_calibration(getattr(ensemble, "path", None))
     source = session.audio.open() if audio is None else audio
     try:
         total = len(rows)
@@ -171,7 +177,14 @@ def localize_calls(
             prediction = ensemble.predict(clips, batch_size=len(clips))
             sets = confidence_sets(prediction, dims, mass=mass)
             positions = animal_positions_mm(session, poses, chunk, node)
-            attribution = attribute_calls(prediction, positions, dims, mass=mass, sets=sets)
+            attribution = attribute_calls(
+                positions,
+                calibration,
+                calls=clips,
+                mic_positions_mm=session.arena.mic_positions_mm,
+                sample_rate_hz=session.audio.sample_rate_hz,
+                prediction=prediction,
+            )
             yield LocalizedBatch(
                 indices=chunk,
                 means_mm=prediction.means_mm,
