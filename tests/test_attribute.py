@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_gerbil.attribute import animal_positions_at_calls, attribute_calls, attribute_session
+from napari_gerbil.attribute import (
+    CALIBRATION_FILE,
+    AttributionCalibration,
+    animal_positions_at_calls,
+    assign,
+    attribute_calls,
+    load_calibration,
+)
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry, default_cage, fit_homography
 from napari_gerbil.io.session import (
@@ -14,7 +21,6 @@ from napari_gerbil.io.session import (
     AudioRef,
     CallTable,
     FileRef,
-    Predictions,
     Session,
 )
 from napari_gerbil.io.tracks import Poses
@@ -29,36 +35,81 @@ def _single_gaussians(centres_mm, sd_mm=10.0) -> MixturePrediction:
     return MixturePrediction(np.repeat(centres[:, None], 3, axis=1), chol)
 
 
-def test_one_animal_in_the_set_is_assigned_several_are_ambiguous_none_unassigned():
-    pred = _single_gaussians([[0, 0], [100, 100], [-200, 50]])
+MIXTURE = AttributionCalibration(method="mixture", density_scale=1.0)
+
+
+def test_the_likely_animal_is_assigned_close_calls_are_ambiguous():
+    pred = _single_gaussians([[0, 0], [100, 100]])
     animals = np.array(
         [
-            [[5.0, 0.0], [150.0, 0.0]],  # only animal 0 near
-            [[100.0, 108.0], [97.0, 100.0]],  # both inside
-            [[0.0, 0.0], [200.0, -100.0]],  # neither
+            [[5.0, 0.0], [150.0, 0.0]],  # animal 0 far more likely
+            [[100.0, 104.0], [100.0, 96.0]],  # equally likely
         ]
     )
-    result = attribute_calls(pred, animals, ARENA_MM)
-    assert result.animal.tolist() == [0, AMBIGUOUS, UNASSIGNED]
+    result = attribute_calls(animals, MIXTURE, prediction=pred)
+    assert result.animal.tolist() == [0, AMBIGUOUS]
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0)
     assert result.probabilities[0, 0] > 0.999
-    # probabilities follow the density: the closer of two animals is more likely
-    assert result.probabilities[1, 1] > result.probabilities[1, 0]
-    assert result.in_set.tolist() == [[True, False], [True, True], [False, False]]
+    assert abs(result.probabilities[1, 0] - 0.5) < 1e-6
 
 
-def test_untracked_animals_are_skipped_and_get_nan_probability():
+def test_assignment_needs_every_animal_tracked_and_the_threshold():
+    probs = np.array([[0.97, 0.03], [0.9, 0.1], [1.0, np.nan], [np.nan, np.nan], [0.02, 0.98]])
+    assert assign(probs, 0.95).tolist() == [0, AMBIGUOUS, AMBIGUOUS, UNASSIGNED, 1]
+    assert assign(np.zeros((3, 0))).tolist() == [UNASSIGNED] * 3  # a session without animals
+
+
+def test_untracked_animals_get_nan_probability_and_no_animal_means_unassigned():
     pred = _single_gaussians([[0, 0], [0, 0]])
     animals = np.array([[[np.nan, np.nan], [3.0, 0.0]], [[np.nan, np.nan], [np.nan, np.nan]]])
-    result = attribute_calls(pred, animals, ARENA_MM)
-    assert result.animal.tolist() == [1, UNASSIGNED]
+    result = attribute_calls(animals, MIXTURE, prediction=pred)
+    assert result.animal.tolist() == [AMBIGUOUS, UNASSIGNED]
     assert np.isnan(result.probabilities[0, 0]) and result.probabilities[0, 1] == 1.0
     assert np.isnan(result.probabilities[1]).all()
+    none = attribute_calls(np.zeros((2, 0, 2)), MIXTURE, prediction=pred)
+    assert none.animal.tolist() == [UNASSIGNED, UNASSIGNED] and none.probabilities.shape == (2, 0)
+
+
+def test_steered_response_picks_the_caller_in_an_anechoic_cage():
+    from napari_gerbil.io.cage import builtin_cage
+    from napari_gerbil.simulate.engine import render_positions
+
+    cage = builtin_cage("paper", absorption_preset="anechoic")
+    rng = np.random.default_rng(4)
+    t = np.arange(int(0.004 * 125000)) / 125000
+    sweep = np.sin(2 * np.pi * (30000 * t - 2e6 * t**2)).astype(np.float32)
+    sources = np.array([[-150.0, 60.0, 40.0], [120.0, -80.0, 30.0], [40.0, 100.0, 50.0]])
+    calls = render_positions(cage, sources, [sweep] * 3)
+    calls = [c + rng.normal(0, 0.01 * c.std(), c.shape).astype(np.float32) for c in calls]
+    decoys = sources[:, :2] + np.array([[120.0, 0.0], [0.0, 100.0], [-90.0, -90.0]])
+    animals = np.stack([decoys, sources[:, :2]], axis=1)  # the caller is animal 1
+    result = attribute_calls(
+        animals,
+        AttributionCalibration(),
+        calls=calls,
+        mic_positions_mm=cage.mics,
+        sample_rate_hz=125000.0,
+    )
+    assert result.animal.tolist() == [1, 1, 1]
+    assert (result.probabilities[:, 1] > 0.95).all()
+
+
+def test_calibration_file_round_trip_and_refusals(tmp_path):
+    cal = AttributionCalibration(method="srp", srp_scale=33.0, fitted_on="test")
+    cal.save(tmp_path / CALIBRATION_FILE)
+    assert load_calibration(tmp_path) == cal
+    assert load_calibration(tmp_path / "none") == AttributionCalibration()
+    with pytest.raises(InvalidInputError, match="method"):
+        AttributionCalibration(method="vote")
+    with pytest.raises(InvalidInputError, match="assign_probability"):
+        AttributionCalibration(assign_probability=1.5)
+    with pytest.raises(InvalidInputError, match="srp_scale"):
+        AttributionCalibration(srp_scale=float("nan"))
 
 
 def test_shape_errors_are_reported():
     with pytest.raises(InvalidInputError, match="animal_xy_mm"):
-        attribute_calls(_single_gaussians([[0, 0]]), np.zeros((2, 2, 2)), ARENA_MM)
+        attribute_calls(np.zeros((2, 2)), MIXTURE, prediction=_single_gaussians([[0, 0]] * 2))
 
 
 def test_session_attribution_maps_poses_at_call_time_through_the_homography(tmp_path):
@@ -81,15 +132,6 @@ def test_session_attribution_maps_poses_at_call_time_through_the_homography(tmp_
     pos = animal_positions_at_calls(session, poses, "nose")
     np.testing.assert_allclose(pos[:, 0], [[100.0, 50.0]] * 2, atol=1e-6)
     np.testing.assert_allclose(pos[:, 1], [[-150.0, -60.0]] * 2, atol=1e-6)
-
-    pred = _single_gaussians([[-148.0, -58.0], [0.0, 0.0]])
-    session.predictions = Predictions(
-        pred.point_mm, pred.means_mm, pred.chol_mm, np.ones(2), "test"
-    )
-    attribution = attribute_session(session, poses, "nose")
-    assert attribution.animal.tolist() == [1, UNASSIGNED]
-    assert session.predicted is attribution
-    assert attribution.probabilities[0, 1] > 0.99
 
     session.arena = ArenaGeometry(cage.dims_mm, cage.mic_positions_mm)
     with pytest.raises(InvalidInputError, match="arena_to_pixels"):

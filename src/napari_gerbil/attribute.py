@@ -1,4 +1,4 @@
-"""Attribute calls to animals: which of the tracked animals made each call?
+"""Attribute calls to animals: which of the tracked animals made each call.
 
 The tracks give the candidates: each animal's ``node`` (nose by default) at the call,
 in mm (:func:`animal_positions_at_calls`). Each candidate gets a logit
@@ -71,7 +71,10 @@ class AttributionCalibration(Config):
                 raise InvalidInputError(None, name, "a number in 0 .. 10000", str(value))
         if not 0.5 < self.assign_probability < 1.0:
             raise InvalidInputError(
-                None, "assign_probability", "a probability in (0.5, 1)", str(self.assign_probability)
+                None,
+                "assign_probability",
+                "a probability in (0.5, 1)",
+                str(self.assign_probability),
             )
         if self.method == "srp":
             self.density_scale = 0.0
@@ -131,12 +134,11 @@ def softmax_probabilities(logits: np.ndarray) -> np.ndarray:
     """Softmax over the finite entries of each row; NaN elsewhere (all NaN: no animal)."""
     logits = np.asarray(logits, float)
     ok = np.isfinite(logits)
-    safe = np.where(ok, logits, -np.inf)
-    top = np.max(np.where(ok, safe, -np.inf), axis=1, keepdims=True) if logits.shape[1] else None
     probs = np.full(logits.shape, np.nan)
     rows = ok.any(axis=1)
     if rows.any():
-        w = np.where(ok[rows], np.exp(safe[rows] - top[rows]), 0.0)
+        z = np.where(ok[rows], logits[rows], -np.inf)
+        w = np.exp(z - z.max(axis=1, keepdims=True))
         probs[rows] = np.where(ok[rows], w / w.sum(axis=1, keepdims=True), np.nan)
     return probs
 

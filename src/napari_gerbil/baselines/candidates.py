@@ -151,8 +151,13 @@ def candidate_correlations(
         xc, _, half, bands[start:stop] = cross_correlations(
             _padded(calls[start:stop]), pairs, fs, band, max_lag, phat=phat, upsample=upsample
         )
-        points = np.concatenate([xy[start:stop, :, None, :] + probe[:, :2], np.broadcast_to(
-            probe[:, 2:], (b, n_k, n_o, 1))], axis=-1)  # (b, K, O, 3)
+        points = np.concatenate(
+            [
+                xy[start:stop, :, None, :] + probe[:, :2],
+                np.broadcast_to(probe[:, 2:], (b, n_k, n_o, 1)),
+            ],
+            axis=-1,
+        )  # (b, K, O, 3)
         lags = tdoa_s(points.reshape(-1, 3), mics, c).reshape(b, n_k, n_o, n_p) / lag_step
         centre = _sample(xc, lags + half, -1).mean(axis=-1)  # (b, K, O)
         top = centre.argmax(axis=-1)  # (b, K)

@@ -70,3 +70,17 @@ def resolve_cage(name_or_path: str) -> ArenaGeometry:
     from napari_gerbil.io.cage import load_cage
 
     return load_cage(name_or_path).arena()
+
+
+def resolve_model_dir(model: str | os.PathLike, quiet: bool = False) -> Path:
+    """The model directory named by ``--model``; ``demo`` builds the demo ensemble once."""
+    if str(model) == "demo":
+        from napari_gerbil.model.manifest import is_model_dir
+        from napari_gerbil.progress import TqdmProgress
+        from napari_gerbil.training.demo import demo_model_dir, ensure_demo_ensemble
+
+        if is_model_dir(demo_model_dir()):
+            return demo_model_dir()
+        with TqdmProgress("building the demo ensemble (once)", disable=quiet) as bar:
+            return ensure_demo_ensemble(progress=bar)
+    return Path(model)

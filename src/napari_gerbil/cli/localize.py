@@ -1,6 +1,7 @@
 """``napari-gerbil localize``: localize and attribute the calls of a session file.
 
-Each call gets the ensemble's mixture, its 95% set and the animal inside it, written
+Each call gets the ensemble's mixture and its 95% set, and a calibrated probability per
+tracked animal (:mod:`napari_gerbil.attribute`; assigned at p >= 0.95), written
 into the session (atomically, every ``--save-every`` seconds and at the end). User
 attributions are never touched. Interrupted (Ctrl-C, a kill), it keeps what was saved,
 and running it again continues with the calls the same model has not localized yet.
@@ -11,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_gerbil.cli._common import add_quiet
+from napari_gerbil.cli._args import add_overwrite, int_range, seed
+from napari_gerbil.cli._common import add_quiet, resolve_model_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "localize", help="localize and attribute a session's calls", description=__doc__
     )
     p.add_argument("session", type=Path, help="session file (*.gerbil.h5), updated in place")
-    p.add_argument("--model", type=Path, required=True, help="ensemble directory")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="ensemble directory, or 'demo' (the built-in demo ensemble, built once)",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="calls per forward pass")
     p.add_argument("--redo", action="store_true", help="localize calls already done again")
     p.add_argument("--save-every", type=float, default=30.0, help="seconds between saves")
@@ -35,6 +41,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_quiet(p)
     p.set_defaults(func=_command)
 
+    c = subparsers.add_parser(
+        "calibrate",
+        help="fit a model's attribution calibration on simulated calls in its cage",
+        description="Fit how candidate scores (steered response at each tracked animal, "
+        "the ensemble's density there) become calibrated probabilities, on fresh "
+        "simulated calls in the cage; writes MODEL/attribution.yaml. Every method is "
+        "judged on held-out calls; the best is kept.",
+    )
+    c.add_argument("--model", required=True, help="ensemble directory, or 'demo'")
+    c.add_argument("--cage", default="paper", help="cage file or built-in cage name")
+    c.add_argument(
+        "--calls", type=int_range(64, 10**6), default=2048, help="simulated calls to fit on"
+    )
+    c.add_argument("--seed", type=seed, default=7, help="seed of the simulated calls")
+    add_overwrite(c)
+    add_quiet(c)
+    c.set_defaults(func=_calibrate)
+
 
 def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.io.session import load_session
@@ -48,7 +72,7 @@ def _command(args: argparse.Namespace) -> int:
         from napari_gerbil.simulate.session import load_truth
 
         truth = load_truth(args.truth)  # a bad truth file fails before any work
-    ensemble = load_ensemble(args.model, device=args.device)
+    ensemble = load_ensemble(resolve_model_dir(args.model, args.quiet), device=args.device)
     with TqdmProgress("localize", disable=args.quiet) as bar:
         summary = localize_session(
             args.session,
@@ -67,4 +91,33 @@ def _command(args: argparse.Namespace) -> int:
 
         score = score_attribution(load_session(args.session), truth)
         print(f"against the truth: {score.summary()}")
+        print(score.distance_table())
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from napari_gerbil.attribute import CALIBRATION_FILE
+    from napari_gerbil.io.cage import load_cage
+    from napari_gerbil.progress import TqdmProgress
+    from napari_gerbil.training.attribution import write_calibration
+
+    model = resolve_model_dir(args.model, args.quiet)
+    cage = load_cage(args.cage)
+    if (model / CALIBRATION_FILE).exists() and not args.overwrite:
+        from napari_gerbil.errors import InvalidInputError
+
+        raise InvalidInputError(
+            model / CALIBRATION_FILE, "output", "a new file", "an existing calibration",
+            hint="Pass --overwrite to fit it again.",
+        )  # fmt: skip
+    with TqdmProgress("calibrate", disable=args.quiet) as bar:
+        figures = write_calibration(
+            model, cage, args.calls, seed=args.seed, overwrite=args.overwrite, progress=bar
+        )
+    for method, f in figures.items():
+        print(
+            f"{method:>9}: held-out NLL {f['nll']:.3f}, picked right {f['picked_right']:.1%}, "
+            f"assigned {f['assigned']:.1%}, right {f['right']:.1%} (n={f['n']})"
+        )
+    print(f"wrote {model / CALIBRATION_FILE}")
     return 0

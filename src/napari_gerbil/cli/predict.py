@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from napari_gerbil.cli._args import add_overwrite, positive_int, probability_open
+from napari_gerbil.cli._common import resolve_model_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="localize the calls of a dataset or session", description=__doc__
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", type=Path, help="model directory")
+    src.add_argument("--model", help="model directory, or 'demo' (the built-in demo ensemble)")
     src.add_argument("--baseline", choices=("muse", "gcc-phat"), help="classical localizer")
     p.add_argument("--data", type=Path, required=True, help="VCL dataset or session file")
     p.add_argument("--out", type=Path, required=True, help="prediction file (.h5) to write")
@@ -40,7 +41,9 @@ def _command(args: argparse.Namespace) -> int:
     # cheap checks first: a bad --data or --out fails before the model is loaded
     check_input_file(args.data, "--data", "VCL dataset or session file")
     check_output_path(args.out, overwrite=args.overwrite, inputs=[args.data])
-    ensemble = load_ensemble(args.model, device=args.device) if args.model else None
+    ensemble = (
+        load_ensemble(resolve_model_dir(args.model), device=args.device) if args.model else None
+    )
     with TqdmProgress("predict") as progress:
         result = predict_file(
             args.data,

@@ -33,6 +33,11 @@ class AttributionScore:
         95% set / with none in it.
     n_right
         Assigned calls whose animal is the one that emitted the call.
+    by_distance_cm
+        The same counts by distance from the caller to the nearest other animal at the
+        call (bins of :data:`DISTANCE_BINS_CM`): ``{"0-5": {"n", "assigned", "right"}}``
+        with ``assigned`` the share of localized calls assigned and ``right`` the share of
+        those right (NaN when none).
     """
 
     n_calls: int
@@ -42,6 +47,7 @@ class AttributionScore:
     n_ambiguous: int
     n_unassigned: int
     n_right: int
+    by_distance_cm: dict = dataclasses.field(default_factory=dict)
 
     @property
     def assigned_fraction(self) -> float:
@@ -59,8 +65,18 @@ class AttributionScore:
             f"{self.n_assigned} of {self.n_localized} localized calls assigned "
             f"({100 * self.assigned_fraction:.0f}%), {self.n_right} of them to the right "
             f"animal ({100 * self.right_fraction:.0f}%); {self.n_ambiguous} ambiguous, "
-            f"{self.n_unassigned} with no animal in the 95% set"
+            f"{self.n_unassigned} with no animal tracked"
         )
+
+    def distance_table(self) -> str:
+        """Assigned and right by distance between the animals, one line per bin."""
+        lines = []
+        for name, b in self.by_distance_cm.items():
+            lines.append(
+                f"  animals {name} cm apart: {b['n']} calls, "
+                f"{_pct(b['assigned'])} assigned, {_pct(b['right'])} of those right"
+            )
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         """Counts and fractions (JSON-ready)."""
@@ -69,6 +85,41 @@ class AttributionScore:
             "assigned_fraction": self.assigned_fraction,
             "right_fraction": self.right_fraction,
         }
+
+
+#: Bins (cm) of the distance from the caller to the nearest other animal.
+DISTANCE_BINS_CM = ((0.0, 5.0), (5.0, 10.0), (10.0, 20.0), (20.0, float("inf")))
+
+
+def _pct(x: float) -> str:
+    return "-" if not np.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def _bin_name(lo: float, hi: float) -> str:
+    return f"{lo:g}+" if not np.isfinite(hi) else f"{lo:g}-{hi:g}"
+
+
+def nearest_other_distance_cm(session: Session, truth: SessionTruth, match: np.ndarray):
+    """(n_calls,) distance (cm) from each matched call's caller to the nearest other animal.
+
+    Uses the true (noise-free) nose positions at the emission frame; NaN for unmatched
+    calls and single-animal sessions.
+    """
+    out = np.full(session.n_calls, np.nan)
+    poses = np.asarray(truth.poses_mm)
+    if poses.ndim != 4 or poses.shape[1] < 2 or not (match >= 0).any():
+        return out
+    rows = np.flatnonzero(match >= 0)
+    t = match[rows]
+    frames = np.clip(
+        np.atleast_1d(session.frame_of_sample(truth.emit_sample[t])), 0, len(poses) - 1
+    ).astype(np.int64)
+    nose = poses[frames, :, 0, :2]  # (m, A, 2)
+    caller = np.asarray(truth.animal)[t]
+    d = np.linalg.norm(nose - nose[np.arange(len(t)), caller][:, None], axis=-1)
+    d[np.arange(len(t)), caller] = np.inf
+    out[rows] = d.min(axis=1) / 10.0
+    return out
 
 
 def match_truth_calls(session: Session, truth: SessionTruth) -> np.ndarray:
@@ -98,6 +149,17 @@ def score_attribution(session: Session, truth: SessionTruth) -> AttributionScore
     localized = matched & session.localized()
     assigned = localized & (predicted >= 0)
     true_animal = np.where(matched, np.asarray(truth.animal)[np.maximum(match, 0)], -1)
+    right = assigned & (predicted == true_animal)
+    distance = nearest_other_distance_cm(session, truth, match)
+    bins = {}
+    for lo, hi in DISTANCE_BINS_CM:
+        inside = localized & (distance >= lo) & (distance < hi)
+        n_in, n_assigned = int(inside.sum()), int((inside & assigned).sum())
+        bins[_bin_name(lo, hi)] = {
+            "n": n_in,
+            "assigned": n_assigned / n_in if n_in else float("nan"),
+            "right": int((inside & right).sum()) / n_assigned if n_assigned else float("nan"),
+        }
     return AttributionScore(
         n_calls=int(session.n_calls),
         n_matched=int(matched.sum()),
@@ -105,5 +167,6 @@ def score_attribution(session: Session, truth: SessionTruth) -> AttributionScore
         n_assigned=int(assigned.sum()),
         n_ambiguous=int((localized & (predicted == AMBIGUOUS)).sum()),
         n_unassigned=int((localized & (predicted == UNASSIGNED)).sum()),
-        n_right=int((assigned & (predicted == true_animal)).sum()),
+        n_right=int(right.sum()),
+        by_distance_cm=bins,
     )

@@ -12,12 +12,15 @@ is chosen.
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_gerbil.attribute import (
     ATTRIBUTION_METHODS,
+    CALIBRATION_FILE,
     AttributionCalibration,
     assign,
     candidate_logits,
@@ -91,7 +94,8 @@ def simulated_candidate_scores(
         for _ in range(n_others):
             near = rng.random(n) < 0.5
             angle = rng.uniform(0, 2 * np.pi, n)
-            r = np.exp(rng.uniform(*np.log(NEAR_RANGE_MM), n))
+            lo_hi = np.log(NEAR_RANGE_MM)
+            r = np.exp(rng.uniform(lo_hi[0], lo_hi[1], n))
             p = np.where(
                 near[:, None],
                 caller + r[:, None] * np.c_[np.cos(angle), np.sin(angle)],
@@ -185,3 +189,34 @@ def fit_calibration(
         f"assigned {figures[chosen]['assigned']:.3f}, right {figures[chosen]['right']:.3f}"
     )
     return final, figures
+
+
+def write_calibration(
+    model_dir: str | os.PathLike,
+    cage: Any,
+    n_calls: int,
+    *,
+    seed: int = 7,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> dict[str, dict[str, float]]:
+    """Fit a model's attribution calibration in ``cage``; write ``attribution.yaml``.
+
+    Returns the held-out figures of every method (see
+    :func:`napari_gerbil.training.attribution.fit_calibration`).
+    """
+    from napari_gerbil.model.ensemble import load_ensemble
+
+    path = Path(model_dir) / CALIBRATION_FILE
+    if path.exists() and not overwrite:
+        raise InvalidInputError(
+            path, "output", "a new file", "an existing calibration", hint="Pass --overwrite."
+        )
+    ensemble = load_ensemble(model_dir)
+    scores = simulated_candidate_scores(
+        cage, n_calls, ensemble=ensemble, seed=seed, progress=progress, cancel=cancel
+    )
+    calibration, figures = fit_calibration(scores)
+    calibration.save(path)
+    return figures
