@@ -23,7 +23,7 @@ from napari_gerbil.model.manifest import is_model_dir
 from napari_gerbil.paths import cache_dir
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
-DEMO_NAME = "demo-srp-engine-v3"
+DEMO_NAME = "demo-srp-engine-v4"  # v4: the fitted `paper` cage
 DEMO_MEMBERS = 3
 DEMO_PRESET = "srp"
 DEMO_CAGE = "paper"
