@@ -64,8 +64,8 @@ def asymmetric_cage_file(tmp_path, asymmetric_cage):
 def speaker_vcl_small(tmp_path_factory):
     """Path of a small ``speaker`` VCL dataset for training tiny models (~10 s to make).
 
-    104 floor positions on a 40 mm grid (speaker 3-5 cm high) x the 4 loud call classes
-    (``dfm_high``, ``ufm_high``, ``stack_high``, ``noisy_high``) = 416 calls, default cage
+    84 floor positions on a 40 mm grid (speaker 3-5 cm high) x the 4 loud call classes
+    (``dfm_high``, ``ufm_high``, ``stack_high``, ``noisy_high``) = 336 calls, default cage
     acoustics (flat absorption for speed), SNR 35 dB, seed 0. Read it with
     ``VCLDataset(path)``; ground truth in ``locations`` (n, 1, 3) mm, node ``speaker``.
     """

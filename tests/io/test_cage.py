@@ -9,6 +9,7 @@ import yaml
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.cage import (
     BUILTIN_CAGES,
+    PHYSICS_PANEL,
     Cage,
     builtin_cage,
     compare_geometry,
@@ -27,9 +28,18 @@ def write(tmp_path, data, name="cage.yaml"):
 def test_builtin_cages_and_paper_default():
     paper = load_cage("paper")
     assert paper.name == "builtin:paper" and paper.n_mics == 4
-    assert paper.dims_mm == (600.0, 400.0, 350.0)
-    np.testing.assert_allclose(paper.mics[0], [-275, -175, 340])
-    np.testing.assert_allclose(paper.orientations(), [[0, 0, -1]] * 4)
+    assert paper.dims_mm == (571.5, 355.6, 368.3)  # vocalocator's fitted cage
+    np.testing.assert_allclose(paper.mics[0], [-265.10188, -127.62527, 289.68258])
+    aim = -paper.mics / np.linalg.norm(paper.mics, axis=1, keepdims=True)
+    np.testing.assert_allclose(paper.orientations(), aim, atol=1e-3)  # at the floor centre
+    assert paper.mic_pattern_p == 0.75 and paper.scattering == 0.1
+    assert paper.absorption == {"walls": 0.147, "floor": 0.636, "ceiling": 0.942}
+    old = load_cage("omni-corner")  # the former default, kept as the hard variant
+    assert old.dims_mm == (600.0, 400.0, 350.0) and old.mic_pattern_p == 1.0
+    np.testing.assert_allclose(old.mics[0], [-275, -175, 340])
+    assert old.scattering == 0.0 and load_cage("paper-diffuse").scattering == 0.9
+    assert load_cage("paper-diffuse").with_changes(scattering=0.1).to_dict() == paper.to_dict()
+    assert set(PHYSICS_PANEL) <= set(BUILTIN_CAGES)
     assert set(paper.band_absorption()) == {"walls", "floor", "ceiling"}
     for name in BUILTIN_CAGES:
         assert builtin_cage(name).n_mics >= 3

@@ -31,7 +31,7 @@ def test_batches_are_a_function_of_seed_and_index():
 def test_positions_cover_the_floor_inside_the_margin():
     engine = DataEngine("paper", EngineConfig(calls_per_room=500, margin_mm=30.0), seed=0)
     pos = engine.positions(0)
-    half = np.array([270.0, 170.0])
+    half = builtin_cage("paper").dims[:2] / 2.0 - 30.0
     assert (np.abs(pos[:, :2]) <= half).all()
     assert (np.abs(pos[:, :2]).max(axis=0) > 0.95 * half).all()  # reaches the margins
     assert pos[:, 2].min() >= 0.0 and pos[:, 2].max() <= 100.0
@@ -63,11 +63,33 @@ def test_domain_randomization_stays_in_its_ranges():
     )
     assert tilt.max() <= 10.0 + 1e-6 and tilt.max() > 5.0
     temps = [r.temperature_c for r in rooms]
-    assert min(temps) >= 15.0 and max(temps) <= 30.0
+    assert min(temps) >= cage.temperature_c - 5.0 and max(temps) <= cage.temperature_c + 10.0
     scat = [r.scattering for r in rooms]
-    assert min(scat) >= 0.0 and max(scat) <= 0.3
+    assert min(scat) >= 0.0 and max(scat) <= cage.scattering + 0.2 + 1e-9
     ratio_db = 10 * np.log10([(1 - r.absorption) / (1 - nominal.absorption) for r in rooms])
     assert np.abs(ratio_db[np.isfinite(ratio_db)]).max() <= 6.0 + 1e-6
+
+
+def test_randomization_perturbs_around_the_cages_own_values():
+    # a diffuse cage with a near-cardioid pattern, damped walls and warm air
+    cage = builtin_cage("paper-diffuse").with_changes(
+        mic_pattern_p=0.5,
+        absorption={"walls": 0.5, "floor": 0.8, "ceiling": 0.9},
+        temperature_c=35.0,
+    )
+    engine = DataEngine(cage, EngineConfig(calls_per_room=2), seed=0)
+    rooms = [engine.draw_room(np.random.default_rng(k)) for k in range(60)]
+    scat = np.array([r.scattering for r in rooms])
+    assert scat.min() >= 0.8 - 1e-9 and scat.max() <= 1.0 and abs(np.median(scat) - 0.95) < 0.06
+    pattern = np.array([r.mic_pattern_p for r in rooms])
+    assert pattern.min() >= 0.25 - 1e-9 and pattern.max() <= 0.5 + 1e-9 and pattern.std() > 0.03
+    walls = np.array([r.absorption[0, 0] for r in rooms])  # reflected energy 0.5 +- 6 dB
+    assert walls.min() >= 1 - 0.5 * 10**0.6 - 1e-9 and walls.max() <= 1 - 0.5 * 10**-0.6 + 1e-9
+    assert abs(np.median(walls) - 0.5) < 0.15
+    temps = np.array([r.temperature_c for r in rooms])
+    assert temps.min() >= 30.0 and temps.max() <= 45.0
+    # the rendered calls come from such rooms: the batch renders without error
+    assert len(engine.batch(0).audio) == 2
 
 
 def test_no_randomization_renders_the_nominal_cage():

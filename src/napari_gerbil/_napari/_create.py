@@ -78,7 +78,7 @@ class NewSessionSection(QWidget):
             row.addWidget(choose)
             form.addRow(label, row)
         self.cage = QLineEdit("paper", objectName="new_cage")
-        self.cage.setToolTip("a built-in cage name (paper, paper8) or a cage file (YAML)")
+        self.cage.setToolTip("a built-in cage name (napari-gerbil cage list) or a cage file (YAML)")
         self.cage.editingFinished.connect(self._cage_changed)
         form.addRow("Cage", self.cage)
         self.mics = QLineEdit(format_mics(default_cage().mic_positions_mm), objectName="new_mics")

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--video", type=Path, default=None, help="the video of the session")
     c.add_argument("--poses", type=Path, default=None, help="SLEAP .slp or analysis .h5")
     c.add_argument(
-        "--cage", required=True, help="cage: a built-in name (paper, paper8) or a cage file"
+        "--cage", required=True, help="a built-in cage name (`cage list`) or a cage file"
     )
     c.add_argument(
         "--corners-px", type=float, nargs=8, default=None,

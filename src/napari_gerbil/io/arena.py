@@ -15,12 +15,13 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 
-#: Default cage of the paper: length x width x height in mm.
-DEFAULT_DIMS_MM = (600.0, 400.0, 350.0)
-#: Default horizontal distance of each microphone from the two nearest walls (mm).
-DEFAULT_MIC_INSET_MM = 25.0
+#: Default cage (the built-in ``paper`` cage): length x width x height in mm, the
+#: paper's cage as fitted by vocalocator (``room_configs/e1_1M.yaml``).
+DEFAULT_DIMS_MM = (571.5, 355.6, 368.3)
+#: Default horizontal distance (x, y) of each microphone from the two nearest walls (mm).
+DEFAULT_MIC_INSET_MM = (20.64812, 50.17473)
 #: Default distance of the microphones below the ceiling (mm).
-DEFAULT_MIC_DROP_MM = 10.0
+DEFAULT_MIC_DROP_MM = 78.61742
 
 
 def _as_points(points: Any, name: str, source: str | None = None) -> np.ndarray:
@@ -237,16 +238,17 @@ class ArenaGeometry:
 
 def default_cage(
     dims_mm: Any = DEFAULT_DIMS_MM,
-    mic_inset_mm: float = DEFAULT_MIC_INSET_MM,
+    mic_inset_mm: Any = DEFAULT_MIC_INSET_MM,
     mic_drop_mm: float = DEFAULT_MIC_DROP_MM,
 ) -> ArenaGeometry:
-    """The paper's cage: 600 x 400 x 350 mm, 4 mics near the corners at the ceiling.
+    """The default cage's geometry (built-in ``paper``): 571.5 x 355.6 x 368.3 mm, 4 mics.
 
-    Each microphone sits ``mic_inset_mm`` (25 mm) from the two nearest walls and
-    ``mic_drop_mm`` (10 mm) below the ceiling, ordered like :meth:`ArenaGeometry.corners_mm`.
+    Each microphone sits ``mic_inset_mm`` from the two nearest walls (x, y: 20.6 and
+    50.2 mm; a scalar for both) and ``mic_drop_mm`` (78.6 mm) below the ceiling, ordered
+    like :meth:`ArenaGeometry.corners_mm`; other ``dims_mm`` keep these distances.
     """
     dims = np.asarray(dims_mm, dtype=float)
-    hx, hy = dims[:2] / 2.0 - mic_inset_mm
+    hx, hy = dims[:2] / 2.0 - np.broadcast_to(np.asarray(mic_inset_mm, dtype=float), (2,))
     z = dims[2] - mic_drop_mm
     mics = np.array([[-hx, -hy, z], [hx, -hy, z], [hx, hy, z], [-hx, hy, z]])
     return ArenaGeometry(dims, mics)

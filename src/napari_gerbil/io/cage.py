@@ -2,8 +2,8 @@
 
 A cage file holds exactly these keys (arena frame: origin at the floor centre, mm)::
 
-    dims_mm: [600, 400, 350]              # floor length (x), width (y), height (z)
-    mic_positions_mm: [[-275, -175, 340], ...]   # one row per microphone / audio channel
+    dims_mm: [571.5, 355.6, 368.3]        # floor length (x), width (y), height (z)
+    mic_positions_mm: [[-265.1, -127.6, 289.7], ...]   # one row per microphone / channel
     mic_orientations: [[0, 0, -1], ...]   # optional; default straight down
     mic_pattern_p: 1.0                    # cardioid family: 1 omni, 0.5 cardioid, 0 figure-8
     absorption: {walls: 0.15, floor: 0.64, ceiling: 0.94}   # scalar or 8 octave bands
@@ -28,7 +28,12 @@ import numpy as np
 
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.arena import ArenaGeometry
+from napari_gerbil.io.arena import (
+    DEFAULT_DIMS_MM,
+    DEFAULT_MIC_DROP_MM,
+    DEFAULT_MIC_INSET_MM,
+    ArenaGeometry,
+)
 
 #: Octave-band centres (Hz) of band-wise absorption coefficients.
 BAND_CENTRES_HZ = (500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0, 64000.0)
@@ -109,9 +114,11 @@ class Cage(Config):
         Air state (speed of sound, ISO 9613-1 air absorption).
     """
 
-    dims_mm: tuple[float, float, float] = (600.0, 400.0, 350.0)
+    dims_mm: tuple[float, float, float] = DEFAULT_DIMS_MM
     mic_positions_mm: list[list[float]] = dataclasses.field(
-        default_factory=lambda: corner_mics_mm((600.0, 400.0, 350.0)).tolist()
+        default_factory=lambda: corner_mics_mm(
+            DEFAULT_DIMS_MM, DEFAULT_MIC_INSET_MM, DEFAULT_MIC_DROP_MM
+        ).tolist()
     )
     mic_orientations: list[list[float]] | None = None
     mic_pattern_p: float = 1.0
@@ -318,22 +325,77 @@ def _check_scalar(cage: Cage, key: str, lo: float, hi: float) -> None:
 
 
 def _paper() -> dict[str, Any]:
+    """The paper's cage as vocalocator fitted it (``room_configs/e1_1M.yaml``).
+
+    571.5 x 355.6 x 368.3 mm; 4 sub-cardioid microphones (Avisoft CM16, p = 0.75) near
+    the ceiling corners, 20.6 / 50.2 mm from the walls and 78.6 mm below the ceiling,
+    aimed at the floor centre (the fitted file lists directions about 30 degrees off
+    that line, with x and y swapped; the aim matters little for p = 0.75); frequency-flat
+    absorption walls 0.147, floor 0.636, ceiling 0.942.
+
+    Scattering 0.1, nearly specular: the fit ran pyroomacoustics' image sources without
+    ray tracing, where the file's scattering (0.9) has no effect, so the fitted cage is
+    in fact specular; real walls and bedding scatter some, by an amount nobody measured.
+    That uncertainty is why the physics panel (:data:`PHYSICS_PANEL`) also reports
+    ``paper-diffuse`` (scattering 0.9) and the harsh ``omni-corner`` cage.
+    """
+    mics = np.round(corner_mics_mm(DEFAULT_DIMS_MM, DEFAULT_MIC_INSET_MM, DEFAULT_MIC_DROP_MM), 5)
+    return {
+        "dims_mm": DEFAULT_DIMS_MM,
+        "mic_positions_mm": mics.tolist(),
+        "mic_orientations": _aimed_at_floor_centre(mics),
+        "mic_pattern_p": 0.75,
+        "absorption": {"walls": 0.147, "floor": 0.636, "ceiling": 0.942},
+        "scattering": 0.1,
+    }
+
+
+def _aimed_at_floor_centre(mics_mm: np.ndarray) -> list[list[float]]:
+    """Unit directions from each microphone to the floor centre (rounded)."""
+    ray = -np.asarray(mics_mm, dtype=float)
+    return np.round(ray / np.linalg.norm(ray, axis=1, keepdims=True), 4).tolist()
+
+
+def _omni_corner() -> dict[str, Any]:
+    """The former default: 600 x 400 x 350 mm, omni mics 25 mm from two walls, specular."""
     dims = (600.0, 400.0, 350.0)
-    return {"dims_mm": dims, "mic_positions_mm": corner_mics_mm(dims).tolist()}
+    return {
+        "dims_mm": dims,
+        "mic_positions_mm": corner_mics_mm(dims).tolist(),
+        "mic_pattern_p": 1.0,
+        "absorption": preset_absorption("cage"),
+        "scattering": 0.0,
+    }
 
 
-#: Built-in cages by name. ``paper`` is the paper's cage (the default everywhere).
+def _paper8() -> dict[str, Any]:
+    """``paper`` with 4 more microphones mid-wall, 20 mm from the wall and 300 mm up."""
+    paper = _paper()
+    hx, hy = DEFAULT_DIMS_MM[0] / 2.0 - 20.0, DEFAULT_DIMS_MM[1] / 2.0 - 20.0
+    extra = [[0.0, -hy, 300.0], [hx, 0.0, 300.0], [0.0, hy, 300.0], [-hx, 0.0, 300.0]]
+    return {
+        **paper,
+        "mic_positions_mm": paper["mic_positions_mm"] + extra,
+        "mic_orientations": paper["mic_orientations"]
+        + [[0, 1, -1], [-1, 0, -1], [0, -1, -1], [1, 0, -1]],
+    }
+
+
+#: Built-in cages by name. ``paper`` (the default everywhere) is the paper's cage as
+#: fitted by vocalocator; ``omni-corner`` the former default (omni microphones 25 mm
+#: from two walls of a 600 x 400 x 350 mm cage, specular plastic walls), a harder
+#: variant; ``paper-diffuse`` is ``paper`` with scattering 0.9; ``paper8`` is ``paper``
+#: with 4 more microphones mid-wall.
 BUILTIN_CAGES: dict[str, dict[str, Any]] = {
     "paper": _paper(),
-    # the paper's cage with 8 microphones: 4 at the ceiling corners, 4 mid-wall lower down
-    "paper8": {
-        "dims_mm": (600.0, 400.0, 350.0),
-        "mic_positions_mm": corner_mics_mm((600.0, 400.0, 350.0)).tolist()
-        + [[0.0, -180.0, 300.0], [280.0, 0.0, 300.0], [0.0, 180.0, 300.0], [-280.0, 0.0, 300.0]],
-        "mic_orientations": [[0, 0, -1]] * 4 + [[0, 1, -1], [-1, 0, -1], [0, -1, -1], [1, 0, -1]],
-        "mic_pattern_p": 0.75,
-    },
+    "omni-corner": _omni_corner(),
+    "paper-diffuse": {**_paper(), "scattering": 0.9},
+    "paper8": _paper8(),
 }
+
+#: The three acoustics every headline number is reported in: the true physics of a
+#: user's cage is uncertain, and a method is only as good as its worst row.
+PHYSICS_PANEL = ("paper", "omni-corner", "paper-diffuse")
 
 
 def builtin_cage(name: str = "paper", absorption_preset: str | None = None) -> Cage:

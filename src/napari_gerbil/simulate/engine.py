@@ -3,10 +3,11 @@
 A training call is a fresh source position (uniform over the floor inside a margin,
 height 0-100 mm by default, a heading for directional emitters), a fresh stimulus
 and fresh noise, rendered by :class:`~napari_gerbil.simulate.render.ImageSourceRenderer`
-in a randomly perturbed copy of the cage (domain randomization: absorption per
-surface, scattering, microphone position, gain and orientation, temperature, cage
-size, SNR, directional emission). Every batch is a pure function of ``(seed,
-batch index)``, so results do not depend on the number of worker processes.
+in a randomly perturbed copy of the cage (domain randomization around the cage's own
+values: absorption per surface, scattering, microphone position, gain, orientation
+and pattern, temperature, cage size; plus SNR and directional emission). Every batch
+is a pure function of ``(seed, batch index)``, so results do not depend on the number
+of worker processes.
 
 The labels are the source positions in the *nominal* cage's arena frame: the network
 never sees the perturbations, so it has to be robust to them.
@@ -36,13 +37,16 @@ def _check_range(name: str, value: tuple[float, float], lo: float, hi: float) ->
 class Randomization(Config):
     """Ranges of the domain randomization (each draw is uniform in its range).
 
+    Every acoustic draw perturbs the cage's own value (a cage file with scattering 0.9
+    trains near 0.9); none replaces it.
+
     Parameters
     ----------
     absorption_db
         The reflected energy ``1 - absorption`` of each of the 6 surfaces is scaled by
         ``10 ** (u / 10)``, ``u`` in ``[-absorption_db, absorption_db]``.
     scattering
-        Scattering coefficient range.
+        Offset range added to the cage's ``scattering`` (clipped to 0 .. 1).
     mic_jitter_mm
         Each microphone coordinate moves by up to this much.
     mic_gain_db
@@ -52,7 +56,8 @@ class Randomization(Config):
     mic_pattern_p
         Offset range added to the cage's ``mic_pattern_p`` (clipped to 0 .. 1).
     temperature_c
-        Air temperature range.
+        Offset range (degrees C) added to the cage's ``temperature_c`` (clipped to
+        -20 .. 50 C).
     dims_mm
         Each cage dimension changes by up to this much.
     snr_db
@@ -62,12 +67,12 @@ class Randomization(Config):
     """
 
     absorption_db: float = 6.0
-    scattering: tuple[float, float] = (0.0, 0.3)
+    scattering: tuple[float, float] = (-0.1, 0.2)
     mic_jitter_mm: float = 2.0
     mic_gain_db: float = 3.0
     mic_orientation_deg: float = 10.0
     mic_pattern_p: tuple[float, float] = (-0.25, 0.0)
-    temperature_c: tuple[float, float] = (15.0, 30.0)
+    temperature_c: tuple[float, float] = (-5.0, 10.0)
     dims_mm: float = 5.0
     snr_db: tuple[float, float] = (0.0, 40.0)
     directional_fraction: float = 0.5
@@ -84,9 +89,9 @@ class Randomization(Config):
             value = getattr(self, name)
             if not (np.isfinite(value) and 0.0 <= value <= hi):
                 raise InvalidInputError(None, name, f"0 .. {hi:g}", str(value))
-        _check_range("scattering", self.scattering, 0.0, 1.0)
+        _check_range("scattering", self.scattering, -1.0, 1.0)
         _check_range("mic_pattern_p", self.mic_pattern_p, -1.0, 1.0)
-        _check_range("temperature_c", self.temperature_c, -20.0, 50.0)
+        _check_range("temperature_c", self.temperature_c, -70.0, 70.0)
         _check_range("snr_db", self.snr_db, -20.0, 100.0)
 
     @classmethod
@@ -99,7 +104,7 @@ class Randomization(Config):
             mic_gain_db=0.0,
             mic_orientation_deg=0.0,
             mic_pattern_p=(0.0, 0.0),
-            temperature_c=(20.0, 20.0),
+            temperature_c=(0.0, 0.0),
             dims_mm=0.0,
             snr_db=(30.0, 30.0),
             directional_fraction=0.0,
@@ -161,7 +166,11 @@ class EngineConfig(Config):
 
 
 def perturbed_room(cage: Cage, rng: np.random.Generator, ranges: Randomization) -> Room:
-    """One random draw of the cage's acoustics and hardware (see :class:`Randomization`)."""
+    """One random draw of the cage's acoustics and hardware around its own values.
+
+    See :class:`Randomization`: absorption, scattering, pattern and temperature are the
+    cage's values perturbed, clipped to their valid ranges.
+    """
     room = Room.from_cage(cage)
     n = room.n_mics
     dims_mm = cage.dims + rng.uniform(-ranges.dims_mm, ranges.dims_mm, 3)
@@ -191,8 +200,10 @@ def perturbed_room(cage: Cage, rng: np.random.Generator, ranges: Randomization) 
         mic_pattern_p=float(np.clip(room.mic_pattern_p + rng.uniform(*ranges.mic_pattern_p), 0, 1)),
         mic_gains=10.0 ** (rng.uniform(-ranges.mic_gain_db, ranges.mic_gain_db, n) / 20.0),
         absorption=np.clip(1.0 - reflected, 0.0, 1.0),
-        scattering=float(rng.uniform(*ranges.scattering)),
-        temperature_c=float(rng.uniform(*ranges.temperature_c)),
+        scattering=float(np.clip(room.scattering + rng.uniform(*ranges.scattering), 0.0, 1.0)),
+        temperature_c=float(
+            np.clip(room.temperature_c + rng.uniform(*ranges.temperature_c), -20.0, 50.0)
+        ),
     )
 
 

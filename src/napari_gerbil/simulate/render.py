@@ -12,11 +12,15 @@ source positions is rendered at once:
    ``1 / (4 pi d)`` and the cardioid-family patterns of microphone and source, is
    placed with a Hann-windowed sinc fractional delay (exact arrival times) into one
    buffer per frequency band.
-2. **Diffuse part**: the energy of all higher-order images (up to ``max_order``) and
-   the scattered share of the low-order ones is histogrammed in time per band (from
-   one representative source of the batch: the late field hardly depends on where
-   the source is) and rendered as Gaussian noise with that envelope: the statistical
-   late reverberation of hybrid room-acoustics models.
+2. **Diffuse part**: Gaussian noise with a per-band energy envelope (from one
+   representative source of the batch: the late field hardly depends on where the
+   source is), the statistical late reverberation of hybrid room-acoustics models.
+   The scattered share of every reflection leaves the image's path and feeds a
+   diffuse field: the images at distance ``c t`` sample the rays at time ``t``, so
+   their mean scattered share gives the energy scattered by then; that energy then
+   decays as a diffuse field does (Eyring: ``exp(c S ln(1 - mean absorption) t /
+   4V)``) instead of along the image's path. Images of orders above
+   ``coherent_order`` add their specular energy to the noise.
 3. The band buffers are combined in the frequency domain with a partition of unity of
    smooth (log-frequency hat) band filters, times the microphones' zero-phase
    high-pass, then convolved with the stimuli by FFT.
@@ -284,10 +288,16 @@ class ImageSourceRenderer:
         specular = reflection * np.sqrt((1.0 - room.scattering) ** order)[:, None]
         self._reflection_np = np.ascontiguousarray(specular[: self.n_coherent], dtype=np.float32)
         self._reflection = torch.as_tensor(self._reflection_np, device=self.device)
-        # energy share rendered as noise: the scattered share, and all of incoherent orders
-        noise_share = 1.0 - (1.0 - room.scattering) ** order
-        noise_share[self.n_coherent :] = 1.0
-        self._noise_share = torch.as_tensor(noise_share, dtype=torch.float32, device=self.device)
+        # specular energy of incoherent orders, rendered as noise
+        self._noise_share = torch.as_tensor(
+            (1.0 - room.scattering) ** order, dtype=torch.float32, device=self.device
+        )
+        # per-reflection (geometric mean) energy reflection of each image's path
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._mean_reflection = np.where(
+                order[:, None] > 0, reflection ** (2.0 / np.maximum(order, 1))[:, None], 1.0
+            )
+        self._diffuse_decay_per_s = _eyring_rate_per_s(room.dims_m, alpha, room.speed_m_s)
         air = (
             air_absorption_nepers_per_m(
                 centres, temperature_c=room.temperature_c, humidity_pct=room.humidity_pct
@@ -473,26 +483,29 @@ class ImageSourceRenderer:
     ) -> torch.Tensor | None:
         """(n_mics, n_bands, buffer) RMS envelope of the noise tail (None if there is none).
 
-        The tail holds the scattered share of every image's energy and all the energy of
-        orders above ``coherent_order``.
+        The tail holds the diffuse field fed by the scattered share of every reflection
+        (:meth:`_scattered_energy`) and the specular energy of orders above
+        ``coherent_order``.
         """
-        sel = (
-            slice(0, self.n_images)
-            if self.room.scattering > 0
-            else slice(self.n_coherent, self.n_images)
-        )
-        if sel.start == sel.stop:
-            return None
-        delay, gain = self._image_gains(src_m, headings_rad, sel)
-        share = self._energy_reflection[sel] * self._noise_share[sel, None]
-        energy = (gain[0] ** 2)[..., None] * share[:, None, :]
         binw = self.config.tail_bin_samples
         n_bins = self.buffer_samples // binw
-        bins = (delay[0] / binw).long()  # (n, M)
-        keep = bins < (self.rir_samples + self.pre_samples) // binw
         hist = torch.zeros(self.n_mics, n_bins, self.n_bands, device=self.device)
-        mic_idx = torch.arange(self.n_mics, device=self.device)[None, :].expand_as(bins)
-        hist.view(-1, self.n_bands).index_add_(0, (mic_idx * n_bins + bins)[keep], energy[keep])
+        last_bin = (self.rir_samples + self.pre_samples) // binw
+        if self.n_coherent < self.n_images:
+            sel = slice(self.n_coherent, self.n_images)
+            delay, gain = self._image_gains(src_m, headings_rad, sel)
+            share = self._energy_reflection[sel] * self._noise_share[sel, None]
+            energy = (gain[0] ** 2)[..., None] * share[:, None, :]
+            bins = (delay[0] / binw).long()  # (n, M)
+            keep = bins < last_bin
+            mic_idx = torch.arange(self.n_mics, device=self.device)[None, :].expand_as(bins)
+            hist.view(-1, self.n_bands).index_add_(0, (mic_idx * n_bins + bins)[keep], energy[keep])
+        if self.room.scattering > 0 and self.n_images > 1:
+            directional = bool(torch.isfinite(headings_rad[0]))
+            hist += self._scattered_energy(src_m, n_bins, directional)[None]
+        hist[:, last_bin:] = 0.0
+        if not bool((hist > 0).any()):
+            return None
         # energy per bin -> RMS per sample; linear interpolation between bin centres
         rms = torch.sqrt(hist / binw)  # (M, n_bins, B)
         t = (torch.arange(self.buffer_samples, device=self.device) - self.pre_samples) / binw - 0.5
@@ -503,6 +516,67 @@ class ImageSourceRenderer:
         env[:, : self.pre_samples] = 0.0
         env[:, self.pre_samples + self.rir_samples :] = 0.0
         return env.permute(0, 2, 1)
+
+    def _scattered_energy(
+        self, src_m: torch.Tensor, n_bins: int, directional: bool
+    ) -> torch.Tensor:
+        """(n_bins, n_bands) diffuse-field energy per time bin at an omni-equivalent mic.
+
+        The images at distance ``r`` from a microphone, each weighted ``V / (4 pi r^2
+        dr)``, sample the rays that have travelled ``r``: their mean cumulative
+        scattered share (every reflection ``k`` of a path with per-reflection energy
+        reflection ``rho`` scatters ``s rho^k (1 - s)^(k - 1)``) is the energy
+        scattered by ``t = r / c``. Its increments feed a diffuse field that decays at
+        the Eyring rate; its energy density reaches a microphone as ``4 pi c / V``
+        (the image sources' ``1 / d`` convention) times the microphone's (and a
+        directional source's) mean-square pattern. Beyond the distance where the image
+        set stops being complete (``max_order``), the scattered share is held.
+        """
+        room, cfg = self.room, self.config
+        s = float(room.scattering)
+        binw = cfg.tail_bin_samples
+        sel = slice(1, self.n_images)  # every reflection; the direct path never scatters
+        nan = torch.full((1,), float("nan"), device=self.device)
+        delay, _ = self._image_gains(src_m[:1], nan, sel)
+        order = self._order[sel].double()[:, None]
+        rho = torch.as_tensor(self._mean_reflection[sel], device=self.device).double()
+        q = rho * (1.0 - s)
+        cumulative = s * rho * (1.0 - q**order) / (1.0 - q).clamp_min(1e-9)  # (n, B)
+        volume = float(np.prod(room.dims_m))
+        bin_m = binw * self.c / self.fs
+        r_m = (delay[0].double() * self.c / self.fs).clamp_min(bin_m)  # (n, M)
+        weight = volume / (4.0 * math.pi * r_m**2 * bin_m)
+        bins = (delay[0] / binw).long().clamp_max(n_bins - 1)
+        shells = torch.zeros(
+            self.n_mics * n_bins, self.n_bands, dtype=torch.float64, device=self.device
+        )
+        mic_idx = torch.arange(self.n_mics, device=self.device)[None, :].expand_as(bins)
+        values = weight[..., None] * cumulative[:, None, :]  # (n, M, B)
+        rows = (mic_idx * n_bins + bins).reshape(-1)
+        shells.index_add_(0, rows, values.reshape(-1, self.n_bands))
+        scattered = shells.view(self.n_mics, n_bins, self.n_bands).mean(dim=0)  # (n_bins, B)
+        # the image set is complete up to the shortest path of order max_order + 1
+        complete_m = (cfg.max_order + 1) / float(np.sqrt((1.0 / room.dims_m**2).sum()))
+        complete_bin = int((complete_m - float(room.dims_m.max())) / bin_m)
+        if 1 <= complete_bin < n_bins:
+            scattered[complete_bin:] = scattered[complete_bin - 1]
+        scattered = torch.cummax(scattered, dim=0).values
+        injected = torch.diff(scattered, dim=0, prepend=torch.zeros_like(scattered[:1]))
+        keep = torch.as_tensor(
+            np.exp(-self._diffuse_decay_per_s * binw / self.fs), device=self.device
+        )
+        field = torch.zeros_like(injected)
+        level = torch.zeros(self.n_bands, dtype=torch.float64, device=self.device)
+        for k in range(n_bins):
+            level = level * keep + injected[k]
+            field[k] = level
+        p = room.mic_pattern_p
+        pattern = p**2 + (1.0 - p) ** 2 / 3.0  # mean square over the sphere
+        if directional:
+            ps = cfg.source_pattern_p
+            pattern *= ps**2 + (1.0 - ps) ** 2 / 3.0
+        scale = 4.0 * math.pi * self.c / (self.fs * volume) * binw * pattern
+        return (field * scale).to(torch.float32).to(self.device)
 
     def _combine(self, buf: torch.Tensor) -> torch.Tensor:
         """Band buffers -> (n_src, n_mics, buffer) responses (t = 0 at ``pre_samples``)."""
@@ -594,6 +668,18 @@ class ImageSourceRenderer:
         """(n_mics,) straight-line travel time from one source to each microphone."""
         src = self.room.to_room_m(np.asarray(source_mm, float).reshape(3))
         return np.linalg.norm(self.room.mics_m - src[None], axis=1) / self.c * self.fs
+
+
+def _eyring_rate_per_s(dims_m: np.ndarray, alpha: np.ndarray, speed_m_s: float) -> np.ndarray:
+    """(n_bands,) energy decay rate (1/s) of a diffuse field in a shoebox (Eyring).
+
+    ``alpha`` (6, n_bands) absorption of the surfaces of :data:`SURFACE_ORDER`.
+    """
+    lx, ly, lz = (float(v) for v in dims_m)
+    areas = np.array([ly * lz, ly * lz, lx * lz, lx * lz, lx * ly, lx * ly])
+    mean_alpha = (areas[:, None] * alpha).sum(axis=0) / areas.sum()
+    volume = lx * ly * lz
+    return -speed_m_s * areas.sum() / (4.0 * volume) * np.log(np.clip(1.0 - mean_alpha, 1e-12, 1.0))
 
 
 def _fast_size(n: int) -> int:

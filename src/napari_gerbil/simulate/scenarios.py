@@ -31,8 +31,8 @@ from napari_gerbil.simulate.stimuli import CALL_CLASSES, STIMULUS_CLASSES, Stimu
 SCENARIOS = ("speaker", "robot", "animal")
 
 #: Distribution shifts for generalization experiments: changes to the cage or acoustics.
-#: ``cage_size`` scales the cage (and its microphones) to 700 x 450 x 400 mm for the
-#: paper's cage; ``mic_positions`` moves every microphone 55 mm inwards and 50 mm down.
+#: ``cage_size`` scales the cage (and its microphones) by 7/6, 9/8, 8/7 (600 x 400 x 350 ->
+#: 700 x 450 x 400 mm); ``mic_positions`` moves every mic 55 mm inwards and 50 mm down.
 SHIFTS: dict[str, dict[str, Any]] = {
     "none": {},
     "absorption": {"absorption_preset": "reverberant"},

@@ -24,7 +24,7 @@ from napari_gerbil.model.manifest import is_model_dir
 from napari_gerbil.paths import cache_dir
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
-DEMO_NAME = "demo-srp-engine-v4"
+DEMO_NAME = "demo-srp-engine-v4"  # v4: the fitted `paper` cage, attribution calibration
 DEMO_MEMBERS = 3
 DEMO_PRESET = "srp"
 DEMO_CAGE = "paper"
