@@ -119,6 +119,7 @@ class ClusterSpec:
                 "a SLURM partition name, or names separated by commas (letters, digits, _ . -)",
                 repr(self.partition),
             )
+        check_slurm_keys(self.extra, source)
         if self.kind == "slurm" and shutil.which("sbatch") is None:
             raise InvalidInputError(
                 source,
@@ -127,7 +128,6 @@ class ClusterSpec:
                 "no sbatch found",
                 hint="use '--cluster local' to run the member jobs on this machine",
             )
-        check_slurm_keys(self.extra, source)
         return self
 
     def executor(self, folder: Path, n_members: int):
