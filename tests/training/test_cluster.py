@@ -22,28 +22,6 @@ CONFIG = "epochs: {epochs}\nbatch_size: {batch}\nlearning_rate: 0.003\nnoise_p: 
 CONFIG += "checkpoint_every_s: {every}\n"
 
 
-@pytest.fixture(scope="module")
-def small_dataset(delay_dataset, tmp_path_factory):
-    """60 pure-delay calls (48 for training)."""
-    return write_subset(delay_dataset, 60, tmp_path_factory.mktemp("cluster") / "small.h5")
-
-
-def write_subset(path, n, out):
-    """The first ``n`` calls of a VCL file."""
-    from napari_gerbil.io.vcl import write_vcl
-
-    ds = VCLDataset(path)
-    return write_vcl(
-        out,
-        [ds.call_audio(i) for i in range(n)],
-        ds.locations_mm[:n],
-        node_names=ds.node_names,
-        sample_rate_hz=ds.sample_rate_hz,
-        arena_dims_mm=ds.arena_dims_mm,
-        mic_positions_mm=ds.mic_positions_mm,
-    )
-
-
 def _config(path, epochs=1, batch=16, every=0.0):
     path.write_text(CONFIG.format(epochs=epochs, batch=batch, every=every))
     return str(path)
@@ -63,11 +41,12 @@ def _tree(model_dir):
     )
 
 
-def test_cluster_local_gives_the_model_of_jobs_and_it_predicts(small_dataset, tmp_path):
+@pytest.mark.slow
+def test_cluster_local_gives_the_model_of_jobs_and_it_predicts(small_delay_dataset, tmp_path):
     from napari_gerbil.model.ensemble import load_ensemble
 
     cfg = _config(tmp_path / "cfg.yaml")
-    common = ["--ensemble", 2, "--data", small_dataset, "--config", cfg]
+    common = ["--ensemble", 2, "--data", small_delay_dataset, "--config", cfg]
     assert _train(*common, "--jobs", 1, "--out", tmp_path / "jobs") == 0
     assert _train(*common, "--cluster", "local", "--out", tmp_path / "local") == 0
     a, b = tmp_path / "jobs", tmp_path / "local"
@@ -78,7 +57,7 @@ def test_cluster_local_gives_the_model_of_jobs_and_it_predicts(small_dataset, tm
         ma.pop(key), mb.pop(key)
     assert ma == mb
     assert json.loads((b / "cluster" / "jobs.json").read_text())["kind"] == "local"
-    calls = [VCLDataset(small_dataset).call_audio(i) for i in range(4)]
+    calls = [VCLDataset(small_delay_dataset).call_audio(i) for i in range(4)]
     pa = load_ensemble(a).predict(calls)
     pb = load_ensemble(b).predict(calls)  # same seeds, same data: the same members
     np.testing.assert_allclose(pa.point_mm, pb.point_mm, atol=1e-3)
@@ -100,8 +79,9 @@ def _job(run):
         return None
 
 
+@pytest.mark.slow
 def test_preempted_member_requeues_and_killed_member_is_resubmitted_by_resume(
-    small_dataset, tmp_path
+    small_delay_dataset, tmp_path
 ):
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.training.cluster import _pid_alive
@@ -109,7 +89,7 @@ def test_preempted_member_requeues_and_killed_member_is_resubmitted_by_resume(
 
     cfg = _config(tmp_path / "cfg.yaml", epochs=3, batch=4, every=0.01)
     out = tmp_path / "model"
-    args = ["--ensemble", 2, "--data", small_dataset, "--config", cfg, "--out", out]
+    args = ["--ensemble", 2, "--data", small_delay_dataset, "--config", cfg, "--out", out]
     assert _train(*args, "--cluster", "local", "--detach") == 0
     assert not (out / "manifest.json").exists()
     m0, m1 = out / "member_00", out / "member_01"
@@ -132,7 +112,9 @@ def test_preempted_member_requeues_and_killed_member_is_resubmitted_by_resume(
         assert [m["epoch"] for m in read_metrics(run)] == [1, 2, 3]
     ensemble = load_ensemble(out)
     assert len(ensemble.members) == 2
-    assert np.isfinite(ensemble.predict([VCLDataset(small_dataset).call_audio(0)]).point_mm).all()
+    assert np.isfinite(
+        ensemble.predict([VCLDataset(small_delay_dataset).call_audio(0)]).point_mm
+    ).all()
 
 
 @pytest.mark.parametrize(
@@ -147,22 +129,22 @@ def test_preempted_member_requeues_and_killed_member_is_resubmitted_by_resume(
     ],
 )
 def test_bad_cluster_options_fail_before_any_job(
-    extra, field, small_dataset, tmp_path, monkeypatch, capsys
+    extra, field, small_delay_dataset, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
     bad = tmp_path / "cluster.yaml"
     bad.write_text("partitoin: gpu\naccount: lab\n")
     extra = [e.replace("{yaml}", str(bad)) for e in extra]
     out = tmp_path / "model"
-    assert _train("--data", small_dataset, "--out", out, *extra) == 1
+    assert _train("--data", small_delay_dataset, "--out", out, *extra) == 1
     assert field in capsys.readouterr().err
     assert not (out / "cluster").exists()
     assert not (out / "member_00").exists()
 
 
-def test_negative_gpus_are_refused_by_the_parser(small_dataset, tmp_path, capsys):
+def test_negative_gpus_are_refused_by_the_parser(small_delay_dataset, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        _train("--data", small_dataset, "--out", tmp_path / "m", "--cluster", "local",
+        _train("--data", small_delay_dataset, "--out", tmp_path / "m", "--cluster", "local",
                "--gpus-per-member", "-1")  # fmt: skip
     assert "expected an integer in [0, inf]" in capsys.readouterr().err
 
@@ -175,7 +157,7 @@ def test_benchmark_full_cluster_slurm_is_refused_without_sbatch(tmp_path, monkey
     assert not (out / "models").exists()
 
 
-def test_core_imports_without_submitit_and_says_what_to_install(small_dataset, tmp_path):
+def test_core_imports_without_submitit_and_says_what_to_install(small_delay_dataset, tmp_path):
     code = textwrap.dedent(
         f"""
         import sys
@@ -185,7 +167,7 @@ def test_core_imports_without_submitit_and_says_what_to_install(small_dataset, t
             if "._napari" not in m.name:
                 importlib.import_module(m.name)
         from napari_gerbil.cli.main import main
-        sys.exit(main(["train", "--data", {str(small_dataset)!r}, "--out",
+        sys.exit(main(["train", "--data", {str(small_delay_dataset)!r}, "--out",
                        {str(tmp_path / "m")!r}, "--cluster", "local"]))
         """
     )

@@ -67,9 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--finetune", type=Path, metavar="MODEL_DIR", help="fine-tune this model")
     p.add_argument("--demo", action="store_true", help="(re)build the demo ensemble")
-    p.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), help="override the config's device"
-    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
     p.add_argument(
         "--resume",
         type=Path,
@@ -109,10 +107,9 @@ def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.errors import InvalidInputError
     from napari_gerbil.io.outputs import check_input_file, output_lock
     from napari_gerbil.model.presets import get_preset
+    from napari_gerbil.training import distributed
     from napari_gerbil.training.config import TrainingConfig
     from napari_gerbil.training.trainer import finetune, train_ensemble
-
-    from napari_gerbil.training import distributed
 
     if args.demo:
         from napari_gerbil.training.demo import ensure_demo_ensemble

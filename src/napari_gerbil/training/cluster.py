@@ -216,7 +216,7 @@ def build_spec(
 # -- the member job -------------------------------------------------------------------
 
 
-class MemberTask(_Checkpointable):  # type: ignore[misc,valid-type]
+class MemberTask(_Checkpointable):
     """One ensemble member as a submitit job; requeued (and resumed) on pre-emption.
 
     ``checkpoint`` (from ``Checkpointable``) resubmits the same call: the member then
@@ -224,6 +224,7 @@ class MemberTask(_Checkpointable):  # type: ignore[misc,valid-type]
     """
 
     def __call__(self, args: tuple) -> str:
+        """Train the member of ``args`` (the ``--jobs`` tuple); note where it runs."""
         from napari_gerbil.training.trainer import _member_job
 
         run_dir = Path(args[7])

@@ -723,9 +723,9 @@ def train_ensemble(
 
     if n_members < 1:
         raise InvalidInputError(None, "ensemble", ">= 1 member", str(n_members))
-    ctx = distributed.current()
-    main = ctx is None or ctx.main
-    if ctx is not None and (jobs > 1 or cluster is not None):
+    rank = distributed.current()
+    main = rank is None or rank.main
+    if rank is not None and (jobs > 1 or cluster is not None):
         raise InvalidInputError(
             None, "--nproc", "one data-parallel run (no --jobs or --cluster)", "both"
         )
@@ -760,7 +760,7 @@ def train_ensemble(
                 "cluster": None if cluster is None else cluster.to_dict(),
             }
             atomic_write_text(out_dir / RUN_RECORD, json.dumps(invocation, indent=2))
-    distributed.barrier(ctx)
+    distributed.barrier(rank)
     seeds = [config.seed + k for k in range(n_members)]
     runs = [out_dir / f"member_{k:02d}" for k in range(n_members)]
     inits = list(_init) if _init is not None else [None] * n_members
@@ -805,7 +805,7 @@ def train_ensemble(
         finalize_model_dir(
             out_dir, network_config, config, data, seeds, parent=_parent, version=_version
         )
-    distributed.barrier(ctx)
+    distributed.barrier(rank)
     return out_dir
 
 
