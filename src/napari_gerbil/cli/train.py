@@ -121,7 +121,11 @@ def _command(args: argparse.Namespace) -> int:
     if args.jobs > 1 and spec is not None:
         raise InvalidInputError(None, "--jobs", "either --jobs or --cluster", "both")
     if args.nproc is not None or torchrun:
-        for flag, bad in (("--cluster", spec is not None), ("--jobs", args.jobs > 1)):
+        for flag, bad in (
+            ("--cluster", spec is not None), ("--jobs", args.jobs > 1),
+            ("--finetune", args.finetune is not None), ("--init", args.init is not None),
+            ("--resume", args.resume is not None),
+        ):  # fmt: skip
             if bad:
                 raise InvalidInputError(None, flag, "not with --nproc / torchrun", flag)
     if args.nproc is not None and args.nproc > 1 and not torchrun:
