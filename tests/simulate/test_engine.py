@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.cage import builtin_cage, load_cage
 from napari_gerbil.simulate.engine import DataEngine, EngineConfig, Randomization, perturbed_room
-from napari_gerbil.simulate.render import Room
+from napari_gerbil.simulate.render import RenderConfig, Room
 
 SMALL = EngineConfig(calls_per_room=6)
 
@@ -134,3 +135,28 @@ def test_simulated_files_do_not_depend_on_the_number_of_workers(tmp_path):
     with h5py.File(one) as a, h5py.File(two) as b:
         np.testing.assert_array_equal(a["audio"][:], b["audio"][:])
         np.testing.assert_array_equal(a["locations"][:], b["locations"][:])
+
+
+def _engine_device_batches(device: str):
+    cfg = EngineConfig(calls_per_room=4, render=RenderConfig(max_order=6))
+    reference = DataEngine("paper", cfg, seed=5).batch(2)  # compiled kernel, CPU
+    on_device = DataEngine("paper", cfg, seed=5, device=device)
+    return reference, on_device, on_device.batch(2)
+
+
+def test_engine_on_a_device_uses_the_torch_kernel_and_renders_the_same_calls():
+    # the GPU path in miniature: the torch kernel the device runs, here on the CPU
+    reference, engine, _ = _engine_device_batches("cpu")
+    batch = DataEngine("paper", engine.config, seed=5, device="cpu", kernel="torch").batch(2)
+    np.testing.assert_array_equal(batch.locations_mm, reference.locations_mm)
+    for a, b in zip(batch.audio, reference.audio, strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3 * np.abs(b).max())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_engine_renders_on_cuda_like_on_the_cpu():
+    reference, engine, batch = _engine_device_batches("cuda")
+    assert engine.kernel == "torch"
+    np.testing.assert_array_equal(batch.locations_mm, reference.locations_mm)
+    for a, b in zip(batch.audio, reference.audio, strict=True):  # diffuse tail: other noise
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95

@@ -103,3 +103,20 @@ def tiny_ensemble(delay_dataset, tmp_path_factory):
 def make_config():
     """The :func:`quick_config` factory."""
     return quick_config
+
+
+@pytest.fixture(scope="session")
+def small_delay_dataset(delay_dataset, tmp_path_factory):
+    """The first 60 calls of :func:`delay_dataset` (48 for training): multi-process tests."""
+    from napari_gerbil.io.vcl import VCLDataset
+
+    ds = VCLDataset(delay_dataset)
+    return write_vcl(
+        tmp_path_factory.mktemp("small") / "small.h5",
+        [ds.call_audio(i) for i in range(60)],
+        ds.locations_mm[:60],
+        node_names=ds.node_names,
+        sample_rate_hz=ds.sample_rate_hz,
+        arena_dims_mm=ds.arena_dims_mm,
+        mic_positions_mm=ds.mic_positions_mm,
+    )

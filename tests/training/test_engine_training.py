@@ -137,3 +137,10 @@ def test_model_trained_in_one_cage_refuses_data_from_another(tmp_path, asymmetri
     with pytest.raises(IncompatibleModelError, match="arena_dims_mm"):
         predict_file(other, tmp_path / "pred2.h5", ensemble=ensemble)
     assert not (tmp_path / "pred.h5").exists() and not (tmp_path / "pred2.h5").exists()
+
+
+def test_engine_calls_render_on_the_training_gpu_in_the_training_process():
+    from napari_gerbil.training.trainer import _loader_workers
+
+    assert _loader_workers(0, engine=True) == 1  # CPU: a worker process renders
+    assert _loader_workers(2, engine=True, render_device="cuda") == 0  # no CUDA in forks

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from napari_gerbil.cli._args import add_overwrite, positive_int
+from napari_gerbil.cli._cluster import add_cluster_options, cluster_spec
 
 #: Files ``benchmark`` writes in ``--out`` that count as earlier results.
 OUTPUTS = ("results.json", "report.md")
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=positive_int, help="ensemble members trained at once (processes)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
     add_overwrite(p)
+    add_cluster_options(p, detach=False)
     p.set_defaults(func=run, scale="quick")
 
 
@@ -51,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark at the chosen scale."""
     from napari_gerbil.evaluate.benchmark import SCALES, run_benchmark
 
+    spec = cluster_spec(args)  # refused before anything is simulated or submitted
+    if spec is not None and args.jobs:
+        from napari_gerbil.errors import InvalidInputError
+
+        raise InvalidInputError(None, "--jobs", "either --jobs or --cluster", "both")
     scale = SCALES[args.scale]
     if args.jobs:
         scale = scale.replace(jobs=args.jobs)
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.data_dir, overwrite=True, directory=True, field="--data-dir")
     command = "napari-gerbil " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with output_lock(out / OUTPUTS[0]):
-        results = run_benchmark(args.out, scale, args.data_dir, command=command)
+        results = run_benchmark(args.out, scale, args.data_dir, command=command, cluster=spec)
     for check in results["checks"]:
         print(("PASS " if check["passed"] else "FAIL ") + f"{check['claim']}: {check['measured']}")
     return 0

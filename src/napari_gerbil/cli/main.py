@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for train --nproc
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

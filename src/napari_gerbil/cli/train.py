@@ -9,6 +9,10 @@ Examples::
     napari-gerbil train --preset tiny --ensemble 3 --rir-bank bank.h5 --out models/sim
     napari-gerbil train --finetune models/fast10 --data corrections.h5
     napari-gerbil train --demo
+    napari-gerbil train --preset fast --ensemble 10 --cage paper --cluster slurm \
+        --partition gpu --gpus-per-member 1 --out models/fast10   # docs/cluster.md
+    napari-gerbil train --resume models/fast10   # collect / resubmit the members
+    napari-gerbil train --preset fast --cage paper --nproc 2 --out models/ddp  # torchrun
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 from pathlib import Path
 
 from napari_gerbil.cli._args import int_range, positive_int, seed
+from napari_gerbil.cli._cluster import add_cluster_options, cluster_spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,13 +67,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--finetune", type=Path, metavar="MODEL_DIR", help="fine-tune this model")
     p.add_argument("--demo", action="store_true", help="(re)build the demo ensemble")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the run in DIR: keep finished members, resubmit the others",
+    )
+    p.add_argument(
+        "--nproc",
+        type=positive_int,
+        metavar="N",
+        help="train data-parallel over N processes (launches torchrun; gloo on CPUs)",
+    )
+    add_cluster_options(p)
     p.set_defaults(func=_command)
+
+
+def _launch_torchrun(args: argparse.Namespace) -> int:
+    """Run this command again under ``torchrun --nproc_per_node N`` (without --nproc)."""
+    import subprocess
+    import sys
+
+    argv = list(getattr(args, "argv", None) or [])
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", str(args.nproc), "-m", "napari_gerbil", *rest]
+    return subprocess.call(command)
 
 
 def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.errors import InvalidInputError
     from napari_gerbil.io.outputs import check_input_file, output_lock
     from napari_gerbil.model.presets import get_preset
+    from napari_gerbil.training import distributed
     from napari_gerbil.training.config import TrainingConfig
     from napari_gerbil.training.trainer import finetune, train_ensemble
 
@@ -77,6 +116,22 @@ def _command(args: argparse.Namespace) -> int:
 
         print(ensure_demo_ensemble(rebuild=True))
         return 0
+    torchrun = distributed.env_world_size() > 1
+    spec = cluster_spec(args)  # every cluster check, before anything is submitted
+    if args.jobs > 1 and spec is not None:
+        raise InvalidInputError(None, "--jobs", "either --jobs or --cluster", "both")
+    if args.nproc is not None or torchrun:
+        for flag, bad in (
+            ("--cluster", spec is not None), ("--jobs", args.jobs > 1),
+            ("--finetune", args.finetune is not None), ("--init", args.init is not None),
+            ("--resume", args.resume is not None),
+        ):  # fmt: skip
+            if bad:
+                raise InvalidInputError(None, flag, "not with --nproc / torchrun", flag)
+    if args.nproc is not None and args.nproc > 1 and not torchrun:
+        return _launch_torchrun(args)
+    if args.resume is not None:
+        return _resume(args, spec)
     named = [("--data", p) for p in args.data] + [("--rir-bank", args.rir_bank)]
     named += [("--config", args.config), ("--engine-config", args.engine_config)]
     for option, path in named:
@@ -87,6 +142,8 @@ def _command(args: argparse.Namespace) -> int:
         config = config.replace(epochs=args.epochs)
     if args.seed is not None:
         config = config.replace(seed=args.seed)
+    if args.device is not None:
+        config = config.replace(device=args.device)
     if args.sim_calls is not None:
         if args.cage is None:
             raise InvalidInputError(None, "--sim-calls", "used with --cage", "no --cage")
@@ -118,17 +175,54 @@ def _command(args: argparse.Namespace) -> int:
     if not args.data and args.rir_bank is None and engine is None:
         raise InvalidInputError(None, "--data", "VCL datasets, --cage or --rir-bank", "none")
     _check_out_dir(args.out, [*args.data, args.rir_bank, args.config, args.engine_config])
-    with output_lock(Path(args.out) / "manifest.json"):
-        out = train_ensemble(
-            get_preset(args.preset),
-            config,
-            args.data,
-            args.out,
-            args.ensemble,
-            rir_bank=args.rir_bank,
-            engine=engine,
-            jobs=args.jobs,
-        )
+    ctx = distributed.init_from_env(config.device)
+    main = ctx is None or ctx.main
+    lock = output_lock(Path(args.out) / "manifest.json") if main else contextlib.nullcontext()
+    try:
+        with lock:
+            out = train_ensemble(
+                get_preset(args.preset),
+                config,
+                args.data,
+                args.out,
+                args.ensemble,
+                rir_bank=args.rir_bank,
+                engine=engine,
+                jobs=args.jobs,
+                cluster=spec,
+                report=_say,
+            )
+    finally:
+        distributed.close()
+    if main:
+        print(out)
+    return 0
+
+
+def _say(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
+def _resume(args: argparse.Namespace, spec) -> int:
+    """``train --resume DIR``: the recorded run, members finished / waited / resubmitted."""
+    from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.io.outputs import output_lock
+    from napari_gerbil.training.trainer import resume_ensemble
+
+    for flag, value in (
+        ("--out", args.out), ("--data", args.data), ("--rir-bank", args.rir_bank),
+        ("--cage", args.cage), ("--config", args.config), ("--init", args.init),
+        ("--finetune", args.finetune), ("--epochs", args.epochs), ("--seed", args.seed),
+    ):  # fmt: skip
+        if value:
+            raise InvalidInputError(
+                None, flag, "no data or training options with --resume (they are recorded)", flag
+            )
+    with output_lock(Path(args.resume) / "manifest.json", field="--resume"):
+        jobs = args.jobs if args.jobs > 1 else None
+        out = resume_ensemble(args.resume, cluster=spec, jobs=jobs, report=_say)
     print(out)
     return 0
 

@@ -225,6 +225,7 @@ class _Context:
         self.progress = progress
         self.t0 = time.perf_counter()
         self.device = resolve_device(scale.device)
+        self.cluster: Any = None  # a ClusterSpec: members as cluster jobs
         self.network = get_preset(scale.preset)
         self.training = TrainingConfig(
             epochs=scale.epochs,
@@ -256,7 +257,9 @@ class _Context:
             [str(p) for p in paths],
             model_dir,
             n_members,
-            jobs=min(self.scale.jobs, n_members),
+            jobs=1 if self.cluster is not None else min(self.scale.jobs, n_members),
+            cluster=self.cluster,
+            report=self.log,
             show_progress=False,
         )
         self.log(f"trained {name} ({n_members} x {epochs} epochs) in "
@@ -548,6 +551,7 @@ def run_benchmark(
     data_dir: str | os.PathLike | None = None,
     command: str | None = None,
     progress: Callable[[str], None] | None = print,
+    cluster: Any = None,
 ) -> dict:
     """Run the whole benchmark; write figures, ``results.json`` and ``report.md`` to ``out_dir``.
 
@@ -563,6 +567,9 @@ def run_benchmark(
         The command line, recorded in the report.
     progress
         Called with one line per step (None: silent).
+    cluster
+        A :class:`~napari_gerbil.training.cluster.ClusterSpec`: the ensembles' members
+        run as cluster jobs (SLURM or local submitit), as with ``train --cluster``.
 
     Returns
     -------
@@ -577,6 +584,7 @@ def run_benchmark(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ctx = _Context(scale, out, progress)
+    ctx.cluster = cluster
     timing: dict[str, float] = {}
     results: dict = {
         "scale_name": scale.name,

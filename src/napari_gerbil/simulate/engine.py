@@ -243,14 +243,29 @@ class DataEngine:
         What to draw (positions, classes, randomization, renderer).
     seed
         Seed of every draw.
+    device
+        Where the renderer runs: ``cpu`` or ``cuda`` (the training GPU). Positions,
+        rooms, stimuli and the additive noise are drawn on the CPU, so they do not
+        depend on the device; the diffuse tail's noise comes from the device's
+        generator, so a GPU batch matches a CPU one where scattering is 0.
+    kernel
+        The image-sum kernel (None: ``compiled`` on a CPU, ``torch`` elsewhere).
     """
 
     def __init__(
-        self, cage: Cage | str = "paper", config: EngineConfig | None = None, seed: int = 0
+        self,
+        cage: Cage | str = "paper",
+        config: EngineConfig | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        kernel: str | None = None,
     ) -> None:
         self.cage = load_cage(cage)
         self.config = config or EngineConfig()
         self.seed = int(seed)
+        self.device = str(device)
+        #: ``compiled`` (numba, CPU only) or ``torch`` (the kernel GPUs run).
+        self.kernel = kernel or ("compiled" if self.device == "cpu" else "torch")
         if self.seed < 0:
             raise InvalidInputError(None, "seed", "an integer >= 0", str(seed))
         half = self.cage.dims[:2] / 2.0 - self.config.margin_mm
@@ -285,10 +300,11 @@ class DataEngine:
         if room is None:
             if self._nominal is None:
                 self._nominal = ImageSourceRenderer(
-                    Room.from_cage(self.cage), cfg.sample_rate_hz, cfg.render
-                )
+                    Room.from_cage(self.cage), cfg.sample_rate_hz, cfg.render, self.device,
+                    self.kernel,
+                )  # fmt: skip
             return self._nominal
-        return ImageSourceRenderer(room, cfg.sample_rate_hz, cfg.render)
+        return ImageSourceRenderer(room, cfg.sample_rate_hz, cfg.render, self.device, self.kernel)
 
     def positions(self, index: int, n_calls: int | None = None) -> np.ndarray:
         """(n, 3) source positions of batch ``index`` without rendering it."""

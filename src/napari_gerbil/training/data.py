@@ -315,6 +315,8 @@ class EngineCallDataset(Dataset):
         Engine seed (training and each fixed set use different ones).
     fixed
         Same calls every epoch.
+    device
+        Where the engine renders (``cuda``: the training GPU, torch kernel).
     """
 
     def __init__(
@@ -327,6 +329,7 @@ class EngineCallDataset(Dataset):
         config: TrainingConfig | None = None,
         seed: int = 0,
         fixed: bool = False,
+        device: str = "cpu",
     ) -> None:
         self.cage = cage
         self.engine_config = dict(engine_config)
@@ -336,6 +339,7 @@ class EngineCallDataset(Dataset):
         self.config = config
         self.seed = int(seed)
         self.fixed = fixed
+        self.device = str(device)
         self._engine: Any = None
         self._cached: tuple[int, object] | None = None
 
@@ -352,7 +356,9 @@ class EngineCallDataset(Dataset):
             cage = (
                 Cage.from_dict(self.cage) if isinstance(self.cage, dict) else load_cage(self.cage)
             )
-            self._engine = DataEngine(cage, EngineConfig.from_dict(self.engine_config), self.seed)
+            self._engine = DataEngine(
+                cage, EngineConfig.from_dict(self.engine_config), self.seed, device=self.device
+            )
         return self._engine
 
     def __len__(self) -> int:

@@ -93,15 +93,20 @@ class TrainingData:
         return [str(Path(ds.path).resolve()) for ds in self.datasets]
 
     def part(
-        self, name: str, config: TrainingConfig | None = None, seed: int = 0
+        self,
+        name: str,
+        config: TrainingConfig | None = None,
+        seed: int = 0,
+        render_device: str = "cpu",
     ) -> CallDataset | SimulatedCallDataset:
         """The ``train``/``val``/``test`` calls (``config`` given: augmented crops).
 
         From a RIR bank: ``sim_calls_per_epoch`` fresh calls per epoch for training,
-        and fixed sets of an eighth of that for validation and test.
+        and fixed sets of an eighth of that for validation and test. Engine calls are
+        rendered on ``render_device`` (``cuda``: the training GPU).
         """
         if self.engine is not None:
-            return self._engine_part(name, config, seed)
+            return self._engine_part(name, config, seed, render_device)
         if self.rir_bank is not None:
             fixed = name != "train"
             n = self.sim_calls_per_epoch if not fixed else max(1, self.sim_calls_per_epoch // 8)
@@ -124,7 +129,9 @@ class TrainingData:
             seed,
         )
 
-    def _engine_part(self, name: str, config: TrainingConfig | None, seed: int):
+    def _engine_part(
+        self, name: str, config: TrainingConfig | None, seed: int, render_device: str = "cpu"
+    ):
         """Engine calls (mixed with the files' training calls when there are files)."""
         from torch.utils.data import ConcatDataset
 
@@ -154,6 +161,7 @@ class TrainingData:
             config,
             stream,
             fixed,
+            device=render_device,
         )
         if held_out or not self.datasets:
             return sim
@@ -391,12 +399,17 @@ def train_member(
         Polled each step; when it returns True the state is saved and
         :class:`InterruptedError` raised (calling again resumes).
     """
+    from napari_gerbil.training import distributed
+
     config.validate()
+    ctx = distributed.current()
+    main = ctx is None or ctx.main
+    show_progress = show_progress and main
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     seed = config.seed
-    if not (run_dir / "network.yaml").exists():
+    if main and not (run_dir / "network.yaml").exists():
         network_config.save(run_dir / "network.yaml")
         config.save(run_dir / "training.yaml")
         if data.engine is not None:
@@ -406,6 +419,7 @@ def train_member(
             save_split(run_dir / "split.json", data.split, data.paths)
         else:
             atomic_write_text(run_dir / "split.json", json.dumps({"rir_bank": data.rir_bank}))
+    distributed.barrier(ctx)
 
     torch.manual_seed(seed)
     net = build_network(network_config).to(device)
@@ -441,10 +455,17 @@ def train_member(
                 last, "state_dict / optimizer", "the resumable state of this run", str(exc)[:200]
             ) from None
         state.update(payload)
-    _trim_metrics(run_dir / "metrics.jsonl", state["epoch"])
+    if main:
+        _trim_metrics(run_dir / "metrics.jsonl", state["epoch"])
+    model = net  # saved and evaluated; ``net`` is what trains (DDP-wrapped on ranks)
+    if ctx is not None:
+        net = torch.nn.parallel.DistributedDataParallel(  # type: ignore[assignment]
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
-    train = data.part("train", config, seed)
-    val = data.part("val")
+    render = _render_device(device, data)
+    train = data.part("train", config, seed, render_device=render)
+    val = data.part("val", render_device=render)
     # engine calls are rendered a batch at a time: shuffle whole blocks, not calls
     block = int(data.engine["config"].get("calls_per_room", 32)) if data.engine else 1
     steps = math.ceil(len(train) / config.batch_size)
@@ -454,14 +475,24 @@ def train_member(
         t0 = time.monotonic()
         start = state["step_in_epoch"]
         sampler = EpochSampler(len(train), seed, epoch, start * config.batch_size, block=block)
-        loader = DataLoader(
-            train,
-            batch_size=config.batch_size,
-            sampler=sampler,
-            num_workers=_loader_workers(config.num_workers, data.engine is not None),
-            pin_memory=device.type == "cuda",
-            persistent_workers=False,
-        )
+        workers = _loader_workers(config.num_workers, data.engine is not None, render)
+        sharded = None
+        if ctx is None:
+            loader = DataLoader(
+                train,
+                batch_size=config.batch_size,
+                sampler=sampler,
+                num_workers=workers,
+                pin_memory=device.type == "cuda",
+                persistent_workers=False,
+            )
+        else:  # this rank's shard of every global batch
+            sharded = distributed.ShardedBatchSampler(
+                sampler, config.batch_size, ctx.rank, ctx.world
+            )
+            loader = DataLoader(
+                train, batch_sampler=sharded, num_workers=workers, pin_memory=device.type == "cuda"
+            )
         net.train()
         bar = tqdm(
             total=steps,
@@ -484,19 +515,26 @@ def train_member(
                 raise InvalidInputError(
                     run_dir, "labels", "finite source positions", "NaN/inf in a batch"
                 )
-            value = float(loss.detach())
+            n_batch = len(x)
+            if sharded is not None and ctx is not None:  # the whole batch's mean loss
+                n_batch = sharded.global_sizes[step - start]
+                share = len(x) / n_batch
+                value = distributed.all_sum(ctx, float(loss.detach()) * share)
+                loss = loss * (share * ctx.world)  # DDP averages: the batch's gradient
+            else:
+                value = float(loss.detach())
             state["first_loss"] = state.get("first_loss", value)
             _check_divergence(run_dir, config, epoch, step, value, state)
             loss.backward()
             if config.clip_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad_norm)
             optimizer.step()
-            state["loss_sum"] += value * len(x)
-            state["n_loss"] += len(x)
+            state["loss_sum"] += value * n_batch
+            state["n_loss"] += n_batch
             state["step_in_epoch"] = step + 1
             bar.update(1)
-            bar.set_postfix(nll=f"{float(loss.detach()):.3f}")
-            if progress is not None:
+            bar.set_postfix(nll=f"{value:.3f}")
+            if progress is not None and main:
                 progress(
                     {
                         "member": run_dir.name,
@@ -504,24 +542,26 @@ def train_member(
                         "epochs": config.epochs,
                         "step": step + 1,
                         "steps": steps,
-                        "loss": float(loss.detach()),
+                        "loss": value,
                     }
                 )
             stop = cancel is not None and cancel()
             due = config.checkpoint_every_s > 0 and (
                 time.monotonic() - last_save > config.checkpoint_every_s
             )
-            if (stop or due) and step + 1 < steps:
-                _save_state(last, net, optimizer, **state)
+            if (stop or due) and step + 1 < steps and main:
+                _save_state(last, model, optimizer, **state)
                 last_save = time.monotonic()
             if stop:
                 bar.close()
                 raise InterruptedError(f"training of {run_dir} cancelled; call again to resume")
         bar.close()
+        # rank 0 evaluates; every rank takes the same decisions from its numbers
+        scores = evaluate_member(model, val, device) if main else None
         metrics = {
             "epoch": epoch + 1,
             "train_nll": state["loss_sum"] / max(1, state["n_loss"]),
-            **evaluate_member(net, val, device),
+            **distributed.broadcast(ctx, scores),
             "lr": _lr(config, (epoch + 1) * steps, total_steps),
             "seconds": round(time.monotonic() - t0, 3),
         }
@@ -536,30 +576,40 @@ def train_member(
         improved = len(val) == 0 or metrics["val_nll"] < state["best_val_nll"]
         if improved:
             state["best_val_nll"] = metrics["val_nll"] if len(val) else float("inf")
-            save_checkpoint(run_dir / "best.pt", net, epoch=epoch + 1, metrics=metrics)
-        with open(run_dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(metrics) + "\n")
+            if main:
+                save_checkpoint(run_dir / "best.pt", model, epoch=epoch + 1, metrics=metrics)
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, n_loss=0)
-        _save_state(last, net, optimizer, **state)
+        if main:
+            with open(run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(metrics) + "\n")
+            _save_state(last, model, optimizer, **state)
         last_save = time.monotonic()
-        if progress is not None:
+        if progress is not None and main:
             progress({"member": run_dir.name, "epochs": config.epochs, **metrics})
-    if not (run_dir / "final.pt").exists() or state["epoch"] == config.epochs:
-        save_checkpoint(run_dir / "final.pt", net, epoch=state["epoch"])
-    if not (run_dir / "best.pt").exists():
-        save_checkpoint(run_dir / "best.pt", net, epoch=state["epoch"])
+    if main and (not (run_dir / "final.pt").exists() or state["epoch"] == config.epochs):
+        save_checkpoint(run_dir / "final.pt", model, epoch=state["epoch"])
+    if main and not (run_dir / "best.pt").exists():
+        save_checkpoint(run_dir / "best.pt", model, epoch=state["epoch"])
+    distributed.barrier(ctx)
     return run_dir / "best.pt"
 
 
-def _loader_workers(num_workers: int, engine: bool) -> int:
+def _render_device(device: torch.device, data: TrainingData) -> str:
+    """Where engine calls are rendered: on the training GPU, else on the CPU."""
+    return str(device) if data.engine is not None and device.type == "cuda" else "cpu"
+
+
+def _loader_workers(num_workers: int, engine: bool, render_device: str = "cpu") -> int:
     """Data-loader processes: engine calls render in one at least, on the main thread.
 
     Off the main thread (napari's workers) no process is started: forking a threaded
     Qt process is unsafe, and spawned ones would import the caller's main module.
+    Calls rendered on a GPU are rendered in the training process (CUDA cannot be
+    used in forked workers; the GPU renders faster than workers would).
     """
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or render_device != "cpu":
         return 0
     return max(1, num_workers) if engine else num_workers
 
@@ -646,6 +696,8 @@ def train_ensemble(
     rir_bank: str | os.PathLike | None = None,
     engine: dict | None = None,
     jobs: int = 1,
+    cluster: Any = None,
+    report: Callable[[str], None] | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     show_progress: bool = True,
@@ -659,11 +711,24 @@ def train_ensemble(
     ``data_paths`` are VCL files; or pass ``rir_bank`` (a simulator RIR bank) and no
     paths to train on freshly rendered calls. Members share the split
     (``config.split_seed``). ``jobs > 1`` trains that many
-    members at once in separate processes (each with ``cpu_count // jobs`` threads).
-    Re-running on the same ``out_dir`` resumes unfinished members. Returns ``out_dir``.
+    members at once in separate processes (each with ``cpu_count // jobs`` threads);
+    ``cluster`` (a :class:`~napari_gerbil.training.cluster.ClusterSpec`) submits them
+    as cluster jobs instead (``report`` gets their progress lines). Under ``torchrun``
+    the members train one after another, each data-parallel over the ranks (rank 0
+    writes). Re-running on the same ``out_dir`` resumes unfinished members. Returns
+    ``out_dir``; with a detached cluster run, before the model is assembled (no
+    ``manifest.json`` yet: ``train --resume`` finishes it).
     """
+    from napari_gerbil.training import distributed
+
     if n_members < 1:
         raise InvalidInputError(None, "ensemble", ">= 1 member", str(n_members))
+    rank = distributed.current()
+    main = rank is None or rank.main
+    if rank is not None and (jobs > 1 or cluster is not None):
+        raise InvalidInputError(
+            None, "--nproc", "one data-parallel run (no --jobs or --cluster)", "both"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     length = network_config.input_length_samples
@@ -677,17 +742,39 @@ def train_ensemble(
     if network_config.n_channels != data.metadata.n_channels:
         network_config = network_config.replace(n_channels=data.metadata.n_channels)
     network_config = with_data_geometry(network_config, data.metadata)
-    check_or_record_inputs(
-        out_dir,
-        describe_inputs(
-            network_config.digest(), config.digest(), data.paths, data.rir_bank, data.engine
-        ),
+    record = describe_inputs(
+        network_config.digest(), config.digest(), data.paths, data.rir_bank, data.engine
     )
-    config.save(out_dir / "training.yaml")
+    if main:
+        check_or_record_inputs(out_dir, record)
+        config.save(out_dir / "training.yaml")
+        if _init is None:  # what ``train --resume`` needs to run this again
+            invocation = {
+                "network": network_config.to_dict(),
+                "training": config.to_dict(),
+                "data": data.paths,
+                "rir_bank": data.rir_bank,
+                "engine": data.engine,
+                "n_members": n_members,
+                "jobs": jobs,
+                "cluster": None if cluster is None else cluster.to_dict(),
+            }
+            atomic_write_text(out_dir / RUN_RECORD, json.dumps(invocation, indent=2))
+    distributed.barrier(rank)
     seeds = [config.seed + k for k in range(n_members)]
     runs = [out_dir / f"member_{k:02d}" for k in range(n_members)]
     inits = list(_init) if _init is not None else [None] * n_members
-    if jobs > 1 and n_members > 1:
+    if cluster is not None:
+        from napari_gerbil.training.cluster import run_members
+
+        args = [
+            (network_config, config.replace(seed=s), data.paths, data.split, data.metadata,
+             data.rir_bank, data.engine, str(r), None if i is None else str(i), 1, k)
+            for k, (s, r, i) in enumerate(zip(seeds, runs, inits, strict=True))
+        ]  # fmt: skip
+        if not run_members(out_dir, args, cluster, report):
+            return out_dir  # detached: --resume collects the members
+    elif jobs > 1 and n_members > 1:
         import concurrent.futures
         import multiprocessing
 
@@ -714,8 +801,65 @@ def train_ensemble(
                 cancel=cancel,
                 show_progress=show_progress,
             )
-    return finalize_model_dir(
-        out_dir, network_config, config, data, seeds, parent=_parent, version=_version
+    if main:
+        finalize_model_dir(
+            out_dir, network_config, config, data, seeds, parent=_parent, version=_version
+        )
+    distributed.barrier(rank)
+    return out_dir
+
+
+#: ``train_ensemble``'s record of its arguments (``train --resume DIR`` reads it).
+RUN_RECORD = "run.json"
+
+
+def resume_ensemble(
+    out_dir: str | os.PathLike,
+    *,
+    cluster: Any = None,
+    jobs: int | None = None,
+    report: Callable[[str], None] | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Continue the ``train_ensemble`` run recorded in ``out_dir/run.json``.
+
+    Finished members are kept, members whose cluster job still runs are waited for,
+    and the others are trained again (resuming from their ``last.pt``): as cluster jobs
+    with ``cluster`` (default: the recorded one) or as local processes.
+    """
+    out_dir = Path(out_dir)
+    path = out_dir / RUN_RECORD
+    if not path.is_file():
+        raise InvalidInputError(
+            out_dir, "--resume", f"a folder started by 'napari-gerbil train' ({RUN_RECORD})",
+            "no run.json",
+        )  # fmt: skip
+    try:
+        rec = json.loads(path.read_text())
+        network_config = NetworkConfig.from_dict(rec["network"], str(path))
+        config = TrainingConfig.from_dict(rec["training"], str(path))
+        n_members = int(rec["n_members"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(path, "<file>", "a run record", str(exc)[:200]) from None
+    if cluster is None and rec.get("cluster"):
+        import dataclasses
+
+        from napari_gerbil.training.cluster import ClusterSpec
+
+        recorded = ClusterSpec.from_dict(rec["cluster"])
+        cluster = dataclasses.replace(recorded, detach=False).check(str(path))
+    return train_ensemble(
+        network_config,
+        config,
+        rec.get("data") or [],
+        out_dir,
+        n_members,
+        rir_bank=rec.get("rir_bank"),
+        engine=rec.get("engine"),
+        jobs=int(jobs if jobs is not None else rec.get("jobs", 1)),
+        cluster=cluster,
+        report=report,
+        show_progress=show_progress,
     )
 
 
