@@ -137,36 +137,77 @@ def match_truth_calls(session: Session, truth: SessionTruth) -> np.ndarray:
     return np.where(iou[np.arange(len(start)), best] > 0, best, -1)
 
 
-def score_attribution(session: Session, truth: SessionTruth) -> AttributionScore:
-    """Count assigned, ambiguous and right predicted attributions (see the module doc)."""
+@dataclasses.dataclass
+class AttributionOutcomes:
+    """Per-call outcome of predicted attributions against the truth (arrays of n calls)."""
+
+    matched: np.ndarray
+    localized: np.ndarray
+    predicted: np.ndarray
+    true_animal: np.ndarray
+    distance_cm: np.ndarray
+
+    @classmethod
+    def concatenate(cls, parts: list[AttributionOutcomes]) -> AttributionOutcomes:
+        """The outcomes of several sessions as one."""
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts])
+                     for f in dataclasses.fields(cls)))  # fmt: skip
+
+    def score(self) -> AttributionScore:
+        """Counts, fractions and the by-distance table."""
+        localized, predicted = self.localized, self.predicted
+        assigned = localized & (predicted >= 0)
+        right = assigned & (predicted == self.true_animal)
+        bins = {}
+        for lo, hi in DISTANCE_BINS_CM:
+            inside = localized & (self.distance_cm >= lo) & (self.distance_cm < hi)
+            n_in, n_assigned = int(inside.sum()), int((inside & assigned).sum())
+            bins[_bin_name(lo, hi)] = {
+                "n": n_in,
+                "assigned": n_assigned / n_in if n_in else float("nan"),
+                "right": int((inside & right).sum()) / n_assigned if n_assigned else float("nan"),
+            }
+        return AttributionScore(
+            n_calls=len(predicted),
+            n_matched=int(self.matched.sum()),
+            n_localized=int(localized.sum()),
+            n_assigned=int(assigned.sum()),
+            n_ambiguous=int((localized & (predicted == AMBIGUOUS)).sum()),
+            n_unassigned=int((localized & (predicted == UNASSIGNED)).sum()),
+            n_right=int(right.sum()),
+            by_distance_cm=bins,
+        )
+
+
+def attribution_outcomes(
+    session: Session, truth: SessionTruth, predicted: np.ndarray | None = None
+) -> AttributionOutcomes:
+    """Each call's predicted attribution next to the truth.
+
+    ``predicted`` (n_calls,) codes replace the session's own (a method under test; every
+    call then counts as localized).
+    """
     match = match_truth_calls(session, truth)
     matched = match >= 0
-    predicted = (
-        np.full(session.n_calls, UNASSIGNED)
-        if session.predicted is None
-        else np.asarray(session.predicted.animal)
-    )
-    localized = matched & session.localized()
-    assigned = localized & (predicted >= 0)
+    if predicted is None:
+        localized = matched & session.localized()
+        predicted = (
+            np.full(session.n_calls, UNASSIGNED)
+            if session.predicted is None
+            else np.asarray(session.predicted.animal)
+        )
+    else:
+        localized = matched.copy()
     true_animal = np.where(matched, np.asarray(truth.animal)[np.maximum(match, 0)], -1)
-    right = assigned & (predicted == true_animal)
     distance = nearest_other_distance_cm(session, truth, match)
-    bins = {}
-    for lo, hi in DISTANCE_BINS_CM:
-        inside = localized & (distance >= lo) & (distance < hi)
-        n_in, n_assigned = int(inside.sum()), int((inside & assigned).sum())
-        bins[_bin_name(lo, hi)] = {
-            "n": n_in,
-            "assigned": n_assigned / n_in if n_in else float("nan"),
-            "right": int((inside & right).sum()) / n_assigned if n_assigned else float("nan"),
-        }
-    return AttributionScore(
-        n_calls=int(session.n_calls),
-        n_matched=int(matched.sum()),
-        n_localized=int(localized.sum()),
-        n_assigned=int(assigned.sum()),
-        n_ambiguous=int((localized & (predicted == AMBIGUOUS)).sum()),
-        n_unassigned=int((localized & (predicted == UNASSIGNED)).sum()),
-        n_right=int(right.sum()),
-        by_distance_cm=bins,
-    )
+    return AttributionOutcomes(matched, localized, np.asarray(predicted), true_animal, distance)
+
+
+def score_attribution(
+    session: Session, truth: SessionTruth, predicted: np.ndarray | None = None
+) -> AttributionScore:
+    """Count assigned, ambiguous and right attributions (see the module doc).
+
+    ``predicted``: codes to score instead of the session's own predictions.
+    """
+    return attribution_outcomes(session, truth, predicted).score()
