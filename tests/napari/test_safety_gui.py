@@ -1,0 +1,119 @@
+"""Nothing lost, nothing silent in the review window (issue 20, the GUI half).
+
+Localizing a subset keeps the other calls' predictions; what would drop some asks first and
+is undone by ``u``; all with real clicks and keys.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from gui_helpers import canvas, click, click_row, open_dock, press
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QApplication, QMessageBox, QPushButton
+
+from napari_gerbil.io.session import load_session
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def review(make_napari_viewer, session_path, qtbot):
+    viewer = make_napari_viewer(show=True)
+    return viewer, open_dock(viewer, qtbot, session_path)
+
+
+def _wait_job(qtbot, widget, timeout_ms: int = 120000) -> None:
+    qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=timeout_ms)
+
+
+def _model_copy(source, folder, version: int, keep_members: int | None = None):
+    """A copy of an ensemble directory as another model version (fewer members if asked)."""
+    shutil.copytree(source, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["version"] = version
+    if keep_members is not None:
+        manifest["members"] = manifest["members"][:keep_members]
+        if "n_members" in manifest:
+            manifest["n_members"] = keep_members
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def _answer_confirm(qtbot, answer: str, seen: list[str]) -> None:
+    """Click ``answer`` ('ok' or 'cancel') in the confirm box once it is shown."""
+
+    def click_it() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click_it)
+            return
+        seen.append(box.text())
+        if answer == "ok":
+            target = box.findChild(QPushButton, "gerbil_confirm_ok")
+        else:
+            target = box.button(QMessageBox.StandardButton.Cancel)
+        qtbot.mouseClick(target, Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, click_it)
+
+
+def test_localize_selected_with_a_new_model_keeps_the_other_calls(
+    review, qtbot, session_path, tiny_ensemble_dir, tmp_path
+):
+    viewer, widget = review
+    for section in widget.sections.values():
+        section.set_expanded(True)
+    widget.model_section.model_dir.setText(str(tiny_ensemble_dir))
+    click(qtbot, widget, "localize_all")
+    _wait_job(qtbot, widget)
+    n = widget.review.n_calls
+    assert widget.review.localized().all()
+    first = widget.model_section.load_ensemble().version
+    points = widget.review.session.predictions.point_mm.copy()
+
+    # the fine-tuned model, chosen with Use new model (as after Retrain)
+    new_dir = _model_copy(tiny_ensemble_dir, tmp_path / "v2", version=2)
+    widget.finetune_section.new_model_dir = new_dir
+    widget.finetune_section.use_new.setEnabled(True)
+    click(qtbot, widget, "use_finetuned_model")
+    click_row(qtbot, widget, 2)
+    click(qtbot, widget, "localize_selected")
+    _wait_job(qtbot, widget)
+    second = widget.model_section.load_ensemble().version
+    assert second != first
+    on_disk = load_session(session_path)
+    assert on_disk.localized().all()  # was: 1 of n left
+    versions = on_disk.predictions.call_model_version
+    assert versions[2] == second and set(np.delete(versions, 2)) == {first}
+    others = np.arange(n) != 2
+    np.testing.assert_array_equal(on_disk.predictions.point_mm[others], points[others])
+    assert (widget.review.states() != "not localized").all()
+
+    press(qtbot, canvas(widget), "u")  # the localization is undone
+    on_disk = load_session(session_path)
+    assert set(on_disk.predictions.call_model_version) == {first}
+    np.testing.assert_array_equal(on_disk.predictions.point_mm, points)
+    press(qtbot, canvas(widget), "r")
+    assert load_session(session_path).predictions.call_model_version[2] == second
+
+    # a model with another member count cannot keep the others: asks first
+    one = _model_copy(tiny_ensemble_dir, tmp_path / "one", version=3, keep_members=1)
+    widget.model_section.model_dir.setText(str(one))
+    seen: list[str] = []
+    _answer_confirm(qtbot, "cancel", seen)
+    click_row(qtbot, widget, 1)
+    click(qtbot, widget, "localize_selected")
+    assert seen and f"drops the predictions of {n - 1} other calls" in seen[0]
+    assert not widget.jobs.busy() and load_session(session_path).localized().all()
+    _answer_confirm(qtbot, "ok", seen)
+    click(qtbot, widget, "localize_selected")
+    _wait_job(qtbot, widget)
+    assert list(np.flatnonzero(load_session(session_path).localized())) == [1]
+    press(qtbot, canvas(widget), "u")  # undo gives every dropped prediction back
+    restored = load_session(session_path)
+    assert restored.localized().all() and restored.predictions.call_model_version[2] == second
+    assert (widget.review.states() != "not localized").all()
