@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from gui_helpers import canvas, click, click_row, open_dock, press
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QApplication, QMessageBox, QPushButton
+from qtpy.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QPushButton
 
+from napari_gerbil._napari._widget import ReviewWidget
 from napari_gerbil.io.session import load_session
 
 pytestmark = pytest.mark.gui
@@ -117,3 +118,104 @@ def test_localize_selected_with_a_new_model_keeps_the_other_calls(
     restored = load_session(session_path)
     assert restored.localized().all() and restored.predictions.call_model_version[2] == second
     assert (widget.review.states() != "not localized").all()
+
+
+def _main_window(viewer):
+    """The viewer's main window, found through Qt (no private napari)."""
+    from napari.qt import QtViewer
+
+    for widget in QApplication.topLevelWidgets():
+        qt_viewer = widget.findChild(QtViewer) if isinstance(widget, QMainWindow) else None
+        if qt_viewer is not None and qt_viewer.viewer is viewer:
+            return widget
+    raise AssertionError("no main window")
+
+
+def _menu_action(window, menu: str, text: str):
+    """The action ``text`` of the menu bar's ``menu`` (e.g. 'File', 'Open File(s)...')."""
+    for top in window.menuBar().actions():
+        if top.text().replace("&", "") == menu:
+            for action in top.menu().actions():
+                if action.text() == text:
+                    return action
+    raise AssertionError(f"no {menu} > {text}")
+
+
+def _watch_choosers(qtbot, seen: list[str]):
+    """Close (and record) napari's 'Choose reader' dialog whenever one is shown."""
+
+    def look() -> None:
+        for widget in QApplication.topLevelWidgets():
+            if widget.isVisible() and widget.objectName() == "Choose reader":
+                seen.append(widget.windowTitle())
+                widget.reject()
+
+    timer = QTimer()
+    timer.timeout.connect(look)
+    timer.start(20)
+    return timer
+
+
+def test_file_open_reads_a_session_with_napari_gerbil_and_no_chooser(
+    make_napari_viewer, session_path, qtbot, monkeypatch
+):
+    from napari.settings import get_settings
+
+    viewer = make_napari_viewer(show=True)
+    window = _main_window(viewer)
+    window.resize(1400, 900)
+    get_settings().plugins.extension2reader = {}  # a fresh napari: no remembered reader
+    _menu_action(window, "Plugins", "Review calls (napari-gerbil)").trigger()
+    widget = window.findChild(ReviewWidget)
+    assert widget is not None and widget.review is None
+    chosen = [str(session_path)]
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileNames", staticmethod(lambda *args, **kwargs: (chosen, ""))
+    )
+    choosers: list[str] = []
+    timer = _watch_choosers(qtbot, choosers)
+    try:
+        _menu_action(window, "File", "Open File(s)...").trigger()
+        qtbot.waitUntil(lambda: widget.review is not None, timeout=10000)
+    finally:
+        timer.stop()
+    assert choosers == []  # was: napari's chooser, builtins preselected, then OSError
+    assert str(widget.review.path) == str(session_path.absolute())
+    assert widget.table.visible_calls()  # the dock shows its calls
+    assert get_settings().plugins.extension2reader["*.gerbil.h5"] == "napari-gerbil"
+
+
+def test_plugins_menu_toggles_the_review_and_spectrogram_docks_and_their_keys(
+    make_napari_viewer, session_path, qtbot
+):
+    viewer = make_napari_viewer(show=True)
+    window = _main_window(viewer)
+    window.resize(1400, 900)
+    viewer.open(session_path, plugin="napari-gerbil")
+    toggle = _menu_action(window, "Plugins", "Review calls (napari-gerbil)")
+    toggle.trigger()
+    widget = window.findChild(ReviewWidget)
+    qtbot.waitUntil(lambda: widget.review is not None and widget.isVisible(), timeout=5000)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    spectrogram = widget.spectrogram
+    assert spectrogram.isVisible()
+    video = next(layer for layer in viewer.layers if layer.name.startswith("video"))
+    viewer.layers.selection.active = video
+    mode = video.mode
+    widget.select_call(3)
+
+    toggle.trigger()  # hide: both docks go
+    qtbot.waitUntil(lambda: not widget.isVisible(), timeout=5000)
+    assert not spectrogram.isVisible()
+    mtime = session_path.stat().st_mtime_ns
+    press(qtbot, canvas(window), "2")
+    assert session_path.stat().st_mtime_ns == mtime  # no edit while hidden
+    assert video.mode == mode  # and the key did not reach napari (transform mode)
+    assert "hidden" in viewer.status
+
+    toggle.trigger()  # show: both come back, the keys act again
+    qtbot.waitUntil(lambda: widget.isVisible() and spectrogram.isVisible(), timeout=5000)
+    assert not widget.closed
+    press(qtbot, canvas(window), "2")
+    assert load_session(session_path).user.animal[3] == 1

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QEvent, Qt, QTimer
-from qtpy.QtWidgets import QMainWindow, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_gerbil._napari._calls_section import CallsSection
 from napari_gerbil._napari._collapsible import CollapsibleSection, VerticalScrollArea
@@ -31,6 +31,7 @@ from napari_gerbil._napari._jobs import JobPanel
 from napari_gerbil._napari._keys import ReviewShortcuts
 from napari_gerbil._napari._layers import SESSION_KEY, pose_points_at, track_points
 from napari_gerbil._napari._overlays import ReviewOverlays
+from napari_gerbil._napari._reader import prefer_this_reader
 from napari_gerbil._napari._review_actions import ReviewActions
 from napari_gerbil._napari._sections import DetectSection, ModelSection, SessionSection
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
@@ -44,12 +45,21 @@ SPECTROGRAM_DOCK = "Spectrogram (napari-gerbil)"
 _LIVE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
+def _dock_of(widget: QWidget) -> QDockWidget | None:
+    """The dock widget holding ``widget`` (None while it is not docked)."""
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
+
+
 class ReviewWidget(ReviewActions, QWidget):
     """Dock widget driving the review loop of one session (actions: :class:`ReviewActions`)."""
 
     def __init__(self, napari_viewer, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("gerbil_review_widget")
+        prefer_this_reader()  # File > Open of a session: this plugin, no chooser
         self.viewer = napari_viewer
         self.review: ReviewModel | None = None
         self.audio: Any = None  # AudioSource of the open session
@@ -58,6 +68,7 @@ class ReviewWidget(ReviewActions, QWidget):
         self.closed = False
         self._docked = False
         self._view_fitted = False
+        self._spectrogram_hidden = False  # hidden with this dock: shown with it again
         previous = _LIVE.get(id(napari_viewer))
         if previous is not None and previous.viewer is napari_viewer and not previous.closed:
             previous.close_review(remove_dock=True)
@@ -140,7 +151,21 @@ class ReviewWidget(ReviewActions, QWidget):
             zoom=self.zoom_to_call,
             play=self.play_current,
         )
-        return handlers
+        return {name: self._when_shown(handler) for name, handler in handlers.items()}
+
+    def _when_shown(self, handler: Callable[[], object]) -> Callable[[], object]:
+        """``handler`` acting only while the dock is shown (hidden: the key is kept)."""
+
+        def run() -> object:
+            if not self.isVisible():  # hidden from the menu: no edit, and not napari's
+                self.viewer.status = (
+                    "napari-gerbil: the review dock is hidden (Plugins > Review calls "
+                    "shows it); key ignored"
+                )
+                return None
+            return handler()
+
+        return run
 
     # -- messages ---------------------------------------------------------------------
     def notify(self, message: str) -> None:
@@ -180,17 +205,28 @@ class ReviewWidget(ReviewActions, QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
         self._sync_shortcuts()
+        spectrogram = _dock_of(self.spectrogram)
+        if self._spectrogram_hidden and spectrogram is not None and not self.closed:
+            spectrogram.show()  # shown again with the review dock
+        self._spectrogram_hidden = False
         if not self._view_fitted and self.review is not None:
             self._view_fitted = True  # fit once the dock has taken its width
             QTimer.singleShot(0, self._fit_view)
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().hideEvent(event)
-        self._sync_shortcuts()  # a hidden dock (its title bar's hide button) keeps quiet
+        dock, spectrogram = _dock_of(self), _dock_of(self.spectrogram)
+        # hidden (Plugins > Review calls, the hide button), not a tab behind another one
+        shown = spectrogram is not None and not spectrogram.isHidden()
+        if dock is not None and dock.isHidden() and shown and not self.closed:
+            spectrogram.hide()
+            self._spectrogram_hidden = True
 
     def _sync_shortcuts(self) -> None:
+        # hidden, the keys stay claimed but do nothing (see _when_shown): no napari
+        # layer mode switched by a review key the user thought live
         if not self.closed:
-            self.shortcuts.set_enabled(self.review is not None and self.isVisible())
+            self.shortcuts.set_enabled(self.review is not None)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.close_review()
