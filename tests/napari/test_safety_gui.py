@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -219,3 +220,34 @@ def test_plugins_menu_toggles_the_review_and_spectrogram_docks_and_their_keys(
     assert not widget.closed
     press(qtbot, canvas(window), "2")
     assert load_session(session_path).user.animal[3] == 1
+
+
+def test_a_cold_demo_build_shows_its_progress_in_the_terminal(
+    make_napari_viewer, qtbot, tiny_ensemble_dir, tmp_path, monkeypatch, capfd
+):
+    """The demo's model build reports on stderr too (its cost, the training, is cut)."""
+    from napari_gerbil._napari._demo import build_demo_model
+    from napari_gerbil.training import trainer
+    from napari_gerbil.training.demo import demo_model_dir
+
+    monkeypatch.setenv("NAPARI_GERBIL_HOME", str(tmp_path / "home"))
+
+    def two_epochs(preset, config, data, model_dir, n_members, *, progress, **kwargs):
+        for epoch in (1, 2):  # what the trainer reports after each epoch
+            time.sleep(0.3)  # (tqdm draws at most every 0.1 s)
+            progress({"member": 0, "epoch": epoch, "epochs": 2, "val_median_error_mm": 80.0})
+        shutil.copytree(tiny_ensemble_dir, model_dir)
+
+    monkeypatch.setattr(trainer, "train_ensemble", two_epochs)
+    viewer = make_napari_viewer(show=True)
+    widget = open_dock(viewer, qtbot)
+    capfd.readouterr()
+    worker = build_demo_model(widget)
+    assert worker is not None
+    _wait_job(qtbot, widget)
+    err = capfd.readouterr().err
+    assert "building the demo ensemble" in err
+    assert "napari-gerbil: demo ensemble" in err and "epoch 2/2" in err  # the tqdm bar
+    assert "demo ensemble ready" in err and "100%" in err
+    assert widget.model_section.model_dir.text() == str(demo_model_dir())
+    assert build_demo_model(widget) is None  # built: nothing more to say
