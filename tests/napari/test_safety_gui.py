@@ -251,3 +251,21 @@ def test_a_cold_demo_build_shows_its_progress_in_the_terminal(
     assert "demo ensemble ready" in err and "100%" in err
     assert widget.model_section.model_dir.text() == str(demo_model_dir())
     assert build_demo_model(widget) is None  # built: nothing more to say
+
+
+def test_minus_marks_the_call_ambiguous_listed_in_keys_and_undone_by_u(review, qtbot, session_path):
+    from napari_gerbil._napari._calls_section import KeysList
+    from napari_gerbil.io.session import AMBIGUOUS, NOT_REVIEWED
+
+    viewer, widget = review
+    keys_help = widget.findChild(KeysList, "keys_help")
+    assert "-: ambiguous" in keys_help.text()
+    click_row(qtbot, widget, 2)
+    press(qtbot, canvas(widget), "-")
+    assert load_session(session_path).user.animal[2] == AMBIGUOUS
+    table = widget.table.table
+    reviewed = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    row = widget.table._row_of_call[2]
+    assert table.item(row, reviewed.index("reviewed")).text() == "ambiguous"  # shown
+    press(qtbot, canvas(widget), "u")
+    assert load_session(session_path).user.animal[2] == NOT_REVIEWED

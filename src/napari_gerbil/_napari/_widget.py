@@ -36,7 +36,7 @@ from napari_gerbil._napari._review_actions import ReviewActions
 from napari_gerbil._napari._sections import DetectSection, ModelSection, SessionSection
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
 from napari_gerbil.errors import GerbilError
-from napari_gerbil.io.session import UNASSIGNED
+from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED
 from napari_gerbil.review import ReviewModel
 
 #: Name of the spectrogram dock.
@@ -140,6 +140,7 @@ class ReviewWidget(ReviewActions, QWidget):
             f"assign_{d}": functools.partial(self.assign_current, d - 1) for d in range(1, 10)
         }
         handlers["unassigned"] = lambda: self.assign_current(UNASSIGNED)
+        handlers["ambiguous"] = lambda: self.assign_current(AMBIGUOUS)
         handlers["next"] = lambda: self.step_call(+1)
         handlers["previous"] = lambda: self.step_call(-1)
         handlers.update(
