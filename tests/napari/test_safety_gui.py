@@ -269,3 +269,33 @@ def test_minus_marks_the_call_ambiguous_listed_in_keys_and_undone_by_u(review, q
     assert table.item(row, reviewed.index("reviewed")).text() == "ambiguous"  # shown
     press(qtbot, canvas(widget), "u")
     assert load_session(session_path).user.animal[2] == NOT_REVIEWED
+
+
+def _luminance(rgba) -> float:
+    return float(np.dot(np.asarray(rgba)[:3], [0.2126, 0.7152, 0.0722]))
+
+
+def test_sets_of_no_animal_have_a_light_edge_on_a_dark_outline(review, qtbot, tiny_ensemble_dir):
+    viewer, widget = review
+    widget.sections["model"].set_expanded(True)
+    widget.model_section.model_dir.setText(str(tiny_ensemble_dir))
+    click(qtbot, widget, "localize_all")
+    _wait_job(qtbot, widget)
+    click_row(qtbot, widget, 1)
+    press(qtbot, canvas(widget), "0")  # no animal
+    sets = widget.overlays.layer("sets")
+    call_ids = np.asarray(sets.features["call_id"])
+    pieces = np.flatnonzero(call_ids == widget.review.session.calls.call_id[1])
+    edges = sets.edge_color[pieces]
+    widths = np.asarray(sets.edge_width)[pieces]
+    dark = [k for k, e in enumerate(edges) if _luminance(e) < 0.1]
+    light = [k for k, e in enumerate(edges) if _luminance(e) > 0.85]
+    assert dark and light  # was: one grey (0.75) edge, lost on a light-grey video
+    assert min(widths[dark]) > max(widths[light])  # the outline shows on both sides
+    assert min(dark) < min(light)  # drawn beneath
+    click_row(qtbot, widget, 2)
+    press(qtbot, canvas(widget), "1")  # an animal: its colour, no outline
+    pieces = np.flatnonzero(
+        np.asarray(sets.features["call_id"]) == widget.review.session.calls.call_id[2]
+    )
+    assert all(_luminance(e) > 0.1 for e in sets.edge_color[pieces])
