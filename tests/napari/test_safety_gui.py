@@ -299,3 +299,28 @@ def test_sets_of_no_animal_have_a_light_edge_on_a_dark_outline(review, qtbot, ti
         np.asarray(sets.features["call_id"]) == widget.review.session.calls.call_id[2]
     )
     assert all(_luminance(e) > 0.1 for e in sets.edge_color[pieces])
+
+
+def test_nothing_is_clipped_in_a_1500_by_950_window(review, qtbot):
+    from qtpy.QtWidgets import QAbstractSpinBox, QComboBox
+
+    viewer, widget = review
+    window = widget.window()
+    window.resize(1500, 950)
+    qtbot.waitUntil(lambda: window.width() == 1500 and window.height() == 950, timeout=5000)
+    qtbot.wait(100)
+    boxes = widget.spectrogram.findChildren((QAbstractSpinBox, QComboBox, QPushButton))
+    assert len(boxes) >= 7
+    for box in boxes:  # was: 90 px spin boxes needing 132
+        assert box.isVisible() and box.width() >= box.minimumSizeHint().width(), box.objectName()
+    table = widget.table.table
+    header = table.horizontalHeader()
+    assert not table.horizontalScrollBar().isVisible()  # was: the state column cut off
+    for column in range(table.columnCount()):
+        shown = header.sectionSize(column)
+        needed = max(table.sizeHintForColumn(column), header.sectionSizeHint(column))
+        assert shown >= needed - 4, table.horizontalHeaderItem(column).text()
+    right = header.sectionViewportPosition(table.columnCount() - 1) + header.sectionSize(
+        table.columnCount() - 1
+    )
+    assert right <= table.viewport().width()
