@@ -6,7 +6,8 @@ Plugins > napari-gerbil > Review calls. The dock owns the session (a core
 controls, :mod:`._overlays` draws, :mod:`._keys` binds the review keys. Every edit is
 saved to the session file at once. Closing the dock (its title bar's close button)
 closes its spectrogram dock and disconnects every event, key and callback; opening it
-again gives one new live copy.
+again gives one new live copy. Hiding it (Plugins > Review calls, its hide button) hides
+the spectrogram dock too; while hidden its keys do nothing and do not reach napari.
 """
 
 from __future__ import annotations
