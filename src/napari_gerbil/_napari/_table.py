@@ -144,7 +144,9 @@ class CallsTable(QWidget):
             for c in range(self.table.columnCount())
         )
         scrollbar = self.table.verticalScrollBar().sizeHint().width()
-        self.table.setMinimumWidth(columns + scrollbar + 2 * self.table.frameWidth() + 2)
+        width = columns + scrollbar + 2 * self.table.frameWidth() + 2
+        if width != self.table.minimumWidth():  # a change re-lays out the whole dock
+            self.table.setMinimumWidth(width)
 
     def update_calls(self, indices, rows: dict[str, np.ndarray]) -> None:
         """Refresh the rows of calls ``indices`` in place (e.g. after edits or localization).
