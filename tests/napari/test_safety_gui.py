@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from gui_helpers import canvas, click, click_row, open_dock, press
+from gui_helpers import canvas, click, click_row, open_dock, press, wait_job
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QPushButton
 
@@ -26,10 +26,6 @@ pytestmark = pytest.mark.gui
 def review(make_napari_viewer, session_path, qtbot):
     viewer = make_napari_viewer(show=True)
     return viewer, open_dock(viewer, qtbot, session_path)
-
-
-def _wait_job(qtbot, widget, timeout_ms: int = 120000) -> None:
-    qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=timeout_ms)
 
 
 def _model_copy(source, folder, version: int, keep_members: int | None = None):
@@ -71,7 +67,7 @@ def test_localize_selected_with_a_new_model_keeps_the_other_calls(
         section.set_expanded(True)
     widget.model_section.model_dir.setText(str(tiny_ensemble_dir))
     click(qtbot, widget, "localize_all")
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     n = widget.review.n_calls
     assert widget.review.localized().all()
     first = widget.model_section.load_ensemble().version
@@ -84,7 +80,7 @@ def test_localize_selected_with_a_new_model_keeps_the_other_calls(
     click(qtbot, widget, "use_finetuned_model")
     click_row(qtbot, widget, 2)
     click(qtbot, widget, "localize_selected")
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     second = widget.model_section.load_ensemble().version
     assert second != first
     on_disk = load_session(session_path)
@@ -113,7 +109,7 @@ def test_localize_selected_with_a_new_model_keeps_the_other_calls(
     assert not widget.jobs.busy() and load_session(session_path).localized().all()
     _answer_confirm(qtbot, "ok", seen)
     click(qtbot, widget, "localize_selected")
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     assert list(np.flatnonzero(load_session(session_path).localized())) == [1]
     press(qtbot, canvas(widget), "u")  # undo gives every dropped prediction back
     restored = load_session(session_path)
@@ -244,7 +240,7 @@ def test_a_cold_demo_build_shows_its_progress_in_the_terminal(
     capfd.readouterr()
     worker = build_demo_model(widget)
     assert worker is not None
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     err = capfd.readouterr().err
     assert "building the demo ensemble" in err
     assert "napari-gerbil: demo ensemble" in err and "epoch 2/2" in err  # the tqdm bar
@@ -280,7 +276,7 @@ def test_sets_of_no_animal_have_a_light_edge_on_a_dark_outline(review, qtbot, ti
     widget.sections["model"].set_expanded(True)
     widget.model_section.model_dir.setText(str(tiny_ensemble_dir))
     click(qtbot, widget, "localize_all")
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     click_row(qtbot, widget, 1)
     press(qtbot, canvas(widget), "0")  # no animal
     sets = widget.overlays.layer("sets")
