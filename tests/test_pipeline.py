@@ -117,6 +117,20 @@ def test_a_cancelled_run_keeps_its_batches_and_resumes(session_path, ensemble, t
     )
 
 
+def test_resume_skips_only_the_calls_this_model_localized(session_path, ensemble):
+    localize_session(session_path, ensemble)
+    session = load_session(session_path)
+    session.predictions.call_model_version[[1, 4]] = "an-older-model"  # a mixed session
+    kept = session.predictions.point_mm.copy()
+    save_session(session, session_path)
+    summary = localize_session(session_path, ensemble)
+    assert summary.n_skipped == 4 and summary.n_localized == 2
+    after = load_session(session_path)
+    assert set(after.predictions.call_model_version) == {ensemble.version}
+    untouched = [0, 2, 3, 5]
+    np.testing.assert_array_equal(after.predictions.point_mm[untouched], kept[untouched])
+
+
 def test_localize_session_refuses_calls_changed_meanwhile(session_path, ensemble):
     def add_a_call(record: Progress) -> None:
         if record.fraction > 0:

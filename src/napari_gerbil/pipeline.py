@@ -272,12 +272,9 @@ def localize_session(
     path = Path(path).absolute()
     session = load_session(path)
     poses = load_session_poses(session)
-    same_model = (
-        session.predictions is not None and session.predictions.model_version == ensemble.version
-    )
     todo = np.arange(session.n_calls)
-    if same_model and not redo:
-        todo = np.flatnonzero(~session.localized())
+    if not redo:  # resume: skip the calls this model localized already
+        todo = np.flatnonzero(~session.localized_by(ensemble.version))
     n_skipped = session.n_calls - len(todo)
     n_done, n_saves, last_save = 0, 0, time.monotonic()
     report(progress, n_skipped / max(session.n_calls, 1), f"{n_skipped} calls already localized")

@@ -132,10 +132,10 @@ class TqdmProgress:
             self._bar = tqdm(
                 total=1000, desc=self._desc, disable=self._disable, unit="‰", leave=True
             )
+        if record.message:  # before the move, which draws it: the bar says what is done
+            self._bar.set_postfix_str(record.message, refresh=False)
         if not math.isnan(record.fraction):
             self._bar.update(int(round(record.fraction * 1000)) - self._bar.n)
-        if record.message:
-            self._bar.set_postfix_str(record.message, refresh=False)
 
     def close(self) -> None:
         """Close the bar (if it was ever opened)."""

@@ -68,6 +68,19 @@ class CallsEdit:
     after: tuple[Any, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class PredictionsEdit:
+    """A localization run: the session's predictions before and after it (undoable).
+
+    ``indices``: the calls it localized.
+    """
+
+    indices: tuple[int, ...]
+    before: tuple[Any, ...]
+    after: tuple[Any, ...]
+    index: None = None
+
+
 def code_name(code: int, animal_names: list[str]) -> str:
     """Readable name of an attribution code."""
     if code >= 0:
@@ -213,10 +226,11 @@ class ReviewModel:
             raise InvalidInputError(None, "path", "a session file path", "None")
         self.session = session
         self.path = Path(path).absolute()
-        self.undo_stack: list[Edit | CallsEdit] = []
-        self.redo_stack: list[Edit | CallsEdit] = []
+        self.undo_stack: list[Edit | CallsEdit | PredictionsEdit] = []
+        self.redo_stack: list[Edit | CallsEdit | PredictionsEdit] = []
         self.n_saves = 0
-        #: Incremented whenever calls are added, deleted or re-bounded (indices may change).
+        #: Incremented whenever calls are added, deleted or re-bounded (indices may change)
+        #: or a localization is recorded, undone or redone (many rows change).
         self.calls_version = 0
 
     @classmethod
@@ -266,9 +280,14 @@ class ReviewModel:
         index = self._check_index(index)
         return self.assign(index, int(predicted_animal(self.session)[index]))
 
-    def _apply(self, edit: Edit | CallsEdit, undo: bool) -> int | None:
+    def _apply(self, edit: Edit | CallsEdit | PredictionsEdit, undo: bool) -> int | None:
         if isinstance(edit, CallsEdit):
             self._restore(edit.before if undo else edit.after)
+        elif isinstance(edit, PredictionsEdit):
+            state = edit.before if undo else edit.after
+            self.session.predictions, self.session.predicted = copy.deepcopy(state)
+            self.session.check()
+            self.calls_version += 1
         else:
             animal, time_s, against = (
                 (edit.before_animal, edit.before_time_s, edit.before_decided_against)
@@ -395,9 +414,29 @@ class ReviewModel:
     def apply_localization(self, batch: Any) -> None:
         """Store a :class:`napari_gerbil.pipeline.LocalizedBatch` in the session.
 
-        In memory; call :meth:`save` after the last batch.
+        In memory; call :meth:`record_localization` (or :meth:`save`) after the last batch.
         """
         self.session.set_predictions(batch.indices, **batch.session_fields())
+
+    def predictions_snapshot(self) -> tuple[Any, ...]:
+        """A copy of the predictions, taken before a localization run."""
+        return copy.deepcopy((self.session.predictions, self.session.predicted))
+
+    def record_localization(self, before: tuple[Any, ...], indices: Any) -> PredictionsEdit | None:
+        """Save a localization run as one undoable edit (``before``: its snapshot).
+
+        Undo gives back every earlier prediction, those it replaced and those it dropped.
+        Returns the edit (None if nothing was localized).
+        """
+        idx = tuple(sorted({int(i) for i in np.asarray(indices).reshape(-1)}))
+        if not idx:
+            return None
+        edit = PredictionsEdit(idx, before, self.predictions_snapshot())
+        self.undo_stack.append(edit)
+        self.redo_stack.clear()
+        self.calls_version += 1
+        self.save()
+        return edit
 
     # -- derived views ----------------------------------------------------------------
     def localized(self) -> np.ndarray:

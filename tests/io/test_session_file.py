@@ -94,6 +94,29 @@ def test_round_trip_is_exact(tmp_path, session):
     assert path.stat().st_size < 200_000
 
 
+def test_per_call_model_versions_round_trip_and_old_files_still_read(tmp_path, session):
+    session.clear_predictions([0])
+    fields = {
+        "point_mm": [[1.0, 2.0]],
+        "member_means_mm": np.zeros((1, 5, 2)),
+        "member_chol_mm": np.tile(np.eye(2), (1, 5, 1, 1)),
+        "set_area_mm2": [5.0],
+        "animal": [1],
+        "probabilities": [[0.1, 0.9, 0.0]],
+    }
+    session.set_predictions([3], model_version="ens-v2", **fields)
+    path = save_session(session, tmp_path / "s.gerbil.h5")
+    loaded = load_session(path)
+    versions = loaded.predictions.call_model_version
+    assert versions[0] == "" and versions[3] == "ens-v2" and versions[1] == "ens-v1"
+    assert loaded.predictions.model_version == "ens-v2" and loaded == session
+    assert list(np.flatnonzero(loaded.localized_by("ens-v2"))) == [3]
+    with h5py.File(path, "a") as f:  # a file written before per-call versions
+        del f["predictions/call_model_version"]
+    old = load_session(path).predictions.call_model_version
+    assert old[0] == "" and set(old[1:]) == {"ens-v2"}  # the file's one model_version
+
+
 def test_minimal_session_round_trip(tmp_path, rng, cage):
     audio_path = tmp_path / "a.wav"
     from scipy.io import wavfile

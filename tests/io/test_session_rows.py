@@ -71,8 +71,22 @@ def test_clear_and_set_predictions_never_touch_the_user(session):
     )
     session.set_predictions([2], model_version="model-a", **fields)
     assert session.localized().all() and session.predicted.animal[2] == 1
-    # another model: earlier predictions are not mixed with the new ones
+    # another model with as many members: the other calls keep theirs, each call says
+    # which model made its prediction
+    before = session.predictions.point_mm.copy()
     session.set_predictions([2], model_version="model-b", **fields)
+    assert session.localized().all()
+    others = np.flatnonzero(np.arange(session.n_calls) != 2)
+    np.testing.assert_array_equal(session.predictions.point_mm[others], before[others])
+    versions = session.predictions.call_model_version
+    assert versions[2] == "model-b" and set(versions[others]) == {"model-a"}
+    assert list(np.flatnonzero(session.localized_by("model-b"))) == [2]
+    assert session.drops_predictions([2], n_members=3).size == 0
+    # another member count cannot share the arrays: the others would be dropped (said first)
+    assert list(session.drops_predictions([2], n_members=5)) == list(others)
+    five = dict(fields, member_means_mm=np.zeros((1, 5, 2)))
+    five["member_chol_mm"] = np.tile(np.eye(2), (1, 5, 1, 1))
+    session.set_predictions([2], model_version="model-c", **five)
     assert list(np.flatnonzero(session.localized())) == [2]
     assert session.user.animal[1] == 1 and session.user.edit_time_s[1] == 10.0
 

@@ -62,3 +62,8 @@ def click_row(qtbot, widget, index: int) -> None:
     table.scrollTo(table.model().index(row, 0))
     rect = table.visualRect(table.model().index(row, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def wait_job(qtbot, widget, timeout_ms: int = 120000) -> None:
+    """Wait until the dock's background job (localize, detect, ...) has finished."""
+    qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=timeout_ms)

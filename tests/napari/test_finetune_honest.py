@@ -46,6 +46,7 @@ def test_retrain_reports_before_and_after_and_switches_only_when_asked(
     text = finetune.result.text()
     assert "on 3 held-out reviewed calls" in text  # 15 reviewed, every 5th held out
     assert "before" in text and "after (calibrated" in text and "% of sources" in text
+    assert "too few held-out calls to judge" in text  # 3 < 10: no verdict
     manifest = json.loads((new_dir / "manifest.json").read_text())
     assert manifest["temperature"] >= 1.0
     assert manifest["heldout_calibration"]["before"]["n_calls"] == 3

@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from gui_helpers import activate, canvas, click, click_row, open_dock, press
+from gui_helpers import activate, canvas, click, click_row, open_dock, press, wait_job
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QShortcut
 from qtpy.QtWidgets import QDockWidget, QFileDialog, QPushButton
@@ -32,10 +32,6 @@ def review(make_napari_viewer, session_path, qtbot):
 
 def _status(widget) -> str:
     return widget.calls_section.status.text()
-
-
-def _wait_job(qtbot, widget, timeout_ms: int = 120000) -> None:
-    qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=timeout_ms)
 
 
 def test_every_button_of_the_dock_works_with_a_real_click(
@@ -86,15 +82,15 @@ def test_every_button_of_the_dock_works_with_a_real_click(
     click_row(qtbot, widget, 1)
     assert widget.current == 1
     press_button("localize_selected")  # failed with "'bool' object is not iterable"
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     assert widget.review.localized().tolist() == [False, True, False, False, False, False]
     monkeypatch.setattr("napari_gerbil._napari._jobs.LOCALIZE_BATCH", 1)
     press_button("localize_all")
     press_button("cancel_job")
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     assert widget.jobs.progress.format() in ("cancelled", "done")
     click(qtbot, widget, "localize_all")
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     assert widget.review.localized().all()
     assert widget.jobs.progress.format() == "done"
 
@@ -128,7 +124,7 @@ def test_every_button_of_the_dock_works_with_a_real_click(
     assert "Ctrl+Z" in widget.calls_section.keys_list.text()
 
     press_button("detect_calls")
-    _wait_job(qtbot, widget)
+    wait_job(qtbot, widget)
     assert _status(widget).startswith("added")
     press_button("import_segments")
     assert load_session(path).n_calls >= 6

@@ -14,6 +14,8 @@ from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.model.mixture import MixturePrediction
 from napari_gerbil.training.heldout import (
     MIN_REVIEWED_CALLS,
+    FinetuneReport,
+    HeldoutScore,
     check_enough_reviewed,
     compare_on_heldout,
     fit_heldout_temperature,
@@ -123,3 +125,17 @@ def test_fine_tune_overconfidence_is_reproduced_and_fixed(tiny_ensemble_dir, tmp
     manifest = json.loads((new_dir / "manifest.json").read_text())
     assert manifest["heldout_calibration"]["before"]["n_calls"] == 20
     assert "held-out reviewed calls" in report.summary()
+
+
+@pytest.mark.parametrize(("n_heldout", "judged"), [(2, False), (9, False), (10, True)])
+def test_the_report_withholds_its_verdict_on_too_few_heldout_calls(n_heldout, judged):
+    def scored(error_mm: float) -> HeldoutScore:
+        return HeldoutScore(n_heldout, error_mm, 0.9, 40.0, 1.0)
+
+    report = FinetuneReport(scored(80.0), scored(60.0), scored(60.0), 1.2)
+    text = report.summary()
+    assert report.judged is judged
+    assert f"on {n_heldout} held-out reviewed calls" in text
+    assert ("too few held-out calls to judge" in text) is not judged
+    if not judged:
+        assert f"review {5 * (10 - n_heldout)} more" in text

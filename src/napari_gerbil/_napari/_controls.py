@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QPushButton, QWidget
+from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QMessageBox, QPushButton, QWidget
 
 
 def report_errors(action: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,3 +61,19 @@ def form(owner: QWidget) -> QFormLayout:
     layout = QFormLayout(owner)
     layout.setContentsMargins(4, 0, 0, 4)
     return layout
+
+
+def confirm(parent: QWidget | None, title: str, text: str, action: str) -> bool:
+    """Ask before something that drops work: True if the user clicks ``action``.
+
+    A modal box named ``gerbil_confirm`` whose default (Enter, Escape) is Cancel.
+    """
+    box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=parent)
+    box.setObjectName("gerbil_confirm")
+    go = box.addButton(action, QMessageBox.ButtonRole.AcceptRole)
+    go.setObjectName("gerbil_confirm_ok")
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+    box.exec()
+    return box.clickedButton() is go

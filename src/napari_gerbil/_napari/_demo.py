@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +33,7 @@ def run_demo(
     from napari_gerbil._napari._sample_data import sample_session_path
     from napari_gerbil._napari._widget import ReviewWidget
 
-    session_path = Path(session_path) if session_path else sample_session_path()
+    session_path = Path(session_path) if session_path else sample_session_path(terminal=True)
     viewer = napari.Viewer(title="napari-gerbil demo", show=True)
     viewer.window.resize(*WINDOW_SIZE_PX)
     widget = ReviewWidget(viewer)
@@ -81,10 +83,35 @@ def run_demo(
         widget.model_section.model_dir.setText(str(model_dir))
         QTimer.singleShot(0, localize)
     else:
-        building = widget.model_section.use_demo_model()
+        building = build_demo_model(widget)
         if building is None:
             QTimer.singleShot(0, localize)
         else:
             building.finished.connect(lambda: QTimer.singleShot(0, localize))
     napari.run()
     return status["code"] if screenshot is not None else 0
+
+
+def build_demo_model(widget) -> Any:
+    """Start building the demo ensemble (first use) from ``widget``'s *Demo* button.
+
+    Its progress shows in the dock and, as a tqdm bar, on stderr: a cold
+    ``napari-gerbil demo`` is never silent in the terminal. Returns the worker (None when
+    the ensemble exists: nothing to build).
+    """
+    from napari_gerbil._napari._jobs import progress_record
+    from napari_gerbil.progress import TqdmProgress
+
+    building = widget.model_section.use_demo_model()
+    if building is None:
+        return None
+    print(
+        "napari-gerbil: building the demo ensemble (first use: several minutes, once); "
+        "progress here and in the window",
+        file=sys.stderr,
+        flush=True,
+    )
+    bar = TqdmProgress("napari-gerbil: demo ensemble")
+    building.yielded.connect(lambda value: bar(progress_record(value)))
+    building.finished.connect(bar.close)
+    return building

@@ -131,7 +131,13 @@ class FinetuneSection(QWidget):
             f"new model {self.new_model_dir.name} (not in use yet)\n{report.summary()}"
         )
         self.use_new.setEnabled(True)
-        self.dock.notify(f"fine-tuned into {self.new_model_dir.name}: compare, then choose")
+        if report.judged:
+            self.dock.notify(f"fine-tuned into {self.new_model_dir.name}: compare, then choose")
+        else:
+            self.dock.notify(
+                f"fine-tuned into {self.new_model_dir.name}: too few held-out calls to judge "
+                f"({report.before.n_calls}); review more before choosing"
+            )
 
     def use_new_model(self) -> None:
         """Localize with the fine-tuned ensemble from now on (the user's choice)."""

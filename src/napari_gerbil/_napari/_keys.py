@@ -36,6 +36,7 @@ REVIEW_KEYS: tuple[ReviewKey, ...] = (
         for d in range(1, 10)
     ),
     ReviewKey(("0",), "unassigned", "no animal made it (unassigned)"),
+    ReviewKey(("-",), "ambiguous", "ambiguous: more than one animal could have made it"),
     ReviewKey(("A",), "accept", "accept the predicted attribution"),
     ReviewKey(("N",), "next", "next call (table order, filter)"),
     ReviewKey(("P",), "previous", "previous call"),

@@ -1,9 +1,9 @@
 """What the review draws over the video: poses, 95% confidence sets, point estimates.
 
-Sets are outlines in the attributed animal's colour (grey: none); the selected call's
-set is filled and labelled with its call id; only calls near the current time are
-drawn. Layers are updated incrementally (napari triangulates every polygon it is given)
-and only from the GUI thread.
+Sets are outlines in the attributed animal's colour (no animal: near-white on a dark
+outline, visible on any video); the selected call's set is filled and labelled with its
+call id; only calls near the current time are drawn. Layers are updated incrementally
+(napari triangulates every polygon it is given) and only from the GUI thread.
 """
 
 from __future__ import annotations
@@ -222,7 +222,14 @@ class ReviewOverlays:
             width = style.edited_edge_width_px if was_edited else style.edge_width_px
             if selected:
                 width = max(width, style.selected_edge_width_px)
+            outline = code < 0  # no animal: a light edge on a dark one
             for poly in self.set_polygons_px(session, i):
+                if outline:
+                    polys.append(poly)
+                    faces.append(np.zeros(4))
+                    edges.append(np.array(style.no_animal_outline_color))
+                    widths.append(width + style.no_animal_outline_extra_px)
+                    new_calls.append(i)
                 polys.append(poly)
                 faces.append(face)
                 edges.append(edge)

@@ -154,8 +154,10 @@ class ReviewActions:
             self._after_edit(index)
             self.notify(f"{verb}: {self.describe(index)}")
             return
-        if index is None:  # a delete undone (or an add redone): select the call back
-            ids = self.review.session.calls.call_id
+        ids = self.review.session.calls.call_id
+        if index is None and set(ids.tolist()) == ids_before:  # a localization: stay
+            index = self.current
+        elif index is None:  # a delete undone (or an add redone): select the call back
             back = np.flatnonzero(~np.isin(ids, list(ids_before)))
             index = int(back[0]) if back.size else None
         self._after_calls_changed(index)
@@ -256,15 +258,22 @@ class ReviewActions:
         localized.extend(int(i) for i in batch.indices)
         self.overlays.forget(batch.indices)
 
-    def after_localization(self, localized: list[int]) -> None:
-        """Save once, refresh the rows and the drawing."""
+    def after_localization(self, localized: list[int], before: Any = None) -> None:
+        """Save once (one undoable edit, ``before``: the snapshot); refresh rows and drawing."""
         if self.review is None or not localized:
             return
-        self.review.save()
-        self.table.update_calls(localized, table_rows(self.review))
-        self.overlays.forget(localized)
+        was = self.review.localized()
+        if before is None:
+            self.review.save()
+        else:
+            old = before[0]  # the predictions before the run
+            was = np.zeros_like(was) if old is None else np.isfinite(old.point_mm).all(axis=1)
+            self.review.record_localization(before, localized)
+        changed = set(localized) | set(np.flatnonzero(was != self.review.localized()).tolist())
+        self.table.update_calls(sorted(changed), table_rows(self.review))
+        self.overlays.forget(sorted(changed))
         self.update_overlays()
-        self.notify(f"localized {len(localized)} calls")
+        self.notify(f"localized {len(localized)} calls (u to undo)")
 
     # -- view and sound -----------------------------------------------------------------
     def zoom_to_call(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from napari_gerbil.io.session import is_session_file
@@ -14,8 +15,11 @@ SAMPLE_NAME = "sample"
 SAMPLE_DURATION_S = 20.0
 
 
-def sample_session_path() -> Path:
-    """Path of the sample session, simulated (with a napari progress bar) if missing."""
+def sample_session_path(terminal: bool = False) -> Path:
+    """Path of the sample session, simulated (with a napari progress bar) if missing.
+
+    ``terminal``: also show tqdm bars on stderr (``napari-gerbil demo``).
+    """
     from napari.utils import progress
 
     from napari_gerbil.simulate.session import SessionConfig, simulate_session
@@ -25,7 +29,11 @@ def sample_session_path() -> Path:
     if is_session_file(path):
         return path
     with progress(total=0, desc="napari-gerbil: simulating the sample session (first use)"):
-        simulate_session(folder, SessionConfig(duration_s=SAMPLE_DURATION_S), name=SAMPLE_NAME)
+        if terminal:
+            print("napari-gerbil: simulating the sample session (first use)", file=sys.stderr)
+        simulate_session(
+            folder, SessionConfig(duration_s=SAMPLE_DURATION_S), name=SAMPLE_NAME, progress=terminal
+        )
     return path
 
 

@@ -15,7 +15,7 @@ from qtpy.QtCore import QSettings
 from qtpy.QtWidgets import QDoubleSpinBox, QFileDialog, QLabel, QLineEdit, QWidget
 
 from napari_gerbil._napari import _jobs
-from napari_gerbil._napari._controls import button, form, row
+from napari_gerbil._napari._controls import button, confirm, form, row
 from napari_gerbil.errors import GerbilError, InvalidInputError
 from napari_gerbil.signal.detect import DetectorConfig
 
@@ -224,13 +224,33 @@ class ModelSection(QWidget):
         except (GerbilError, RuntimeError, OSError) as exc:  # torch raises RuntimeError
             dock.error(exc)
             return None
+        if not self._may_drop(indices, ensemble):
+            return None
+        before = dock.review.predictions_snapshot()  # the run is one undoable edit
         worker = _jobs.localize_worker(
             ensemble, dock.audio, dock.review.session, dock.poses, indices, _jobs.LOCALIZE_BATCH
         )
         localized: list[int] = []
         worker.yielded.connect(lambda batch: dock.apply_localization(batch, localized))
-        worker.finished.connect(lambda: dock.after_localization(localized))
+        worker.finished.connect(lambda: dock.after_localization(localized, before))
         return dock.jobs.start(worker, f"localizing {indices.size} calls")
+
+    def _may_drop(self, indices: np.ndarray, ensemble) -> bool:
+        """Whether to go on: asks first if the run would drop other calls' predictions."""
+        session = self.dock.review.session
+        dropped = session.drops_predictions(indices, ensemble.n_members)
+        if not dropped.size:
+            return True
+        old = session.predictions
+        return confirm(
+            self,
+            "Drop other predictions?",
+            f"{ensemble.version} has {ensemble.n_members} members, the predictions in this "
+            f"session {old.n_members}: they cannot be kept side by side.\n\n"
+            f"Localizing {indices.size} calls drops the predictions of {dropped.size} other "
+            "calls (your attributions are kept). Undo (u) gives them back.",
+            f"Localize and drop {dropped.size}",
+        )
 
     def localize_all(self):
         """Localize every call of the session."""

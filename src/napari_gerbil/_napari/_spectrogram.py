@@ -66,6 +66,7 @@ class SpectrogramWidget(QWidget):
         self.db_max = QDoubleSpinBox(objectName="spectrogram_db_max")
         for box, value in ((self.db_min, self.style_.db_min), (self.db_max, self.style_.db_max)):
             box.setRange(-300.0, 100.0)
+            box.setDecimals(0)  # narrow boxes: the dock fits a 1500 px window
             box.setSingleStep(3.0)
             box.setValue(value)
             box.setSuffix(" dB")
@@ -78,22 +79,24 @@ class SpectrogramWidget(QWidget):
             (self.khz_max, self.style_.khz_max),
         ):
             box.setRange(0.0, 500.0)
+            box.setDecimals(1)
             box.setSingleStep(5.0)
             box.setValue(value)
             box.setSuffix(" kHz")
-        controls = QHBoxLayout()
-        for label, widget in (
-            ("Channel", self.channel),
-            ("Window", self.window_s),
-            ("dB min", self.db_min),
-            ("dB max", self.db_max),
-            ("Band", self.khz_min),
-            ("–", self.khz_max),
+        # two rows: in one, the boxes were squeezed below their size in a 1500 px window
+        controls = QVBoxLayout()
+        controls.setSpacing(2)
+        for widgets in (
+            (("Channel", self.channel), ("Window", self.window_s), ("", self.auto_db)),
+            (("dB", self.db_min), ("–", self.db_max), ("Band", self.khz_min), ("–", self.khz_max)),
         ):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(widget)
-        controls.addWidget(self.auto_db)
-        controls.addStretch(1)
+            line = QHBoxLayout()
+            for label, widget in widgets:
+                if label:
+                    line.addWidget(QLabel(label))
+                line.addWidget(widget)
+            line.addStretch(1)
+            controls.addLayout(line)
 
         self.figure = Figure(figsize=(8, 2), facecolor="#262930")
         self.canvas = FigureCanvasQTAgg(self.figure)

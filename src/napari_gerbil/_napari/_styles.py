@@ -20,12 +20,14 @@ ANIMAL_COLORS = np.array(
         [0.60, 0.80, 0.10, 1.0],  # lime
     ]
 )
-#: Colour of calls attributed to no animal (unassigned / ambiguous / not localized).
-NO_ANIMAL_COLOR = np.array([0.75, 0.75, 0.75, 1.0])
+#: Colour of calls attributed to no animal (unassigned / ambiguous / not localized):
+#: near-white; their sets also get a dark outline (ConfidenceSetStyle), so that they show
+#: on bright and dark video alike.
+NO_ANIMAL_COLOR = np.array([0.96, 0.96, 0.96, 1.0])
 
 
 def animal_color(code: int) -> np.ndarray:
-    """RGBA colour of an animal code (negative codes: grey)."""
+    """RGBA colour of an animal code (negative codes: near-white)."""
     if code < 0:
         return NO_ANIMAL_COLOR.copy()
     return ANIMAL_COLORS[code % len(ANIMAL_COLORS)].copy()
@@ -42,6 +44,9 @@ class ConfidenceSetStyle:
     selected_edge_width_px: float = 3.0
     label_size_pt: float = 11.0  # ...and labelled with its call id
     edited_edge_color: tuple = (1.0, 1.0, 1.0, 1.0)
+    # sets attributed to no animal: a dark outline this much wider under the light edge
+    no_animal_outline_color: tuple = (0.0, 0.0, 0.0, 0.9)
+    no_animal_outline_extra_px: float = 3.0
     window_s: float = 0.3  # calls within this distance of the current time are drawn
     max_vertices: int = 120  # polygons are decimated to this (napari triangulates them)
 

@@ -134,6 +134,19 @@ class CallsTable(QWidget):
         self._reindex()
         self._apply_filter()
         self.table.resizeColumnsToContents()
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Ask for the width that shows every column whole (the state column was clipped)."""
+        header = self.table.horizontalHeader()
+        columns = sum(
+            max(self.table.sizeHintForColumn(c), header.sectionSizeHint(c))
+            for c in range(self.table.columnCount())
+        )
+        scrollbar = self.table.verticalScrollBar().sizeHint().width()
+        width = columns + scrollbar + 2 * self.table.frameWidth() + 2
+        if width != self.table.minimumWidth():  # a change re-lays out the whole dock
+            self.table.setMinimumWidth(width)
 
     def update_calls(self, indices, rows: dict[str, np.ndarray]) -> None:
         """Refresh the rows of calls ``indices`` in place (e.g. after edits or localization).

@@ -6,7 +6,8 @@ Plugins > napari-gerbil > Review calls. The dock owns the session (a core
 controls, :mod:`._overlays` draws, :mod:`._keys` binds the review keys. Every edit is
 saved to the session file at once. Closing the dock (its title bar's close button)
 closes its spectrogram dock and disconnects every event, key and callback; opening it
-again gives one new live copy.
+again gives one new live copy. Hiding it (Plugins > Review calls, its hide button) hides
+the spectrogram dock too; while hidden its keys do nothing and do not reach napari.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QEvent, Qt, QTimer
-from qtpy.QtWidgets import QMainWindow, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_gerbil._napari._calls_section import CallsSection
 from napari_gerbil._napari._collapsible import CollapsibleSection, VerticalScrollArea
@@ -31,11 +32,12 @@ from napari_gerbil._napari._jobs import JobPanel
 from napari_gerbil._napari._keys import ReviewShortcuts
 from napari_gerbil._napari._layers import SESSION_KEY, pose_points_at, track_points
 from napari_gerbil._napari._overlays import ReviewOverlays
+from napari_gerbil._napari._reader import prefer_this_reader
 from napari_gerbil._napari._review_actions import ReviewActions
 from napari_gerbil._napari._sections import DetectSection, ModelSection, SessionSection
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
 from napari_gerbil.errors import GerbilError
-from napari_gerbil.io.session import UNASSIGNED
+from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED
 from napari_gerbil.review import ReviewModel
 
 #: Name of the spectrogram dock.
@@ -44,12 +46,21 @@ SPECTROGRAM_DOCK = "Spectrogram (napari-gerbil)"
 _LIVE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
+def _dock_of(widget: QWidget) -> QDockWidget | None:
+    """The dock widget holding ``widget`` (None while it is not docked)."""
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
+
+
 class ReviewWidget(ReviewActions, QWidget):
     """Dock widget driving the review loop of one session (actions: :class:`ReviewActions`)."""
 
     def __init__(self, napari_viewer, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("gerbil_review_widget")
+        prefer_this_reader()  # File > Open of a session: this plugin, no chooser
         self.viewer = napari_viewer
         self.review: ReviewModel | None = None
         self.audio: Any = None  # AudioSource of the open session
@@ -58,6 +69,7 @@ class ReviewWidget(ReviewActions, QWidget):
         self.closed = False
         self._docked = False
         self._view_fitted = False
+        self._spectrogram_hidden = False  # hidden with this dock: shown with it again
         previous = _LIVE.get(id(napari_viewer))
         if previous is not None and previous.viewer is napari_viewer and not previous.closed:
             previous.close_review(remove_dock=True)
@@ -129,6 +141,7 @@ class ReviewWidget(ReviewActions, QWidget):
             f"assign_{d}": functools.partial(self.assign_current, d - 1) for d in range(1, 10)
         }
         handlers["unassigned"] = lambda: self.assign_current(UNASSIGNED)
+        handlers["ambiguous"] = lambda: self.assign_current(AMBIGUOUS)
         handlers["next"] = lambda: self.step_call(+1)
         handlers["previous"] = lambda: self.step_call(-1)
         handlers.update(
@@ -140,7 +153,21 @@ class ReviewWidget(ReviewActions, QWidget):
             zoom=self.zoom_to_call,
             play=self.play_current,
         )
-        return handlers
+        return {name: self._when_shown(handler) for name, handler in handlers.items()}
+
+    def _when_shown(self, handler: Callable[[], object]) -> Callable[[], object]:
+        """``handler`` acting only while the dock is shown (hidden: the key is kept)."""
+
+        def run() -> object:
+            if not self.isVisible():  # hidden from the menu: no edit, and not napari's
+                self.viewer.status = (
+                    "napari-gerbil: the review dock is hidden (Plugins > Review calls "
+                    "shows it); key ignored"
+                )
+                return None
+            return handler()
+
+        return run
 
     # -- messages ---------------------------------------------------------------------
     def notify(self, message: str) -> None:
@@ -180,17 +207,28 @@ class ReviewWidget(ReviewActions, QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
         self._sync_shortcuts()
+        spectrogram = _dock_of(self.spectrogram)
+        if self._spectrogram_hidden and spectrogram is not None and not self.closed:
+            spectrogram.show()  # shown again with the review dock
+        self._spectrogram_hidden = False
         if not self._view_fitted and self.review is not None:
             self._view_fitted = True  # fit once the dock has taken its width
             QTimer.singleShot(0, self._fit_view)
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().hideEvent(event)
-        self._sync_shortcuts()  # a hidden dock (its title bar's hide button) keeps quiet
+        dock, spectrogram = _dock_of(self), _dock_of(self.spectrogram)
+        # hidden (Plugins > Review calls, the hide button), not a tab behind another one
+        shown = spectrogram is not None and not spectrogram.isHidden()
+        if dock is not None and dock.isHidden() and shown and not self.closed:
+            spectrogram.hide()
+            self._spectrogram_hidden = True
 
     def _sync_shortcuts(self) -> None:
+        # hidden, the keys stay claimed but do nothing (see _when_shown): no napari
+        # layer mode switched by a review key the user thought live
         if not self.closed:
-            self.shortcuts.set_enabled(self.review is not None and self.isVisible())
+            self.shortcuts.set_enabled(self.review is not None)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.close_review()

@@ -23,7 +23,7 @@ import numpy as np
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
 from napari_gerbil.io.atomic import atomic_path
-from napari_gerbil.io.h5values import number, text
+from napari_gerbil.io.h5values import number, strings, text
 from napari_gerbil.io.outputs import check_input_file
 
 FORMAT_NAME = "session"
@@ -240,7 +240,10 @@ class Predictions(_ArrayEq):
     set_area_mm2
         (n,) area of the 95% confidence set.
     model_version
-        Identifier of the ensemble (its manifest version / hash).
+        Identifier of the ensemble (its manifest version / hash) that localized last.
+    call_model_version
+        (n,) str: the ensemble that made each call's prediction ("" where none). Files
+        written before it was stored: ``model_version`` for every localized call.
     """
 
     point_mm: np.ndarray
@@ -248,6 +251,7 @@ class Predictions(_ArrayEq):
     member_chol_mm: np.ndarray
     set_area_mm2: np.ndarray
     model_version: str = ""
+    call_model_version: np.ndarray = None  # type: ignore[assignment]  # filled in __post_init__
 
     def __post_init__(self) -> None:
         self.point_mm = np.asarray(self.point_mm, dtype=np.float64)
@@ -270,6 +274,20 @@ class Predictions(_ArrayEq):
                     f"shape {shape} (n_calls={n}, members={m})",
                     f"shape {found}",
                 )
+        if self.call_model_version is None:
+            made = np.isfinite(self.point_mm).all(axis=1)
+            self.call_model_version = np.where(made, self.model_version, "").astype(object)
+        self.call_model_version = np.asarray(
+            [str(v) for v in np.asarray(self.call_model_version, dtype=object).reshape(-1)],
+            dtype=object,
+        ).reshape(-1)
+        if self.call_model_version.shape != (n,):
+            raise InvalidInputError(
+                None,
+                "predictions/call_model_version",
+                f"shape {(n,)} (one per call)",
+                f"shape {self.call_model_version.shape}",
+            )
 
     @property
     def n_members(self) -> int:
@@ -286,6 +304,7 @@ class Predictions(_ArrayEq):
             np.full((n_calls, n_members, 2, 2), nan),
             np.full(n_calls, nan),
             model_version,
+            np.full(n_calls, "", dtype=object),
         )
 
 
@@ -531,6 +550,7 @@ class Session(_ArrayEq):
                 p.member_chol_mm[index],
                 p.set_area_mm2[index],
                 p.model_version,
+                p.call_model_version[index],
             )
         predicted = (
             None if q is None else PredictedAttribution(q.animal[index], q.probabilities[index])
@@ -589,6 +609,7 @@ class Session(_ArrayEq):
                 np.concatenate([p.member_chol_mm, empty.member_chol_mm]),
                 np.concatenate([p.set_area_mm2, empty.set_area_mm2]),
                 p.model_version,
+                np.concatenate([p.call_model_version, empty.call_model_version]),
             )
         if self.predicted is not None:
             q = self.predicted
@@ -620,6 +641,7 @@ class Session(_ArrayEq):
         if self.predictions is not None:
             for k in PREDICTION_FIELDS:
                 getattr(self.predictions, k)[idx] = np.nan
+            self.predictions.call_model_version[idx] = ""
         if self.predicted is not None:
             self.predicted.animal[idx] = UNASSIGNED
             self.predicted.probabilities[idx] = np.nan
@@ -638,16 +660,19 @@ class Session(_ArrayEq):
     ) -> None:
         """Store predictions and predicted attributions of calls ``indices``.
 
-        Another ensemble (different member count or ``model_version``) replaces every
-        earlier prediction: rows not in ``indices`` become "not predicted". User
+        The other calls keep their predictions, whichever ensemble made them
+        (``call_model_version`` says which). Only an ensemble with another member count
+        replaces every earlier prediction (see :meth:`drops_predictions`). User
         attributions are never touched.
         """
         idx = self._indices(indices)
         n_members = np.shape(member_means_mm)[1]
         p = self.predictions
-        if p is None or p.n_members != n_members or p.model_version != model_version:
+        if p is None or p.n_members != n_members:
             self.predictions = p = Predictions.empty(self.n_calls, n_members, model_version)
             self.predicted = None
+        p.model_version = model_version
+        p.call_model_version[idx] = model_version
         p.point_mm[idx] = point_mm
         p.member_means_mm[idx] = member_means_mm
         p.member_chol_mm[idx] = member_chol_mm
@@ -665,6 +690,25 @@ class Session(_ArrayEq):
         if self.predictions is None:
             return np.zeros(self.n_calls, bool)
         return np.isfinite(self.predictions.point_mm).all(axis=1)
+
+    def localized_by(self, model_version: str) -> np.ndarray:
+        """(n,) bool: the call has a prediction made by ensemble ``model_version``."""
+        if self.predictions is None:
+            return np.zeros(self.n_calls, bool)
+        return self.localized() & (self.predictions.call_model_version == model_version)
+
+    def drops_predictions(self, indices: Any, n_members: int) -> np.ndarray:
+        """Rows whose prediction storing calls ``indices`` from an ensemble would drop.
+
+        Only an ensemble with another member count than the stored predictions drops
+        those of the calls it does not localize (:meth:`set_predictions`).
+        """
+        p = self.predictions
+        if p is None or p.n_members == int(n_members):
+            return np.zeros(0, np.int64)
+        others = self.localized()
+        others[self._indices(indices)] = False
+        return np.flatnonzero(others)
 
     def read_call_audio(self, index: int, audio: Any = None) -> np.ndarray:
         """Audio of call ``index``: float32 (stop - start, n_channels).
@@ -782,6 +826,16 @@ def _ds(f: h5py.Group, name: str, source: Path, ndim: int | None = None) -> np.n
     return arr
 
 
+def _call_versions(p: h5py.Group, source: Path) -> Any:
+    """``/predictions/call_model_version`` (None in files written before it was stored)."""
+    if "call_model_version" not in p:
+        return None
+    return np.asarray(
+        strings(source, "/predictions/call_model_version", _ds(p, "call_model_version", source, 1)),
+        dtype=object,
+    )
+
+
 def save_session(session: Session, path: str | os.PathLike) -> Path:
     """Write ``session`` to ``path`` atomically; a crash leaves the old or the new file."""
     path = Path(path).absolute()
@@ -824,6 +878,7 @@ def save_session(session: Session, path: str | os.PathLike) -> Path:
             p.attrs["model_version"] = pr.model_version
             for name in PREDICTION_FIELDS:
                 p[name] = getattr(pr, name)
+            p.create_dataset("call_model_version", data=pr.call_model_version.tolist(), dtype=_STR)
         if session.predicted is not None:
             q = f.create_group("attribution/predicted")
             q["animal"] = session.predicted.animal
@@ -958,6 +1013,7 @@ def _load(f: h5py.File, path: Path) -> Session:
             _ds(p, "member_chol_mm", path),
             _ds(p, "set_area_mm2", path),
             text(path, "/predictions@model_version", p.attrs.get("model_version", "")),
+            _call_versions(p, path),
         )
     predicted = None
     if "attribution/predicted" in f:

@@ -25,6 +25,8 @@ from napari_gerbil.errors import InvalidInputError
 
 #: Reviewed calls (attributed to a tracked animal) needed before fine-tuning.
 MIN_REVIEWED_CALLS = 10
+#: Fewest held-out calls on which a before/after comparison is judged at all.
+MIN_HELDOUT_CALLS = 10
 #: 95% sets.
 MASS = 0.95
 
@@ -62,8 +64,13 @@ class FinetuneReport:
             "temperature": self.temperature,
         }
 
+    @property
+    def judged(self) -> bool:
+        """Enough held-out calls (:data:`MIN_HELDOUT_CALLS`) to judge the comparison."""
+        return self.before.n_calls >= MIN_HELDOUT_CALLS
+
     def summary(self) -> str:
-        """Three lines for people."""
+        """Four lines for people (the verdict withheld on too few held-out calls)."""
         b, r, a = self.before, self.after_raw, self.after
 
         def line(name: str, s: HeldoutScore) -> str:
@@ -72,9 +79,17 @@ class FinetuneReport:
                 f"{100 * s.coverage_95:.0f}% of sources, median set {s.median_set_area_cm2:.0f} cm²"
             )
 
+        if self.judged:
+            head = f"on {b.n_calls} held-out reviewed calls"
+        else:
+            head = (
+                f"on {b.n_calls} held-out reviewed calls: too few held-out calls to judge "
+                f"(fewer than {MIN_HELDOUT_CALLS}; every 5th reviewed call is held out, "
+                f"review {5 * MIN_HELDOUT_CALLS - 5 * b.n_calls} more)"
+            )
         return "\n".join(
             [
-                f"on {b.n_calls} held-out reviewed calls",
+                head,
                 line("before", b),
                 line("after (as trained)", r),
                 line(f"after (calibrated, temperature {self.temperature:.2f})", a),
