@@ -96,6 +96,18 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
     assert rows["in_distribution"]["ratio_to_in_distribution"] == pytest.approx(1.0)
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert results["scale"]["speaker_calls"] == SCALES["smoke"].speaker_calls
+    # attribution panel: every method on the same simulated 2- and 3-animal sessions
+    panel = results["attribution"]
+    assert set(panel["methods"]) == {"srp", "mixture", "combined"}
+    assert panel["default_method"] in panel["methods"]
+    for row in panel["methods"].values():
+        assert set(row["by_distance_cm"]) == {"0-5", "5-10", "10-20", "20+"}
+        assert sum(b["n"] for b in row["by_distance_cm"].values()) == row["n"] > 0
+        assert all(set(b) == {"n", "assigned", "right"} for b in row["by_distance_cm"].values())
+        assert row["assigned"] is None or 0.0 <= row["assigned"] <= 1.0
+    assert set(panel["physics"]["paper"]) >= {"2_animals", "3_animals", "muse_median_error_mm"}
+    assert "## Attribution: which animal called" in report_text(out)
+    assert (out / "attribution.png").stat().st_size > 1000
     assert len(results["checks"]) == 2
     report = (out / "report.md").read_text()
     assert "`ensemble_t` is the ensemble with one covariance scale" in report
@@ -107,6 +119,10 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
     for image in images:
         assert (out / image).stat().st_size > 1000
     assert "PASS" in capsys.readouterr().out or "FAIL" in report
+
+
+def report_text(out):
+    return (out / "report.md").read_text()
 
 
 @pytest.mark.slow

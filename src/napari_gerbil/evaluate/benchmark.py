@@ -30,9 +30,11 @@ import numpy as np
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.evaluate import plots, runner
+from napari_gerbil.evaluate.attribution_panel import attribution_panel
 from napari_gerbil.evaluate.metrics import paired_bootstrap_interval, power_law_fit
 from napari_gerbil.evaluate.report import acceptance_checks, write_report_md, write_results_json
 from napari_gerbil.io.atomic import atomic_write_text
+from napari_gerbil.io.cage import PHYSICS_PANEL
 from napari_gerbil.io.vcl import VCLDataset, write_vcl
 
 DATASETS = ("speaker", "robot", "animal")
@@ -80,6 +82,11 @@ class BenchmarkScale(Config):
         ``auto`` (GPU when present), ``cpu`` or ``cuda``.
     seed
         Seed of the simulations and splits.
+    curve_sizes, curve_preset, curve_epochs, curve_test_calls
+        The engine learning curve (distinct positions; a new-position test set).
+    attribution_cages, attribution_duration_s, attribution_calibration_calls
+        The attribution panel: cages (the physics panel), session length (one 2- and
+        one 3-animal session per cage) and calls each method is calibrated on.
     """
 
     name: str = "quick"
@@ -106,6 +113,9 @@ class BenchmarkScale(Config):
     curve_preset: str = "gcc"
     curve_epochs: int = 8
     curve_test_calls: int = 256
+    attribution_cages: tuple[str, ...] = PHYSICS_PANEL
+    attribution_duration_s: float = 120.0
+    attribution_calibration_calls: int = 768
 
 
 #: The predefined scales.
@@ -114,6 +124,8 @@ SCALES = {
         name="smoke", speaker_calls=36, robot_calls=16, animal_calls=16, test_fraction=0.25,
         epochs=1, preset="tiny", n_members=2, aux_epochs=1, scaling_sizes=(6,), n_examples=2,
         curve_sizes=(32, 64), curve_preset="tiny", curve_epochs=1, curve_test_calls=32,
+        attribution_cages=("paper",), attribution_duration_s=8.0,
+        attribution_calibration_calls=64,
     ),
     "quick": BenchmarkScale(),
     "full": BenchmarkScale(
@@ -652,7 +664,20 @@ def run_benchmark(
     ).name  # fmt: skip
     t = lap("scaling", t)
     results["learning_curve"], results["shift"] = _engine_panels(ctx, figures)
-    lap("learning_curve_and_shift", t)
+    t = lap("learning_curve_and_shift", t)
+    results["attribution"] = attribution_panel(
+        out / "attribution",
+        scale.attribution_cages,
+        duration_s=scale.attribution_duration_s,
+        seed=scale.seed + UNSEEN_SEED_OFFSET + 500,
+        calibration_calls=scale.attribution_calibration_calls,
+        ensemble=ensembles["robot"],
+        log=ctx.log,
+    )
+    figures["attribution"] = plots.plot_attribution(
+        results["attribution"], out / "attribution.png"
+    ).name
+    lap("attribution", t)
     timing["total"] = time.perf_counter() - ctx.t0
     results["checks"] = acceptance_checks(results)
     results["notes"] += [

@@ -174,3 +174,40 @@ def plot_scaling(n_train, errors_mm, fit: dict | None, path, title: str = "") ->
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def plot_attribution(panel: dict, path, title: str = "") -> Path:
+    """Share of calls assigned and share right, by distance between animals, per method.
+
+    ``panel`` is :func:`napari_gerbil.evaluate.attribution_panel.attribution_panel`'s
+    result; one column per cage of the physics panel (2-animal sessions).
+    """
+    cages = list(panel["physics"])
+    key = f"{panel['n_animals'][0]}_animals"
+    fig = Figure(figsize=(3.6 * len(cages), 3.4))
+    colours = {"srp": "tab:blue", "mixture": "tab:orange", "combined": "tab:green"}
+    for c_index, cage in enumerate(cages):
+        ax = fig.add_subplot(1, len(cages), c_index + 1)
+        methods = panel["physics"][cage][key]
+        bins = list(next(iter(methods.values()))["by_distance_cm"])
+        width = 0.8 / max(1, len(methods))
+        for m_index, (name, row) in enumerate(methods.items()):
+            x = np.arange(len(bins)) + (m_index - (len(methods) - 1) / 2) * width
+            assigned = [row["by_distance_cm"][b]["assigned"] for b in bins]
+            right = [row["by_distance_cm"][b]["right"] for b in bins]
+            colour = colours.get(name, "0.4")
+            ax.bar(x, np.nan_to_num(assigned), width, color=colour, alpha=0.45,
+                   label=f"{name} assigned")  # fmt: skip
+            ax.plot(x, right, "o", color=colour, label=f"{name} right")
+        ax.axhline(0.95, color="0.5", lw=0.8, ls="--")
+        ax.set_xticks(np.arange(len(bins)), bins)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("distance to the nearest other animal (cm)")
+        ax.set_title(f"{cage}", fontsize=9)
+        if c_index == 0:
+            ax.set_ylabel("share of calls (bars assigned, dots right)")
+            ax.legend(fontsize=6, loc="lower right")
+        ax.grid(alpha=0.3, axis="y")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

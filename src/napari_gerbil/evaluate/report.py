@@ -238,6 +238,7 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
         "dataset_matrix": "Dataset x dataset generalization (Fig. 3B)",
         "scaling": "Error vs training-set size (Fig. 3C)",
         "learning_curve": "Learning curve: distinct simulated positions, tested on new ones",
+        "attribution": "Attribution on simulated sessions, by distance between the animals",
     }
 
     def order(key: str) -> tuple:
@@ -265,7 +266,32 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
                 "",
             ]
     out += _engine_panel_lines(results)
+    out += _attribution_lines(results)
     for note in results.get("notes", []):
         out.append(f"- {note}")
     atomic_write_text(path, "\n".join(out).rstrip() + "\n")
     return path
+
+
+def _attribution_lines(results: dict) -> list[str]:
+    """The attribution panel as a table: every cage of the physics panel, worst first."""
+    panel = results.get("attribution")
+    if not panel:
+        return []
+    out = ["## Attribution: which animal called (simulated sessions, new seeds)", "",
+           f"Default method: **{panel['default_method']}** (assigned at p >= 0.95).", "",
+           "| cage | animals | method | assigned | right | MUSE median (mm) |",
+           "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for cage, row in panel["physics"].items():
+        for k in panel["n_animals"]:
+            for method, r in row[f"{k}_animals"].items():
+                out.append(
+                    f"| {cage} | {k} | {method} | {_fmt(100 * r['assigned'], 0)}% | "
+                    f"{_fmt(100 * r['right'], 0)}% | {_fmt(row['muse_median_error_mm'], 0)} |"
+                )
+    worst = panel.get("worst", {})
+    if worst:
+        out += ["", "Worst row per method: " + "; ".join(
+            f"{m} in {w['cage']} ({_fmt(100 * w['assigned'], 0)}% assigned, "
+            f"{_fmt(100 * w['right'], 0)}% right)" for m, w in worst.items()) + "."]  # fmt: skip
+    return out + [""]
