@@ -181,3 +181,28 @@ def test_a_model_of_another_microphone_layout_is_refused(session_path, ensemble)
     session.arena = ArenaGeometry(session.arena.dims_mm, moved)
     with pytest.raises(IncompatibleModelError, match="mic_positions_mm"):
         next(localize_calls(session, ensemble))
+
+
+@pytest.mark.parametrize("keep_video", [True, False])
+def test_a_session_without_poses_localizes_with_no_animals(
+    session_path, tiny_ensemble_dir, keep_video, capsys
+):
+    """Issue 20 item 6: audio-only or video-only sessions localize; nothing is attributed."""
+    from napari_gerbil.cli.main import main
+    from napari_gerbil.io.session import UNASSIGNED
+
+    session = load_session(session_path)
+    session.tracks, session.animal_names = None, []
+    session.predictions, session.predicted = None, None
+    if not keep_video:
+        session.video, session.arena = (
+            None,
+            ArenaGeometry(session.arena.dims_mm, session.arena.mic_positions_mm),
+        )
+    save_session(session, session_path)
+    assert main(["localize", str(session_path), "--model", str(tiny_ensemble_dir), "--quiet"]) == 0
+    assert "no animals to attribute to" in capsys.readouterr().out
+    done = load_session(session_path)
+    assert done.localized().all()
+    assert (done.predicted.animal == UNASSIGNED).all()
+    assert done.predicted.probabilities.shape == (done.n_calls, 0)

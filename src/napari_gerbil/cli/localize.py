@@ -86,10 +86,13 @@ def _command(args: argparse.Namespace) -> int:
         f"localized {summary.n_localized} calls ({summary.n_skipped} already done) "
         f"of {summary.n_calls} with {summary.model_version} -> {summary.path}"
     )
+    session = load_session(args.session)
+    if session.tracks is None or not session.animal_names:
+        print("no animals to attribute to: the session has no pose tracks (calls localized only)")
     if truth is not None:
         from napari_gerbil.evaluate.attribution import score_attribution
 
-        score = score_attribution(load_session(args.session), truth)
+        score = score_attribution(session, truth)
         print(f"against the truth: {score.summary()}")
         print(score.distance_table())
     return 0
