@@ -601,7 +601,7 @@ def select_export_calls(
         The session and its pose tracks.
     calls
         ``reviewed``: calls the user attributed to an animal; ``confident``: those plus
-        calls not reviewed whose prediction names one animal inside the 95% set with a
+        calls not reviewed assigned to one animal (p >= 0.95 by the attribution) with a
         probability >= ``min_probability``; ``all``: every localized or reviewed call,
         labelled with the user's animal, else the predicted one, else the most probable.
     node

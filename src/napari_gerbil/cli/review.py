@@ -2,7 +2,7 @@
 
 ``export`` writes calls of a session as a VCL training dataset, each labelled with its
 animal's position (pose node, mm) at the call: ``--calls reviewed`` the calls a person
-attributed, ``confident`` those plus predicted calls with one animal in the 95% set at
+attributed, ``confident`` those plus predicted calls assigned to one animal (p >= 0.95) at
 probability >= ``--min-probability``, ``all`` every localized call. Every 5th reviewed
 call is held out for evaluation unless ``--no-holdout``.
 
