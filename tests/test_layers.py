@@ -31,7 +31,7 @@ LAYERS = {
     "baselines": 4,
     "model": 5,
     "attribute": 6,
-    "training": 6,
+    "training": 7,  # fits the attribution calibration: above attribute
     "review": 7,
     "pipeline": 8,
     "evaluate": 8,
