@@ -125,7 +125,7 @@ def test_a_non_finite_loss_stops_training_loudly(data, tmp_path, monkeypatch):
     def nan_loss(mean, chol, y):
         return torch.full(mean.shape[:1], float("nan"), requires_grad=True)
 
-    monkeypatch.setattr(trainer, "gaussian_nll", nan_loss)
+    monkeypatch.setattr(trainer, "weak_label_nll", nan_loss)
     with pytest.raises(GerbilError, match="loss nan"):
         train_tiny_model(data, tmp_path / "m")
     assert not (tmp_path / "m" / "manifest.json").exists()

@@ -8,6 +8,8 @@ Examples::
     napari-gerbil train --init models/mycage --data my_speaker.h5 --out models/mycage-real
     napari-gerbil train --preset tiny --ensemble 3 --rir-bank bank.h5 --out models/sim
     napari-gerbil train --finetune models/fast10 --data corrections.h5
+    napari-gerbil train --finetune models/fast10 --sessions day1.gerbil.h5 day2.gerbil.h5 \
+        --epochs 3   # the tracked animals at each call as weak labels
     napari-gerbil train --demo
     napari-gerbil train --preset fast --ensemble 10 --cage paper --cluster slurm \
         --partition gpu --gpus-per-member 1 --out models/fast10   # docs/cluster.md
@@ -38,6 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--ensemble", type=int_range(1, 100), default=1, metavar="N", help="number of members"
     )
     p.add_argument("--data", type=Path, nargs="*", default=[], help="VCL training datasets")
+    p.add_argument(
+        "--sessions",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="SESSION",
+        help="session files (.gerbil.h5): train on their calls, the tracked animals at each "
+        "call as weak labels (reviewed calls: the user's animal)",
+    )
     p.add_argument("--rir-bank", type=Path, help="train on calls rendered from this RIR bank")
     p.add_argument(
         "--cage",
@@ -133,6 +144,7 @@ def _command(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume(args, spec)
     named = [("--data", p) for p in args.data] + [("--rir-bank", args.rir_bank)]
+    named += [("--sessions", p) for p in args.sessions]
     named += [("--config", args.config), ("--engine-config", args.engine_config)]
     for option, path in named:
         if path is not None:
@@ -159,7 +171,15 @@ def _command(args: argparse.Namespace) -> int:
             else contextlib.nullcontext()
         )
         if args.out is not None:
-            _check_out_dir(args.out, [*args.data, args.config, args.engine_config])
+            _check_out_dir(args.out, [*args.data, *args.sessions, args.config, args.engine_config])
+        overrides = {}  # without --config: the parent's config, with these options
+        if args.config is None:
+            for key, value in (
+                ("epochs", args.epochs), ("device", args.device),
+                ("sim_calls_per_epoch", args.sim_calls),
+            ):  # fmt: skip
+                if value is not None:
+                    overrides[key] = value
         with lock:
             out = finetune(
                 args.finetune or args.init,
@@ -167,14 +187,20 @@ def _command(args: argparse.Namespace) -> int:
                 args.out,
                 config if args.config else None,
                 engine=engine,
+                sessions=args.sessions or None,
+                overrides=overrides,
+                report=_say,
             )
         print(out)
         return 0
     if args.out is None:
         raise InvalidInputError(None, "--out", "a model directory", "none")
-    if not args.data and args.rir_bank is None and engine is None:
-        raise InvalidInputError(None, "--data", "VCL datasets, --cage or --rir-bank", "none")
-    _check_out_dir(args.out, [*args.data, args.rir_bank, args.config, args.engine_config])
+    if not args.data and args.rir_bank is None and engine is None and not args.sessions:
+        raise InvalidInputError(
+            None, "--data", "VCL datasets, --sessions, --cage or --rir-bank", "none"
+        )
+    inputs = [*args.data, *args.sessions, args.rir_bank, args.config, args.engine_config]
+    _check_out_dir(args.out, inputs)
     ctx = distributed.init_from_env(config.device)
     main = ctx is None or ctx.main
     lock = output_lock(Path(args.out) / "manifest.json") if main else contextlib.nullcontext()
@@ -188,6 +214,7 @@ def _command(args: argparse.Namespace) -> int:
                 args.ensemble,
                 rir_bank=args.rir_bank,
                 engine=engine,
+                sessions=args.sessions or None,
                 jobs=args.jobs,
                 cluster=spec,
                 report=_say,
@@ -213,6 +240,7 @@ def _resume(args: argparse.Namespace, spec) -> int:
 
     for flag, value in (
         ("--out", args.out), ("--data", args.data), ("--rir-bank", args.rir_bank),
+        ("--sessions", args.sessions),
         ("--cage", args.cage), ("--config", args.config), ("--init", args.init),
         ("--finetune", args.finetune), ("--epochs", args.epochs), ("--seed", args.seed),
     ):  # fmt: skip

@@ -44,6 +44,35 @@ def gaussian_nll(mean: torch.Tensor, chol: torch.Tensor, target: torch.Tensor) -
     return 0.5 * z.square().sum(-1) + log_det + math.log(2 * math.pi)
 
 
+def weak_label_nll(mean: torch.Tensor, chol: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """NLL of (B, 2) targets, or multiple-instance NLL of (B, A, 2) candidates, shape (B,).
+
+    With candidates (the tracked animals at a call, the caller unknown) the loss is
+    ``-log(mean_a N(x_a | mean, chol chol^T))`` over the rows that are finite (a NaN row
+    is an untracked animal), computed with ``logsumexp``. One finite row is the
+    ordinary :func:`gaussian_nll`. A call without a finite row is refused.
+    """
+    if targets.ndim == 2:
+        return gaussian_nll(mean, chol, targets)
+    if targets.ndim != 3 or targets.shape[-1] != 2 or targets.shape[0] != mean.shape[0]:
+        raise InvalidInputError(
+            None, "targets", f"({mean.shape[0]}, 2) or ({mean.shape[0]}, A, 2)",
+            f"shape {tuple(targets.shape)}",
+        )  # fmt: skip
+    valid = torch.isfinite(targets).all(-1)  # (B, A)
+    if not bool(valid.any(-1).all()):
+        raise InvalidInputError(
+            None, "targets", "at least one tracked animal (a finite row) per call",
+            f"{int((~valid.any(-1)).sum())} call(s) with none",
+        )  # fmt: skip
+    n_a = targets.shape[1]
+    flat = torch.where(valid.unsqueeze(-1), targets, mean.detach().unsqueeze(1)).reshape(-1, 2)
+    rep = mean.repeat_interleave(n_a, 0), chol.repeat_interleave(n_a, 0)
+    nll = gaussian_nll(rep[0], rep[1], flat).reshape(-1, n_a)
+    log_p = torch.where(valid, -nll, torch.full_like(nll, -math.inf))
+    return -(torch.logsumexp(log_p, dim=-1) - torch.log(valid.sum(-1).to(nll.dtype)))
+
+
 def label_scale_mm(arena_dims_mm) -> float:
     """Isotropic label scale: half the largest horizontal arena dimension, in mm."""
     dims = np.asarray(arena_dims_mm, dtype=float).ravel()

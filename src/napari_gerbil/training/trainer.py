@@ -33,7 +33,7 @@ from napari_gerbil.io.checks import check_training_files
 from napari_gerbil.io.compat import check_compatible
 from napari_gerbil.io.vcl import VCLDataset
 from napari_gerbil.model.ensemble import Ensemble, load_checkpoint, save_checkpoint
-from napari_gerbil.model.gaussian import gaussian_nll, label_scale_mm, raw_to_gaussian
+from napari_gerbil.model.gaussian import label_scale_mm, raw_to_gaussian, weak_label_nll
 from napari_gerbil.model.manifest import (
     ModelMetadata,
     is_model_dir,
@@ -86,6 +86,14 @@ class TrainingData:
     sim_calls_per_epoch: int = 0
     #: Data engine source: ``{"cage": keys, "config": EngineConfig dict, "seed": int}``.
     engine: dict | None = None
+    #: Session calls (weak / strong labels) and their (train rows, val rows, weak val).
+    sessions: Any = None
+    session_split: tuple[np.ndarray, np.ndarray, bool] | None = None
+
+    @property
+    def input_paths(self) -> list[str]:
+        """Every input file: the datasets, then the sessions."""
+        return self.paths + ([] if self.sessions is None else list(self.sessions.paths))
 
     @property
     def paths(self) -> list[str]:
@@ -103,8 +111,11 @@ class TrainingData:
 
         From a RIR bank: ``sim_calls_per_epoch`` fresh calls per epoch for training,
         and fixed sets of an eighth of that for validation and test. Engine calls are
-        rendered on ``render_device`` (``cuda``: the training GPU).
+        rendered on ``render_device`` (``cuda``: the training GPU). With sessions: their
+        calls with (A, 2) labels (engine calls padded to A rows).
         """
+        if self.sessions is not None:
+            return self._session_part(name, config, seed, render_device)
         if self.engine is not None:
             return self._engine_part(name, config, seed, render_device)
         if self.rir_bank is not None:
@@ -176,6 +187,82 @@ class TrainingData:
         )
         return ConcatDataset([sim, files])  # engine first: its blocks stay aligned
 
+    def _session_part(
+        self, name: str, config: TrainingConfig | None, seed: int, render_device: str = "cpu"
+    ):
+        """Session calls of a part, mixed with engine calls for training."""
+        from napari_gerbil.training.sessions import EpochConcat, PaddedLabels, SessionCallDataset
+
+        assert self.session_split is not None
+        train_rows, val_rows, _ = self.session_split
+        rows = {"train": train_rows, "val": val_rows}.get(name, val_rows[:0])
+        calls = SessionCallDataset(
+            self.sessions,
+            rows,
+            self.metadata.input_length_samples,
+            self.metadata.label_scale_mm,
+            config,
+            seed,
+        )
+        if self.engine is None:
+            return calls
+        if name == "val" and not len(val_rows):  # no reviewed calls: engine calls validate
+            return self._engine_part(name, config, seed, render_device)
+        if name != "train":
+            return calls
+        sim = self._engine_part(name, config, seed, render_device)
+        n_rows = self.sessions.labels_mm.shape[1]
+        return EpochConcat([PaddedLabels(sim, n_rows), calls])  # engine first: blocks align
+
+
+def _session_training_data(sessions, engine, config, input_length_samples, metadata):
+    """Training data of session files (and engine calls with ``engine``)."""
+    from napari_gerbil.training.sessions import (
+        SessionLabels,
+        load_session_labels,
+        session_split,
+    )
+
+    labels = sessions
+    if not isinstance(sessions, SessionLabels):
+        labels = load_session_labels(sessions, config.node)
+    source = labels.paths[0]
+    found = ModelMetadata(
+        sample_rate_hz=labels.sample_rate_hz,
+        n_channels=labels.n_channels,
+        arena_dims_mm=labels.arena_dims_mm,
+        label_scale_mm=label_scale_mm(labels.arena_dims_mm),
+        input_length_samples=input_length_samples,
+        mic_positions_mm=labels.mic_positions_mm,
+    )
+    if engine is not None:
+        data = _engine_training_data([], engine, config, input_length_samples, None, metadata)
+    else:
+        empty = {k: np.zeros((0, 2), dtype=np.int64) for k in SPLITS}
+        data = TrainingData([], [], metadata or found, empty, None, 0)
+    meta = data.metadata
+    if metadata is not None or engine is not None:  # the sessions must fit the model / cage
+        what = "model" if metadata is not None else "engine cage"
+        _check_model_compatible(
+            source,
+            n_channels=found.n_channels,
+            sample_rate_hz=found.sample_rate_hz,
+            arena_dims_mm=found.arena_dims_mm,
+            expected_n_channels=meta.n_channels,
+            expected_sample_rate_hz=meta.sample_rate_hz,
+            expected_arena_dims_mm=meta.arena_dims_mm,
+            what=what,
+        )
+        compare_geometry(
+            {"dims_mm": None, "mic_positions_mm": meta.mic_positions_mm},
+            {"dims_mm": None, "mic_positions_mm": labels.mic_positions_mm},
+            source,
+            what=what,
+        )
+    data.sessions = labels
+    data.session_split = session_split(labels, config, engine is not None)
+    return data
+
 
 def open_training_data(
     paths: Sequence[str | os.PathLike | VCLDataset],
@@ -185,6 +272,7 @@ def open_training_data(
     metadata: ModelMetadata | None = None,
     rir_bank: str | os.PathLike | None = None,
     engine: dict | None = None,
+    sessions: Any = None,
 ) -> TrainingData:
     """Open VCL files, check they agree (channels, sample rate, arena) and split them.
 
@@ -192,8 +280,16 @@ def open_training_data(
     With ``rir_bank`` (and no ``paths``) the calls are rendered from the simulator's
     bank instead (see :meth:`TrainingData.part`). With ``engine`` (``{"cage": keys,
     "config": EngineConfig dict, "seed": int}``) fresh calls are drawn every epoch,
-    mixed with the files' training calls when ``paths`` are given too.
+    mixed with the files' training calls when ``paths`` are given too. With
+    ``sessions`` (session files or :class:`~napari_gerbil.training.sessions.SessionLabels`)
+    their calls train with weak / strong labels (mixed with ``engine`` calls).
     """
+    if sessions is not None:
+        if paths or rir_bank is not None:
+            raise InvalidInputError(
+                None, "--sessions", "sessions alone or with --cage", "with --data / --rir-bank"
+            )
+        return _session_training_data(sessions, engine, config, input_length_samples, metadata)
     if rir_bank is not None:
         return _bank_training_data(rir_bank, config, input_length_samples, metadata)
     if engine is not None:
@@ -335,19 +431,34 @@ def _check_model_compatible(source, **kwargs) -> None:
 def evaluate_member(
     net: LocalizerNet, data: Any, device: torch.device, batch_size: int = 64
 ) -> dict[str, float]:
-    """Validation NLL (scaled units), median error (mm) and 95% ellipse coverage."""
+    """Validation NLL (scaled units), median error (mm) and 95% ellipse coverage.
+
+    Weak labels ((A, 2) candidates, ``data.weak``): the NLL is the multiple-instance
+    NLL; the median error and coverage are NaN (the caller is unknown).
+    """
     if len(data) == 0:
         return {"val_nll": float("nan"), "val_median_error_mm": float("nan"), "val_cov95": 0.0}
     net.eval()
     loader = DataLoader(data, batch_size=batch_size, shuffle=False)
     nll, err, inside = [], [], []
+    weak = bool(getattr(data, "weak", False))
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         mean, chol = raw_to_gaussian(net(x))
-        nll.append(gaussian_nll(mean, chol, y).cpu())
+        nll.append(weak_label_nll(mean, chol, y).cpu())
+        if weak:
+            continue
+        if y.ndim == 3:  # strong labels: the one finite row
+            y = torch.nan_to_num(y, nan=0.0).sum(1)
         err.append((mean - y).norm(dim=-1).cpu() * data.scale_mm)
         z = torch.linalg.solve_triangular(chol, (y - mean).unsqueeze(-1), upper=False)
         inside.append((z.square().sum((-1, -2)) <= CHI2_95).cpu())
+    if weak:
+        return {
+            "val_nll": float(torch.cat(nll).mean()),
+            "val_median_error_mm": float("nan"),
+            "val_cov95": float("nan"),
+        }
     return {
         "val_nll": float(torch.cat(nll).mean()),
         "val_median_error_mm": float(torch.cat(err).median()),
@@ -412,7 +523,16 @@ def train_member(
     if main and not (run_dir / "network.yaml").exists():
         network_config.save(run_dir / "network.yaml")
         config.save(run_dir / "training.yaml")
-        if data.engine is not None:
+        if data.sessions is not None:
+            assert data.session_split is not None
+            train_rows, val_rows, weak = data.session_split
+            source = {
+                "sessions": data.sessions.paths, "engine": data.engine,
+                "train_rows": train_rows.tolist(), "val_rows": val_rows.tolist(),
+                "weak_validation": weak,
+            }  # fmt: skip
+            atomic_write_text(run_dir / "split.json", json.dumps(source))
+        elif data.engine is not None:
             source = {"engine": data.engine, "datasets": data.paths}
             atomic_write_text(run_dir / "split.json", json.dumps(source))
         elif data.rir_bank is None:
@@ -509,12 +629,9 @@ def train_member(
                 group["lr"] = lr
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             mean, chol = raw_to_gaussian(net(x))
-            loss = gaussian_nll(mean, chol, y).mean()
+            _check_labels(run_dir, y)
+            loss = weak_label_nll(mean, chol, y).mean()
             optimizer.zero_grad(set_to_none=True)
-            if not bool(torch.isfinite(y).all()):
-                raise InvalidInputError(
-                    run_dir, "labels", "finite source positions", "NaN/inf in a batch"
-                )
             n_batch = len(x)
             if sharded is not None and ctx is not None:  # the whole batch's mean loss
                 n_batch = sharded.global_sizes[step - start]
@@ -567,7 +684,13 @@ def train_member(
         }
         length_mm, width_mm = data.metadata.arena_dims_mm[:2]
         diagonal_mm = float(np.hypot(length_mm, width_mm))
-        if len(val) and not metrics["val_median_error_mm"] <= diagonal_mm:
+        if getattr(val, "weak", False) and len(val):  # no error to check: the NLL must be
+            if not metrics["val_nll"] < 1e3:  # finite and not exploded
+                raise TrainingDivergedError(
+                    f"{run_dir}: training diverged: after epoch {epoch + 1} the validation "
+                    f"multiple-instance NLL is {metrics['val_nll']:.4g}. {DIVERGENCE_HINT}"
+                )
+        elif len(val) and not metrics["val_median_error_mm"] <= diagonal_mm:
             raise TrainingDivergedError(
                 f"{run_dir}: training diverged: after epoch {epoch + 1} the median validation "
                 f"error is {metrics['val_median_error_mm']:.4g} mm, beyond the arena's "
@@ -592,6 +715,16 @@ def train_member(
         save_checkpoint(run_dir / "best.pt", model, epoch=state["epoch"])
     distributed.barrier(ctx)
     return run_dir / "best.pt"
+
+
+def _check_labels(run_dir: Path, y: torch.Tensor) -> None:
+    """Labels (B, 2) must be finite; candidates (B, A, 2) need a finite row each."""
+    finite = torch.isfinite(y).all(-1)
+    ok = bool(finite.all()) if y.ndim == 2 else bool(finite.any(-1).all())
+    if y.ndim == 3:
+        ok = ok and not bool(torch.isinf(y).any())
+    if not ok:
+        raise InvalidInputError(run_dir, "labels", "finite source positions", "NaN/inf in a batch")
 
 
 def _render_device(device: torch.device, data: TrainingData) -> str:
@@ -695,6 +828,7 @@ def train_ensemble(
     *,
     rir_bank: str | os.PathLike | None = None,
     engine: dict | None = None,
+    sessions: Sequence[str | os.PathLike] | None = None,
     jobs: int = 1,
     cluster: Any = None,
     report: Callable[[str], None] | None = None,
@@ -717,7 +851,9 @@ def train_ensemble(
     the members train one after another, each data-parallel over the ranks (rank 0
     writes). Re-running on the same ``out_dir`` resumes unfinished members. Returns
     ``out_dir``; with a detached cluster run, before the model is assembled (no
-    ``manifest.json`` yet: ``train --resume`` finishes it).
+    ``manifest.json`` yet: ``train --resume`` finishes it). ``sessions``: session files
+    whose calls train with the tracked animals as weak labels (see
+    :mod:`napari_gerbil.training.sessions`; one process, no ``jobs`` / ``cluster``).
     """
     from napari_gerbil.training import distributed
 
@@ -732,18 +868,26 @@ def train_ensemble(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     length = network_config.input_length_samples
-    if rir_bank is None:  # the checks of `napari-gerbil validate`, NaN labels included
+    if sessions and (jobs > 1 or cluster is not None):
+        raise InvalidInputError(
+            None, "--sessions", "one process (no --jobs or --cluster)", "--jobs / --cluster"
+        )
+    if rir_bank is None and not sessions:  # `napari-gerbil validate`'s checks, NaN labels too
         check_training_files([p.path if isinstance(p, VCLDataset) else p for p in data_paths])
     existing_split = out_dir / "member_00" / "split.json"
     split = None
-    if rir_bank is None and engine is None and existing_split.exists():
+    if rir_bank is None and engine is None and not sessions and existing_split.exists():
         split = load_split(existing_split)[0]
-    data = open_training_data(data_paths, config, length, split, _metadata, rir_bank, engine)
+    data = open_training_data(
+        data_paths, config, length, split, _metadata, rir_bank, engine, sessions or None
+    )
+    if data.sessions is not None and report is not None:
+        report(data.sessions.summary())
     if network_config.n_channels != data.metadata.n_channels:
         network_config = network_config.replace(n_channels=data.metadata.n_channels)
     network_config = with_data_geometry(network_config, data.metadata)
     record = describe_inputs(
-        network_config.digest(), config.digest(), data.paths, data.rir_bank, data.engine
+        network_config.digest(), config.digest(), data.input_paths, data.rir_bank, data.engine
     )
     if main:
         check_or_record_inputs(out_dir, record)
@@ -755,6 +899,7 @@ def train_ensemble(
                 "data": data.paths,
                 "rir_bank": data.rir_bank,
                 "engine": data.engine,
+                "sessions": None if data.sessions is None else data.sessions.paths,
                 "n_members": n_members,
                 "jobs": jobs,
                 "cluster": None if cluster is None else cluster.to_dict(),
@@ -856,6 +1001,7 @@ def resume_ensemble(
         n_members,
         rir_bank=rec.get("rir_bank"),
         engine=rec.get("engine"),
+        sessions=rec.get("sessions"),
         jobs=int(jobs if jobs is not None else rec.get("jobs", 1)),
         cluster=cluster,
         report=report,
@@ -881,7 +1027,7 @@ def finalize_model_dir(
     ensemble = Ensemble(members, data.metadata)
     val = data.part("val")
     temperature = 1.0
-    if len(val):
+    if len(val) and not getattr(val, "weak", False):  # weak labels: no known source
         pred = ensemble.predict(val.calls())
         truth = val.targets_mm()
         if config.fit_temperature:
@@ -929,6 +1075,9 @@ def finetune(
     cancel: Callable[[], bool] | None = None,
     show_progress: bool = True,
     engine: dict | None = None,
+    sessions: Sequence[str | os.PathLike] | None = None,
+    overrides: dict[str, Any] | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Path:
     """Fine-tune every member of ``model_dir`` on ``datasets`` into a new model directory.
 
@@ -936,7 +1085,9 @@ def finetune(
     a ``parent`` entry in its manifest; the old directory is never written to. An
     existing ``out_dir`` that already holds a model is refused; one left by an
     interrupted fine-tune is resumed. Default ``config``: the parent's, with 10 epochs
-    at a tenth of its learning rate.
+    at a tenth of its learning rate, then ``overrides`` (e.g. ``{"epochs": 3}``).
+    ``sessions``: train on session calls (weak labels, see
+    :mod:`napari_gerbil.training.sessions`); the parent's ``attribution.yaml`` is copied.
     """
     from napari_gerbil.training.config import TrainingConfig as _TC
 
@@ -950,6 +1101,8 @@ def finetune(
     if config is None:
         parent_cfg = _TC.load(model_dir / "training.yaml")
         config = parent_cfg.replace(epochs=10, learning_rate=parent_cfg.learning_rate / 10)
+    if overrides:
+        config = config.replace(**overrides)
     network_config = NetworkConfig.load(model_dir / "network.yaml")
     meta = ModelMetadata.from_manifest(
         manifest, NetworkConfig.load(model_dir / "network.yaml").input_length_samples
@@ -962,7 +1115,7 @@ def finetune(
         "config_digest": manifest.get("config_digest"),
         "created": manifest.get("created"),
     }
-    return train_ensemble(
+    result = train_ensemble(
         network_config,
         config,
         datasets,
@@ -972,8 +1125,31 @@ def finetune(
         cancel=cancel,
         show_progress=show_progress,
         engine=engine,
+        sessions=sessions,
+        report=report,
         _init=[model_dir / m["file"] for m in manifest["members"]],
         _metadata=meta,
         _parent=parent,
         _version=int(manifest.get("version", 1)) + 1,
     )
+    if sessions:
+        _copy_attribution(model_dir, result)
+    return result
+
+
+#: A model directory's attribution scales (``napari_gerbil.attribute.CALIBRATION_FILE``).
+ATTRIBUTION_FILE = "attribution.yaml"
+
+
+def _copy_attribution(parent: Path, out: Path) -> None:
+    """Give a fine-tuned model its parent's attribution scales (provenance noted)."""
+    import yaml
+
+    source, target = parent / ATTRIBUTION_FILE, out / ATTRIBUTION_FILE
+    if not source.is_file() or target.exists():
+        return
+    keys = yaml.safe_load(source.read_text())
+    if not isinstance(keys, dict):
+        raise InvalidInputError(source, "<root>", "a YAML mapping", type(keys).__name__)
+    keys["fitted_on"] = f"{keys.get('fitted_on', '')} (copied from parent {parent.name})"
+    atomic_write_text(target, yaml.safe_dump(keys, sort_keys=False))
