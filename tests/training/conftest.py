@@ -1,7 +1,7 @@
 """Fixtures of the training tests: a small hand-made pure-delay VCL dataset.
 
 Each call is a linear chirp emitted on the floor and received by the 4 ceiling
-microphones of the default cage with its exact propagation delay (fractional, by a
+microphones of the ``omni-corner`` cage with its exact propagation delay (fractional, by a
 phase shift) and 1/r attenuation, plus one floor reflection and a little noise.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_gerbil.io.arena import default_cage
+from napari_gerbil.io.cage import builtin_cage
 from napari_gerbil.io.vcl import write_vcl
 
 SAMPLE_RATE_HZ = 125000.0
@@ -39,7 +39,7 @@ def delayed_call(source_mm, mics_mm, rng, n_samples=4000) -> np.ndarray:
 
 def write_delay_dataset(path, n_calls: int, seed: int = 0):
     """Write a pure-delay VCL file of ``n_calls`` calls at random floor positions."""
-    cage = default_cage()
+    cage = builtin_cage("omni-corner").arena()  # 600 x 400 mm: the tests' numbers
     rng = np.random.default_rng(seed)
     half = cage.dims_mm[:2] / 2 - 30
     xy = rng.uniform(-half, half, size=(n_calls, 2))

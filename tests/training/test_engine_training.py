@@ -100,7 +100,7 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
     assert not (tmp_path / "bad" / "manifest.json").exists()  # nothing saved as a model
 
 
-def test_model_trained_in_one_cage_refuses_data_from_another(tmp_path, asymmetric_cage_file):
+def test_model_trained_in_one_cage_refuses_data_from_another(tmp_path):
     from napari_gerbil.errors import IncompatibleModelError
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.model.predict import predict_file
@@ -132,7 +132,7 @@ def test_model_trained_in_one_cage_refuses_data_from_another(tmp_path, asymmetri
     assert err.value.field == "mic_positions_mm[3]" and "moved.h5" in str(err.value)
     other = simulate_dataset(
         tmp_path / "asym.h5",
-        ScenarioConfig(scenario="robot", n_calls=3, cage=str(asymmetric_cage_file)),
+        ScenarioConfig(scenario="robot", n_calls=3, cage="omni-corner"),  # 600 x 400 mm
     )
     with pytest.raises(IncompatibleModelError, match="arena_dims_mm"):
         predict_file(other, tmp_path / "pred2.h5", ensemble=ensemble)

@@ -29,7 +29,8 @@ def test_tiny_learns_a_simulated_speaker_set_to_a_quarter_of_the_centre_guess(tm
     A small anechoic ``speaker`` set (30 mm grid, 187 positions x 3 call classes = 561
     calls, image-source method with no reflections); one ``tiny`` member, 8 epochs. In
     the reverberant cage ``tiny``'s per-pair peak reading stays near the centre guess
-    (docs/benchmark.md).
+    (docs/benchmark.md). The cage is ``omni-corner`` (600 x 400 mm floor, the former
+    default): its 187 grid positions; only the learning is under test here.
     """
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
@@ -37,6 +38,7 @@ def test_tiny_learns_a_simulated_speaker_set_to_a_quarter_of_the_centre_guess(tm
 
     cfg = ScenarioConfig(
         scenario="speaker",
+        cage="omni-corner",
         grid_spacing_mm=30.0,
         classes=("dfm_high", "ufm_high", "white_noise_high"),
         absorption_preset="anechoic",
