@@ -574,6 +574,10 @@ def select_export_calls(
     """
     if calls not in EXPORT_SELECTIONS:
         raise InvalidInputError(session.path, "calls", f"one of {EXPORT_SELECTIONS}", repr(calls))
+    if not 0.0 <= float(min_probability) <= 1.0:  # also refuses NaN
+        raise InvalidInputError(
+            None, "min_probability", "a probability in [0, 1]", repr(min_probability)
+        )
     n = session.n_calls
     user = session.user.animal
     reviewed = session.user.reviewed & (user >= 0)

@@ -4,6 +4,8 @@ checked before Qt."""
 
 from __future__ import annotations
 
+import argparse
+
 import h5py
 import pytest
 
@@ -31,17 +33,49 @@ BAD_NUMBERS = [
     ("evaluate", ["--data", "d", "--baseline", "muse", "--out", "o"], "--source-height-mm",
      ["nan", "-5"]),
     ("demo", [], "--calls", ["0", "-1"]),
+    ("localize", ["s", "--model", "m"], "--save-every", ["nan", "0", "-1", "inf"]),
+    ("localize", ["s", "--model", "m"], "--batch-size", ["0", "-1", "nan"]),
+    ("export", ["s", "--out", "o"], "--min-probability", ["2", "nan", "-0.1", "inf"]),
+    ("detect", ["s"], "--threshold-db", ["nan", "inf"]),
+    ("detect", ["s"], "--max-gap-ms", ["nan", "-1", "inf", "1e300"]),
+    ("detect", ["s"], "--min-duration-ms", ["nan", "-1"]),
+    ("detect", ["s", "--band-khz", "2"], "", ["nan", "-1"]),
+    ("review-status", ["s"], "--n-uncertain", ["-1", "nan"]),
+    ("session", ["create", "--audio", "a", "--cage", "paper", "--out", "o"], "--sample-rate",
+     ["nan", "0", "-1", "inf"]),
+    ("session", ["create", "--audio", "a", "--cage", "paper", "--out", "o"], "--video-offset",
+     ["nan", "inf"]),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("command", "base", "option", "values"), BAD_NUMBERS)
 def test_nonsense_numbers_exit_2_naming_the_option(command, base, option, values, capsys):
     for value in values:
+        argv = [command, *base, option, value] if option else [command, *base, value]
         with pytest.raises(SystemExit) as exit_:
-            main([command, *base, option, value])
+            main(argv)
         assert exit_.value.code == 2, (option, value)
         err = capsys.readouterr().err
-        assert f"argument {option}" in err and "expected" in err, err
+        named = option or base[-2]
+        assert "argument" in err and named in err and "expected" in err, err
+
+
+def _all_actions(parser):
+    for action in parser._actions:
+        yield parser.prog, action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+
+
+def test_no_numeric_option_is_parsed_unchecked():
+    """Every numeric option uses a checked type of cli._args (no bare float / int)."""
+    bare = [
+        f"{prog} {'/'.join(a.option_strings) or a.dest}"
+        for prog, a in _all_actions(build_parser())
+        if a.type in (float, int)
+    ]
+    assert bare == []
 
 
 def test_every_command_has_overwrite_where_it_writes_files():

@@ -90,3 +90,10 @@ def test_long_recordings_keep_band_energies_in_a_temporary_file(calls_audio, mon
     on_disk = detect_calls(calls_audio)
     np.testing.assert_array_equal(in_memory[0], on_disk[0])
     np.testing.assert_array_equal(in_memory[1], on_disk[1])
+
+
+@pytest.mark.parametrize("field", ["threshold_db", "min_duration_s", "max_gap_s", "chunk_s"])
+def test_detector_refuses_non_finite_numbers(field):
+
+    with pytest.raises(InvalidInputError, match=field):
+        DetectorConfig(**{field: float("nan")}).check(250000.0)

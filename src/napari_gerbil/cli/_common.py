@@ -53,13 +53,6 @@ def _holds_user_reviews(path: Path) -> bool:
         return True  # unreadable: treat as precious
 
 
-def add_overwrite(parser: argparse.ArgumentParser) -> None:
-    """Add ``--overwrite`` (replace an existing output file)."""
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace the output file if it exists"
-    )
-
-
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     """Add ``--quiet`` (no progress bar)."""
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

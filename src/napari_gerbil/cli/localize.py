@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_gerbil.cli._args import float_range, int_range
 from napari_gerbil.cli._common import add_quiet
 
 
@@ -21,9 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("session", type=Path, help="session file (*.gerbil.h5), updated in place")
     p.add_argument("--model", type=Path, required=True, help="ensemble directory")
-    p.add_argument("--batch-size", type=int, default=16, help="calls per forward pass")
+    p.add_argument(
+        "--batch-size", type=int_range(1, 65536), default=16, help="calls per forward pass"
+    )
     p.add_argument("--redo", action="store_true", help="localize calls already done again")
-    p.add_argument("--save-every", type=float, default=30.0, help="seconds between saves")
+    p.add_argument(
+        "--save-every",
+        type=float_range(0.0, 1e6, low_open=True),
+        default=30.0,
+        help="seconds between saves",
+    )
     p.add_argument("--device", default="cpu", help="torch device of the model")
     p.add_argument(
         "--truth",

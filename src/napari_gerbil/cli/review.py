@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_gerbil.cli._args import nonnegative_int, probability
 from napari_gerbil.cli._common import add_overwrite, add_quiet, check_output
 from napari_gerbil.review import CONFIDENT_PROBABILITY, EXPORT_SELECTIONS
 
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--calls", choices=EXPORT_SELECTIONS, default="reviewed")
     e.add_argument("--out", type=Path, required=True, help="VCL file (.h5) to write")
     e.add_argument("--node", default="0", help="pose node of the label (name or index)")
-    e.add_argument("--min-probability", type=float, default=CONFIDENT_PROBABILITY)
+    e.add_argument("--min-probability", type=probability, default=CONFIDENT_PROBABILITY)
     e.add_argument("--no-holdout", action="store_true", help="export held-out calls too")
     e.add_argument("--training-set", type=Path, default=None, help="merge into this VCL file")
     add_overwrite(e)
@@ -43,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("session", type=Path, help="session file (*.gerbil.h5)")
-    s.add_argument("-n", "--n-uncertain", type=int, default=10, help="uncertain calls listed")
+    s.add_argument(
+        "-n", "--n-uncertain", type=nonnegative_int, default=10, help="uncertain calls listed"
+    )
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=_status)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_gerbil.cli._args import finite_float, float_range
 from napari_gerbil.cli._common import add_overwrite, check_output, resolve_cage
 
 
@@ -33,19 +34,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="HDF5 audio, one multichannel WAV, or one WAV per microphone",
     )  # fmt: skip
     c.add_argument("--audio-dataset", default="audio", help="HDF5 dataset of the audio")
-    c.add_argument("--sample-rate", type=float, default=None, help="Hz, if not in the file")
+    c.add_argument(
+        "--sample-rate",
+        type=float_range(0.0, 1e8, low_open=True),
+        default=None,
+        help="Hz, if not in the file",
+    )
     c.add_argument("--video", type=Path, default=None, help="the video of the session")
     c.add_argument("--poses", type=Path, default=None, help="SLEAP .slp or analysis .h5")
     c.add_argument(
         "--cage", required=True, help="cage: a built-in name (paper, paper8) or a cage file"
     )
     c.add_argument(
-        "--corners-px", type=float, nargs=8, default=None,
+        "--corners-px", type=finite_float, nargs=8, default=None,
         metavar=("R0", "C0", "R1", "C1", "R2", "C2", "R3", "C3"),
         help="the 4 arena floor corners on the video (row col each)",
     )  # fmt: skip
     c.add_argument("--animal-names", nargs="+", default=None, help="one per pose track")
-    c.add_argument("--video-offset", type=float, default=0.0, help="audio time of frame 0 (s)")
+    c.add_argument(
+        "--video-offset", type=finite_float, default=0.0, help="audio time of frame 0 (s)"
+    )
     c.add_argument("--out", type=Path, required=True, help="session file (*.gerbil.h5)")
     add_overwrite(c)
     c.set_defaults(func=_create)

@@ -49,6 +49,15 @@ class DetectorConfig(Config):
     def check(self, sample_rate_hz: float) -> None:
         """Raise InvalidInputError if the parameters cannot work at ``sample_rate_hz``."""
         low, high = self.band_hz
+        numbers = {
+            "threshold_db": self.threshold_db,
+            "min_duration_s": self.min_duration_s,
+            "max_gap_s": self.max_gap_s,
+            "chunk_s": self.chunk_s,
+        }
+        for name, value in numbers.items():
+            if not np.isfinite(value):
+                raise InvalidInputError(None, name, "a finite number", repr(value))
         if not 0 <= low < high <= sample_rate_hz / 2:
             raise InvalidInputError(
                 None, "band_hz", f"0 <= low < high <= {sample_rate_hz / 2:g} Hz", repr(self.band_hz)
