@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_gerbil.cli._args import nonnegative_int, probability
-from napari_gerbil.cli._common import add_overwrite, add_quiet, check_output
+from napari_gerbil.cli._args import add_overwrite, nonnegative_int, probability
+from napari_gerbil.cli._common import add_quiet, check_output
 from napari_gerbil.review import CONFIDENT_PROBABILITY, EXPORT_SELECTIONS
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_gerbil.cli._args import finite_float, float_range
-from napari_gerbil.cli._common import add_overwrite, check_output, resolve_cage
+from napari_gerbil.cli._args import add_overwrite, finite_float, float_range
+from napari_gerbil.cli._common import check_output, resolve_cage
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
