@@ -670,14 +670,12 @@ def export_calls(
     path, selection
         The file written and the calls in it.
     """
+    from napari_gerbil.io.outputs import check_not_an_input
     from napari_gerbil.io.vcl import VCLDataset, VCLWriter, merge_vcl
 
     out_path = Path(out_path).absolute()
-    for other in (session.path, training_set):
-        if other is not None and Path(other).absolute() == out_path:
-            raise InvalidInputError(
-                out_path, "out", "a file other than the inputs", "an input file"
-            )
+    # never the session, the training set, nor the audio / video / poses they refer to
+    check_not_an_input(out_path, [session.path, training_set], "out")
     poses = _load_poses(session) if poses is None else poses
     selection = select_export_calls(
         session, poses, calls, node=node, min_probability=min_probability, hold_out=hold_out

@@ -191,3 +191,50 @@ def test_predict_refuses_unknown_or_missing_devices(tmp_path, capsys):
         assert main([*argv, str(tmp_path / "p.h5"), "--device", device]) == 1
         err = capsys.readouterr().err
         assert "field 'device'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_command_replaces_a_file_a_session_refers_to(built_session, tmp_path, capsys):
+    """Export, predict and session create never write over the session's audio, video or
+    poses, with --overwrite too (issue 20, item 1)."""
+    import shutil
+
+    from napari_gerbil.io.session import load_session, save_session
+
+    original, truth = built_session
+    shutil.copytree(original.parent, tmp_path / "rec")  # a copy: this test tries to destroy it
+    session_file = tmp_path / "rec" / original.name
+    session = load_session(session_file)
+    for row, (animal, _) in truth.items():
+        session.set_user_attribution(row, animal)
+    save_session(session, session_file)
+    files = [tmp_path / "rec" / name for name in ("audio.h5", "video.mp4", "poses.h5")]
+    before = {f: f.read_bytes() for f in files}
+    for target in files:
+        commands = [
+            ["export", str(session_file), "--calls", "all", "--out", str(target), "--overwrite",
+             "--quiet"],
+            ["predict", "--baseline", "muse", "--data", str(session_file), "--out", str(target),
+             "--overwrite"],
+        ]  # fmt: skip
+        if target.name == "audio.h5":
+            commands.append(["session", "create", "--audio", str(target), "--cage", "paper",
+                             "--out", str(target), "--overwrite"])  # fmt: skip
+        for argv in commands:
+            assert main(argv) == 1, argv
+            err = capsys.readouterr().err
+            assert str(target) in err and "never replaced" in err, err
+    assert all(f.read_bytes() == data for f, data in before.items())
+    # the same export elsewhere works: the refusal is about the target only
+    out = tmp_path / "ok.h5"
+    assert main(["export", str(session_file), "--calls", "all", "--out", str(out), "--quiet"]) == 0
+
+
+def test_cage_show_never_replaces_its_cage_file(tmp_path, capsys):
+    from napari_gerbil.io.cage import builtin_cage, save_cage
+
+    cage = tmp_path / "cage.svg"
+    save_cage(builtin_cage("paper"), cage)  # a YAML cage file, oddly named
+    before = cage.read_bytes()
+    assert main(["cage", "show", str(cage), "--out", str(cage), "--overwrite"]) == 1
+    assert "the input" in capsys.readouterr().err
+    assert cage.read_bytes() == before

@@ -157,7 +157,7 @@ sys.exit(main(sys.argv[1:]))
 def test_localize_resumes_after_a_kill(session_path, tiny_ensemble_dir, tmp_path):
     argv = [
         "localize", str(session_path), "--model", str(tiny_ensemble_dir),
-        "--batch-size", "2", "--save-every", "0", "--quiet",
+        "--batch-size", "2", "--save-every", "0.001", "--quiet",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
@@ -174,7 +174,7 @@ def test_localize_resumes_after_a_kill(session_path, tiny_ensemble_dir, tmp_path
             if not line and proc.poll() is not None:
                 pytest.fail(f"localize died: {proc.stderr.read()[-2000:]}")
             seen += line.startswith("BATCH")
-        time.sleep(0.2)  # the second batch has been saved by now (--save-every 0)
+        time.sleep(0.2)  # the second batch has been saved by now (--save-every 0.001)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from napari_gerbil.cli._args import add_overwrite, nonnegative_int, probability
-from napari_gerbil.cli._common import add_quiet, check_output
+from napari_gerbil.cli._common import add_quiet
 from napari_gerbil.review import CONFIDENT_PROBABILITY, EXPORT_SELECTIONS
 
 
@@ -52,11 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from napari_gerbil.io.outputs import check_output_path
     from napari_gerbil.io.session import load_session
     from napari_gerbil.progress import TqdmProgress
     from napari_gerbil.review import export_calls
 
-    out = check_output(args.out, [args.session, args.training_set], args.overwrite)
+    out = check_output_path(
+        args.out, overwrite=args.overwrite, inputs=[args.session, args.training_set]
+    )
     session = load_session(args.session)
     node: int | str = int(args.node) if args.node.isdigit() else args.node
     with TqdmProgress("export", disable=args.quiet) as bar:

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from napari_gerbil.cli._args import add_overwrite, finite_float, float_range
-from napari_gerbil.cli._common import check_output, resolve_cage
+from napari_gerbil.cli._common import resolve_cage
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,9 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _create(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from napari_gerbil.io.outputs import check_output_path
     from napari_gerbil.io.session_create import create_session
 
-    out = check_output(args.out, [*args.audio, args.video, args.poses], args.overwrite)
+    out = check_output_path(
+        args.out, overwrite=args.overwrite, inputs=[*args.audio, args.video, args.poses]
+    )
     cage = resolve_cage(args.cage)
     corners = None if args.corners_px is None else np.reshape(args.corners_px, (4, 2))
     path = create_session(

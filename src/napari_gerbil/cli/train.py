@@ -102,7 +102,10 @@ def _command(args: argparse.Namespace) -> int:
             else contextlib.nullcontext()
         )
         if args.out is not None:
-            _check_out_dir(args.out, [*args.data, args.config, args.engine_config])
+            _check_out_dir(
+                args.out,
+                [*args.data, args.config, args.engine_config, args.finetune or args.init],
+            )
         with lock:
             out = finetune(
                 args.finetune or args.init,

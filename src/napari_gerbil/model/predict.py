@@ -261,12 +261,9 @@ def predict_file(
     check_predict_options(mass, batch_size)
     data = check_input_file(data, "--data", "VCL dataset or session file")
     out = Path(out)
-    inputs = [data, *_model_files(ensemble)]
     session = load_session(data) if is_session_file(data) else None
-    if session is not None:
-        inputs += [ref.path for ref in session.audio.files]
-        inputs += [r.path for r in (session.video, session.tracks) if r is not None]
-    check_output_path(out, overwrite=overwrite, inputs=inputs)
+    # the session's audio, video and poses count as inputs (io.outputs.referenced_files)
+    check_output_path(out, overwrite=overwrite, inputs=[data, *_model_files(ensemble)])
     with output_lock(out):
         crop = None if ensemble is None else ensemble.metadata.input_length_samples
         truth = None
