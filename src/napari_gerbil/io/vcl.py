@@ -180,6 +180,17 @@ class _Structure:
 
 def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
     """Our optional attributes, checked for shape when present."""
+    version = f.attrs.get("format_version")
+    if version is not None:
+        v = np.asarray(version).reshape(-1)
+        if v.shape != (1,) or v.dtype.kind not in "iuf" or not 1 <= v[0] <= FORMAT_VERSION:
+            raise InvalidInputError(
+                path,
+                "format_version",
+                f"a version this napari-gerbil reads (1 .. {FORMAT_VERSION})",
+                _short(version),
+                hint="A newer napari-gerbil wrote it: update napari-gerbil.",
+            )
     sr = _attr(f, SAMPLE_RATE_ATTRS)
     if sr is not None:
         arr = _numbers(path, "sample_rate_hz", sr, "a positive rate (Hz)").reshape(-1)

@@ -29,7 +29,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_path
-from napari_gerbil.io.checks import MAX_CALL_S, check_call_lengths
+from napari_gerbil.io.checks import MAX_CALL_S, check_call_lengths, check_finite_calls
 from napari_gerbil.model.calibration import coverage_curve, expected_calibration_error
 from napari_gerbil.model.confidence import confidence_sets, grid_level
 from napari_gerbil.model.ensemble import Ensemble
@@ -318,19 +318,6 @@ def predict_file(
             )
         write_predictions(out, result, source=str(data))
     return result
-
-
-def check_finite_calls(calls: Sequence[np.ndarray], source=None) -> None:
-    """Refuse calls with NaN or inf samples (a model would return NaN silently)."""
-    for i, call in enumerate(calls):
-        if not np.isfinite(call).all():
-            row = int(np.argmax(~np.isfinite(call).all(axis=1)))
-            raise InvalidInputError(
-                source,
-                "audio",
-                "finite samples in every call",
-                f"NaN/inf in call {i} (its sample {row})",
-            )
 
 
 def _check_baseline_lengths(data: Path, lengths: np.ndarray, sample_rate_hz: float) -> None:
