@@ -543,6 +543,7 @@ class ExportSelection:
     positions_mm: np.ndarray  # (k, 2) that animal's node at the call
     n_heldout: int  # reviewed calls kept out for evaluation
     n_skipped: int  # candidate calls without a known position
+    n_duplicates: int = 0  # calls already in the training set (its copy is replaced)
 
 
 def select_export_calls(
@@ -671,7 +672,7 @@ def export_calls(
         The file written and the calls in it.
     """
     from napari_gerbil.io.outputs import check_not_an_input
-    from napari_gerbil.io.vcl import VCLDataset, VCLWriter, merge_vcl
+    from napari_gerbil.io.vcl import VCLDataset, VCLWriter, call_identities, merge_vcl
 
     out_path = Path(out_path).absolute()
     # never the session, the training set, nor the audio / video / poses they refer to
@@ -699,6 +700,9 @@ def export_calls(
                 )
             node_names = base.node_names
             n_nodes, dims = base.locations_mm.shape[1:]
+            already = set(call_identities(base))
+        ours = {(str(session.path), int(c)) for c in session.calls.call_id[selection.rows]}
+        selection = dataclasses.replace(selection, n_duplicates=len(ours & already))
     provenance = {
         "source": "napari-gerbil export",
         "calls": calls,

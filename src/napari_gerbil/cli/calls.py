@@ -64,6 +64,9 @@ def _detect(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from napari_gerbil.pipeline import import_calls
 
-    added = import_calls(args.session, args.table)
-    print(f"added {added} calls to {args.session}")
+    result = import_calls(args.session, args.table)
+    print(
+        f"added {result.n_added} calls to {args.session} "
+        f"({result.n_duplicates} duplicate rows of {args.table} dropped)"
+    )
     return 0

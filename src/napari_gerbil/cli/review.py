@@ -75,7 +75,12 @@ def _export(args: argparse.Namespace) -> int:
         )
     print(
         f"exported {len(selection.rows)} {args.calls} calls -> {path} "
-        f"({selection.n_heldout} held out, {selection.n_skipped} without a tracked animal)"
+        f"({selection.n_heldout} held out, {selection.n_skipped} without a tracked animal"
+        + (
+            f", {selection.n_duplicates} already in {args.training_set}: replaced, not repeated)"
+            if args.training_set is not None
+            else ")"
+        )
     )
     return 0
 

@@ -728,6 +728,50 @@ def write_vcl(
     return Path(path)
 
 
+CallIdentity = tuple[str, int]
+
+
+def _identities(provenance: Any, n_calls: int) -> list[CallIdentity | None]:
+    unknown: list[CallIdentity | None] = [None] * n_calls
+    if not isinstance(provenance, dict):
+        return unknown
+    listed = provenance.get("call_identities")
+    if isinstance(listed, list) and len(listed) == n_calls:
+        out: list[CallIdentity | None] = []
+        for item in listed:
+            ok = isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+            ok = ok and isinstance(item[1], int) and not isinstance(item[1], bool)
+            out.append((item[0], item[1]) if ok else None)
+        return out
+    merged = provenance.get("merged_from")
+    if isinstance(merged, list):
+        out = []
+        for part in merged:
+            k = part.get("n_calls") if isinstance(part, dict) else None
+            if not isinstance(k, int) or k < 0:
+                return unknown
+            out += _identities(part.get("provenance"), k)
+        return out if len(out) == n_calls else unknown
+    session, ids = provenance.get("session"), provenance.get("call_ids")
+    if (
+        isinstance(session, str)
+        and isinstance(ids, list)
+        and len(ids) == n_calls
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    ):
+        return [(session, int(i)) for i in ids]
+    return unknown
+
+
+def call_identities(dataset: VCLDataset) -> list[CallIdentity | None]:
+    """(session file, call id) of each call of an exported file, None where unknown.
+
+    Read from the provenance ``export`` writes, through merges; simulated or foreign
+    data have no identity (and are never de-duplicated).
+    """
+    return _identities(dataset.provenance, dataset.n_calls)
+
+
 def merge_vcl(
     paths: Sequence[str | os.PathLike],
     out_path: str | os.PathLike,
@@ -738,7 +782,9 @@ def merge_vcl(
 
     The inputs must agree on channel count, sample rate, node names, location shape,
     arena size and microphone positions (where known); otherwise an
-    :class:`InvalidInputError` names the first file that differs.
+    :class:`InvalidInputError` names the first file that differs. A call exported from
+    the same session call more than once (:func:`call_identities`) is written once: its
+    last copy (the latest review) is kept.
     """
     if not paths:
         raise InvalidInputError(None, "paths", "at least one VCL file", "none")
@@ -793,6 +839,14 @@ def merge_vcl(
                     "different positions",
                 )
         scenarios = {ds.scenario for ds in sets}
+        identities = [call_identities(ds) for ds in sets]
+        last = {ident: (k, i) for k, ids in enumerate(identities) for i, ident in enumerate(ids)}
+        keep = [
+            [ident is None or last[ident] == (k, i) for i, ident in enumerate(ids)]
+            for k, ids in enumerate(identities)
+        ]
+        kept = [ident for ids, ks in zip(identities, keep, strict=True)
+                for ident, ok in zip(ids, ks, strict=True) if ok]  # fmt: skip
         prov = {
             "merged_from": [
                 {
@@ -804,7 +858,10 @@ def merge_vcl(
                 for ds in sets
             ],
             **(provenance or {}),
+            "n_duplicates_dropped": sum(len(ks) - sum(ks) for ks in keep),
         }
+        if any(c is not None for c in kept):
+            prov["call_identities"] = [None if c is None else list(c) for c in kept]
         with VCLWriter(
             out_path,
             first.n_channels,
@@ -815,11 +872,11 @@ def merge_vcl(
             scenario=scenarios.pop() if len(scenarios) == 1 else "mixed",
             provenance=prov,
         ) as writer:
-            for ds in sets:
+            for ds, ks in zip(sets, keep, strict=True):
                 locs = _known(ds.locations_mm)
                 stim = ds.stimulus_classes
-                for i in range(ds.n_calls):
-                    writer.append(ds.call_audio(i), locs[i], None if stim is None else stim[i])
+                for i in np.flatnonzero(ks):
+                    writer.append(ds.call_audio(int(i)), locs[i], None if stim is None else stim[i])
     finally:
         for ds in sets:
             ds.close()
