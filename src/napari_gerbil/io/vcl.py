@@ -18,6 +18,7 @@ Our additions, never required on read and always written: root attributes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -28,7 +29,7 @@ import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.atomic import WriteGuard, atomic_path, close_h5_for_write, open_h5_for_write
 from napari_gerbil.io.compat import check_compatible
 from napari_gerbil.io.h5values import hdf5_errors
 from napari_gerbil.io.outputs import check_input_file
@@ -531,10 +532,11 @@ class VCLWriter:
             raise InvalidInputError(None, "sample_rate_hz", "a positive rate", str(sample_rate_hz))
         self._loc: h5py.Dataset | None = None
         self._f: h5py.File | None = None
+        self._guard: WriteGuard | None = None
         self._cm: Any = atomic_path(self.path, suffix=".h5.tmp")
         tmp = self._cm.__enter__()
         try:
-            self._f = h5py.File(tmp, "w")
+            self._f, self._guard = open_h5_for_write(tmp)  # a full disk: a clean error
             self._create(self._f, sample_rate_hz, dims, mics, scenario, provenance, audio_dtype)
         except BaseException as exc:
             self.abort(type(exc), exc, exc.__traceback__)
@@ -651,6 +653,8 @@ class VCLWriter:
         self._stim[n0:] = self._buf_stim
         self._total += len(block)
         self._buf_audio, self._buf_loc, self._buf_stim, self._buffered = [], [], [], 0
+        assert self._guard is not None
+        self._guard.check()  # the disk filled up: stop now (abort() discards the file)
 
     def close(self) -> None:
         """Write what is buffered and commit the file atomically."""
@@ -662,8 +666,9 @@ class VCLWriter:
                 self._f.create_dataset("locations", data=np.zeros((0, len(self.node_names), 2)))
             if not self._any_stim:
                 del self._f["stimulus_class"]
-            self._f.close()
-            self._f = None
+            assert self._guard is not None
+            f, self._f = self._f, None
+            close_h5_for_write(f, self._guard)
         except BaseException as exc:
             self.abort(type(exc), exc, exc.__traceback__)
             raise
@@ -672,9 +677,10 @@ class VCLWriter:
 
     def abort(self, exc_type=None, exc=None, tb=None) -> None:
         """Discard everything written; ``path`` is left as it was."""
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        if self._f is not None and self._guard is not None:
+            f, self._f = self._f, None
+            with contextlib.suppress(Exception):  # the error being raised says what failed
+                close_h5_for_write(f, self._guard)
         if self._cm is None:
             return
         if exc is None:

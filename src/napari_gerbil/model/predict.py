@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.atomic import atomic_h5
 from napari_gerbil.io.checks import MAX_CALL_S, check_call_lengths, check_finite_calls
 from napari_gerbil.model.calibration import coverage_curve, expected_calibration_error
 from napari_gerbil.model.confidence import confidence_sets, grid_level
@@ -180,7 +179,7 @@ def write_predictions(path: str | os.PathLike, result: CallPredictions, source: 
         "source": str(source),
         **{k: v for k, v in (result.attrs or {}).items() if v is not None},
     }
-    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         f["point_predictions"] = result.point_mm
         area = result.set_area_mm2 if result.set_area_mm2 is not None else np.full(n, np.nan)
         f["confidence_set_areas"] = area

@@ -24,7 +24,7 @@ import numpy as np
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
-from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.atomic import atomic_h5, atomic_path
 from napari_gerbil.io.cage import ABSORPTION_PRESETS, load_cage, preset_absorption
 from napari_gerbil.simulate.motion import random_walk
 from napari_gerbil.simulate.noise import NoiseSource
@@ -457,7 +457,7 @@ def simulate_session(
     calls = _iter_calls(acoustics, sources, headings, call_seeds, pool, n_workers)
     i = 0
     try:
-        with atomic_path(paths.audio, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+        with atomic_h5(paths.audio) as f:
             ds = f.create_dataset(
                 "audio",
                 (n_samples, acoustics.n_mics),
@@ -488,7 +488,7 @@ def simulate_session(
             pool.shutdown(cancel_futures=True)
 
     animal_names = [f"animal{a}" for a in range(cfg.n_animals)]
-    with atomic_path(paths.truth, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(paths.truth) as f:
         f.attrs["napari_gerbil_format"] = TRUTH_FORMAT
         f.attrs["animal_names"] = animal_names
         f.attrs["node_names"] = list(NODE_NAMES)
