@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, methods: list[str], out: Path) -> int:
 
         from napari_gerbil.model.ensemble import load_ensemble
 
-        ensemble = load_ensemble(args.model)
+        ensemble = load_ensemble(args.model, field="--model")
         ensemble.check_compatible(
             datasets[0].n_channels,
             datasets[0].sample_rate_hz,

@@ -56,7 +56,7 @@ def _command(args: argparse.Namespace) -> int:
         from napari_gerbil.simulate.session import load_truth
 
         truth = load_truth(args.truth)  # a bad truth file fails before any work
-    ensemble = load_ensemble(args.model, device=args.device)
+    ensemble = load_ensemble(args.model, device=args.device, field="--model")
     with TqdmProgress("localize", disable=args.quiet) as bar:
         summary = localize_session(
             args.session,

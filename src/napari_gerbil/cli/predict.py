@@ -40,7 +40,9 @@ def _command(args: argparse.Namespace) -> int:
     # cheap checks first: a bad --data or --out fails before the model is loaded
     check_input_file(args.data, "--data", "VCL dataset or session file")
     check_output_path(args.out, overwrite=args.overwrite, inputs=[args.data])
-    ensemble = load_ensemble(args.model, device=args.device) if args.model else None
+    ensemble = (
+        load_ensemble(args.model, device=args.device, field="--model") if args.model else None
+    )
     with TqdmProgress("predict") as progress:
         result = predict_file(
             args.data,

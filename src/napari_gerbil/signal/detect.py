@@ -17,6 +17,10 @@ from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
+#: Default detection band (Hz): gerbil calls from 2 kHz (above hum and handling noise,
+#: which sit below 1-2 kHz) to 60 kHz.
+CALL_BAND_HZ = (2000.0, 60000.0)
+
 
 @dataclasses.dataclass
 class DetectorConfig(Config):
@@ -25,7 +29,9 @@ class DetectorConfig(Config):
     Attributes
     ----------
     band_hz
-        Frequency band whose energy is tracked (low, high).
+        Frequency band whose energy is tracked (low, high). The default covers gerbil
+        calls (published from about 1-2 kHz up to 60 kHz: many sit below 15 kHz) and
+        starts above mains hum and handling noise (:data:`CALL_BAND_HZ`).
     threshold_db
         A frame is "on" when its band energy exceeds the noise floor (the median
         band energy of the recording) by this many dB.
@@ -39,7 +45,7 @@ class DetectorConfig(Config):
         Audio read per step (memory bound for hour-long recordings).
     """
 
-    band_hz: tuple[float, float] = (15000.0, 60000.0)
+    band_hz: tuple[float, float] = CALL_BAND_HZ
     threshold_db: float = 12.0
     min_duration_s: float = 0.004
     max_gap_s: float = 0.01
