@@ -150,9 +150,9 @@ class WriteGuard:
     writer checks :meth:`check` and discards the file.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, mode: str = "w+b") -> None:
         self.path = Path(path)
-        self._fh = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed by close()
+        self._fh: Any = open(path, mode, buffering=0)  # noqa: SIM115 - closed by close()
         self.error: OSError | None = None
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -208,13 +208,16 @@ class WriteGuard:
         self._fh.close()
 
 
-def open_h5_for_write(tmp: str | os.PathLike) -> tuple[Any, WriteGuard]:
-    """A new ``h5py.File`` writing ``tmp`` through a :class:`WriteGuard`."""
+def open_h5_for_write(tmp: str | os.PathLike, append: bool = False) -> tuple[Any, WriteGuard]:
+    """An ``h5py.File`` writing ``tmp`` through a :class:`WriteGuard`.
+
+    A new file, or with ``append`` the existing ``tmp`` opened for changes.
+    """
     import h5py
 
-    guard = WriteGuard(tmp)
+    guard = WriteGuard(tmp, "r+b" if append else "w+b")
     try:
-        return h5py.File(guard, "w"), guard
+        return h5py.File(guard, "r+" if append else "w"), guard
     except BaseException:
         guard.close()
         raise
