@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import re
@@ -84,9 +83,7 @@ def write_error(exc: BaseException, target: str | os.PathLike) -> OSError | None
         match = _ERRNO_IN_TEXT.search(str(exc))
         code = int(match.group(1)) if match else None
     if code is None:
-        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
-            return OSError(errno.EIO, f"write failed ({exc})", str(target))
-        return None
+        return None  # not an operating-system error (a cancelled job, a bug)
     if isinstance(exc, OSError) and getattr(exc, "filename", None) == str(target):
         return exc
     return OSError(code, os.strerror(code), str(target))
