@@ -166,3 +166,18 @@ def test_a_real_full_disk_when_a_tmpfs_can_be_mounted(tiny_tmpfs, tmp_path):
     assert f"error: {target}: No space left on device" in result.stderr
     assert _leftovers(folder) == []
     assert np.isclose(len(session.read_bytes()), target.stat().st_size)
+
+
+def test_a_failed_torch_save_names_the_checkpoint(tmp_path, monkeypatch):
+    """torch.save words a full disk as a RuntimeError without an errno."""
+    import shutil
+
+    from napari_gerbil.io.atomic import write_error
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10, 10, 0))
+    exc = RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter "
+                       "failed writing file data/0: file write failed")  # fmt: skip
+    err = write_error(exc, tmp_path / "best.pt")
+    assert err is not None and err.errno == errno.ENOSPC
+    assert err.filename == str(tmp_path / "best.pt")
+    assert write_error(RuntimeError("a bug"), tmp_path / "best.pt") is None

@@ -67,6 +67,18 @@ def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _full_or_io(target: str | os.PathLike) -> int:
+    """ENOSPC when the target's file system is (nearly) full, else EIO."""
+    import errno
+    import shutil
+
+    try:
+        free = shutil.disk_usage(Path(target).parent).free
+    except OSError:
+        return errno.EIO
+    return errno.ENOSPC if free < (1 << 20) else errno.EIO
+
+
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
 
 
@@ -82,6 +94,8 @@ def write_error(exc: BaseException, target: str | os.PathLike) -> OSError | None
     if code is None and isinstance(exc, (OSError, RuntimeError)):
         match = _ERRNO_IN_TEXT.search(str(exc))
         code = int(match.group(1)) if match else None
+    if code is None and isinstance(exc, RuntimeError) and "write failed" in str(exc).lower():
+        code = _full_or_io(target)  # torch.save words a failed write without an errno
     if code is None:
         return None  # not an operating-system error (a cancelled job, a bug)
     if isinstance(exc, OSError) and getattr(exc, "filename", None) == str(target):
