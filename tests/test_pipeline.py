@@ -158,7 +158,7 @@ def test_detect_then_import_add_only_new_calls(session_path, tmp_path):
     table = tmp_path / "calls.csv"
     first = detected.calls.start_sample[0] / rate
     table.write_text(f"start_s,stop_s\n{first:.4f},{first + 0.01:.4f}\n0.01,0.02\n")
-    assert import_calls(session_path, table) == 1  # the first overlaps a detected call
+    assert import_calls(session_path, table).n_added == 1  # the first overlaps a detected call
     assert load_session(session_path).n_calls == added + 1
     table.write_text("start_s,stop_s\n0.5,99\n")
     with pytest.raises(InvalidInputError, match="within the audio"):

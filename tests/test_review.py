@@ -233,7 +233,7 @@ def test_export_selections_label_each_call_with_its_animal(session_path, tmp_pat
     with VCLDataset(path) as ds:
         assert ds.n_calls == 6
         np.testing.assert_allclose(ds.source_xy_mm(), everything.positions_mm, atol=1e-6)
-    with pytest.raises(InvalidInputError, match="other than the inputs"):
+    with pytest.raises(InvalidInputError, match="different from every input"):
         export_calls(s, session_path, "all", poses=poses)
 
 

@@ -25,6 +25,88 @@ from napari_gerbil.io.atomic import atomic_write_text
 
 C = TypeVar("C", bound="Config")
 
+#: Largest YAML/JSON file a user hands us (a cage, a config): real ones are a few kB.
+MAX_YAML_BYTES = 1_000_000
+#: Most nodes a YAML document may expand to, aliases counted at every use (an "alias
+#: bomb" of a few hundred bytes expands to billions of nodes).
+MAX_YAML_NODES = 200_000
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """``SafeLoader`` that counts nodes as expanded by aliases and stops at a limit."""
+
+    def __init__(self, stream: str, max_nodes: int) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}
+        self._max_nodes = max_nodes
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        node = super().compose_node(parent, index)
+        if id(node) not in self._sizes:
+            if isinstance(node, yaml.SequenceNode):
+                size = 1 + sum(self._sizes.get(id(c), 1) for c in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                size = 1 + sum(
+                    self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value
+                )
+            else:
+                size = 1
+            self._sizes[id(node)] = size
+            if size > self._max_nodes:
+                raise yaml.YAMLError(
+                    f"more than {self._max_nodes} values once aliases are expanded (an alias bomb?)"
+                )
+        return node
+
+
+def load_yaml_file(
+    path: str | os.PathLike,
+    what: str = "YAML/JSON file",
+    *,
+    max_bytes: int = MAX_YAML_BYTES,
+    max_nodes: int = MAX_YAML_NODES,
+) -> Any:
+    """Parse a user's YAML (or JSON) file with a size and an alias-expansion limit.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What it should be, for the message (e.g. ``"cage file"``).
+    max_bytes, max_nodes
+        Largest file, and most values after expanding aliases.
+
+    Raises
+    ------
+    InvalidInputError
+        Missing, too large, not UTF-8, not YAML, or expanding past ``max_nodes``.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InvalidInputError(path, "<file>", f"an existing {what}", "no such file") from None
+    if size > max_bytes:
+        raise InvalidInputError(
+            path, "<file>", f"a {what} of at most {max_bytes} bytes", f"{size} bytes"
+        )
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise InvalidInputError(
+                path, "<file>", f"a {what} of at most {max_bytes} bytes", "a larger file"
+            )
+        loader = _LimitedLoader(raw.decode("utf-8"), max_nodes)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidInputError(path, "<file>", f"valid YAML (a {what})", first) from None
+
 
 def _convert(value: Any, tp: Any, source: str | None, key: str) -> Any:
     """Convert a plain YAML value to the annotated type ``tp`` (dataclasses, tuples)."""
@@ -100,14 +182,7 @@ class Config:
     def load(cls: type[C], path: str | os.PathLike) -> C:
         """Read a YAML or JSON config file."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise InvalidInputError(
-                path, "<file>", "an existing config file", "no such file"
-            ) from None
-        except yaml.YAMLError as exc:
-            raise InvalidInputError(path, "<file>", "valid YAML/JSON", str(exc)) from exc
+        data = load_yaml_file(path, "config file") or {}
         if not isinstance(data, dict):
             raise InvalidInputError(path, "<root>", "a mapping", type(data).__name__)
         return cls.from_dict(data, source=str(path))

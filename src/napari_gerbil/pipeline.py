@@ -343,21 +343,32 @@ def detect_session(
     return _add_and_save(path, starts, stops, progress)
 
 
+@dataclasses.dataclass
+class CallsImport:
+    """What :func:`import_calls` did: calls added, duplicate rows dropped."""
+
+    n_added: int
+    n_duplicates: int
+
+
 def import_calls(
     path: str | os.PathLike,
     table: str | os.PathLike,
     *,
     progress: ProgressCallback | None = None,
-) -> int:
+) -> CallsImport:
     """Add the calls of a segments table (CSV/TSV, seconds) to a session file.
 
-    Calls overlapping an existing call are skipped. Returns how many were added.
+    Duplicate rows (a Raven selection in several views, a repeated row) count once
+    (:func:`~napari_gerbil.signal.segments.read_segments`); calls overlapping an
+    existing call are skipped.
     """
-    from napari_gerbil.signal.segments import read_segments_csv
+    from napari_gerbil.signal.segments import read_segments
 
     path = Path(path).absolute()
     session = load_session(path)
-    starts, stops = read_segments_csv(table, session.audio.sample_rate_hz)
+    segments = read_segments(table, session.audio.sample_rate_hz)
+    starts, stops = segments.start_samples, segments.stop_samples
     rate = session.audio.sample_rate_hz
     if len(stops) and stops.max() > session.audio.n_samples:
         raise InvalidInputError(
@@ -366,7 +377,7 @@ def import_calls(
             f"calls within the audio (0 .. {session.audio.n_samples / rate:.3f} s)",
             f"a call ending at {stops.max() / rate:.3f} s",
         )
-    return _add_and_save(path, starts, stops, progress)
+    return CallsImport(_add_and_save(path, starts, stops, progress), segments.n_duplicates)
 
 
 def _add_and_save(

@@ -582,6 +582,7 @@ class ExportSelection:
     positions_mm: np.ndarray  # (k, 2) that animal's node at the call
     n_heldout: int  # reviewed calls kept out for evaluation
     n_skipped: int  # candidate calls without a known position
+    n_duplicates: int = 0  # calls already in the training set (its copy is replaced)
 
 
 def select_export_calls(
@@ -613,6 +614,10 @@ def select_export_calls(
     """
     if calls not in EXPORT_SELECTIONS:
         raise InvalidInputError(session.path, "calls", f"one of {EXPORT_SELECTIONS}", repr(calls))
+    if not 0.0 <= float(min_probability) <= 1.0:  # also refuses NaN
+        raise InvalidInputError(
+            None, "min_probability", "a probability in [0, 1]", repr(min_probability)
+        )
     n = session.n_calls
     user = session.user.animal
     reviewed = session.user.reviewed & (user >= 0)
@@ -705,14 +710,12 @@ def export_calls(
     path, selection
         The file written and the calls in it.
     """
-    from napari_gerbil.io.vcl import VCLDataset, VCLWriter, merge_vcl
+    from napari_gerbil.io.outputs import check_not_an_input
+    from napari_gerbil.io.vcl import VCLDataset, VCLWriter, call_identities, merge_vcl
 
     out_path = Path(out_path).absolute()
-    for other in (session.path, training_set):
-        if other is not None and Path(other).absolute() == out_path:
-            raise InvalidInputError(
-                out_path, "out", "a file other than the inputs", "an input file"
-            )
+    # never the session, the training set, nor the audio / video / poses they refer to
+    check_not_an_input(out_path, [session.path, training_set], "out")
     poses = _load_poses(session) if poses is None else poses
     selection = select_export_calls(
         session, poses, calls, node=node, min_probability=min_probability, hold_out=hold_out
@@ -736,6 +739,9 @@ def export_calls(
                 )
             node_names = base.node_names
             n_nodes, dims = base.locations_mm.shape[1:]
+            already = set(call_identities(base))
+        ours = {(str(session.path), int(c)) for c in session.calls.call_id[selection.rows]}
+        selection = dataclasses.replace(selection, n_duplicates=len(ours & already))
     provenance = {
         "source": "napari-gerbil export",
         "calls": calls,

@@ -4,6 +4,8 @@ checked before Qt."""
 
 from __future__ import annotations
 
+import argparse
+
 import h5py
 import pytest
 
@@ -31,17 +33,49 @@ BAD_NUMBERS = [
     ("evaluate", ["--data", "d", "--baseline", "muse", "--out", "o"], "--source-height-mm",
      ["nan", "-5"]),
     ("demo", [], "--calls", ["0", "-1"]),
+    ("localize", ["s", "--model", "m"], "--save-every", ["nan", "0", "-1", "inf"]),
+    ("localize", ["s", "--model", "m"], "--batch-size", ["0", "-1", "nan"]),
+    ("export", ["s", "--out", "o"], "--min-probability", ["2", "nan", "-0.1", "inf"]),
+    ("detect", ["s"], "--threshold-db", ["nan", "inf"]),
+    ("detect", ["s"], "--max-gap-ms", ["nan", "-1", "inf", "1e300"]),
+    ("detect", ["s"], "--min-duration-ms", ["nan", "-1"]),
+    ("detect", ["s", "--band-khz", "2"], "", ["nan", "-1"]),
+    ("review-status", ["s"], "--n-uncertain", ["-1", "nan"]),
+    ("session", ["create", "--audio", "a", "--cage", "paper", "--out", "o"], "--sample-rate",
+     ["nan", "0", "-1", "inf"]),
+    ("session", ["create", "--audio", "a", "--cage", "paper", "--out", "o"], "--video-offset",
+     ["nan", "inf"]),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("command", "base", "option", "values"), BAD_NUMBERS)
 def test_nonsense_numbers_exit_2_naming_the_option(command, base, option, values, capsys):
     for value in values:
+        argv = [command, *base, option, value] if option else [command, *base, value]
         with pytest.raises(SystemExit) as exit_:
-            main([command, *base, option, value])
+            main(argv)
         assert exit_.value.code == 2, (option, value)
         err = capsys.readouterr().err
-        assert f"argument {option}" in err and "expected" in err, err
+        named = option or base[-2]
+        assert "argument" in err and named in err and "expected" in err, err
+
+
+def _all_actions(parser):
+    for action in parser._actions:
+        yield parser.prog, action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+
+
+def test_no_numeric_option_is_parsed_unchecked():
+    """Every numeric option uses a checked type of cli._args (no bare float / int)."""
+    bare = [
+        f"{prog} {'/'.join(a.option_strings) or a.dest}"
+        for prog, a in _all_actions(build_parser())
+        if a.type in (float, int)
+    ]
+    assert bare == []
 
 
 def test_every_command_has_overwrite_where_it_writes_files():
@@ -157,3 +191,50 @@ def test_predict_refuses_unknown_or_missing_devices(tmp_path, capsys):
         assert main([*argv, str(tmp_path / "p.h5"), "--device", device]) == 1
         err = capsys.readouterr().err
         assert "field 'device'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_command_replaces_a_file_a_session_refers_to(built_session, tmp_path, capsys):
+    """Export, predict and session create never write over the session's audio, video or
+    poses, with --overwrite too (issue 20, item 1)."""
+    import shutil
+
+    from napari_gerbil.io.session import load_session, save_session
+
+    original, truth = built_session
+    shutil.copytree(original.parent, tmp_path / "rec")  # a copy: this test tries to destroy it
+    session_file = tmp_path / "rec" / original.name
+    session = load_session(session_file)
+    for row, (animal, _) in truth.items():
+        session.set_user_attribution(row, animal)
+    save_session(session, session_file)
+    files = [tmp_path / "rec" / name for name in ("audio.h5", "video.mp4", "poses.h5")]
+    before = {f: f.read_bytes() for f in files}
+    for target in files:
+        commands = [
+            ["export", str(session_file), "--calls", "all", "--out", str(target), "--overwrite",
+             "--quiet"],
+            ["predict", "--baseline", "muse", "--data", str(session_file), "--out", str(target),
+             "--overwrite"],
+        ]  # fmt: skip
+        if target.name == "audio.h5":
+            commands.append(["session", "create", "--audio", str(target), "--cage", "paper",
+                             "--out", str(target), "--overwrite"])  # fmt: skip
+        for argv in commands:
+            assert main(argv) == 1, argv
+            err = capsys.readouterr().err
+            assert str(target) in err and "never replaced" in err, err
+    assert all(f.read_bytes() == data for f, data in before.items())
+    # the same export elsewhere works: the refusal is about the target only
+    out = tmp_path / "ok.h5"
+    assert main(["export", str(session_file), "--calls", "all", "--out", str(out), "--quiet"]) == 0
+
+
+def test_cage_show_never_replaces_its_cage_file(tmp_path, capsys):
+    from napari_gerbil.io.cage import builtin_cage, save_cage
+
+    cage = tmp_path / "cage.svg"
+    save_cage(builtin_cage("paper"), cage)  # a YAML cage file, oddly named
+    before = cage.read_bytes()
+    assert main(["cage", "show", str(cage), "--out", str(cage), "--overwrite"]) == 1
+    assert "the input" in capsys.readouterr().err
+    assert cage.read_bytes() == before

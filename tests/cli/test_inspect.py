@@ -196,3 +196,80 @@ def test_unrecognised_inputs(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "text.h5")]) == 1
     assert main(["info", str(tmp_path)]) == 1  # a folder without manifest.json
     assert "manifest.json" in capsys.readouterr().err
+
+
+# --- validate refuses what the next command refuses (issue 20, item 8) ----------------
+
+
+def _nan_in_a_call(folder):
+    from hostile_data import write_wav_session
+
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = np.random.default_rng(0).standard_normal((125000, 4)).astype(np.float32)
+    audio[1500, 2] = np.nan  # inside call 1 (samples 1000 .. 2000)
+    wavfile.write(folder / "rec.wav", 125000, audio)
+    return write_wav_session(folder)
+
+
+def _video_without_clock(folder):
+    from hostile_data import write_wav_session
+
+    return write_wav_session(folder, video_frames=10, fps=None)
+
+
+def _rate_differs(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(folder / "audio.h5", "w") as f:
+        f["audio"] = np.random.default_rng(0).standard_normal((20000, 4)).astype(np.float32)
+        f.attrs["sample_rate_hz"] = 125000.0
+    session = Session(
+        audio=AudioRef.from_source(AudioSource.open(folder / "audio.h5")),
+        arena=default_cage(),
+        calls=CallTable.from_samples([100], [900]),
+        animal_names=["a"],
+    )
+    path = save_session(session, folder / "s.gerbil.h5")
+    with h5py.File(path, "r+") as f:
+        f["audio"].attrs["sample_rate_hz"] = 250000.0  # the session says 250 kHz
+    return path
+
+
+def _future_vcl(folder):
+    from hostile_data import write_small_vcl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_small_vcl(folder / "d.h5", n_calls=4)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 99
+    return path
+
+
+def _empty_wav(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    wavfile.write(folder / "empty.wav", 125000, np.zeros((0, 4), np.float32))
+    return folder / "empty.wav"
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (_nan_in_a_call, "audio"),
+        (_video_without_clock, "timing/fps"),
+        (_rate_differs, "sample_rate_hz"),
+        (_future_vcl, "format_version"),
+        (_empty_wav, "n_samples"),
+    ],
+    ids=["nan-in-call", "video-without-clock", "rate-differs", "format-version-99", "empty-wav"],
+)
+def test_validate_refuses_what_the_commands_refuse(make, field, tmp_path, capsys):
+    path = make(tmp_path / "in")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"field '{field}'" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_predict_refuses_the_nan_session_validate_refuses(tmp_path, capsys):
+    path = _nan_in_a_call(tmp_path / "in")
+    argv = ["predict", "--baseline", "muse", "--data", str(path), "--out", str(tmp_path / "p.h5")]
+    assert main(argv) == 1
+    assert "field 'audio'" in capsys.readouterr().err

@@ -157,7 +157,7 @@ sys.exit(main(sys.argv[1:]))
 def test_localize_resumes_after_a_kill(session_path, tiny_ensemble_dir, tmp_path):
     argv = [
         "localize", str(session_path), "--model", str(tiny_ensemble_dir),
-        "--batch-size", "2", "--save-every", "0", "--quiet",
+        "--batch-size", "2", "--save-every", "0.001", "--quiet",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
@@ -174,7 +174,7 @@ def test_localize_resumes_after_a_kill(session_path, tiny_ensemble_dir, tmp_path
             if not line and proc.poll() is not None:
                 pytest.fail(f"localize died: {proc.stderr.read()[-2000:]}")
             seen += line.startswith("BATCH")
-        time.sleep(0.2)  # the second batch has been saved by now (--save-every 0)
+        time.sleep(0.2)  # the second batch has been saved by now (--save-every 0.001)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -184,3 +184,45 @@ def test_localize_resumes_after_a_kill(session_path, tiny_ensemble_dir, tmp_path
     assert partial.localized().sum() == 4
     assert main(argv) == 0
     assert load_session(session_path).localized().all()
+
+
+def test_import_calls_drops_duplicates_and_says_how_many(tmp_path, capsys):
+    from hostile_data import write_wav_session
+
+    session = write_wav_session(tmp_path, calls=(), reviewed=False)
+    table = tmp_path / "raven.txt"
+    table.write_text(
+        "Selection\tView\tBegin Time (s)\tEnd Time (s)\n"
+        "1\tSpectrogram 1\t0.10\t0.12\n1\tWaveform 1\t0.10\t0.12\n"
+        "2\tSpectrogram 1\t0.30\t0.33\n2\tWaveform 1\t0.30\t0.33\n"
+        "3\tSpectrogram 1\t0.30\t0.33\n"  # the same call selected twice
+    )
+    assert main(["import-calls", str(session), str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "added 2 calls" in out and "3 duplicate rows" in out, out
+    assert load_session(session).n_calls == 2
+
+
+def test_export_into_a_training_set_never_repeats_a_call(
+    session_path, call_truth, tmp_path, capsys
+):
+    session = load_session(session_path)
+    for row, (animal, _) in call_truth.items():
+        session.set_user_attribution(row, animal)
+    save_session(session, session_path)
+    first = tmp_path / "set1.h5"
+    assert main(["export", str(session_path), "--out", str(first), "--no-holdout", "--quiet"]) == 0
+    argv = ["export", str(session_path), "--out", str(tmp_path / "set2.h5"), "--no-holdout",
+            "--training-set", str(first), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "6 already in" in capsys.readouterr().out
+    with VCLDataset(first) as a, VCLDataset(tmp_path / "set2.h5") as b:
+        assert a.n_calls == b.n_calls == 6
+    # a correction made since replaces the old label instead of adding a second copy
+    session.set_user_attribution(0, 1 - call_truth[0][0])
+    save_session(session, session_path)
+    argv[3] = str(tmp_path / "set3.h5")
+    argv[-2] = str(tmp_path / "set2.h5")
+    assert main(argv) == 0
+    with VCLDataset(tmp_path / "set3.h5") as c:
+        assert c.n_calls == 6

@@ -45,6 +45,7 @@ PREDICT = ["predict", "--baseline", "muse", "--data", "d", "--out", "o"]
 SIMULATE = ["simulate", "speaker", "--out", "x.h5"]
 SESSION = ["simulate", "session", "--out", "d"]
 TRAIN = ["train", "--data", "d", "--out", "o"]
+SESSION_CREATE = ["session", "create", "--audio", "a", "--cage", "paper", "--out", "o"]
 EVALUATE = ["evaluate", "--data", "d", "--baseline", "muse", "--out", "o"]
 
 #: (base argv, option, dest, rule for a valid value)
@@ -66,6 +67,15 @@ OPTIONS = [
     (EVALUATE, "--source-height-mm", "source_height_mm", _float_in(0)),
     (["validate", "f"], "--tolerance-mm", "tolerance_mm", _float_in(0)),
     (["demo"], "--calls", "calls", _int_in(1, 100_000)),
+    (["localize", "s", "--model", "m"], "--save-every", "save_every", _float_in(0, 1e6, True)),
+    (["localize", "s", "--model", "m"], "--batch-size", "batch_size", _int_in(1, 65536)),
+    (["export", "s", "--out", "o"], "--min-probability", "min_probability", _float_in(0, 1)),
+    (["detect", "s"], "--threshold-db", "threshold_db", _float_in()),
+    (["detect", "s"], "--max-gap-ms", "max_gap_ms", _float_in(0, 60_000)),
+    (["detect", "s"], "--min-duration-ms", "min_duration_ms", _float_in(0, 60_000)),
+    (["review-status", "s"], "--n-uncertain", "n_uncertain", _int_in(0)),
+    (SESSION_CREATE, "--sample-rate", "sample_rate", _float_in(0, 1e8, lo_open=True)),
+    (SESSION_CREATE, "--video-offset", "video_offset", _float_in()),
 ]
 
 VALUES = st.one_of(

@@ -137,6 +137,33 @@ def _build_slp(root: Path) -> Path:
     )
 
 
+def _build_truth(root: Path) -> Path:
+    """A small ``*.truth.h5`` as ``simulate session`` writes it (3 calls, 2 animals)."""
+    from napari_gerbil.simulate.session import NODE_NAMES, TRUTH_FORMAT
+
+    path = root / "s.truth.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["napari_gerbil_format"] = TRUTH_FORMAT
+        f.attrs["animal_names"] = ["animal0", "animal1"]
+        f.attrs["node_names"] = list(NODE_NAMES)
+        f.attrs["sample_rate_hz"] = 125000.0
+        f["animal"] = np.array([0, 1, 0])
+        f["emit_sample"] = np.array([100, 5000, 9000])
+        f["start_sample"] = np.array([100, 5000, 9000])
+        f["stop_sample"] = np.array([900, 6000, 9800])
+        f["source_mm"] = np.zeros((3, 3))
+        f["heading_rad"] = np.zeros(3)
+        f["stimulus_class"] = np.array(["a", "b", "a"], dtype=h5py.string_dtype())
+        f["poses_mm"] = np.zeros((4, 2, len(NODE_NAMES), 3), np.float32)
+    return path
+
+
+def _read_truth(path: Path) -> None:
+    from napari_gerbil.simulate.session import load_truth
+
+    load_truth(path)
+
+
 def _build_predictions(root: Path) -> Path:
     from napari_gerbil.model.predict import predict_file
 
@@ -205,6 +232,11 @@ READERS: dict[str, Reader] = {
         _build_slp,
         _read_poses,
         must_fail=[("frames", None, "text"), ("pred_points", None, "text")],
+    ),
+    "truth": Reader(
+        _build_truth,
+        _read_truth,
+        must_fail=[("animal", None, "text"), ("source_mm", None, "flatten")],
     ),
     "predictions": Reader(
         _build_predictions,

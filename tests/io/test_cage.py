@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import yaml
@@ -141,6 +143,45 @@ def test_yaml_is_read_safely(tmp_path):
     path.write_text("!!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(InvalidInputError, match="valid YAML"):
         load_cage(path)
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A YAML "billion laughs": a few hundred bytes expanding to 9**levels strings."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for k in range(1, levels):
+        lines.append(f"a{k}: &a{k} [" + ",".join([f"*a{k - 1}"] * 9) + "]")
+    lines += [f"dims_mm: *a{levels - 1}", f"mic_positions_mm: *a{levels - 1}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_cage_is_refused_fast(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb())
+    assert path.stat().st_size < 600
+    start = time.perf_counter()
+    with pytest.raises(InvalidInputError, match="alias") as err:
+        load_cage(path)
+    assert time.perf_counter() - start < 2.0
+    assert err.value.source == str(path)
+    assert not is_cage_file(path)
+
+
+def test_training_config_alias_bomb_and_size_are_refused(tmp_path):
+    from napari_gerbil.training.config import TrainingConfig
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb())
+    with pytest.raises(InvalidInputError, match="alias"):
+        TrainingConfig.load(path)
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * 1_100_000 + "\n")
+    with pytest.raises(InvalidInputError, match="at most") as err:
+        load_cage(big)
+    assert err.value.source == str(big)
+    # a few aliases in a real file stay fine
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("epochs: &e 3\nseed: *e\n")
+    assert TrainingConfig.load(ok).epochs == 3
 
 
 def test_compare_geometry_names_the_field():

@@ -192,3 +192,18 @@ def test_output_on_a_session_audio_file_is_refused(tmp_path, capsys):
     assert main([*argv, "--overwrite"]) == 1
     assert "different from every input" in capsys.readouterr().err
     assert wav.read_bytes() == before
+
+
+def test_output_inside_an_input_folder_is_refused_even_with_overwrite(tmp_path):
+    from napari_gerbil.io.outputs import check_output_path
+
+    model = tmp_path / "model"
+    model.mkdir()
+    weights = model / "member0.pt"
+    weights.write_bytes(b"weights")
+    for target in (weights, model / "new.h5"):
+        with pytest.raises(InvalidInputError, match="never replaced") as err:
+            check_output_path(target, overwrite=True, inputs=[model])
+        assert err.value.field == "--out"
+    check_output_path(tmp_path / "elsewhere.h5", overwrite=True, inputs=[model])
+    assert weights.read_bytes() == b"weights"

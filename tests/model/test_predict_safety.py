@@ -170,3 +170,17 @@ def test_non_finite_session_audio_never_reaches_the_model(built, tmp_path, capsy
     ens = load_ensemble(model)
     with pytest.raises(InvalidInputError, match="NaN/inf in call 0"):
         ens.predict([audio[1000:2000]])
+
+
+def test_a_deleted_model_folder_is_named_as_the_caller_names_it(tmp_path, capsys):
+    from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.model.ensemble import load_ensemble
+
+    gone = tmp_path / "model-that-was-deleted"
+    with pytest.raises(InvalidInputError) as err:
+        load_ensemble(gone, field="Ensemble", hint="choose it again")
+    assert err.value.field == "Ensemble" and "--model" not in str(err.value)
+    assert "moved or deleted" in err.value.found and "choose it again" in str(err.value)
+    data = write_small_vcl(tmp_path / "d.h5", n_calls=4)
+    assert _predict("--model", gone, "--data", data, "--out", tmp_path / "p.h5") == 1
+    assert "field '--model'" in capsys.readouterr().err  # the command line names its flag

@@ -39,6 +39,12 @@ def array_source():
 
 
 @pytest.fixture
+def make_chirp():
+    """``make_chirp(duration_s, f0_hz, f1_hz)``: a Hann-tapered linear chirp."""
+    return chirp
+
+
+@pytest.fixture
 def planted_calls():
     """(start_s, duration_s) of the calls planted in ``calls_audio``."""
     return CALLS
@@ -46,7 +52,7 @@ def planted_calls():
 
 @pytest.fixture
 def calls_audio(rng):
-    """1 s, 4 channels of noise with four 25-45 kHz chirps and a loud 3 kHz hum burst."""
+    """1 s, 4 channels of noise with four 25-45 kHz chirps and a loud 600 Hz hum burst."""
     n = int(RATE_HZ)
     audio = 0.01 * rng.standard_normal((n, 4))
     for start_s, dur_s in CALLS:
@@ -55,5 +61,5 @@ def calls_audio(rng):
         audio[s : s + call.size] += call[:, None] * np.array([1.0, 0.7, 0.5, 0.8])
     t = np.arange(int(0.05 * RATE_HZ)) / RATE_HZ
     s = int(0.5 * RATE_HZ)
-    audio[s : s + t.size] += 0.5 * np.sin(2 * np.pi * 3000 * t)[:, None]  # out of band
+    audio[s : s + t.size] += 0.5 * np.sin(2 * np.pi * 600 * t)[:, None]  # below the band
     return ArraySource(audio)

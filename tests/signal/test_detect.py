@@ -49,7 +49,7 @@ def test_cancel_stops_detection_between_chunks(calls_audio):
 
 def test_parameters_matter(calls_audio):
     # a band that excludes the calls but includes the hum finds only the hum
-    starts, _ = detect_calls(calls_audio, DetectorConfig(band_hz=(1000.0, 5000.0)))
+    starts, _ = detect_calls(calls_audio, DetectorConfig(band_hz=(200.0, 1500.0)))
     assert starts.size == 1 and abs(starts[0] / RATE_HZ - 0.5) < 0.005
     # a long minimum duration keeps only the 45 ms call
     starts, _ = detect_calls(calls_audio, DetectorConfig(min_duration_s=0.025))
@@ -90,3 +90,30 @@ def test_long_recordings_keep_band_energies_in_a_temporary_file(calls_audio, mon
     on_disk = detect_calls(calls_audio)
     np.testing.assert_array_equal(in_memory[0], on_disk[0])
     np.testing.assert_array_equal(in_memory[1], on_disk[1])
+
+
+@pytest.mark.parametrize("field", ["threshold_db", "min_duration_s", "max_gap_s", "chunk_s"])
+def test_detector_refuses_non_finite_numbers(field):
+
+    with pytest.raises(InvalidInputError, match=field):
+        DetectorConfig(**{field: float("nan")}).check(250000.0)
+
+
+def test_default_band_finds_low_gerbil_calls_but_not_hum(array_source, make_chirp, rng):
+    """Many gerbil calls sit below 15 kHz: the default band starts at 2 kHz (issue 20)."""
+    n = int(RATE_HZ)
+    audio = (
+        0.01 * rng.standard_normal((n, 4))
+        + 0.05 * np.sin(2 * np.pi * 50 * np.arange(n) / RATE_HZ)[:, None]
+    )  # mains hum all along
+    low_calls = ((0.1, 0.03), (0.6, 0.04))  # 3-8 kHz calls
+    for start_s, dur_s in low_calls:
+        s = int(start_s * RATE_HZ)
+        call = 0.1 * make_chirp(dur_s, 3000, 8000)
+        audio[s : s + call.size] += call[:, None]
+    t = np.arange(int(0.06 * RATE_HZ)) / RATE_HZ  # a handling thump at 0.35 s
+    s = int(0.35 * RATE_HZ)
+    audio[s : s + t.size] += (0.5 * np.sin(2 * np.pi * 300 * t) * np.exp(-t / 0.01))[:, None]
+    starts, _ = detect_calls(array_source(audio))
+    assert len(starts) == 2
+    np.testing.assert_allclose(starts / RATE_HZ, [0.1, 0.6], atol=0.015)

@@ -39,3 +39,25 @@ def test_errors_name_the_problem(tmp_path):
         read_segments_csv(path, 125000.0)
     with pytest.raises(InvalidInputError, match="no such file"):
         read_segments_csv(tmp_path / "missing.csv", 125000.0)
+
+
+def test_raven_views_and_repeated_rows_count_once(tmp_path):
+    from napari_gerbil.signal.segments import read_segments
+
+    raven = tmp_path / "raven.txt"
+    raven.write_text(
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\n"
+        "1\tSpectrogram 1\t1\t0.5\t0.52\n"
+        "1\tWaveform 1\t1\t0.5\t0.52\n"
+        "2\tSpectrogram 1\t1\t0.1\t0.15\n"
+        "2\tWaveform 1\t1\t0.1\t0.15\n"
+    )
+    segments = read_segments(raven, 125000.0)
+    np.testing.assert_array_equal(segments.start_samples, [12500, 62500])
+    assert segments.n_duplicates == 2
+    table = tmp_path / "calls.csv"
+    table.write_text("start,stop\n0.1,0.15\n0.5,0.52\n0.1,0.15\n0.1,0.16\n0.1,0.15\n")
+    segments = read_segments(table, 125000.0)
+    np.testing.assert_array_equal(segments.start_samples, [12500, 12500, 62500])
+    np.testing.assert_array_equal(segments.stop_samples, [18750, 20000, 65000])
+    assert segments.n_duplicates == 2

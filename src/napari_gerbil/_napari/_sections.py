@@ -202,7 +202,11 @@ class ModelSection(QWidget):
             )
         model_dir = Path(text)
         if self.ensemble is None or self.ensemble_dir != model_dir:
-            self.ensemble = load_ensemble(model_dir)
+            self.ensemble = load_ensemble(
+                model_dir,
+                field="Ensemble",
+                hint="The remembered folder is gone: choose the ensemble again (…), or click Demo.",
+            )
             self.ensemble_dir = model_dir
         return self.ensemble
 

@@ -78,7 +78,7 @@ class SpectrogramStyle:
     window_s: float = 0.5
     db_min: float = -120.0
     db_max: float = -60.0
-    khz_min: float = 15.0  # frequency band shown (rodent calls: ultrasonic)
+    khz_min: float = 2.0  # frequency band shown: gerbil calls from ~2 kHz (many below 15)
     khz_max: float = 100.0
     colormap: str = "magma"
     call_color: str = "#33c3ff"

@@ -73,6 +73,7 @@ positive_float = float_range(0.0, low_open=True)
 nonnegative_float = float_range(0.0)
 finite_float = float_range()
 probability_open = float_range(0.0, 1.0, low_open=True, high_open=True)
+probability = float_range(0.0, 1.0)
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

@@ -34,18 +34,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _show(args: argparse.Namespace) -> int:
     from napari_gerbil.errors import InvalidInputError
     from napari_gerbil.io.cage import load_cage
+    from napari_gerbil.io.outputs import check_output_path
 
-    cage = load_cage(args.cage)
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise InvalidInputError(out, "--out", "a .png, .pdf or .svg file", repr(out.suffix))
-    if out.exists() and not args.overwrite:
-        raise InvalidInputError(out, "--out", "a new file (or --overwrite)", "an existing file")
+    cage_file = None if args.cage in _builtin_names() else args.cage
+    check_output_path(out, overwrite=args.overwrite, inputs=[cage_file])
     if not out.parent.is_dir():
         raise InvalidInputError(out, "--out", "a file in an existing folder", "no such folder")
+    cage = load_cage(args.cage)
     plot_cage(cage, out)
     print(f"cage {cage.name} -> {out}")
     return 0
+
+
+def _builtin_names() -> tuple[str, ...]:
+    from napari_gerbil.io.cage import BUILTIN_CAGES
+
+    return tuple(BUILTIN_CAGES)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_gerbil.cli._args import finite_float, float_range
 from napari_gerbil.cli._common import add_quiet
+
+#: Longest gap or shortest call a user may ask for, in ms (a minute).
+MAX_MS = 60_000.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,10 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "detect", help="detect calls in a session's audio", description=__doc__
     )
     d.add_argument("session", type=Path, help="session file (*.gerbil.h5), updated in place")
-    d.add_argument("--band-khz", type=float, nargs=2, default=(15.0, 60.0), metavar=("LOW", "HIGH"))
-    d.add_argument("--threshold-db", type=float, default=12.0, help="above the noise floor")
-    d.add_argument("--min-duration-ms", type=float, default=4.0)
-    d.add_argument("--max-gap-ms", type=float, default=10.0, help="merge closer detections")
+    d.add_argument(
+        "--band-khz", type=float_range(0.0, 10_000.0), nargs=2, default=None,
+        metavar=("LOW", "HIGH"), help="band of the calls (default: the detector's)",
+    )  # fmt: skip
+    d.add_argument("--threshold-db", type=finite_float, default=12.0, help="above the noise floor")
+    d.add_argument("--min-duration-ms", type=float_range(0.0, MAX_MS), default=4.0)
+    d.add_argument(
+        "--max-gap-ms", type=float_range(0.0, MAX_MS), default=10.0, help="merge closer detections"
+    )
     add_quiet(d)
     d.set_defaults(func=_detect)
     i = subparsers.add_parser(
@@ -39,8 +48,9 @@ def _detect(args: argparse.Namespace) -> int:
     from napari_gerbil.progress import TqdmProgress
     from napari_gerbil.signal.detect import DetectorConfig
 
+    band = DetectorConfig().band_hz if args.band_khz is None else args.band_khz
     config = DetectorConfig(
-        band_hz=(args.band_khz[0] * 1000.0, args.band_khz[1] * 1000.0),
+        band_hz=band if args.band_khz is None else (band[0] * 1000.0, band[1] * 1000.0),
         threshold_db=args.threshold_db,
         min_duration_s=args.min_duration_ms / 1000.0,
         max_gap_s=args.max_gap_ms / 1000.0,
@@ -54,6 +64,9 @@ def _detect(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from napari_gerbil.pipeline import import_calls
 
-    added = import_calls(args.session, args.table)
-    print(f"added {added} calls to {args.session}")
+    result = import_calls(args.session, args.table)
+    print(
+        f"added {result.n_added} calls to {args.session} "
+        f"({result.n_duplicates} duplicate rows of {args.table} dropped)"
+    )
     return 0

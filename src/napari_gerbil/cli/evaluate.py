@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_gerbil.io.outputs import check_input_file, check_output_path, output_lock
 
     methods = [canonical_method(m) for m in args.baseline]
-    inputs = [*args.data, *(args.reference or []), args.split]
+    inputs = [*args.data, *(args.reference or []), args.split, args.model]
     named = [("--data", p) for p in args.data] + [("--reference", p) for p in args.reference or []]
     for option, p in [*named, ("--split", args.split)]:
         if p is not None:
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, methods: list[str], out: Path) -> int:
 
         from napari_gerbil.model.ensemble import load_ensemble
 
-        ensemble = load_ensemble(args.model)
+        ensemble = load_ensemble(args.model, field="--model")
         ensemble.check_compatible(
             datasets[0].n_channels,
             datasets[0].sample_rate_hz,

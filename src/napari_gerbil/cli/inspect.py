@@ -492,10 +492,10 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
         from napari_gerbil.io.session import load_session
 
         session = load_session(path)
-        check_session(session, path)
+        check_session(session, path, calls_audio=True)
         return (
             f"valid session: {session.n_calls} calls, all referenced files present and unchanged, "
-            "the video clock covers every call"
+            "finite audio in every call, the video clock covers every call"
         )
     if kind == "cage":
         from napari_gerbil.io.cage import load_cage
@@ -506,7 +506,7 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
     if kind == "audio":
         from napari_gerbil.io.audio import AudioSource
 
-        src = AudioSource.open(path)
+        src = AudioSource.open(path)  # an empty recording is refused here
         src.read(0, min(src.n_samples, 1024))
         return f"valid recording: {src.n_channels} channels, {src.duration_s:.3f} s"
     if kind == "poses":

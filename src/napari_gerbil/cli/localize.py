@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_gerbil.cli._args import add_overwrite, int_range, seed
+from napari_gerbil.cli._args import add_overwrite, float_range, int_range, seed
 from napari_gerbil.cli._common import add_quiet, resolve_model_dir
 
 
@@ -27,9 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="ensemble directory, or 'demo' (the built-in demo ensemble, built once)",
     )
-    p.add_argument("--batch-size", type=int, default=16, help="calls per forward pass")
+    p.add_argument(
+        "--batch-size", type=int_range(1, 65536), default=16, help="calls per forward pass"
+    )
     p.add_argument("--redo", action="store_true", help="localize calls already done again")
-    p.add_argument("--save-every", type=float, default=30.0, help="seconds between saves")
+    p.add_argument(
+        "--save-every",
+        type=float_range(0.0, 1e6, low_open=True),
+        default=30.0,
+        help="seconds between saves",
+    )
     p.add_argument("--device", default="cpu", help="torch device of the model")
     p.add_argument(
         "--truth",
@@ -72,7 +79,9 @@ def _command(args: argparse.Namespace) -> int:
         from napari_gerbil.simulate.session import load_truth
 
         truth = load_truth(args.truth)  # a bad truth file fails before any work
-    ensemble = load_ensemble(resolve_model_dir(args.model, args.quiet), device=args.device)
+    ensemble = load_ensemble(
+        resolve_model_dir(args.model, args.quiet), device=args.device, field="--model"
+    )
     with TqdmProgress("localize", disable=args.quiet) as bar:
         summary = localize_session(
             args.session,

@@ -42,7 +42,9 @@ def _command(args: argparse.Namespace) -> int:
     check_input_file(args.data, "--data", "VCL dataset or session file")
     check_output_path(args.out, overwrite=args.overwrite, inputs=[args.data])
     ensemble = (
-        load_ensemble(resolve_model_dir(args.model), device=args.device) if args.model else None
+        load_ensemble(resolve_model_dir(args.model), device=args.device, field="--model")
+        if args.model
+        else None
     )
     with TqdmProgress("predict") as progress:
         result = predict_file(

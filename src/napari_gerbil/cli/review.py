@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_gerbil.cli._common import add_overwrite, add_quiet, check_output
+from napari_gerbil.cli._args import add_overwrite, nonnegative_int, probability
+from napari_gerbil.cli._common import add_quiet
 from napari_gerbil.review import CONFIDENT_PROBABILITY, EXPORT_SELECTIONS
 
 
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--calls", choices=EXPORT_SELECTIONS, default="reviewed")
     e.add_argument("--out", type=Path, required=True, help="VCL file (.h5) to write")
     e.add_argument("--node", default="0", help="pose node of the label (name or index)")
-    e.add_argument("--min-probability", type=float, default=CONFIDENT_PROBABILITY)
+    e.add_argument("--min-probability", type=probability, default=CONFIDENT_PROBABILITY)
     e.add_argument("--no-holdout", action="store_true", help="export held-out calls too")
     e.add_argument("--training-set", type=Path, default=None, help="merge into this VCL file")
     add_overwrite(e)
@@ -43,17 +44,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("session", type=Path, help="session file (*.gerbil.h5)")
-    s.add_argument("-n", "--n-uncertain", type=int, default=10, help="uncertain calls listed")
+    s.add_argument(
+        "-n", "--n-uncertain", type=nonnegative_int, default=10, help="uncertain calls listed"
+    )
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=_status)
 
 
 def _export(args: argparse.Namespace) -> int:
+    from napari_gerbil.io.outputs import check_output_path
     from napari_gerbil.io.session import load_session
     from napari_gerbil.progress import TqdmProgress
     from napari_gerbil.review import export_calls
 
-    out = check_output(args.out, [args.session, args.training_set], args.overwrite)
+    out = check_output_path(
+        args.out, overwrite=args.overwrite, inputs=[args.session, args.training_set]
+    )
     session = load_session(args.session)
     node: int | str = int(args.node) if args.node.isdigit() else args.node
     with TqdmProgress("export", disable=args.quiet) as bar:
@@ -69,7 +75,12 @@ def _export(args: argparse.Namespace) -> int:
         )
     print(
         f"exported {len(selection.rows)} {args.calls} calls -> {path} "
-        f"({selection.n_heldout} held out, {selection.n_skipped} without a tracked animal)"
+        f"({selection.n_heldout} held out, {selection.n_skipped} without a tracked animal"
+        + (
+            f", {selection.n_duplicates} already in {args.training_set}: replaced, not repeated)"
+            if args.training_set is not None
+            else ")"
+        )
     )
     return 0
 

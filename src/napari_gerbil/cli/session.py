@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_gerbil.cli._common import add_overwrite, check_output, resolve_cage
+from napari_gerbil.cli._args import add_overwrite, finite_float, float_range
+from napari_gerbil.cli._common import resolve_cage
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,19 +34,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="HDF5 audio, one multichannel WAV, or one WAV per microphone",
     )  # fmt: skip
     c.add_argument("--audio-dataset", default="audio", help="HDF5 dataset of the audio")
-    c.add_argument("--sample-rate", type=float, default=None, help="Hz, if not in the file")
+    c.add_argument(
+        "--sample-rate",
+        type=float_range(0.0, 1e8, low_open=True),
+        default=None,
+        help="Hz, if not in the file",
+    )
     c.add_argument("--video", type=Path, default=None, help="the video of the session")
     c.add_argument("--poses", type=Path, default=None, help="SLEAP .slp or analysis .h5")
     c.add_argument(
         "--cage", required=True, help="a built-in cage name (`cage list`) or a cage file"
     )
     c.add_argument(
-        "--corners-px", type=float, nargs=8, default=None,
+        "--corners-px", type=finite_float, nargs=8, default=None,
         metavar=("R0", "C0", "R1", "C1", "R2", "C2", "R3", "C3"),
         help="the 4 arena floor corners on the video (row col each)",
     )  # fmt: skip
     c.add_argument("--animal-names", nargs="+", default=None, help="one per pose track")
-    c.add_argument("--video-offset", type=float, default=0.0, help="audio time of frame 0 (s)")
+    c.add_argument(
+        "--video-offset", type=finite_float, default=0.0, help="audio time of frame 0 (s)"
+    )
     c.add_argument("--out", type=Path, required=True, help="session file (*.gerbil.h5)")
     add_overwrite(c)
     c.set_defaults(func=_create)
@@ -54,9 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _create(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from napari_gerbil.io.outputs import check_output_path
     from napari_gerbil.io.session_create import create_session
 
-    out = check_output(args.out, [*args.audio, args.video, args.poses], args.overwrite)
+    out = check_output_path(
+        args.out, overwrite=args.overwrite, inputs=[*args.audio, args.video, args.poses]
+    )
     cage = resolve_cage(args.cage)
     corners = None if args.corners_px is None else np.reshape(args.corners_px, (4, 2))
     path = create_session(

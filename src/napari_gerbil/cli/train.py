@@ -171,7 +171,11 @@ def _command(args: argparse.Namespace) -> int:
             else contextlib.nullcontext()
         )
         if args.out is not None:
-            _check_out_dir(args.out, [*args.data, *args.sessions, args.config, args.engine_config])
+            _check_out_dir(
+                args.out,
+                [*args.data, *args.sessions, args.config, args.engine_config,
+                 args.finetune or args.init],
+            )  # fmt: skip
         overrides = {}  # without --config: the parent's config, with these options
         if args.config is None:
             for key, value in (

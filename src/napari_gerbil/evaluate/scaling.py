@@ -194,6 +194,9 @@ def plot_learning_curve(curve: dict, out: Path) -> Path:
     ax.set_ylabel("median error (mm)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    from napari_gerbil.io.atomic import atomic_path
+
+    with atomic_path(out, suffix=".png") as tmp:  # a full disk: one error naming ``out``
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return out

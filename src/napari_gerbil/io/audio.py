@@ -22,6 +22,13 @@ from napari_gerbil.io.outputs import check_input_file
 _WAV_SUFFIXES = (".wav", ".wave")
 
 
+def _nonempty(path: Path, n_samples: int) -> int:
+    """``n_samples``, refusing an empty (0 s) recording: it has no call to find."""
+    if n_samples <= 0:
+        raise InvalidInputError(path, "n_samples", "a recording of at least one sample", "0 s")
+    return int(n_samples)
+
+
 def _pcm_scale(dtype: np.dtype) -> float:
     if dtype.kind == "f":
         return 1.0
@@ -114,8 +121,14 @@ class AudioSource:
                 )
             rate = sample_rate_hz
             for attrs in (ds.attrs, f.attrs):
-                if rate is None and "sample_rate_hz" in attrs:
-                    rate = number(path, "sample_rate_hz", attrs["sample_rate_hz"], positive=True)
+                if "sample_rate_hz" in attrs:
+                    own = number(path, "sample_rate_hz", attrs["sample_rate_hz"], positive=True)
+                    if rate is not None and not np.isclose(rate, own, rtol=1e-9):
+                        raise InvalidInputError(
+                            path, "sample_rate_hz", f"{rate:g} Hz (as given)", f"{own:g} Hz"
+                        )
+                    rate = own
+                    break
             if rate is None or not rate > 0:
                 raise InvalidInputError(
                     path,
@@ -123,7 +136,7 @@ class AudioSource:
                     "a positive sample rate (attribute or argument)",
                     repr(rate),
                 )
-            return cls([path], ds.name, rate, ds.shape[1], ds.shape[0])
+            return cls([path], ds.name, rate, ds.shape[1], _nonempty(path, ds.shape[0]))
 
     @classmethod
     def _open_wavs(cls, paths: list[Path], sample_rate_hz: float | None) -> AudioSource:
@@ -148,7 +161,7 @@ class AudioSource:
                 paths[0], "sample_rate_hz", f"{sample_rate_hz:g} Hz", f"{rate0} Hz"
             )
         n_channels = data0.shape[1] if len(paths) == 1 else len(paths)
-        return cls(paths, None, rate0, n_channels, len(data0))
+        return cls(paths, None, rate0, n_channels, _nonempty(paths[0], len(data0)))
 
     # -- access ------------------------------------------------------------------------
     @property

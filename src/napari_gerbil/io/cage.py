@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_gerbil.config import Config
+from napari_gerbil.config import Config, load_yaml_file
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import (
     DEFAULT_DIMS_MM,
@@ -421,8 +421,6 @@ def load_cage(spec: str | os.PathLike | Cage | None = "paper") -> Cage:
     InvalidInputError
         Unknown name, missing or malformed file; the message names the file and key.
     """
-    import yaml
-
     if isinstance(spec, Cage):
         return spec
     if spec is None:
@@ -440,14 +438,7 @@ def load_cage(spec: str | os.PathLike | Cage | None = "paper") -> Cage:
         )
     if not path.is_file():
         raise InvalidInputError(path, "<file>", "a regular cage file (YAML)", "not a regular file")
-    if path.stat().st_size > 1_000_000:
-        raise InvalidInputError(
-            path, "<file>", "a small cage file (< 1 MB)", f"{path.stat().st_size} bytes"
-        )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(path, "<file>", "valid YAML", str(exc).splitlines()[0]) from None
+    data = load_yaml_file(path, "cage file")
     if not isinstance(data, dict):
         raise InvalidInputError(path, "<root>", "a mapping of cage keys", type(data).__name__)
     return Cage.from_dict(data, source=str(path))
@@ -459,9 +450,7 @@ def is_cage_file(path: str | os.PathLike) -> bool:
     if p.suffix.lower() not in (".yaml", ".yml", ".json") or not p.is_file():
         return False
     try:
-        import yaml
-
-        data = yaml.safe_load(p.read_text(encoding="utf-8")[:1_000_000])
+        data = load_yaml_file(p, "cage file")
     except Exception:  # noqa: BLE001 - any unreadable file is simply not a cage file
         return False
     return isinstance(data, dict) and "dims_mm" in data and "mic_positions_mm" in data

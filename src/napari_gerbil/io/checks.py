@@ -4,8 +4,9 @@
   a dataset a command is about to use (locations required for training).
 - :func:`check_training_files`: every training file valid, none given twice.
 - :func:`check_session`: a session's referenced files present and unchanged, its audio
-  still matching, and its video clock covering every call
-  (:func:`session_timing_problems`).
+  still matching (channels, samples, sample rate), its video clock covering every call
+  (:func:`session_timing_problems`) and, with ``calls_audio``, finite samples in every
+  call (:func:`check_finite_calls`, the check ``predict`` makes).
 """
 
 from __future__ import annotations
@@ -125,7 +126,17 @@ def session_timing_problems(
     pose row) at its time.
     """
     problems: list[tuple[str, str, str]] = []
-    if session.n_calls == 0 or (session.frame_times_s is None and session.fps is None):
+    if session.frame_times_s is None and session.fps is None:
+        if session.video is not None or session.tracks is not None:
+            problems.append(
+                (
+                    "timing/fps",
+                    "a frame rate or frame timestamps for the video and poses",
+                    "neither (no call can be placed on a frame)",
+                )
+            )
+        return problems
+    if session.n_calls == 0:
         return problems
     sr = session.audio.sample_rate_hz
     t_call = np.asarray(session.calls.start_sample, dtype=float) / sr
@@ -184,12 +195,34 @@ def calls_on_video_clock(session) -> np.ndarray:
     return (t >= ft[0] - slack) & (t <= ft[-1] + slack)
 
 
-def check_session(session, path: str | os.PathLike | None = None, timing: bool = True) -> None:
+def check_finite_calls(calls: Sequence[np.ndarray], source=None, first: int = 0) -> None:
+    """Refuse calls with NaN or inf samples (a model would return NaN silently).
+
+    ``first`` is the index of ``calls[0]`` (for the message).
+    """
+    for i, call in enumerate(calls):
+        if not np.isfinite(call).all():
+            row = int(np.argmax(~np.isfinite(call).all(axis=1)))
+            raise InvalidInputError(
+                source,
+                "audio",
+                "finite samples in every call",
+                f"NaN/inf in call {first + i} (its sample {row})",
+            )
+
+
+def check_session(
+    session,
+    path: str | os.PathLike | None = None,
+    timing: bool = True,
+    calls_audio: bool = False,
+) -> None:
     """Raise :class:`InvalidInputError` unless the session can be used as it is.
 
     Referenced files present and unchanged (checksums), the audio's channel and sample
-    counts as recorded and, with ``timing``, the video and pose files covering every
-    call (:func:`session_timing_problems`).
+    counts and sample rate as recorded, with ``timing`` the video and pose files
+    covering every call (:func:`session_timing_problems`), and with ``calls_audio``
+    finite samples in every call (read in batches: bounded memory).
     """
     path = path if path is not None else session.path
     for role, status in session.verify_files().items():
@@ -206,7 +239,11 @@ def check_session(session, path: str | os.PathLike | None = None, timing: bool =
                 f"{status}: {ref.path}",
                 hint="Put the file back, or re-create the session for the new file.",
             )
-    session.audio.open().close()  # channel and sample counts still match
+    with session.audio.open() as audio:  # channels, samples and rate still match
+        if calls_audio:
+            for start in range(0, session.n_calls, 256):
+                rows = np.arange(start, min(start + 256, session.n_calls))
+                check_finite_calls(session.read_calls_audio(rows, audio), path, first=start)
     if not timing:
         return
     n_video = n_tracks = None

@@ -3,8 +3,10 @@
 - :func:`check_input_file`: an input is an existing regular file (a FIFO or a device
   would block a reader forever; a folder is not a file).
 - :func:`check_output_path`: checked **before** any computation. An existing output is
-  replaced only with ``overwrite=True``; never when it is an input of the same command,
-  nor when it is a session file holding user reviews, whatever ``overwrite`` says.
+  replaced only with ``overwrite=True``; never when it is an input of the same command
+  or a file an input refers to (:func:`referenced_files`: a session's audio, video and
+  poses; any file inside an input folder such as a model directory), nor when it is a
+  session file holding user reviews, whatever ``overwrite`` says.
 - :func:`output_lock`: one run at a time per output path (an advisory ``flock`` on a
   ``.NAME.lock`` file next to it); a second run fails at once with a clear error.
 """
@@ -86,6 +88,85 @@ def _has_user_reviews(path: Path) -> bool:
     return bool((animal != NOT_REVIEWED).any())
 
 
+def referenced_files(path: str | os.PathLike) -> list[tuple[str, Path]]:
+    """``(role, file)`` of an input and of every file it refers to.
+
+    A session file refers to its audio files, video and pose file; any other file
+    refers to nothing else. A folder (a model directory, a run folder) is returned as
+    it is: everything inside it belongs to it. A session that cannot be read refers to
+    nothing here (the command refuses it when it loads it).
+    """
+    path = Path(path)
+    found = [("input", path)]
+    if not path.is_file():
+        return found
+    from napari_gerbil.io.session import is_session_file, load_session
+
+    if not is_session_file(path):
+        return found
+    try:
+        session = load_session(path)
+    except InvalidInputError:
+        return found
+    found += [(f"audio file {k}", ref.path) for k, ref in enumerate(session.audio.files)]
+    for role, ref in (("video", session.video), ("poses", session.tracks)):
+        if ref is not None:
+            found.append((role, ref.path))
+    return found
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.absolute().resolve().is_relative_to(folder.absolute().resolve())
+    except OSError:
+        return False
+
+
+def check_not_an_input(
+    path: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike | None],
+    field: str = "--out",
+    *,
+    directory: bool = False,
+    protected: Iterable[str] = (),
+) -> Path:
+    """Refuse an output that is an input, or a file an input refers to, or inside one.
+
+    ``--overwrite`` never changes this: replacing a session's recording or a model's
+    weights loses data nothing can rebuild. Inputs are expanded by
+    :func:`referenced_files`. For a folder output (``directory``), the folder and the
+    ``protected`` files in it are checked.
+    """
+    path = Path(path)
+    protected = list(protected)
+    for given in inputs:
+        if given is None:
+            continue
+        for role, inp in referenced_files(given):
+            if not inp.exists():
+                continue
+            if inp.is_dir():
+                clash = _inside(path, inp)
+            elif directory:
+                clash = _same_file(path, inp) or any(
+                    _same_file(path / name, inp) for name in protected if (path / name).exists()
+                )
+            else:
+                clash = path.exists() and _same_file(path, inp)
+            if clash:
+                what = f"the input {inp}" if role == "input" else f"the {role} of {given}: {inp}"
+                raise InvalidInputError(
+                    path,
+                    field,
+                    "an output path different from every input of the command and the "
+                    "files it refers to",
+                    what,
+                    hint="Write the output somewhere else; inputs are never replaced, nor "
+                    "the recordings, poses and models they refer to, even with --overwrite.",
+                )
+    return path
+
+
 def check_output_path(
     path: str | os.PathLike,
     *,
@@ -104,8 +185,8 @@ def check_output_path(
     overwrite
         Whether an existing output may be replaced (``--overwrite``).
     inputs
-        Inputs of the same command: the output may never be one of them (nor, for a
-        folder, contain one).
+        Inputs of the same command: the output may never be one of them, a file one
+        refers to, or inside an input folder (:func:`check_not_an_input`).
     field
         The option naming the output, for the message.
     directory
@@ -119,26 +200,8 @@ def check_output_path(
     The path (unchanged).
     """
     path = Path(path)
-    for inp in inputs:
-        if inp is None:
-            continue
-        inp = Path(inp)
-        if not inp.exists():
-            continue
-        if directory:
-            clash = _same_file(path, inp) or any(
-                _same_file(path / name, inp) for name in protected if (path / name).exists()
-            )
-        else:
-            clash = path.exists() and _same_file(path, inp)
-        if clash:
-            raise InvalidInputError(
-                path,
-                field,
-                "an output path different from every input of the command",
-                f"the input {inp}",
-                hint="Write the output somewhere else; inputs are never replaced.",
-            )
+    protected = list(protected)
+    check_not_an_input(path, inputs, field, directory=directory, protected=protected)
     if not path.exists():
         if path.is_symlink():
             raise InvalidInputError(path, field, "a writable path", "a dangling symbolic link")

@@ -22,7 +22,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
-from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.atomic import atomic_h5_file
 from napari_gerbil.io.h5values import number, strings, text
 from napari_gerbil.io.outputs import check_input_file
 
@@ -841,7 +841,7 @@ def save_session(session: Session, path: str | os.PathLike) -> Path:
     path = Path(path).absolute()
     base = path.parent
     session.check(path)
-    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5_file(path) as f:  # built in memory: a full disk is one clean error
         f.attrs["napari_gerbil_format"] = FORMAT_NAME
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["provenance"] = json.dumps(session.provenance, sort_keys=True, default=str)

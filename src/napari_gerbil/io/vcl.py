@@ -18,6 +18,7 @@ Our additions, never required on read and always written: root attributes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -28,7 +29,7 @@ import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.atomic import WriteGuard, atomic_path, close_h5_for_write, open_h5_for_write
 from napari_gerbil.io.compat import check_compatible
 from napari_gerbil.io.h5values import hdf5_errors
 from napari_gerbil.io.outputs import check_input_file
@@ -180,6 +181,17 @@ class _Structure:
 
 def _read_metadata(f: h5py.File, path: Path, n_channels: int) -> dict[str, Any]:
     """Our optional attributes, checked for shape when present."""
+    version = f.attrs.get("format_version")
+    if version is not None:
+        v = np.asarray(version).reshape(-1)
+        if v.shape != (1,) or v.dtype.kind not in "iuf" or not 1 <= v[0] <= FORMAT_VERSION:
+            raise InvalidInputError(
+                path,
+                "format_version",
+                f"a version this napari-gerbil reads (1 .. {FORMAT_VERSION})",
+                _short(version),
+                hint="A newer napari-gerbil wrote it: update napari-gerbil.",
+            )
     sr = _attr(f, SAMPLE_RATE_ATTRS)
     if sr is not None:
         arr = _numbers(path, "sample_rate_hz", sr, "a positive rate (Hz)").reshape(-1)
@@ -520,10 +532,11 @@ class VCLWriter:
             raise InvalidInputError(None, "sample_rate_hz", "a positive rate", str(sample_rate_hz))
         self._loc: h5py.Dataset | None = None
         self._f: h5py.File | None = None
+        self._guard: WriteGuard | None = None
         self._cm: Any = atomic_path(self.path, suffix=".h5.tmp")
         tmp = self._cm.__enter__()
         try:
-            self._f = h5py.File(tmp, "w")
+            self._f, self._guard = open_h5_for_write(tmp)  # a full disk: a clean error
             self._create(self._f, sample_rate_hz, dims, mics, scenario, provenance, audio_dtype)
         except BaseException as exc:
             self.abort(type(exc), exc, exc.__traceback__)
@@ -640,6 +653,8 @@ class VCLWriter:
         self._stim[n0:] = self._buf_stim
         self._total += len(block)
         self._buf_audio, self._buf_loc, self._buf_stim, self._buffered = [], [], [], 0
+        assert self._guard is not None
+        self._guard.check()  # the disk filled up: stop now (abort() discards the file)
 
     def close(self) -> None:
         """Write what is buffered and commit the file atomically."""
@@ -651,8 +666,9 @@ class VCLWriter:
                 self._f.create_dataset("locations", data=np.zeros((0, len(self.node_names), 2)))
             if not self._any_stim:
                 del self._f["stimulus_class"]
-            self._f.close()
-            self._f = None
+            assert self._guard is not None
+            f, self._f = self._f, None
+            close_h5_for_write(f, self._guard)
         except BaseException as exc:
             self.abort(type(exc), exc, exc.__traceback__)
             raise
@@ -661,9 +677,10 @@ class VCLWriter:
 
     def abort(self, exc_type=None, exc=None, tb=None) -> None:
         """Discard everything written; ``path`` is left as it was."""
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        if self._f is not None and self._guard is not None:
+            f, self._f = self._f, None
+            with contextlib.suppress(Exception):  # the error being raised says what failed
+                close_h5_for_write(f, self._guard)
         if self._cm is None:
             return
         if exc is None:
@@ -717,6 +734,50 @@ def write_vcl(
     return Path(path)
 
 
+CallIdentity = tuple[str, int]
+
+
+def _identities(provenance: Any, n_calls: int) -> list[CallIdentity | None]:
+    unknown: list[CallIdentity | None] = [None] * n_calls
+    if not isinstance(provenance, dict):
+        return unknown
+    listed = provenance.get("call_identities")
+    if isinstance(listed, list) and len(listed) == n_calls:
+        out: list[CallIdentity | None] = []
+        for item in listed:
+            ok = isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+            ok = ok and isinstance(item[1], int) and not isinstance(item[1], bool)
+            out.append((item[0], item[1]) if ok else None)
+        return out
+    merged = provenance.get("merged_from")
+    if isinstance(merged, list):
+        out = []
+        for part in merged:
+            k = part.get("n_calls") if isinstance(part, dict) else None
+            if not isinstance(k, int) or k < 0:
+                return unknown
+            out += _identities(part.get("provenance"), k)
+        return out if len(out) == n_calls else unknown
+    session, ids = provenance.get("session"), provenance.get("call_ids")
+    if (
+        isinstance(session, str)
+        and isinstance(ids, list)
+        and len(ids) == n_calls
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    ):
+        return [(session, int(i)) for i in ids]
+    return unknown
+
+
+def call_identities(dataset: VCLDataset) -> list[CallIdentity | None]:
+    """(session file, call id) of each call of an exported file, None where unknown.
+
+    Read from the provenance ``export`` writes, through merges; simulated or foreign
+    data have no identity (and are never de-duplicated).
+    """
+    return _identities(dataset.provenance, dataset.n_calls)
+
+
 def merge_vcl(
     paths: Sequence[str | os.PathLike],
     out_path: str | os.PathLike,
@@ -727,7 +788,9 @@ def merge_vcl(
 
     The inputs must agree on channel count, sample rate, node names, location shape,
     arena size and microphone positions (where known); otherwise an
-    :class:`InvalidInputError` names the first file that differs.
+    :class:`InvalidInputError` names the first file that differs. A call exported from
+    the same session call more than once (:func:`call_identities`) is written once: its
+    last copy (the latest review) is kept.
     """
     if not paths:
         raise InvalidInputError(None, "paths", "at least one VCL file", "none")
@@ -782,6 +845,14 @@ def merge_vcl(
                     "different positions",
                 )
         scenarios = {ds.scenario for ds in sets}
+        identities = [call_identities(ds) for ds in sets]
+        last = {ident: (k, i) for k, ids in enumerate(identities) for i, ident in enumerate(ids)}
+        keep = [
+            [ident is None or last[ident] == (k, i) for i, ident in enumerate(ids)]
+            for k, ids in enumerate(identities)
+        ]
+        kept = [ident for ids, ks in zip(identities, keep, strict=True)
+                for ident, ok in zip(ids, ks, strict=True) if ok]  # fmt: skip
         prov = {
             "merged_from": [
                 {
@@ -793,7 +864,10 @@ def merge_vcl(
                 for ds in sets
             ],
             **(provenance or {}),
+            "n_duplicates_dropped": sum(len(ks) - sum(ks) for ks in keep),
         }
+        if any(c is not None for c in kept):
+            prov["call_identities"] = [None if c is None else list(c) for c in kept]
         with VCLWriter(
             out_path,
             first.n_channels,
@@ -804,11 +878,11 @@ def merge_vcl(
             scenario=scenarios.pop() if len(scenarios) == 1 else "mixed",
             provenance=prov,
         ) as writer:
-            for ds in sets:
+            for ds, ks in zip(sets, keep, strict=True):
                 locs = _known(ds.locations_mm)
                 stim = ds.stimulus_classes
-                for i in range(ds.n_calls):
-                    writer.append(ds.call_audio(i), locs[i], None if stim is None else stim[i])
+                for i in np.flatnonzero(ks):
+                    writer.append(ds.call_audio(int(i)), locs[i], None if stim is None else stim[i])
     finally:
         for ds in sets:
             ds.close()

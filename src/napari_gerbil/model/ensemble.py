@@ -310,14 +310,27 @@ def check_device(device: str | torch.device) -> torch.device:
 
 
 def load_ensemble(
-    model_dir: str | os.PathLike, device: str | torch.device = "cpu", verify: bool = True
+    model_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    verify: bool = True,
+    *,
+    field: str = "model directory",
+    hint: str | None = None,
 ) -> Ensemble:
-    """Load a model directory; ``verify`` checks each member file's SHA-256."""
+    """Load a model directory; ``verify`` checks each member file's SHA-256.
+
+    ``field`` names where the directory came from in a message (``--model`` on the
+    command line, the model field of the window); ``hint`` says how to fix a missing one.
+    """
     device = check_device(device)
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise InvalidInputError(
-            model_dir, "--model", "a model directory", "a file" if model_dir.exists() else "nothing"
+            model_dir,
+            field,
+            "an existing model directory",
+            "a file" if model_dir.exists() else "no such folder (moved or deleted?)",
+            hint=hint,
         )
     manifest = read_manifest(model_dir)
     members = []

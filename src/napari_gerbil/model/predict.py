@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.atomic import atomic_path
-from napari_gerbil.io.checks import MAX_CALL_S, check_call_lengths
+from napari_gerbil.io.atomic import atomic_h5
+from napari_gerbil.io.checks import MAX_CALL_S, check_call_lengths, check_finite_calls
 from napari_gerbil.model.calibration import coverage_curve, expected_calibration_error
 from napari_gerbil.model.confidence import confidence_sets, grid_level
 from napari_gerbil.model.ensemble import Ensemble
@@ -180,7 +179,7 @@ def write_predictions(path: str | os.PathLike, result: CallPredictions, source: 
         "source": str(source),
         **{k: v for k, v in (result.attrs or {}).items() if v is not None},
     }
-    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         f["point_predictions"] = result.point_mm
         area = result.set_area_mm2 if result.set_area_mm2 is not None else np.full(n, np.nan)
         f["confidence_set_areas"] = area
@@ -261,12 +260,9 @@ def predict_file(
     check_predict_options(mass, batch_size)
     data = check_input_file(data, "--data", "VCL dataset or session file")
     out = Path(out)
-    inputs = [data, *_model_files(ensemble)]
     session = load_session(data) if is_session_file(data) else None
-    if session is not None:
-        inputs += [ref.path for ref in session.audio.files]
-        inputs += [r.path for r in (session.video, session.tracks) if r is not None]
-    check_output_path(out, overwrite=overwrite, inputs=inputs)
+    # the session's audio, video and poses count as inputs (io.outputs.referenced_files)
+    check_output_path(out, overwrite=overwrite, inputs=[data, *_model_files(ensemble)])
     with output_lock(out):
         crop = None if ensemble is None else ensemble.metadata.input_length_samples
         truth = None
@@ -321,19 +317,6 @@ def predict_file(
             )
         write_predictions(out, result, source=str(data))
     return result
-
-
-def check_finite_calls(calls: Sequence[np.ndarray], source=None) -> None:
-    """Refuse calls with NaN or inf samples (a model would return NaN silently)."""
-    for i, call in enumerate(calls):
-        if not np.isfinite(call).all():
-            row = int(np.argmax(~np.isfinite(call).all(axis=1)))
-            raise InvalidInputError(
-                source,
-                "audio",
-                "finite samples in every call",
-                f"NaN/inf in call {i} (its sample {row})",
-            )
 
 
 def _check_baseline_lengths(data: Path, lengths: np.ndarray, sample_rate_hz: float) -> None:

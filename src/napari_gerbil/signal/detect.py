@@ -17,6 +17,10 @@ from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
+#: Default detection band (Hz): gerbil calls from 2 kHz (above hum and handling noise,
+#: which sit below 1-2 kHz) to 60 kHz.
+CALL_BAND_HZ = (2000.0, 60000.0)
+
 
 @dataclasses.dataclass
 class DetectorConfig(Config):
@@ -25,7 +29,9 @@ class DetectorConfig(Config):
     Attributes
     ----------
     band_hz
-        Frequency band whose energy is tracked (low, high).
+        Frequency band whose energy is tracked (low, high). The default covers gerbil
+        calls (published from about 1-2 kHz up to 60 kHz: many sit below 15 kHz) and
+        starts above mains hum and handling noise (:data:`CALL_BAND_HZ`).
     threshold_db
         A frame is "on" when its band energy exceeds the noise floor (the median
         band energy of the recording) by this many dB.
@@ -39,7 +45,7 @@ class DetectorConfig(Config):
         Audio read per step (memory bound for hour-long recordings).
     """
 
-    band_hz: tuple[float, float] = (15000.0, 60000.0)
+    band_hz: tuple[float, float] = CALL_BAND_HZ
     threshold_db: float = 12.0
     min_duration_s: float = 0.004
     max_gap_s: float = 0.01
@@ -49,6 +55,15 @@ class DetectorConfig(Config):
     def check(self, sample_rate_hz: float) -> None:
         """Raise InvalidInputError if the parameters cannot work at ``sample_rate_hz``."""
         low, high = self.band_hz
+        numbers = {
+            "threshold_db": self.threshold_db,
+            "min_duration_s": self.min_duration_s,
+            "max_gap_s": self.max_gap_s,
+            "chunk_s": self.chunk_s,
+        }
+        for name, value in numbers.items():
+            if not np.isfinite(value):
+                raise InvalidInputError(None, name, "a finite number", repr(value))
         if not 0 <= low < high <= sample_rate_hz / 2:
             raise InvalidInputError(
                 None, "band_hz", f"0 <= low < high <= {sample_rate_hz / 2:g} Hz", repr(self.band_hz)

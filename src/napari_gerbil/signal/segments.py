@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 
 import numpy as np
@@ -26,17 +27,46 @@ def _column(header: list[str], names: tuple[str, ...]) -> int | None:
 MAX_SAMPLE = 2**62
 
 
+#: Raven's selection number: one selection is listed once per view (spectrogram, waveform).
+SELECTION_COLUMNS = ("selection",)
+
+
+@dataclasses.dataclass
+class Segments:
+    """Calls of a segments table, duplicates removed.
+
+    Attributes
+    ----------
+    start_samples, stop_samples
+        (n_calls,) int64, sorted by start.
+    n_duplicates
+        Rows dropped: a Raven selection listed again in another view, or a row
+        repeating another's start and stop exactly.
+    """
+
+    start_samples: np.ndarray
+    stop_samples: np.ndarray
+    n_duplicates: int
+
+
 def read_segments_csv(
     path: str | os.PathLike, sample_rate_hz: float
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Call start/stop samples of a CSV or TSV table, duplicates removed.
+
+    :func:`read_segments` without the count of dropped rows.
+    """
+    segments = read_segments(path, sample_rate_hz)
+    return segments.start_samples, segments.stop_samples
+
+
+def read_segments(path: str | os.PathLike, sample_rate_hz: float) -> Segments:
     """Read call start/stop times (seconds) from a CSV or TSV table.
 
     Recognised columns: start ``start_seconds``/``start``/``onset``/``Begin Time (s)``
-    and stop ``stop_seconds``/``stop``/``end``/``offset``/``End Time (s)``.
-
-    Returns
-    -------
-    start_samples, stop_samples : ndarray (n_calls,) int64, sorted by start.
+    and stop ``stop_seconds``/``stop``/``end``/``offset``/``End Time (s)``. A Raven
+    table's ``Selection`` appears once per view: only its first row counts. Rows
+    repeating a call exactly (same start and stop sample) count once.
     """
     from napari_gerbil.io.outputs import check_input_file
 
@@ -63,8 +93,17 @@ def read_segments_csv(
             f"start column {START_COLUMNS} and stop column {STOP_COLUMNS}",
             repr(header),
         )
+    i_selection = _column(header, SELECTION_COLUMNS)
+    seen_selections: set[str] = set()
+    n_views = 0
     starts, stops = [], []
     for line_no, row in enumerate(rows[1:], start=2):
+        if i_selection is not None and i_selection < len(row):
+            selection = row[i_selection].strip()
+            if selection in seen_selections:
+                n_views += 1
+                continue
+            seen_selections.add(selection)
         try:
             start_s, stop_s = float(row[i_start]), float(row[i_stop])
         except (ValueError, IndexError):
@@ -95,5 +134,7 @@ def read_segments_csv(
             f"calls at least one sample long at {sample_rate_hz:g} Hz",
             f"{starts[i]} .. {stops[i]} s",
         )
-    order = np.argsort(start_samples, kind="stable")
-    return start_samples[order], stop_samples[order]
+    pairs = np.stack([start_samples, stop_samples], axis=1).reshape(-1, 2)
+    unique = np.unique(pairs, axis=0)  # sorted by start, then stop
+    n_repeated = len(pairs) - len(unique)
+    return Segments(unique[:, 0].copy(), unique[:, 1].copy(), n_views + n_repeated)

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.atomic import atomic_h5
 from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM, _check_locations
 from napari_gerbil.simulate.noise import NoiseSource
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, StimulusGenerator
@@ -105,7 +105,7 @@ def compute_rir_bank(
         raise InvalidInputError(None, "headings_rad", f"shape ({len(locs)},)", str(heads.shape))
     path = Path(path)
     norms = []
-    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         n_mics = acoustics.n_mics
         rir_ds = f.create_dataset(
             "rir", (0, n_mics), maxshape=(None, n_mics), dtype="f4", chunks=(8192, n_mics)

@@ -24,8 +24,9 @@ import numpy as np
 from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
-from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.atomic import atomic_h5, atomic_path
 from napari_gerbil.io.cage import ABSORPTION_PRESETS, load_cage, preset_absorption
+from napari_gerbil.io.h5values import hdf5_errors, strings
 from napari_gerbil.simulate.motion import random_walk
 from napari_gerbil.simulate.noise import NoiseSource
 from napari_gerbil.simulate.render import CageSimulator, RenderConfig
@@ -457,7 +458,7 @@ def simulate_session(
     calls = _iter_calls(acoustics, sources, headings, call_seeds, pool, n_workers)
     i = 0
     try:
-        with atomic_path(paths.audio, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+        with atomic_h5(paths.audio) as f:
             ds = f.create_dataset(
                 "audio",
                 (n_samples, acoustics.n_mics),
@@ -488,7 +489,7 @@ def simulate_session(
             pool.shutdown(cancel_futures=True)
 
     animal_names = [f"animal{a}" for a in range(cfg.n_animals)]
-    with atomic_path(paths.truth, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(paths.truth) as f:
         f.attrs["napari_gerbil_format"] = TRUTH_FORMAT
         f.attrs["animal_names"] = animal_names
         f.attrs["node_names"] = list(NODE_NAMES)
@@ -536,8 +537,8 @@ def _read_truth(f: h5py.File, path: Path) -> SessionTruth:
     for name in ("animal_names", "node_names", "sample_rate_hz"):
         if name not in f.attrs:
             raise InvalidInputError(path, name, "a root attribute", "missing")
-    animal_names = [str(a) for a in f.attrs["animal_names"]]
-    node_names = [str(a) for a in f.attrs["node_names"]]
+    animal_names = strings(path, "animal_names", f.attrs["animal_names"])
+    node_names = strings(path, "node_names", f.attrs["node_names"])
     data = {}
     for name, (_, kinds) in {**_TRUTH_CALL_FIELDS, "poses_mm": ((), "f")}.items():
         ds = f.get(name)
@@ -606,5 +607,5 @@ def load_truth(path: str | os.PathLike) -> SessionTruth:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise InvalidInputError(path, "<file>", "an HDF5 file", str(exc)) from None
-    with f:
+    with f, hdf5_errors(path):  # a damaged file: one error naming it
         return _read_truth(f, path)

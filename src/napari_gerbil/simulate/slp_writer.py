@@ -12,15 +12,15 @@ instance are left out; a missing node is NaN and not visible).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.atomic import atomic_path
+from napari_gerbil.io.atomic import atomic_path, close_h5_for_write, open_h5_for_write
 
 _PREDICTED = 1  # sleap_io.io.slp.InstanceType.PREDICTED
 
@@ -120,7 +120,8 @@ def write_tracked_slp(
     path = Path(path)
     with atomic_path(path, suffix=".slp") as tmp:
         sio.save_slp(labels, str(tmp))  # everything but the (empty) pose tables
-        with h5py.File(tmp, "a") as f:
+        f, guard = open_h5_for_write(tmp, append=True)  # a full disk: a clean error
+        try:
             dtypes = {}
             for name in ("frames", "instances", "pred_points"):
                 dtypes[name] = f[name].dtype
@@ -135,4 +136,10 @@ def write_tracked_slp(
                     ds = f[name]
                     ds.resize(len(ds) + len(data), axis=0)
                     ds[len(ds) - len(data) :] = data
+                guard.check()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                close_h5_for_write(f, guard)
+            raise
+        close_h5_for_write(f, guard)
     return path
