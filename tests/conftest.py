@@ -64,8 +64,9 @@ def asymmetric_cage_file(tmp_path, asymmetric_cage):
 def speaker_vcl_small(tmp_path_factory):
     """Path of a small ``speaker`` VCL dataset for training tiny models (~10 s to make).
 
-    84 floor positions on a 40 mm grid (speaker 3-5 cm high) x the 4 loud call classes
-    (``dfm_high``, ``ufm_high``, ``stack_high``, ``noisy_high``) = 336 calls, default cage
+    104 floor positions on a 40 mm grid (speaker 3-5 cm high) x the 4 loud call classes
+    (``dfm_high``, ``ufm_high``, ``stack_high``, ``noisy_high``) = 416 calls, in the
+    ``omni-corner`` cage (600 x 400 mm: the numbers these tests were set on) with its
     acoustics (flat absorption for speed), SNR 35 dB, seed 0. Read it with
     ``VCLDataset(path)``; ground truth in ``locations`` (n, 1, 3) mm, node ``speaker``.
     """
@@ -75,6 +76,7 @@ def speaker_vcl_small(tmp_path_factory):
         scenario="speaker",
         grid_spacing_mm=40.0,
         classes=("dfm_high", "ufm_high", "stack_high", "noisy_high"),
+        cage="omni-corner",
         seed=0,
     )
     return simulate_dataset(tmp_path_factory.mktemp("sim") / "speaker_small.h5", cfg)

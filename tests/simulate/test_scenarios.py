@@ -35,7 +35,7 @@ def test_speaker_vcl_small_fixture_reads_like_vocalocator(speaker_vcl_small):
         idx = f["length_idx"][:]
         locs = f["locations"][:]
         assert f["audio"].shape[1] == 4
-        assert len(idx) == len(locs) + 1 == 337 and idx[-1] == f["audio"].shape[0]
+        assert len(idx) == len(locs) + 1 == 417 and idx[-1] == f["audio"].shape[0]
         call = f["audio"][idx[5] : idx[6]]
     ds = VCLDataset(speaker_vcl_small)
     np.testing.assert_array_equal(ds.call_audio(5), call)
@@ -43,7 +43,7 @@ def test_speaker_vcl_small_fixture_reads_like_vocalocator(speaker_vcl_small):
     assert set(ds.stimulus_classes) == {"dfm_high", "ufm_high", "stack_high", "noisy_high"}
     assert np.abs(locs[:, 0, 0]).max() <= 250 and np.abs(locs[:, 0, 1]).max() <= 150
     assert (locs[:, 0, 2] >= 30).all() and (locs[:, 0, 2] <= 50).all()
-    assert len(np.unique(locs[:, 0, :2], axis=0)) == 84
+    assert len(np.unique(locs[:, 0, :2], axis=0)) == 104
 
 
 def _energy_by_distance_rank_db(path) -> np.ndarray:

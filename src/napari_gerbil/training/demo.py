@@ -31,7 +31,7 @@ DEMO_CAGE = "paper"
 DEMO_EPOCHS = 2
 DEMO_CALLS_PER_EPOCH = 2048
 #: Fresh simulated calls the attribution calibration is fitted on.
-DEMO_CALIBRATION_CALLS = 768
+DEMO_CALIBRATION_CALLS = 1024
 
 
 def demo_model_dir() -> Path:
