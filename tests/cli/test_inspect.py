@@ -16,6 +16,7 @@ from napari_gerbil.cli.inspect import describe, detect_kind
 from napari_gerbil.cli.main import main
 from napari_gerbil.io.arena import default_cage
 from napari_gerbil.io.audio import AudioSource
+from napari_gerbil.io.cage import builtin_cage
 from napari_gerbil.io.session import AudioRef, CallTable, FileRef, Session, save_session
 from napari_gerbil.io.vcl import write_vcl
 from test_core_imports import BLOCKER
@@ -78,7 +79,7 @@ def test_validate_valid_and_tolerance(plain_vcl, capsys, tmp_path, rng):
     path, _ = plain_vcl
     assert main(["validate", str(path)]) == 0
     assert "valid VCL dataset: 7 calls, 4 channels" in capsys.readouterr().out
-    cage = default_cage()
+    cage = builtin_cage("omni-corner").arena()  # 600 x 400 x 350 mm
     calls = [rng.standard_normal((100, 4)) for _ in range(2)]
     ours = write_vcl(
         tmp_path / "ours.h5",
