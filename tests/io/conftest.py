@@ -6,13 +6,14 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_gerbil.io.arena import default_cage
+from napari_gerbil.io.cage import builtin_cage
 from napari_gerbil.io.vcl import write_vcl
 
 
 @pytest.fixture
 def cage():
-    return default_cage()
+    """A 600 x 400 x 350 mm arena, mics 25 mm from two walls (the ``omni-corner`` cage)."""
+    return builtin_cage("omni-corner").arena()
 
 
 def random_calls(rng, n_calls=6, n_channels=4, min_len=200, max_len=900):

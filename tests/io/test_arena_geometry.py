@@ -16,16 +16,23 @@ from napari_gerbil.io.arena import (
 )
 
 
-def test_default_cage_matches_the_paper(cage):
-    np.testing.assert_array_equal(cage.dims_mm, [600, 400, 350])
+def test_default_cage_matches_the_paper():
+    cage = default_cage()  # the fitted cage of the paper (vocalocator's e1 room)
+    np.testing.assert_allclose(cage.dims_mm, [571.5, 355.6, 368.3])
     assert cage.n_mics == 4
     mics = cage.mic_positions_mm
-    # 25 mm from both nearest walls, 10 mm below the ceiling, one per corner
-    np.testing.assert_allclose(np.abs(mics[:, 0]), 275)
-    np.testing.assert_allclose(np.abs(mics[:, 1]), 175)
-    np.testing.assert_allclose(mics[:, 2], 340)
+    # about 20 mm from the x walls, 50 mm from the y walls, 79 mm below the ceiling
+    np.testing.assert_allclose(np.abs(mics[:, 0]), 265.1, atol=0.1)
+    np.testing.assert_allclose(np.abs(mics[:, 1]), 127.6, atol=0.1)
+    np.testing.assert_allclose(mics[:, 2], 289.7, atol=0.1)
     np.testing.assert_array_equal(np.sign(mics[:, :2]), np.sign(cage.corners_mm()))
     assert cage.arena_to_pixels is None
+
+
+def test_the_io_fixture_is_the_omni_corner_cage(cage):
+    np.testing.assert_array_equal(cage.dims_mm, [600, 400, 350])
+    mics = cage.mic_positions_mm  # 25 mm from both nearest walls, 10 mm below the ceiling
+    np.testing.assert_allclose(np.abs(mics[:, :3]), [[275, 175, 340]] * 4)
 
 
 def test_contains_with_margin(cage):
