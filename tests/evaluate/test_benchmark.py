@@ -135,6 +135,7 @@ def test_full_scale_settings_run_in_miniature(tmp_path):
         speaker_calls=72, robot_calls=16, animal_calls=16, test_fraction=0.25, epochs=1,
         preset="tiny", n_members=2, aux_epochs=1, scaling_sizes=(6,), n_examples=2,
         curve_sizes=(32,), curve_preset="tiny", curve_epochs=1, curve_test_calls=32,
+        attribution_duration_s=6.0, attribution_calibration_calls=64,
     )  # fmt: skip
     results = run_benchmark(tmp_path, scale)
     methods = set(results["speaker"]["median_error_mm"])

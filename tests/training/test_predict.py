@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from napari_gerbil.cli.main import main
-from napari_gerbil.io.arena import default_cage
 from napari_gerbil.io.audio import AudioSource
+from napari_gerbil.io.cage import builtin_cage
 from napari_gerbil.io.session import AudioRef, CallTable, Session, save_session
 from napari_gerbil.io.vcl import VCLDataset
 from napari_gerbil.model.ensemble import load_ensemble
@@ -72,7 +72,7 @@ def _session_with_calls(delay_dataset, tmp_path, n_calls=6):
     stops = np.array(stops) - gap
     session = Session(
         audio=AudioRef.from_source(AudioSource.open(rec)),
-        arena=default_cage(),
+        arena=builtin_cage("omni-corner").arena(),  # the delay dataset's cage
         calls=CallTable.from_samples(starts, stops),
     )
     return session, [ds.call_audio(i) for i in range(n_calls)], ds.source_xy_mm(0)[:n_calls]

@@ -128,6 +128,13 @@ def candidate_correlations(
         raise InvalidInputError(
             None, "candidates_xy_mm", f"shape ({n_calls}, n_candidates, 2)", f"{cand.shape}"
         )
+    if n_calls == 0:
+        width = 2 * window_lags + 1
+        n_pairs = len(mic_pairs(np.asarray(mic_positions_mm).shape[0]))
+        return CandidateCorrelations(
+            np.zeros(cand.shape[:2]), np.zeros((*cand.shape[:2], n_pairs, width), np.float32),
+            np.zeros((*cand.shape[:2], 3)), np.zeros((0, 2)), 1.0 / (upsample * sample_rate_hz),
+        )  # fmt: skip
     n_channels = np.asarray(calls[0]).shape[-1]
     mics = check_mic_positions(mic_positions_mm, n_channels)
     fs = float(sample_rate_hz)

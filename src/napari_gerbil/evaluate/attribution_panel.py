@@ -58,6 +58,11 @@ def _session_scores(folder: Path, ensemble: Any) -> dict[str, Any]:
     mics, rate = session.arena.mic_positions_mm, session.audio.sample_rate_hz
     srp = candidate_correlations(clips, mics, rate, xy).steered_response
     log_density = None
+    if session.n_calls == 0:
+        empty = np.zeros((0, xy.shape[1]))
+        return {"session": session, "truth": truth, "xy": xy, "srp": empty,
+                "log_density": empty if ensemble is not None else None,
+                "muse_errors_mm": np.zeros(0)}  # fmt: skip
     if ensemble is not None:
         tracked = np.all(np.isfinite(xy), axis=-1)
         pred = ensemble.predict(clips)
