@@ -1,12 +1,11 @@
 """Evidence for a call coming from given candidate positions (the tracked animals).
 
 Attribution does not need the call's position, only which of 2-3 known positions it
-fits best. :func:`candidate_correlations` samples every microphone pair's band-limited
-GCC-PHAT curve around the time difference each candidate predicts, at a few source
-heights (the tracks give x, y; the mouth's height is unknown). Its
-``steered_response`` - the mean over pairs at the predicted lags, best height - is the
-classical candidate score; the windows feed the learned scorer
-(:mod:`napari_gerbil.model.scorer`).
+fits best. :func:`candidate_correlations` reads every microphone pair's band-limited
+GCC-PHAT curve at the time difference that points near each candidate predict: a disc
+around the tracked position (pose error, the mouth ahead of the node) at a few heights
+(the tracks give x, y; the mouth's height is unknown). The best point's mean over pairs,
+``steered_response``, is the classical candidate score (:mod:`napari_gerbil.attribute`).
 """
 
 from __future__ import annotations
@@ -32,8 +31,6 @@ CANDIDATE_HEIGHTS_MM = (5.0, 20.0, 35.0, 50.0, 65.0, 80.0, 95.0)
 #: mouth ahead of the tracked node); the grid step is :data:`SEARCH_STEP_MM`.
 SEARCH_RADIUS_MM = 15.0
 SEARCH_STEP_MM = 5.0
-#: Lags sampled on each side of a candidate's predicted time difference.
-WINDOW_LAGS = 12
 #: Lag interpolation factor (lag step = 1 / (UPSAMPLE * sample rate)).
 UPSAMPLE = 4
 #: Calls correlated at once (bounds memory).
@@ -50,22 +47,15 @@ class CandidateCorrelations:
         (B, K) the largest mean (over pairs) GCC-PHAT at the lags predicted by a point
         near the candidate (within the search radius, at any searched height); NaN for
         a NaN candidate. The classical candidate score.
-    windows
-        (B, K, P, 2 * WINDOW_LAGS + 1) float32: each pair's GCC-PHAT around the lag
-        predicted by that best point (centre = predicted lag).
     best_offset_mm
         (B, K, 3) that best point minus (candidate x, y, 0).
     bands_hz
         (B, 2) band of each call used by the correlations.
-    lag_step_s
-        Lag spacing of the windows.
     """
 
     steered_response: np.ndarray
-    windows: np.ndarray
     best_offset_mm: np.ndarray
     bands_hz: np.ndarray
-    lag_step_s: float
 
 
 def search_offsets_mm(
@@ -90,13 +80,12 @@ def candidate_correlations(
     candidates_xy_mm,
     *,
     offsets_mm: np.ndarray | None = None,
-    window_lags: int = WINDOW_LAGS,
     upsample: int = UPSAMPLE,
     band_hz="auto",
     temperature_c: float = DEFAULT_TEMPERATURE_C,
     phat: bool = True,
 ) -> CandidateCorrelations:
-    """Steered response and GCC-PHAT windows of each call at its candidates.
+    """Steered response of each call at its candidates.
 
     Parameters
     ----------
@@ -111,8 +100,6 @@ def candidate_correlations(
     offsets_mm
         (n, 3) points searched around each candidate (default
         :func:`search_offsets_mm`).
-    window_lags
-        Lags kept on each side of the predicted lag.
     upsample
         Lag interpolation factor.
     band_hz
@@ -129,12 +116,9 @@ def candidate_correlations(
             None, "candidates_xy_mm", f"shape ({n_calls}, n_candidates, 2)", f"{cand.shape}"
         )
     if n_calls == 0:
-        width = 2 * window_lags + 1
-        n_pairs = len(mic_pairs(np.asarray(mic_positions_mm).shape[0]))
         return CandidateCorrelations(
-            np.zeros(cand.shape[:2]), np.zeros((*cand.shape[:2], n_pairs, width), np.float32),
-            np.zeros((*cand.shape[:2], 3)), np.zeros((0, 2)), 1.0 / (upsample * sample_rate_hz),
-        )  # fmt: skip
+            np.zeros(cand.shape[:2]), np.zeros((*cand.shape[:2], 3)), np.zeros((0, 2))
+        )
     n_channels = np.asarray(calls[0]).shape[-1]
     mics = check_mic_positions(mic_positions_mm, n_channels)
     fs = float(sample_rate_hz)
@@ -142,16 +126,14 @@ def candidate_correlations(
     c = speed_of_sound_m_s(temperature_c)
     pairs = mic_pairs(n_channels)
     probe = search_offsets_mm() if offsets_mm is None else np.asarray(offsets_mm, float)
-    n_k, n_o, n_p, width = cand.shape[1], len(probe), len(pairs), 2 * window_lags + 1
+    n_k, n_o, n_p = cand.shape[1], len(probe), len(pairs)
     lag_step = 1.0 / (upsample * fs)
     ok = np.all(np.isfinite(cand), axis=-1)
     xy = np.where(ok[..., None], cand, 0.0)
     srp = np.full((n_calls, n_k), np.nan)
-    windows = np.zeros((n_calls, n_k, n_p, width), np.float32)
     best = np.zeros((n_calls, n_k, 3))
     bands = np.zeros((n_calls, 2))
-    offsets = np.arange(-window_lags, window_lags + 1)
-    max_lag = max_tdoa_s(mics, c) + (window_lags + 2) * lag_step
+    max_lag = max_tdoa_s(mics, c) + 2 * lag_step
     for start in range(0, n_calls, _CALLS_PER_CHUNK):
         stop = min(n_calls, start + _CALLS_PER_CHUNK)
         b = stop - start
@@ -170,11 +152,8 @@ def candidate_correlations(
         top = centre.argmax(axis=-1)  # (b, K)
         srp[start:stop] = np.take_along_axis(centre, top[..., None], -1)[..., 0]
         best[start:stop] = probe[top]
-        best_lags = np.take_along_axis(lags, top[..., None, None], 2)[:, :, 0]  # (b, K, P)
-        windows[start:stop] = _sample(xc, best_lags[..., None] + half + offsets, -2)
     srp[~ok] = np.nan
-    windows[~ok] = 0.0
-    return CandidateCorrelations(srp, windows, best, bands, lag_step)
+    return CandidateCorrelations(srp, best, bands)
 
 
 def _sample(xc: np.ndarray, pos: np.ndarray, pair_axis: int) -> np.ndarray:
