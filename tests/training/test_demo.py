@@ -9,11 +9,12 @@ from napari_gerbil.model.ensemble import load_ensemble, read_manifest
 
 
 @pytest.mark.slow
-def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
+def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch, tmp_path_factory):
     # a miniature of the real recipe: 2 members, 1 short epoch of engine calls
     monkeypatch.setattr(demo, "DEMO_MEMBERS", 2)
     monkeypatch.setattr(demo, "DEMO_EPOCHS", 1)
     monkeypatch.setattr(demo, "DEMO_CALLS_PER_EPOCH", 16)
+    monkeypatch.setattr(demo, "DEMO_CALIBRATION_CALLS", 64)
     messages = []
     path = demo.ensure_demo_ensemble(progress=lambda p: messages.append((p.message, p.fraction)))
     assert path == demo.demo_model_dir() and path.is_relative_to(demo.cache_dir())
@@ -30,6 +31,22 @@ def test_demo_ensemble_is_built_with_progress_then_reused(monkeypatch):
     again = []
     assert demo.ensure_demo_ensemble(progress=again.append) == path
     assert again == [] and read_manifest(path)["created"] == created
+    # it ships its attribution calibration, and `--model demo` finds it
+    from napari_gerbil.attribute import CALIBRATION_FILE, load_calibration
+
+    assert (path / CALIBRATION_FILE).is_file()
+    assert "64 simulated calls" in load_calibration(path).fitted_on
+    _predict_with_model_demo(tmp_path_factory.mktemp("demo_predict"))
+
+
+def _predict_with_model_demo(folder):
+    from napari_gerbil.cli.main import main
+    from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
+
+    data = simulate_dataset(folder / "d.h5", ScenarioConfig(scenario="robot", n_calls=3))
+    assert main(["predict", "--model", "demo", "--data", str(data), "--out",
+                 str(folder / "p.h5")]) == 0  # fmt: skip
+    assert (folder / "p.h5").is_file()
 
 
 def test_a_cancelled_demo_build_stops_before_training(monkeypatch, tmp_path):
