@@ -243,22 +243,7 @@ def _session_training_data(sessions, engine, config, input_length_samples, metad
     meta = data.metadata
     if metadata is not None or engine is not None:  # the sessions must fit the model / cage
         what = "model" if metadata is not None else "engine cage"
-        _check_model_compatible(
-            source,
-            n_channels=found.n_channels,
-            sample_rate_hz=found.sample_rate_hz,
-            arena_dims_mm=found.arena_dims_mm,
-            expected_n_channels=meta.n_channels,
-            expected_sample_rate_hz=meta.sample_rate_hz,
-            expected_arena_dims_mm=meta.arena_dims_mm,
-            what=what,
-        )
-        compare_geometry(
-            {"dims_mm": None, "mic_positions_mm": meta.mic_positions_mm},
-            {"dims_mm": None, "mic_positions_mm": labels.mic_positions_mm},
-            source,
-            what=what,
-        )
+        _check_fits(source, found, labels.mic_positions_mm, meta, what)
     data.sessions = labels
     data.session_split = session_split(labels, config, engine is not None)
     return data
@@ -358,21 +343,7 @@ def _engine_training_data(paths, engine, config, input_length_samples, split, me
         mic_positions_mm=cage.mic_positions_mm,
     )
     if metadata is not None:  # fine-tuning: the engine's cage must be the model's
-        _check_model_compatible(
-            cage.name,
-            n_channels=found.n_channels,
-            sample_rate_hz=found.sample_rate_hz,
-            arena_dims_mm=found.arena_dims_mm,
-            expected_n_channels=metadata.n_channels,
-            expected_sample_rate_hz=metadata.sample_rate_hz,
-            expected_arena_dims_mm=metadata.arena_dims_mm,
-            what="model",
-        )
-        compare_geometry(
-            {"dims_mm": None, "mic_positions_mm": metadata.mic_positions_mm},
-            {"dims_mm": None, "mic_positions_mm": cage.mic_positions_mm},
-            cage.name,
-        )
+        _check_fits(cage.name, found, cage.mic_positions_mm, metadata, "model")
     meta = metadata or found
     if paths:
         files = open_training_data(paths, config, input_length_samples, split, meta)
@@ -417,6 +388,26 @@ def _bank_training_data(
     empty = {k: np.zeros((0, 2), dtype=np.int64) for k in SPLITS}
     return TrainingData(
         [], [], metadata or found, empty, str(Path(rir_bank).resolve()), config.sim_calls_per_epoch
+    )
+
+
+def _check_fits(source, found, mic_positions_mm, expected, what: str) -> None:
+    """Refuse data (``found`` metadata, its microphones) that does not fit ``expected``."""
+    _check_model_compatible(
+        source,
+        n_channels=found.n_channels,
+        sample_rate_hz=found.sample_rate_hz,
+        arena_dims_mm=found.arena_dims_mm,
+        expected_n_channels=expected.n_channels,
+        expected_sample_rate_hz=expected.sample_rate_hz,
+        expected_arena_dims_mm=expected.arena_dims_mm,
+        what=what,
+    )
+    compare_geometry(
+        {"dims_mm": None, "mic_positions_mm": expected.mic_positions_mm},
+        {"dims_mm": None, "mic_positions_mm": mic_positions_mm},
+        source,
+        what=what,
     )
 
 
