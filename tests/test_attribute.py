@@ -136,3 +136,15 @@ def test_session_attribution_maps_poses_at_call_time_through_the_homography(tmp_
     session.arena = ArenaGeometry(cage.dims_mm, cage.mic_positions_mm)
     with pytest.raises(InvalidInputError, match="arena_to_pixels"):
         animal_positions_at_calls(session, poses)
+
+
+def test_a_wide_band_call_gets_a_sharper_steered_response_scale():
+    from napari_gerbil.attribute import candidate_logits
+
+    cal = AttributionCalibration(method="srp", srp_scale=10.0, srp_scale_per_khz=2.0)
+    srp = np.array([[0.3, 0.1], [0.3, 0.1]])
+    logits = candidate_logits(cal, srp, bandwidth_khz=np.array([5.0, 40.0]))
+    np.testing.assert_allclose(logits, [[6.0, 2.0], [27.0, 9.0]])  # (10 + 2 * kHz) * srp
+    with pytest.raises(InvalidInputError, match="bandwidth_khz"):
+        candidate_logits(cal, srp)
+    assert AttributionCalibration(method="mixture", srp_scale_per_khz=3.0).srp_scale_per_khz == 0

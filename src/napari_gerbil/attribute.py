@@ -3,10 +3,13 @@
 The tracks give the candidates: each animal's ``node`` (nose by default) at the call,
 in mm (:func:`animal_positions_at_calls`). Each candidate gets a logit
 
-    logit_a = srp_scale * steered_response_a + density_scale * log_density_a
+    logit_a = (srp_scale + srp_scale_per_khz * bandwidth_khz) * steered_response_a
+              + density_scale * log_density_a
 
 - ``steered_response_a``: how well the call's pairwise GCC-PHAT fits a source near
   animal ``a`` (:func:`napari_gerbil.baselines.candidates.candidate_correlations`);
+- ``bandwidth_khz``: the call's band (a wide-band call pins the time differences; a
+  narrow low one does not, measured: docs/attribution.md);
 - ``log_density_a``: the ensemble mixture's log density at animal ``a``.
 
 ``probabilities`` are the softmax of the logits over the tracked animals; the scales
@@ -49,6 +52,8 @@ class AttributionCalibration(Config):
         or ``"combined"`` (both).
     srp_scale
         Logit per unit of steered response (mean GCC-PHAT over pairs).
+    srp_scale_per_khz
+        Added to ``srp_scale`` per kHz of the call's band.
     density_scale
         Logit per nat of mixture log density.
     assign_probability
@@ -59,6 +64,7 @@ class AttributionCalibration(Config):
 
     method: str = "srp"
     srp_scale: float = 40.0
+    srp_scale_per_khz: float = 0.0
     density_scale: float = 0.0
     assign_probability: float = 0.95
     fitted_on: str = "default scales (not fitted)"
@@ -66,7 +72,7 @@ class AttributionCalibration(Config):
     def __post_init__(self) -> None:
         if self.method not in ATTRIBUTION_METHODS:
             raise InvalidInputError(None, "method", f"one of {ATTRIBUTION_METHODS}", self.method)
-        for name in ("srp_scale", "density_scale"):
+        for name in ("srp_scale", "srp_scale_per_khz", "density_scale"):
             value = getattr(self, name)
             if not (np.isfinite(value) and 0.0 <= value <= 1e4):
                 raise InvalidInputError(None, name, "a number in 0 .. 10000", str(value))
@@ -80,7 +86,7 @@ class AttributionCalibration(Config):
         if self.method == "srp":
             self.density_scale = 0.0
         elif self.method == "mixture":
-            self.srp_scale = 0.0
+            self.srp_scale = self.srp_scale_per_khz = 0.0
 
     @property
     def uses_srp(self) -> bool:
@@ -115,13 +121,22 @@ def candidate_logits(
     calibration: AttributionCalibration,
     steered_response: np.ndarray | None = None,
     log_density: np.ndarray | None = None,
+    bandwidth_khz: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n, A) logits of the candidates from their scores (NaN scores stay NaN)."""
+    """(n, A) logits of the candidates from their scores (NaN scores stay NaN).
+
+    ``bandwidth_khz`` (n,): each call's band, needed when ``srp_scale_per_khz`` is set.
+    """
     logits = None
     if calibration.uses_srp:
         if steered_response is None:
             raise InvalidInputError(None, "steered_response", "scores for method srp", "none")
-        logits = calibration.srp_scale * np.asarray(steered_response, float)
+        scale = np.full(len(steered_response), calibration.srp_scale)
+        if calibration.srp_scale_per_khz:
+            if bandwidth_khz is None:
+                raise InvalidInputError(None, "bandwidth_khz", "each call's band", "none")
+            scale = scale + calibration.srp_scale_per_khz * np.asarray(bandwidth_khz, float)
+        logits = scale[:, None] * np.asarray(steered_response, float)
     if calibration.uses_mixture:
         if log_density is None:
             raise InvalidInputError(None, "log_density", "mixture densities", "none")
@@ -129,6 +144,12 @@ def candidate_logits(
         logits = term if logits is None else logits + term
     assert logits is not None
     return logits
+
+
+def band_khz(bands_hz: np.ndarray) -> np.ndarray:
+    """(n,) width of each call's band in kHz from (n, 2) ``(f_lo, f_hi)`` in Hz."""
+    bands = np.asarray(bands_hz, float).reshape(-1, 2)
+    return (bands[:, 1] - bands[:, 0]) / 1000.0
 
 
 def softmax_probabilities(logits: np.ndarray) -> np.ndarray:
@@ -196,7 +217,7 @@ def attribute_calls(
     if n_animals == 0 or n == 0:
         return Attribution(np.full(n, UNASSIGNED, np.int64), np.full((n, n_animals), np.nan))
     tracked = np.all(np.isfinite(xy), axis=-1)
-    srp = log_d = None
+    srp = log_d = bandwidth = None
     if calibration.uses_srp:
         if calls is None or mic_positions_mm is None or sample_rate_hz is None:
             raise InvalidInputError(
@@ -204,12 +225,13 @@ def attribute_calls(
             )
         from napari_gerbil.baselines.candidates import candidate_correlations
 
-        srp = candidate_correlations(calls, mic_positions_mm, sample_rate_hz, xy).steered_response
+        scores = candidate_correlations(calls, mic_positions_mm, sample_rate_hz, xy)
+        srp, bandwidth = scores.steered_response, band_khz(scores.bands_hz)
     if calibration.uses_mixture:
         if prediction is None:
             raise InvalidInputError(None, "prediction", "the ensemble's mixtures", "none")
         log_d = prediction.log_density(np.where(tracked[..., None], xy, 0.0))
-    logits = candidate_logits(calibration, srp, log_d)
+    logits = candidate_logits(calibration, srp, log_d, bandwidth)
     logits = np.where(tracked, logits, np.nan)
     probs = softmax_probabilities(logits)
     return Attribution(assign(probs, calibration.assign_probability), probs)

@@ -43,7 +43,7 @@ def _session(out: Path, cage: str, n_animals: int, duration_s: float, seed: int)
 
 def _session_scores(folder: Path, ensemble: Any) -> dict[str, Any]:
     """Candidate scores of every call of a session, and MUSE's error."""
-    from napari_gerbil.attribute import animal_positions_at_calls
+    from napari_gerbil.attribute import animal_positions_at_calls, band_khz
     from napari_gerbil.baselines.candidates import candidate_correlations
     from napari_gerbil.baselines.localize import localize
     from napari_gerbil.io.session import load_session
@@ -56,11 +56,13 @@ def _session_scores(folder: Path, ensemble: Any) -> dict[str, Any]:
     xy = animal_positions_at_calls(session, load_poses(session.tracks.path))
     clips = session.read_calls_audio(np.arange(session.n_calls))
     mics, rate = session.arena.mic_positions_mm, session.audio.sample_rate_hz
-    srp = candidate_correlations(clips, mics, rate, xy).steered_response
+    candidates = candidate_correlations(clips, mics, rate, xy)
+    srp, bandwidth = candidates.steered_response, band_khz(candidates.bands_hz)
     log_density = None
     if session.n_calls == 0:
         empty = np.zeros((0, xy.shape[1]))
         return {"session": session, "truth": truth, "xy": xy, "srp": empty,
+                "bandwidth_khz": np.zeros(0),
                 "log_density": empty if ensemble is not None else None,
                 "muse_errors_mm": np.zeros(0)}  # fmt: skip
     if ensemble is not None:
@@ -75,7 +77,8 @@ def _session_scores(folder: Path, ensemble: Any) -> dict[str, Any]:
     ok = match >= 0
     err = np.linalg.norm(muse.point_mm[ok] - truth.source_mm[match[ok], :2], axis=1)
     return {"session": session, "truth": truth, "xy": xy, "srp": srp,
-            "log_density": log_density, "muse_errors_mm": err}  # fmt: skip
+            "bandwidth_khz": bandwidth, "log_density": log_density,
+            "muse_errors_mm": err}  # fmt: skip
 
 
 def attribution_panel(
@@ -161,7 +164,9 @@ def attribution_panel(
             tracked = np.all(np.isfinite(scores["xy"]), axis=-1)
             per_method = {}
             for m, calibration in calibrations.items():
-                logits = candidate_logits(calibration, scores["srp"], scores["log_density"])
+                logits = candidate_logits(
+                    calibration, scores["srp"], scores["log_density"], scores["bandwidth_khz"]
+                )
                 probs = softmax_probabilities(np.where(tracked, logits, np.nan))
                 codes = assign(probs, calibration.assign_probability)
                 outcome = attribution_outcomes(scores["session"], scores["truth"], codes)

@@ -23,6 +23,7 @@ from napari_gerbil.attribute import (
     CALIBRATION_FILE,
     AttributionCalibration,
     assign,
+    band_khz,
     candidate_logits,
     softmax_probabilities,
 )
@@ -43,6 +44,8 @@ class CandidateScores:
     ----------
     steered_response, log_density
         (n, K) scores (``log_density`` None without an ensemble).
+    bandwidth_khz
+        (n,) each call's band.
     distance_mm
         (n, K - 1) distance of each other candidate from the caller's candidate.
     stimulus_classes
@@ -51,6 +54,7 @@ class CandidateScores:
 
     steered_response: np.ndarray
     log_density: np.ndarray | None
+    bandwidth_khz: np.ndarray
     distance_mm: np.ndarray
     stimulus_classes: np.ndarray
 
@@ -59,6 +63,7 @@ class CandidateScores:
         return CandidateScores(
             self.steered_response[rows],
             None if self.log_density is None else self.log_density[rows],
+            self.bandwidth_khz[rows],
             self.distance_mm[rows],
             self.stimulus_classes[rows],
         )
@@ -93,7 +98,7 @@ def simulated_candidate_scores(
     engine = DataEngine(cage, config, seed=seed)
     rng = np.random.default_rng([seed, 0xA771])
     half = engine.cage.dims[:2] / 2.0 - engine.config.margin_mm
-    srp, dens, dist, classes = [], [], [], []
+    srp, dens, bandwidth, dist, classes = [], [], [], [], []
     done, index = 0, 0
     while done < n_calls:
         check_cancel(cancel, "attribution calibration")
@@ -118,6 +123,7 @@ def simulated_candidate_scores(
             batch.audio, engine.cage.mics, engine.config.sample_rate_hz, cand
         )
         srp.append(cc.steered_response)
+        bandwidth.append(band_khz(cc.bands_hz))
         if ensemble is not None:
             pred = ensemble.predict(batch.audio)
             dens.append(pred.log_density(cand))
@@ -128,13 +134,16 @@ def simulated_candidate_scores(
     return CandidateScores(
         np.concatenate(srp),
         np.concatenate(dens) if dens else None,
+        np.concatenate(bandwidth),
         np.concatenate(dist),
         np.asarray(classes),
     )
 
 
 def _nll(calibration: AttributionCalibration, scores: CandidateScores) -> float:
-    logits = candidate_logits(calibration, scores.steered_response, scores.log_density)
+    logits = candidate_logits(
+        calibration, scores.steered_response, scores.log_density, scores.bandwidth_khz
+    )
     logits = np.nan_to_num(logits, nan=-1e9)
     top = logits.max(axis=1)
     log_z = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
@@ -146,16 +155,18 @@ def fit_method(method: str, scores: CandidateScores) -> AttributionCalibration:
     from scipy.optimize import minimize
 
     def make(x: np.ndarray) -> AttributionCalibration:
-        srp_scale, density_scale = (x[0], 0.0) if method == "srp" else (0.0, x[0])
+        x = np.clip(np.asarray(x, float), 0.0, 1e4)
+        srp, per_khz, density = (x[0], x[1], 0.0) if method == "srp" else (0.0, 0.0, x[0])
         if method == "combined":
-            srp_scale, density_scale = x
+            srp, per_khz, density = x
         return AttributionCalibration(
             method=method,
-            srp_scale=float(np.clip(srp_scale, 0.0, 1e4)),
-            density_scale=float(np.clip(density_scale, 0.0, 1e4)),
+            srp_scale=float(srp),
+            srp_scale_per_khz=float(per_khz),
+            density_scale=float(density),
         )
 
-    x0 = {"srp": [20.0], "mixture": [1.0], "combined": [20.0, 0.5]}[method]
+    x0 = {"srp": [20.0, 0.0], "mixture": [1.0], "combined": [20.0, 0.0, 0.5]}[method]
     bounds = [(0.0, 1e4)] * len(x0)
     best = minimize(lambda x: _nll(make(x), scores), x0, method="L-BFGS-B", bounds=bounds)
     return _calibrate_tail(make(best.x), scores)
@@ -173,6 +184,7 @@ def _calibrate_tail(calibration: AttributionCalibration, scores: CandidateScores
         trial = dataclasses.replace(
             calibration,
             srp_scale=float(calibration.srp_scale * factor),
+            srp_scale_per_khz=float(calibration.srp_scale_per_khz * factor),
             density_scale=float(calibration.density_scale * factor),
         )
         figures = judge(trial, scores)
@@ -183,7 +195,9 @@ def _calibrate_tail(calibration: AttributionCalibration, scores: CandidateScores
 
 def judge(calibration: AttributionCalibration, scores: CandidateScores) -> dict[str, float]:
     """Held-out figures: NLL, share picked right, share assigned and right at p >= 0.95."""
-    logits = candidate_logits(calibration, scores.steered_response, scores.log_density)
+    logits = candidate_logits(
+        calibration, scores.steered_response, scores.log_density, scores.bandwidth_khz
+    )
     probs = softmax_probabilities(logits)
     codes = assign(probs, calibration.assign_probability)
     assigned = codes >= 0
