@@ -21,7 +21,7 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
     mics_m: np.ndarray,
     mic_directions: np.ndarray,
     mic_pattern_p: float,
-    source_pattern_p: float,
+    source_gain: np.ndarray,
     dims_m: np.ndarray,
     axis_n: np.ndarray,
     axis_sign: np.ndarray,
@@ -38,8 +38,10 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
 ) -> None:
     """Add every image's arrival to ``out`` (n_src, n_mics, n_bands, length), in place.
 
-    ``directional[i]`` says whether source i has the cardioid pattern facing
-    ``headings_rad[i]`` (finite values only: fastmath assumes no NaN).
+    ``directional[i]`` says whether source i radiates with its gain table
+    ``source_gain[i]`` (n_cos, n_bands; rows uniform in the cosine of the angle from
+    its heading, -1 .. 1) facing ``headings_rad[i]`` (finite values only: fastmath
+    assumes no NaN); other sources are omnidirectional.
 
     Images ``< n_specular`` get a Hann-windowed sinc fractional delay of ``taps``
     samples; images ``< n_coherent`` the nearest sample. Gains: band reflection
@@ -47,6 +49,8 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
     """
     n_src, n_mics = out.shape[0], out.shape[1]
     n_bands = out.shape[2]
+    n_cos = source_gain.shape[1]
+    band_gain = np.ones(n_bands)  # the source's gain towards the current image, per band
     half = taps // 2
     n_axis = len(axis_n)
     offset = np.empty((3, n_axis))
@@ -55,6 +59,8 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
     for i in range(n_src):
         face_x = math.cos(headings_rad[i])
         face_y = math.sin(headings_rad[i])
+        if not directional[i]:
+            band_gain[:] = 1.0
         for m in range(n_mics):
             # mic -> image offset along each axis, for each 1-D image choice
             for a in range(3):
@@ -77,7 +83,12 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
                     gain *= mic_pattern_p + (1.0 - mic_pattern_p) * cos_m
                 if directional[i]:
                     cos_s = -(dx * axis_sign[ax] * face_x + dy * axis_sign[ay] * face_y) / dist
-                    gain *= source_pattern_p + (1.0 - source_pattern_p) * cos_s
+                    u = min(max((cos_s + 1.0) * 0.5 * (n_cos - 1), 0.0), n_cos - 1.0)
+                    jc = min(int(u), n_cos - 2)
+                    f = u - jc
+                    for b in range(n_bands):
+                        lo, hi = source_gain[i, jc, b], source_gain[i, jc + 1, b]
+                        band_gain[b] = lo * (1.0 - f) + hi * f
                 delay = dist * samples_per_m
                 if k < n_specular:
                     base = math.floor(delay)
@@ -90,12 +101,16 @@ def accumulate_images(  # noqa: PLR0913 - a flat kernel signature is the point
                         sinc = 1.0 if x == 0.0 else math.sin(math.pi * x) / (math.pi * x)
                         w = sinc * 0.5 * (1.0 + math.cos(math.pi * x / half)) * gain
                         for b in range(n_bands):
-                            scratch[pos, b] += w * reflection[k, b] * air_gain[pos, b]
+                            scratch[pos, b] += (
+                                w * reflection[k, b] * air_gain[pos, b] * band_gain[b]
+                            )
                 else:
                     pos = int(math.floor(delay + 0.5)) + pre_samples
                     if pos < end_samples:
                         for b in range(n_bands):
-                            scratch[pos, b] += gain * reflection[k, b] * air_gain[pos, b]
+                            scratch[pos, b] += (
+                                gain * reflection[k, b] * air_gain[pos, b] * band_gain[b]
+                            )
             for t in range(length):
                 for b in range(n_bands):
                     out[i, m, b, t] = scratch[t, b]

@@ -9,7 +9,8 @@ source positions is rendered at once:
    every call, with its per-band amplitude ``prod R_s(f)^hits_s`` (pressure
    reflection ``R = sqrt(1 - absorption)``, energy share ``1 - scattering`` kept
    specular), ISO 9613-1 air absorption ``exp(-a(f) d)``, spherical spreading
-   ``1 / (4 pi d)`` and the cardioid-family patterns of microphone and source, is
+   ``1 / (4 pi d)``, the microphone's cardioid-family pattern and the caller's
+   per-band directivity (:mod:`napari_gerbil.simulate.caller`), is
    placed with a Hann-windowed sinc fractional delay (exact arrival times) into one
    buffer per frequency band.
 2. **Diffuse part**: Gaussian noise with a per-band energy envelope (from one
@@ -43,6 +44,7 @@ from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.cage import BAND_CENTRES_HZ, Cage
 from napari_gerbil.physics import speed_of_sound_m_s
 from napari_gerbil.simulate.air import air_absorption_nepers_per_m
+from napari_gerbil.simulate.caller import CALLERS, caller_gain_tables, mean_square_gain
 
 #: Centres (Hz) of the renderer's frequency bands (hats in log frequency between them).
 RENDER_BANDS_HZ = (
@@ -85,8 +87,12 @@ class RenderConfig(Config):
         Apply ISO 9613-1 air absorption (False only for comparisons).
     tail_bin_samples
         Time resolution of the diffuse energy envelope.
+    caller
+        How a source with a heading radiates (:data:`~napari_gerbil.simulate.caller.CALLERS`):
+        ``plausible`` (a mouth on a rigid head: a beam that narrows with frequency, no
+        null), ``cardioid`` (``source_pattern_p`` at every frequency) or ``omni``.
     source_pattern_p
-        Cardioid-family pattern of directional sources (0.5 = cardioid).
+        Pattern of the ``cardioid`` caller (0.5 = cardioid, a null behind).
     """
 
     max_order: int = 20
@@ -97,9 +103,12 @@ class RenderConfig(Config):
     highpass_hz: float = 1000.0
     air_absorption: bool = True
     tail_bin_samples: int = 32
+    caller: str = "plausible"
     source_pattern_p: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.caller not in CALLERS:
+            raise InvalidInputError(None, "caller", " or ".join(CALLERS), repr(self.caller))
         if self.coherent_order is None:
             self.coherent_order = self.max_order
         if not 0 <= self.specular_order <= self.coherent_order <= self.max_order <= 60:
@@ -353,10 +362,16 @@ class ImageSourceRenderer:
         return room_m
 
     def _image_gains(
-        self, src_m: torch.Tensor, headings_rad: torch.Tensor, sel: slice
+        self,
+        src_m: torch.Tensor,
+        headings_rad: torch.Tensor,
+        sel: slice,
+        tables: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Delays in samples and broadband gains (directivities / distance), (n_src, n_img, n_mics).
+        """Delays in samples (n_src, n_img, n_mics) and gains (n_src, n_img, n_mics, n_bands).
 
+        Gains hold the microphone pattern / distance and, for sources with a heading,
+        their caller gain ``tables`` (n_src, n_cos, n_bands) towards each image.
         Geometry is separable per axis: the few distinct 1-D image coordinates are
         computed once and gathered. Band reflection factors and air absorption are
         applied elsewhere.
@@ -378,8 +393,9 @@ class ImageSourceRenderer:
         if p < 1.0:
             cos = sum(gather(offsets[a] * self._mic_dirs[:, a], a) for a in range(3)) / dist
             gain = gain * (p + (1.0 - p) * cos)
+        gain = gain[..., None]  # (n_src, n_img, n_mics, 1): bands broadcast
         directional = torch.isfinite(headings_rad)
-        if bool(directional.any()):
+        if tables is not None and bool(directional.any()):
             h = torch.nan_to_num(headings_rad)
             facing = (torch.cos(h), torch.sin(h))
             # leaving the real source towards the mic: the image -> mic direction mirrored
@@ -392,30 +408,50 @@ class ImageSourceRenderer:
                 )
                 / dist
             )
-            ps = self.config.source_pattern_p
-            src_gain = torch.where(directional[:, None, None], ps + (1.0 - ps) * cos_s, 1.0)
-            gain = gain * src_gain
+            n_cos = tables.shape[1]
+            u = ((cos_s + 1.0) * 0.5 * (n_cos - 1)).clamp(0.0, n_cos - 1.0)
+            lo = u.floor().long().clamp_max(n_cos - 2)
+            frac = (u - lo)[..., None]
+            rows = tables[:, None, :, :]  # (n_src, 1, n_cos, n_bands)
+
+            def pick(index: torch.Tensor) -> torch.Tensor:
+                flat = index.reshape(len(index), 1, -1, 1).expand(-1, 1, -1, tables.shape[2])
+                return torch.gather(rows, 2, flat).reshape(*index.shape, tables.shape[2])
+
+            src_gain = pick(lo) * (1.0 - frac) + pick(lo + 1) * frac
+            gain = gain * torch.where(directional[:, None, None, None], src_gain, 1.0)
         return dist * (self.fs / self.c), gain
 
     # -- responses ----------------------------------------------------------------------
 
     def _band_buffers(
-        self, src_m: torch.Tensor, headings_rad: torch.Tensor, generator: torch.Generator | None
+        self,
+        src_m: torch.Tensor,
+        headings_rad: torch.Tensor,
+        tables: torch.Tensor,
+        generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """(n_src, n_mics, n_bands, buffer) band-wise responses, t = 0 at ``pre_samples``."""
+        """(n_src, n_mics, n_bands, buffer) band-wise responses, t = 0 at ``pre_samples``.
+
+        ``tables`` (n_src, n_cos, n_bands): each source's caller gain (used where its
+        heading is finite).
+        """
         n_src, n_mics = len(src_m), self.n_mics
         length = self.buffer_samples
         if self.device.type == "cpu" and self.kernel == "compiled":
-            buf = self._accumulate_compiled(src_m, headings_rad)  # air absorption included
+            buf = self._accumulate_compiled(src_m, headings_rad, tables)  # air included
         else:
-            buf = self._accumulate_torch(src_m, headings_rad) * self._air_gain
-        envelope = self._diffuse_envelope(src_m[:1], headings_rad[:1])  # (n_mics, B, length)
+            buf = self._accumulate_torch(src_m, headings_rad, tables) * self._air_gain
+        # (n_mics, B, length)
+        envelope = self._diffuse_envelope(src_m[:1], headings_rad[:1], tables[:1])
         if envelope is not None:
             noise = torch.randn(n_src, n_mics, 1, length, generator=generator, device=self.device)
             buf += (envelope * self._air_gain)[None] * noise
         return buf  # (n_src, n_mics, n_bands, length)
 
-    def _accumulate_compiled(self, src_m: torch.Tensor, headings_rad: torch.Tensor) -> torch.Tensor:
+    def _accumulate_compiled(
+        self, src_m: torch.Tensor, headings_rad: torch.Tensor, tables: torch.Tensor
+    ) -> torch.Tensor:
         """Image sum by the compiled CPU kernel: (n_src, n_mics, n_bands, buffer)."""
         from napari_gerbil.simulate._image_kernel import accumulate_images
 
@@ -428,7 +464,7 @@ class ImageSourceRenderer:
             np.ascontiguousarray(room.mics_m, np.float64),
             np.ascontiguousarray(room.mic_directions, np.float64),
             float(room.mic_pattern_p),
-            float(self.config.source_pattern_p),
+            np.ascontiguousarray(tables.cpu().numpy(), np.float32),
             np.ascontiguousarray(room.dims_m, np.float64),
             self._axis_n.numpy().astype(np.float64),
             self._axis_sign.numpy().astype(np.float64),
@@ -445,7 +481,9 @@ class ImageSourceRenderer:
         )
         return torch.from_numpy(out)
 
-    def _accumulate_torch(self, src_m: torch.Tensor, headings_rad: torch.Tensor) -> torch.Tensor:
+    def _accumulate_torch(
+        self, src_m: torch.Tensor, headings_rad: torch.Tensor, tables: torch.Tensor
+    ) -> torch.Tensor:
         """Image sum with torch tensors (GPUs): (n_src, n_mics, n_bands, buffer)."""
         n_src, n_mics, n_bands, length = len(src_m), self.n_mics, self.n_bands, self.buffer_samples
         buf = torch.zeros(n_src * n_mics * length, n_bands, device=self.device)
@@ -455,7 +493,7 @@ class ImageSourceRenderer:
         ) * length  # (n_src, 1, n_mics) first row of each response
         end = self.pre_samples + self.rir_samples
         spec = slice(0, self.n_specular)
-        delay, gain = self._image_gains(src_m, headings_rad, spec)
+        delay, gain = self._image_gains(src_m, headings_rad, spec, tables)
         base = torch.floor(delay)
         taps = self._tap_offsets  # (T,)
         x = taps - (delay - base)[..., None]  # sample offset from the true delay
@@ -464,22 +502,24 @@ class ImageSourceRenderer:
         pos = (base[..., None] + taps + self.pre_samples).long()  # (n_src, n_img, n_mics, T)
         weights = weights * ((pos >= 0) & (pos < end))  # nothing outside the response
         rows = mic_rows[..., None] + pos.clamp(0, length - 1)
-        values = (weights * gain[..., None])[..., None] * self._reflection[spec][
-            None, :, None, None, :
-        ]
+        values = (
+            weights[..., None]
+            * gain[:, :, :, None, :]
+            * self._reflection[spec][None, :, None, None, :]
+        )
         buf.index_add_(0, rows.reshape(-1), values.reshape(-1, n_bands))
         if self.n_coherent > self.n_specular:
             late = slice(self.n_specular, self.n_coherent)
-            delay, gain = self._image_gains(src_m, headings_rad, late)
+            delay, gain = self._image_gains(src_m, headings_rad, late, tables)
             pos = torch.floor(delay + 0.5).long() + self.pre_samples
-            gain = gain * (pos < end)
+            gain = gain * (pos < end)[..., None]
             rows = mic_rows + pos.clamp(0, length - 1)
-            values = gain[..., None] * self._reflection[late][None, :, None, :]
+            values = (gain * self._reflection[late][None, :, None, :]).expand(*gain.shape[:3], -1)
             buf.index_add_(0, rows.reshape(-1), values.reshape(-1, n_bands))
         return buf.view(n_src, n_mics, length, n_bands).permute(0, 1, 3, 2)
 
     def _diffuse_envelope(
-        self, src_m: torch.Tensor, headings_rad: torch.Tensor
+        self, src_m: torch.Tensor, headings_rad: torch.Tensor, tables: torch.Tensor
     ) -> torch.Tensor | None:
         """(n_mics, n_bands, buffer) RMS envelope of the noise tail (None if there is none).
 
@@ -493,16 +533,20 @@ class ImageSourceRenderer:
         last_bin = (self.rir_samples + self.pre_samples) // binw
         if self.n_coherent < self.n_images:
             sel = slice(self.n_coherent, self.n_images)
-            delay, gain = self._image_gains(src_m, headings_rad, sel)
+            delay, gain = self._image_gains(src_m, headings_rad, sel, tables)
             share = self._energy_reflection[sel] * self._noise_share[sel, None]
-            energy = (gain[0] ** 2)[..., None] * share[:, None, :]
+            energy = gain[0] ** 2 * share[:, None, :]
             bins = (delay[0] / binw).long()  # (n, M)
             keep = bins < last_bin
             mic_idx = torch.arange(self.n_mics, device=self.device)[None, :].expand_as(bins)
             hist.view(-1, self.n_bands).index_add_(0, (mic_idx * n_bins + bins)[keep], energy[keep])
         if self.room.scattering > 0 and self.n_images > 1:
-            directional = bool(torch.isfinite(headings_rad[0]))
-            hist += self._scattered_energy(src_m, n_bins, directional)[None]
+            source_ms = (
+                mean_square_gain(tables[0].cpu().numpy())
+                if bool(torch.isfinite(headings_rad[0]))
+                else None
+            )
+            hist += self._scattered_energy(src_m, n_bins, source_ms)[None]
         hist[:, last_bin:] = 0.0
         if not bool((hist > 0).any()):
             return None
@@ -518,7 +562,7 @@ class ImageSourceRenderer:
         return env.permute(0, 2, 1)
 
     def _scattered_energy(
-        self, src_m: torch.Tensor, n_bins: int, directional: bool
+        self, src_m: torch.Tensor, n_bins: int, source_ms: np.ndarray | None
     ) -> torch.Tensor:
         """(n_bins, n_bands) diffuse-field energy per time bin at an omni-equivalent mic.
 
@@ -529,7 +573,7 @@ class ImageSourceRenderer:
         scattered by ``t = r / c``. Its increments feed a diffuse field that decays at
         the Eyring rate; its energy density reaches a microphone as ``4 pi c / V``
         (the image sources' ``1 / d`` convention) times the microphone's (and a
-        directional source's) mean-square pattern. Beyond the distance where the image
+        directional source's, ``source_ms`` per band) mean-square pattern. Beyond the distance where the image
         set stops being complete (``max_order``), the scattered share is held.
         """
         room, cfg = self.room, self.config
@@ -571,11 +615,11 @@ class ImageSourceRenderer:
             level = level * keep + injected[k]
             field[k] = level
         p = room.mic_pattern_p
-        pattern = p**2 + (1.0 - p) ** 2 / 3.0  # mean square over the sphere
-        if directional:
-            ps = cfg.source_pattern_p
-            pattern *= ps**2 + (1.0 - ps) ** 2 / 3.0
-        scale = 4.0 * math.pi * self.c / (self.fs * volume) * binw * pattern
+        pattern = np.full(self.n_bands, p**2 + (1.0 - p) ** 2 / 3.0)  # mean square, sphere
+        if source_ms is not None:
+            pattern = pattern * source_ms
+        pattern_t = torch.as_tensor(pattern, dtype=torch.float64, device=self.device)
+        scale = 4.0 * math.pi * self.c / (self.fs * volume) * binw * pattern_t
         return (field * scale).to(torch.float32).to(self.device)
 
     def _combine(self, buf: torch.Tensor) -> torch.Tensor:
@@ -611,8 +655,17 @@ class ImageSourceRenderer:
         n = len(src)
         heads = (
             np.full(n, np.nan)
-            if headings_rad is None
+            if headings_rad is None or self.config.caller == "omni"
             else np.asarray(headings_rad, float).reshape(n)
+        )
+        # each source's caller: a pure function of the seed (heads and mouths vary)
+        tables = caller_gain_tables(
+            self.config.caller,
+            n,
+            RENDER_BANDS_HZ,
+            np.random.default_rng([0 if seed is None else int(seed) % (2**63), 0xCA11]),
+            self.c,
+            self.config.source_pattern_p,
         )
         gen = None
         if seed is not None:
@@ -620,7 +673,8 @@ class ImageSourceRenderer:
             gen.manual_seed(int(seed) % (2**63))
         src_t = torch.as_tensor(src, dtype=torch.float32, device=self.device)
         heads_t = torch.as_tensor(heads, dtype=torch.float32, device=self.device)
-        return self._combine(self._band_buffers(src_t, heads_t, gen))
+        tables_t = torch.as_tensor(tables, device=self.device)
+        return self._combine(self._band_buffers(src_t, heads_t, tables_t, gen))
 
     def render(
         self,
