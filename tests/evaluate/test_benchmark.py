@@ -105,7 +105,11 @@ def test_smoke_benchmark_end_to_end(tmp_path, capsys):
         assert sum(b["n"] for b in row["by_distance_cm"].values()) == row["n"] > 0
         assert all(set(b) == {"n", "assigned", "right"} for b in row["by_distance_cm"].values())
         assert row["assigned"] is None or 0.0 <= row["assigned"] <= 1.0
-    assert set(panel["physics"]["paper"]) >= {"2_animals", "3_animals", "muse_median_error_mm"}
+    # two axes: room x caller; the headline is the worst row with plausible callers
+    assert set(panel["physics"]) == {"paper / plausible", "paper / cardioid"}
+    for row in panel["physics"].values():
+        assert set(row) >= {"cage", "caller", "2_animals", "3_animals", "muse_median_error_mm"}
+    assert all(w["caller"] == "plausible" for w in panel["worst"].values())
     assert "## Attribution: which animal called" in report_text(out)
     assert (out / "attribution.png").stat().st_size > 1000
     assert len(results["checks"]) == 2

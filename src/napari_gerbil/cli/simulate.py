@@ -21,6 +21,7 @@ from napari_gerbil.cli._args import (
     seed,
 )
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.simulate.caller import CALLERS
 
 #: Largest simulated session (s) and dataset (calls): beyond, the output would not fit.
 MAX_DURATION_S = 3600.0
@@ -65,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="none",
         help="dataset variant: none, absorption, damped, cage_size, mic_positions",
     )
+    p.add_argument(
+        "--caller",
+        choices=CALLERS,
+        default="plausible",
+        help="how a calling animal radiates: plausible (a mouth on a rigid head, the default), "
+        "cardioid (the harsh former caller, a null behind) or omni",
+    )
     p.add_argument("--snr-db", type=finite_float, default=None, help="SNR of a loud call")
     p.add_argument("--n-animals", type=int_range(1, 64), default=2, help="animals in a session")
     p.add_argument("--call-rate", type=positive_float, default=0.5, help="calls/s per animal")
@@ -83,6 +91,7 @@ SESSION_OUTPUTS = (".gerbil.h5", ".audio.h5", ".mp4", ".slp", ".truth.h5")
 
 def _simulate_command(args: argparse.Namespace) -> int:
     from napari_gerbil.io.outputs import check_output_path, output_lock
+    from napari_gerbil.simulate.render import RenderConfig
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
     from napari_gerbil.simulate.session import SessionConfig, simulate_session
 
@@ -97,6 +106,7 @@ def _simulate_command(args: argparse.Namespace) -> int:
             call_rate_hz=args.call_rate,
             cage=str(args.cage),
             absorption_preset=args.preset,
+            render=RenderConfig(caller=args.caller),
         )
         if args.snr_db is not None:
             cfg = cfg.replace(snr_db=args.snr_db)
@@ -123,6 +133,7 @@ def _simulate_command(args: argparse.Namespace) -> int:
         snr_db=args.snr_db,
         cage=str(args.cage),
         absorption_preset=args.preset,
+        render=RenderConfig(caller=args.caller),
     )
     check_output_path(args.out, overwrite=args.overwrite)
     if args.rir_bank is not None:

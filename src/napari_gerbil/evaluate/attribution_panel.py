@@ -1,18 +1,23 @@
-"""The attribution panel: which animal called, scored on simulated sessions per acoustics.
+"""The attribution panel: which animal called, scored on simulated sessions, room x caller.
 
-For each cage of the physics panel (:data:`napari_gerbil.io.cage.PHYSICS_PANEL`), 2- and
-3-animal sessions are simulated with seeds no model trained on, and every attribution
-method (:data:`napari_gerbil.attribute.ATTRIBUTION_METHODS`) attributes the same calls:
+Two axes of physics nobody measured for a user's cage: the room (each cage of
+:data:`napari_gerbil.io.cage.PHYSICS_PANEL`) and the caller (how the animal radiates,
+:data:`napari_gerbil.simulate.caller.CALLERS`: ``plausible`` a mouth on a rigid head,
+``cardioid`` the harsh former engine caller with a null behind, ``omni``). For each row,
+2- and 3-animal sessions are simulated with seeds no model trained on, and every
+attribution method (:data:`napari_gerbil.attribute.ATTRIBUTION_METHODS`) attributes the
+same calls:
 
-- its scales are fitted on fresh simulated calls in that cage
-  (:mod:`napari_gerbil.training.attribution`), never on the sessions;
+- its scales are fitted on fresh simulated calls in that cage, with plausible callers
+  (:mod:`napari_gerbil.training.attribution`), never on the sessions: the calibration
+  does not know which caller a row uses;
 - ``mixture`` and ``combined`` need an ensemble whose microphones match the cage; in the
   other cages only ``srp`` runs.
 
 Reported per method: the share of calls assigned (p >= 0.95), the share of those right,
 both by distance from the caller to the nearest other animal; and MUSE's median
 localization error on the session calls, the physics row. A method is only as good as
-its worst row.
+its worst row; the headline is the worst row with plausible callers.
 """
 
 from __future__ import annotations
@@ -26,12 +31,24 @@ import numpy as np
 from napari_gerbil.errors import GerbilError
 
 
-def _session(out: Path, cage: str, n_animals: int, duration_s: float, seed: int) -> Path:
+def row_name(cage: str, caller: str) -> str:
+    """The panel's name of a room x caller row (a cage file is named by its stem)."""
+    return f"{Path(cage).stem if Path(cage).suffix else cage} / {caller}"
+
+
+def _session(
+    out: Path, cage: str, n_animals: int, duration_s: float, seed: int, caller: str = "plausible"
+) -> Path:
     """A simulated session, reused when its settings are the same."""
+    from napari_gerbil.simulate.render import RenderConfig
     from napari_gerbil.simulate.session import SessionConfig, simulate_session
 
-    cfg = SessionConfig(n_animals=n_animals, duration_s=duration_s, seed=seed, cage=cage)
-    folder = out / f"{cage}_{n_animals}animals_seed{seed}"
+    cfg = SessionConfig(
+        n_animals=n_animals, duration_s=duration_s, seed=seed, cage=str(cage),
+        render=RenderConfig(caller=caller),
+    )  # fmt: skip
+    stem = row_name(str(cage), caller).replace(" / ", "_")
+    folder = out / f"{stem}_{n_animals}animals_seed{seed}"
     sidecar = folder / "settings.yaml"
     done = (folder / "session.gerbil.h5").is_file() and sidecar.is_file()
     if done and SessionConfig.load(sidecar) == cfg:
@@ -85,6 +102,7 @@ def attribution_panel(
     out_dir: str | Path,
     cages: Sequence[str] | None = None,
     *,
+    callers: Sequence[str] = ("plausible", "cardioid", "omni"),
     n_animals: Sequence[int] = (2, 3),
     duration_s: float = 120.0,
     seed: int = 500,
@@ -99,7 +117,11 @@ def attribution_panel(
     out_dir
         Where the sessions are simulated (reused when their settings match).
     cages
-        Built-in cage names (default: the physics panel); the first is the default.
+        Built-in cage names or cage files (default: the physics panel); the first is the
+        default.
+    callers
+        How the simulated animals radiate (:data:`~napari_gerbil.simulate.caller.CALLERS`);
+        the first is the default row's, ``plausible`` rows make the headline.
     n_animals
         Animals per session (one session each).
     duration_s, seed
@@ -115,17 +137,13 @@ def attribution_panel(
     Returns
     -------
     ``{"default_method", "methods": {name: {"assigned", "right", "n", "by_distance_cm"}},
-    "physics": {cage: {"<k>_animals": {method: ...}, "muse_median_error_mm": x}},
-    "worst": {method: {"cage", "assigned", "right"}}}``; ``methods`` is the default cage's
-    2-animal sessions.
+    "physics": {"<cage> / <caller>": {"cage", "caller", "<k>_animals": {method: ...},
+    "muse_median_error_mm": x}}, "worst": {method: {"row", "cage", "caller", "assigned",
+    "right"}}}``; ``methods`` is the default row's 2-animal sessions; ``worst`` the worst
+    row with plausible callers (every row when there is none), ``physics`` lists the rows
+    worst first (by the default method).
     """
-    from napari_gerbil.attribute import (
-        AttributionCalibration,
-        assign,
-        candidate_logits,
-        softmax_probabilities,
-    )
-    from napari_gerbil.evaluate.attribution import attribution_outcomes
+    from napari_gerbil.attribute import AttributionCalibration
     from napari_gerbil.io.cage import PHYSICS_PANEL, load_cage
     from napari_gerbil.training.attribution import fit_method, simulated_candidate_scores
 
@@ -155,47 +173,71 @@ def attribution_panel(
         calibrations: dict[str, AttributionCalibration] = {
             m: fit_method(m, calib_scores) for m in methods
         }
-        row: dict[str, Any] = {"calibration": {m: c.to_dict() for m, c in calibrations.items()}}
-        muse_errors = []
-        for k in n_animals:
-            folder = _session(out, cage_name, int(k), duration_s, seed + 10 * c_index + int(k))
-            scores = _session_scores(folder, fits)
-            muse_errors.append(scores["muse_errors_mm"])
-            tracked = np.all(np.isfinite(scores["xy"]), axis=-1)
-            per_method = {}
-            for m, calibration in calibrations.items():
-                logits = candidate_logits(
-                    calibration, scores["srp"], scores["log_density"], scores["bandwidth_khz"]
+        calibration_dicts = {m: c.to_dict() for m, c in calibrations.items()}
+        for caller in callers:
+            name = row_name(str(cage_name), caller)
+            row: dict[str, Any] = {"cage": str(cage_name), "caller": caller,
+                                   "calibration": calibration_dicts}  # fmt: skip
+            muse_errors = []
+            for k in n_animals:
+                folder = _session(
+                    out, cage_name, int(k), duration_s, seed + 10 * c_index + int(k), caller
                 )
-                probs = softmax_probabilities(np.where(tracked, logits, np.nan))
-                codes = assign(probs, calibration.assign_probability)
-                outcome = attribution_outcomes(scores["session"], scores["truth"], codes)
-                per_method[m] = _summary(outcome)
-                say(
-                    f"attribution {cage_name}, {k} animals, {m}: "
-                    f"{per_method[m]['assigned']:.1%} assigned, {per_method[m]['right']:.1%} right"
-                )
-            row[f"{k}_animals"] = per_method
-        row["muse_median_error_mm"] = float(np.median(np.concatenate(muse_errors)))
-        physics[cage_name] = row
-    default = physics[cages[0]][f"{n_animals[0]}_animals"]
+                scores = _session_scores(folder, fits)
+                muse_errors.append(scores["muse_errors_mm"])
+                per_method = {}
+                for m, calibration in calibrations.items():
+                    per_method[m] = _summary(_outcome(scores, calibration))
+                    say(
+                        f"attribution {name}, {k} animals, {m}: "
+                        f"{per_method[m]['assigned']:.1%} assigned, "
+                        f"{per_method[m]['right']:.1%} right"
+                    )
+                row[f"{k}_animals"] = per_method
+            errors = np.concatenate(muse_errors)
+            row["muse_median_error_mm"] = float(np.median(errors)) if len(errors) else None
+            physics[name] = row
+    first = f"{n_animals[0]}_animals"
+    default = physics[row_name(str(cages[0]), callers[0])][first]
     default_method = _best_method(default)
+    headline = [n for n, r in physics.items() if r["caller"] == "plausible"] or list(physics)
     worst = {}
     for m in ("srp", "mixture", "combined"):
-        rows = [(c, physics[c][f"{n_animals[0]}_animals"][m]) for c in cages
-                if m in physics[c][f"{n_animals[0]}_animals"]]  # fmt: skip
+        rows = [(n, physics[n][first][m]) for n in headline if m in physics[n][first]]
         if rows:
-            c, r = min(rows, key=lambda cr: _rank(cr[1]))
-            worst[m] = {"cage": c, "assigned": r["assigned"], "right": r["right"]}
+            n, r = min(rows, key=lambda nr: _rank(nr[1]))
+            worst[m] = {"row": n, "cage": physics[n]["cage"], "caller": physics[n]["caller"],
+                        "assigned": r["assigned"], "right": r["right"]}  # fmt: skip
+
+    def default_rank(name: str) -> float:
+        methods = physics[name][first]
+        return _rank(methods.get(default_method, methods["srp"]))
+
+    order = sorted(physics, key=default_rank)
     return {
         "default_method": default_method,
         "methods": default,
-        "physics": physics,
+        "physics": {n: physics[n] for n in order},
         "worst": worst,
-        "cages": cages,
+        "cages": [str(c) for c in cages],
+        "callers": list(callers),
         "n_animals": list(n_animals),
         "duration_s": duration_s,
     }
+
+
+def _outcome(scores: dict[str, Any], calibration: Any) -> Any:
+    """Attribution outcomes of a session's calls under one method's calibration."""
+    from napari_gerbil.attribute import assign, candidate_logits, softmax_probabilities
+    from napari_gerbil.evaluate.attribution import attribution_outcomes
+
+    tracked = np.all(np.isfinite(scores["xy"]), axis=-1)
+    logits = candidate_logits(
+        calibration, scores["srp"], scores["log_density"], scores["bandwidth_khz"]
+    )
+    probs = softmax_probabilities(np.where(tracked, logits, np.nan))
+    codes = assign(probs, calibration.assign_probability)
+    return attribution_outcomes(scores["session"], scores["truth"], codes)
 
 
 def _summary(outcome: Any) -> dict[str, Any]:

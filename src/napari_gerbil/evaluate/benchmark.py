@@ -36,6 +36,7 @@ from napari_gerbil.evaluate.report import acceptance_checks, write_report_md, wr
 from napari_gerbil.io.atomic import atomic_write_text
 from napari_gerbil.io.cage import PHYSICS_PANEL
 from napari_gerbil.io.vcl import VCLDataset, write_vcl
+from napari_gerbil.simulate.caller import CALLERS
 
 DATASETS = ("speaker", "robot", "animal")
 #: Seed offset of the test datasets (new robot/animal walks, an offset speaker grid).
@@ -84,9 +85,9 @@ class BenchmarkScale(Config):
         Seed of the simulations and splits.
     curve_sizes, curve_preset, curve_epochs, curve_test_calls
         The engine learning curve (distinct positions; a new-position test set).
-    attribution_cages, attribution_duration_s, attribution_calibration_calls
-        The attribution panel: cages (the physics panel), session length (one 2- and
-        one 3-animal session per cage) and calls each method is calibrated on.
+    attribution_cages, attribution_callers, attribution_duration_s, attribution_calibration_calls
+        The attribution panel: rooms (the physics panel) x callers, session length (one 2-
+        and one 3-animal session per row) and calls each method is calibrated on.
     """
 
     name: str = "quick"
@@ -114,6 +115,7 @@ class BenchmarkScale(Config):
     curve_epochs: int = 8
     curve_test_calls: int = 256
     attribution_cages: tuple[str, ...] = PHYSICS_PANEL
+    attribution_callers: tuple[str, ...] = CALLERS
     attribution_duration_s: float = 120.0
     attribution_calibration_calls: int = 768
 
@@ -124,7 +126,8 @@ SCALES = {
         name="smoke", speaker_calls=36, robot_calls=16, animal_calls=16, test_fraction=0.25,
         epochs=1, preset="tiny", n_members=2, aux_epochs=1, scaling_sizes=(6,), n_examples=2,
         curve_sizes=(32, 64), curve_preset="tiny", curve_epochs=1, curve_test_calls=32,
-        attribution_cages=("paper",), attribution_duration_s=8.0,
+        attribution_cages=("paper",), attribution_callers=("plausible", "cardioid"),
+        attribution_duration_s=8.0,
         attribution_calibration_calls=64,
     ),
     "quick": BenchmarkScale(),
@@ -668,6 +671,7 @@ def run_benchmark(
     results["attribution"] = attribution_panel(
         out / "attribution",
         scale.attribution_cages,
+        callers=scale.attribution_callers,
         duration_s=scale.attribution_duration_s,
         seed=scale.seed + UNSEEN_SEED_OFFSET + 500,
         calibration_calls=scale.attribution_calibration_calls,

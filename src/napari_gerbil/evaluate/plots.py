@@ -180,21 +180,26 @@ def plot_attribution(panel: dict, path, title: str = "") -> Path:
     """Share of calls assigned and share right, by distance between animals, per method.
 
     ``panel`` is :func:`napari_gerbil.evaluate.attribution_panel.attribution_panel`'s
-    result; one column per cage of the physics panel (2-animal sessions).
+    result; one row of panels per room, one column per caller (2-animal sessions).
     """
-    cages = list(panel["physics"])
+    physics = panel["physics"]
+    rooms = list(dict.fromkeys(r.get("cage", n) for n, r in physics.items()))
+    callers = list(dict.fromkeys(r.get("caller", "") for r in physics.values()))
     key = f"{panel['n_animals'][0]}_animals"
-    fig = Figure(figsize=(3.6 * len(cages), 3.4))
+    fig = Figure(figsize=(3.6 * len(callers), 3.0 * len(rooms) + 0.4))
     colours = {"srp": "tab:blue", "mixture": "tab:orange", "combined": "tab:green"}
-    for c_index, cage in enumerate(cages):
-        ax = fig.add_subplot(1, len(cages), c_index + 1)
-        methods = panel["physics"][cage][key]
+    for cage in physics:
+        row = physics[cage]
+        cell = rooms.index(row.get("cage", cage)) * len(callers)
+        cell += callers.index(row.get("caller", ""))
+        ax = fig.add_subplot(len(rooms), len(callers), cell + 1)
+        methods = row[key]
         bins = list(next(iter(methods.values()))["by_distance_cm"])
         width = 0.8 / max(1, len(methods))
-        for m_index, (name, row) in enumerate(methods.items()):
+        for m_index, (name, scores) in enumerate(methods.items()):
             x = np.arange(len(bins)) + (m_index - (len(methods) - 1) / 2) * width
-            assigned = [row["by_distance_cm"][b]["assigned"] for b in bins]
-            right = [row["by_distance_cm"][b]["right"] for b in bins]
+            assigned = [scores["by_distance_cm"][b]["assigned"] for b in bins]
+            right = [scores["by_distance_cm"][b]["right"] for b in bins]
             colour = colours.get(name, "0.4")
             ax.bar(x, np.nan_to_num(assigned), width, color=colour, alpha=0.45,
                    label=f"{name} assigned")  # fmt: skip
@@ -204,7 +209,7 @@ def plot_attribution(panel: dict, path, title: str = "") -> Path:
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("distance to the nearest other animal (cm)")
         ax.set_title(f"{cage}", fontsize=9)
-        if c_index == 0:
+        if cell == 0:
             ax.set_ylabel("share of calls (bars assigned, dots right)")
             ax.legend(fontsize=6, loc="lower right")
         ax.grid(alpha=0.3, axis="y")

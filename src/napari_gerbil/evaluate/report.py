@@ -274,13 +274,13 @@ def write_report_md(results: dict, figures: dict[str, str], path: str | os.PathL
 
 
 def _attribution_lines(results: dict) -> list[str]:
-    """The attribution panel as a table: every cage of the physics panel, worst first."""
+    """The attribution panel as a table: every room x caller row, worst first."""
     panel = results.get("attribution")
     if not panel:
         return []
     out = ["## Attribution: which animal called (simulated sessions, new seeds)", "",
            f"Default method: **{panel['default_method']}** (assigned at p >= 0.95).", "",
-           "| cage | animals | method | assigned | right | MUSE median (mm) |",
+           "| room / caller | animals | method | assigned | right | MUSE median (mm) |",
            "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for cage, row in panel["physics"].items():
         for k in panel["n_animals"]:
@@ -291,7 +291,7 @@ def _attribution_lines(results: dict) -> list[str]:
                 )
     worst = panel.get("worst", {})
     if worst:
-        out += ["", "Worst row per method: " + "; ".join(
-            f"{m} in {w['cage']} ({_fmt(100 * w['assigned'], 0)}% assigned, "
+        out += ["", "Worst row with plausible callers, per method: " + "; ".join(
+            f"{m} in {w['row']} ({_fmt(100 * w['assigned'], 0)}% assigned, "
             f"{_fmt(100 * w['right'], 0)}% right)" for m, w in worst.items()) + "."]  # fmt: skip
     return out + [""]

@@ -38,7 +38,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.special import eval_legendre, spherical_jn, spherical_yn
 
 #: The callers a simulation can use.
 CALLERS = ("plausible", "cardioid", "omni")
@@ -74,6 +73,8 @@ def sphere_cap_directivity(
     -------
     (n_freqs, n_angles) gain (linear amplitude).
     """
+    from scipy.special import eval_legendre, spherical_jn, spherical_yn
+
     cos_theta = np.asarray(cos_theta, float)
     freqs = np.atleast_1d(np.asarray(freqs_hz, float))
     x0 = float(np.cos(np.arcsin(min(mouth_radius_mm / head_radius_mm, 1.0))))
@@ -147,12 +148,16 @@ def caller_gain_tables(
     mouths = rng.integers(len(MOUTH_RADII_MM), size=n_sources)
     speed = round(float(speed_m_s), 1)
     bands = tuple(float(b) for b in bands_hz)
-    return np.stack(
-        [
-            _plausible_table(HEAD_RADII_MM[h], MOUTH_RADII_MM[m], bands, speed)
-            for h, m in zip(heads, mouths, strict=True)
-        ]
-    ) if n_sources else np.zeros((0, N_COS, n_bands), np.float32)
+    return (
+        np.stack(
+            [
+                _plausible_table(HEAD_RADII_MM[h], MOUTH_RADII_MM[m], bands, speed)
+                for h, m in zip(heads, mouths, strict=True)
+            ]
+        )
+        if n_sources
+        else np.zeros((0, N_COS, n_bands), np.float32)
+    )
 
 
 def mean_square_gain(table: np.ndarray) -> np.ndarray:

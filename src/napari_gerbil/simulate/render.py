@@ -573,8 +573,9 @@ class ImageSourceRenderer:
         scattered by ``t = r / c``. Its increments feed a diffuse field that decays at
         the Eyring rate; its energy density reaches a microphone as ``4 pi c / V``
         (the image sources' ``1 / d`` convention) times the microphone's (and a
-        directional source's, ``source_ms`` per band) mean-square pattern. Beyond the distance where the image
-        set stops being complete (``max_order``), the scattered share is held.
+        directional source's, ``source_ms`` per band) mean-square pattern. Beyond the
+        distance where the image set stops being complete (``max_order``), the scattered
+        share is held.
         """
         room, cfg = self.room, self.config
         s = float(room.scattering)
