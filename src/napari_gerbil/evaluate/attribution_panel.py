@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import GerbilError
+from napari_gerbil.progress import ProgressCallback, report
 
 
 def row_name(cage: str, caller: str) -> str:
@@ -109,6 +110,7 @@ def attribution_panel(
     calibration_calls: int = 768,
     ensemble: Any = None,
     log: Callable[[str], None] | None = print,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Score every attribution method on simulated sessions in every cage.
 
@@ -133,6 +135,8 @@ def attribution_panel(
         methods, used in the cages whose microphones it fits.
     log
         Called with a line per step.
+    progress
+        Called with the share of steps done (each cage's calibration, each session).
 
     Returns
     -------
@@ -155,6 +159,7 @@ def attribution_panel(
 
         ensemble = load_ensemble(ensemble)
     physics: dict[str, Any] = {}
+    n_steps, step = len(cages) * (1 + len(callers) * len(n_animals)), 0
     for c_index, cage_name in enumerate(cages):
         cage = load_cage(cage_name)
         fits = None
@@ -169,6 +174,8 @@ def attribution_panel(
         calib_scores = simulated_candidate_scores(
             cage, calibration_calls, ensemble=fits, seed=seed + 1000 + c_index
         )
+        step += 1
+        report(progress, step / n_steps, f"{cage_name}: calibrated on {calibration_calls} calls")
         methods = ("srp", "mixture", "combined") if fits is not None else ("srp",)
         calibrations: dict[str, AttributionCalibration] = {
             m: fit_method(m, calib_scores) for m in methods
@@ -194,6 +201,8 @@ def attribution_panel(
                         f"{per_method[m]['right']:.1%} right"
                     )
                 row[f"{k}_animals"] = per_method
+                step += 1
+                report(progress, step / n_steps, f"{name}: {k}-animal session scored")
             errors = np.concatenate(muse_errors)
             row["muse_median_error_mm"] = float(np.median(errors)) if len(errors) else None
             physics[name] = row

@@ -147,11 +147,13 @@ class Cage(Config):
             raise self._fail("dims_mm", "3 positive finite lengths in mm [x, y, z]", dims.tolist())
         self.dims_mm = tuple(float(v) for v in dims)  # type: ignore[assignment]
         mics = _float_array(self.mic_positions_mm, self._source, "mic_positions_mm")
+        lo, hi = MIC_COUNT_RANGE
+        if mics.size == 0:
+            raise self._fail("mic_positions_mm", f"{lo} to {hi} microphones", "none")
         if mics.ndim != 2 or mics.shape[1:] != (3,) or not np.isfinite(mics).all():
             raise self._fail(
                 "mic_positions_mm", "a list of [x, y, z] rows (mm), finite", f"shape {mics.shape}"
             )
-        lo, hi = MIC_COUNT_RANGE
         if not lo <= len(mics) <= hi:
             raise self._fail("mic_positions_mm", f"{lo} to {hi} microphones", f"{len(mics)}")
         half = np.array([dims[0] / 2, dims[1] / 2])
@@ -381,17 +383,41 @@ def _paper8() -> dict[str, Any]:
     }
 
 
+def _paper16() -> dict[str, Any]:
+    """``paper8`` with 8 more microphones on the walls, 20 mm from the wall and 200 mm up.
+
+    Two on each long wall (at a third of its length from each end) and two on each short
+    wall (a quarter of its width from each corner), tilted 30 degrees down.
+    """
+    paper8 = _paper8()
+    hx, hy = DEFAULT_DIMS_MM[0] / 2.0 - 20.0, DEFAULT_DIMS_MM[1] / 2.0 - 20.0
+    x3, y4 = DEFAULT_DIMS_MM[0] / 6.0, DEFAULT_DIMS_MM[1] / 4.0
+    extra = [[-x3, -hy, 200.0], [x3, -hy, 200.0], [hx, -y4, 200.0], [hx, y4, 200.0],
+             [x3, hy, 200.0], [-x3, hy, 200.0], [-hx, y4, 200.0], [-hx, -y4, 200.0]]  # fmt: skip
+    down = 0.577  # tan(30 deg)
+    aims = [[0, 1, -down], [0, 1, -down], [-1, 0, -down], [-1, 0, -down],
+            [0, -1, -down], [0, -1, -down], [1, 0, -down], [1, 0, -down]]  # fmt: skip
+    return {
+        **paper8,
+        "mic_positions_mm": paper8["mic_positions_mm"] + extra,
+        "mic_orientations": paper8["mic_orientations"] + aims,
+    }
+
+
 #: Built-in cages by name. ``paper`` (the default everywhere) is the paper's cage as
 #: fitted by vocalocator; ``omni-corner`` the former default (omni microphones 25 mm
 #: from two walls of a 600 x 400 x 350 mm cage, specular plastic walls), a harder
 #: variant; ``paper-diffuse`` is ``paper`` with scattering 0.9; ``paper8`` is ``paper``
-#: with 4 more microphones mid-wall.
+#: with 4 more microphones mid-wall, ``paper16`` with 8 more on the walls, 200 mm up.
 BUILTIN_CAGES: dict[str, dict[str, Any]] = {
     "paper": _paper(),
     "omni-corner": _omni_corner(),
     "paper-diffuse": {**_paper(), "scattering": 0.9},
     "paper8": _paper8(),
+    "paper16": _paper16(),
 }
+#: Built-in rigs of 4, 8 and 16 microphones in the paper's cage (``napari-gerbil cage plan``).
+MIC_RIGS = ("paper", "paper8", "paper16")
 
 #: The three acoustics every headline number is reported in: the true physics of a
 #: user's cage is uncertain, and a method is only as good as its worst row.
