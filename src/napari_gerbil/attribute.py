@@ -12,6 +12,10 @@ in mm (:func:`animal_positions_at_calls`). Each candidate gets a logit
   narrow low one does not, measured: docs/attribution.md);
 - ``log_density_a``: the ensemble mixture's log density at animal ``a``.
 
+Method ``"scorer"`` uses instead ``logit_a = scorer_scale * score_a``, the learned
+audio-pose scorer's score (:mod:`napari_gerbil.model.scorer`): time differences, the
+levels between microphones and the animal's heading.
+
 ``probabilities`` are the softmax of the logits over the tracked animals; the scales
 are an :class:`AttributionCalibration`, fitted on held-out simulated calls so that the
 probabilities are calibrated (``method`` ``"srp"``, ``"mixture"`` or ``"combined"``
@@ -36,7 +40,7 @@ from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED
 from napari_gerbil.model.mixture import MixturePrediction
 
 #: Scoring methods of :class:`AttributionCalibration`.
-ATTRIBUTION_METHODS = ("srp", "mixture", "combined")
+ATTRIBUTION_METHODS = ("srp", "mixture", "combined", "scorer")
 #: File of a model directory holding its attribution calibration.
 CALIBRATION_FILE = "attribution.yaml"
 
@@ -48,14 +52,16 @@ class AttributionCalibration(Config):
     Parameters
     ----------
     method
-        ``"srp"`` (steered response only), ``"mixture"`` (the ensemble's density only)
-        or ``"combined"`` (both).
+        ``"srp"`` (steered response only), ``"mixture"`` (the ensemble's density only),
+        ``"combined"`` (both) or ``"scorer"`` (the learned scorer, ``scorer.pt``).
     srp_scale
         Logit per unit of steered response (mean GCC-PHAT over pairs).
     srp_scale_per_khz
         Added to ``srp_scale`` per kHz of the call's band.
     density_scale
         Logit per nat of mixture log density.
+    scorer_scale
+        Logit per unit of the learned scorer's score (its temperature's inverse).
     assign_probability
         A call is assigned to an animal with at least this probability.
     fitted_on
@@ -66,13 +72,14 @@ class AttributionCalibration(Config):
     srp_scale: float = 40.0
     srp_scale_per_khz: float = 0.0
     density_scale: float = 0.0
+    scorer_scale: float = 0.0
     assign_probability: float = 0.95
     fitted_on: str = "default scales (not fitted)"
 
     def __post_init__(self) -> None:
         if self.method not in ATTRIBUTION_METHODS:
             raise InvalidInputError(None, "method", f"one of {ATTRIBUTION_METHODS}", self.method)
-        for name in ("srp_scale", "srp_scale_per_khz", "density_scale"):
+        for name in ("srp_scale", "srp_scale_per_khz", "density_scale", "scorer_scale"):
             value = getattr(self, name)
             if not (np.isfinite(value) and 0.0 <= value <= 1e4):
                 raise InvalidInputError(None, name, "a number in 0 .. 10000", str(value))
@@ -83,20 +90,27 @@ class AttributionCalibration(Config):
                 "a probability in (0.5, 1)",
                 str(self.assign_probability),
             )
-        if self.method == "srp":
+        if self.method != "scorer":
+            self.scorer_scale = 0.0
+        if self.method in ("srp", "scorer"):
             self.density_scale = 0.0
-        elif self.method == "mixture":
+        if self.method in ("mixture", "scorer"):
             self.srp_scale = self.srp_scale_per_khz = 0.0
 
     @property
     def uses_srp(self) -> bool:
         """Whether the steered response enters the logits."""
-        return self.method != "mixture"
+        return self.method in ("srp", "combined")
 
     @property
     def uses_mixture(self) -> bool:
         """Whether the mixture density enters the logits."""
-        return self.method != "srp"
+        return self.method in ("mixture", "combined")
+
+    @property
+    def uses_scorer(self) -> bool:
+        """Whether the learned scorer makes the logits."""
+        return self.method == "scorer"
 
 
 def load_calibration(model_dir: str | os.PathLike | None) -> AttributionCalibration:
@@ -122,11 +136,17 @@ def candidate_logits(
     steered_response: np.ndarray | None = None,
     log_density: np.ndarray | None = None,
     bandwidth_khz: np.ndarray | None = None,
+    scorer_score: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, A) logits of the candidates from their scores (NaN scores stay NaN).
 
-    ``bandwidth_khz`` (n,): each call's band, needed when ``srp_scale_per_khz`` is set.
+    ``bandwidth_khz`` (n,): each call's band, needed when ``srp_scale_per_khz`` is set;
+    ``scorer_score`` (n, A): the learned scorer's scores (method ``scorer``).
     """
+    if calibration.uses_scorer:
+        if scorer_score is None:
+            raise InvalidInputError(None, "scorer_score", "the scorer's scores", "none")
+        return calibration.scorer_scale * np.asarray(scorer_score, float)
     logits = None
     if calibration.uses_srp:
         if steered_response is None:
@@ -194,6 +214,8 @@ def attribute_calls(
     mic_positions_mm=None,
     sample_rate_hz: float | None = None,
     prediction: MixturePrediction | None = None,
+    headings_rad: np.ndarray | None = None,
+    scorer=None,
 ) -> Attribution:
     """Attribute each call to one of the animals tracked at its time.
 
@@ -208,6 +230,10 @@ def attribute_calls(
         steered response (methods ``srp`` and ``combined``).
     prediction
         The ensemble's mixtures of the n calls (methods ``mixture`` and ``combined``).
+    headings_rad
+        (n, A) direction each animal faces (NaN: unknown); used by the scorer.
+    scorer
+        A :class:`~napari_gerbil.model.scorer.CandidateScorer` (method ``scorer``).
     """
     calibration = calibration or AttributionCalibration()
     xy = np.asarray(animal_xy_mm, dtype=float)
@@ -217,7 +243,19 @@ def attribute_calls(
     if n_animals == 0 or n == 0:
         return Attribution(np.full(n, UNASSIGNED, np.int64), np.full((n, n_animals), np.nan))
     tracked = np.all(np.isfinite(xy), axis=-1)
-    srp = log_d = bandwidth = None
+    if not tracked.any():  # no animal at any of these calls: nothing to score
+        return Attribution(np.full(n, UNASSIGNED, np.int64), np.full((n, n_animals), np.nan))
+    srp = log_d = bandwidth = scores_learned = None
+    if calibration.uses_scorer:
+        if scorer is None or calls is None or mic_positions_mm is None or not sample_rate_hz:
+            raise InvalidInputError(
+                None, "scorer", "the scorer, the calls' audio and the microphones", "none"
+            )
+        from napari_gerbil.baselines.candidate_features import candidate_features
+        from napari_gerbil.model.scorer import score_candidates
+
+        feats = candidate_features(calls, mic_positions_mm, sample_rate_hz, xy, headings_rad)
+        scores_learned = score_candidates(scorer, feats.features, feats.valid)
     if calibration.uses_srp:
         if calls is None or mic_positions_mm is None or sample_rate_hz is None:
             raise InvalidInputError(
@@ -231,7 +269,7 @@ def attribute_calls(
         if prediction is None:
             raise InvalidInputError(None, "prediction", "the ensemble's mixtures", "none")
         log_d = prediction.log_density(np.where(tracked[..., None], xy, 0.0))
-    logits = candidate_logits(calibration, srp, log_d, bandwidth)
+    logits = candidate_logits(calibration, srp, log_d, bandwidth, scores_learned)
     logits = np.where(tracked, logits, np.nan)
     probs = softmax_probabilities(logits)
     return Attribution(assign(probs, calibration.assign_probability), probs)

@@ -167,6 +167,14 @@ def localize_calls(
     dims = session.arena.dims_mm
     if calibration is None:
         calibration = load_calibration(getattr(ensemble, "path", None))
+    scorer = None
+    if calibration.uses_scorer and poses is not None:
+        from napari_gerbil.model.scorer import load_model_scorer
+
+        scorer = load_model_scorer(
+            ensemble.path, session.arena.mic_positions_mm, session.audio.sample_rate_hz,
+            session.path,
+        )  # fmt: skip
     source = session.audio.open() if audio is None else audio
     try:
         total = len(rows)
@@ -177,6 +185,11 @@ def localize_calls(
             prediction = ensemble.predict(clips, batch_size=len(clips))
             sets = confidence_sets(prediction, dims, mass=mass)
             positions = animal_positions_mm(session, poses, chunk, node)
+            headings = None
+            if scorer is not None:
+                from napari_gerbil.io.animals import animal_headings_at_calls
+
+                headings = animal_headings_at_calls(session.take(chunk), poses)
             attribution = attribute_calls(
                 positions,
                 calibration,
@@ -184,6 +197,8 @@ def localize_calls(
                 mic_positions_mm=session.arena.mic_positions_mm,
                 sample_rate_hz=session.audio.sample_rate_hz,
                 prediction=prediction,
+                headings_rad=headings,
+                scorer=scorer,
             )
             yield LocalizedBatch(
                 indices=chunk,

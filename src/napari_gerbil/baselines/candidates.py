@@ -51,11 +51,16 @@ class CandidateCorrelations:
         (B, K, 3) that best point minus (candidate x, y, 0).
     bands_hz
         (B, 2) band of each call used by the correlations.
+    windows
+        (B, K, P, L) each pair's GCC-PHAT curve around the lag the candidate's tracked
+        position predicts (at the best point's height), when asked for
+        (``window_lags``); the learned scorer's evidence of how far off the peak lies.
     """
 
     steered_response: np.ndarray
     best_offset_mm: np.ndarray
     bands_hz: np.ndarray
+    windows: np.ndarray | None = None
 
 
 def search_offsets_mm(
@@ -84,6 +89,8 @@ def candidate_correlations(
     band_hz="auto",
     temperature_c: float = DEFAULT_TEMPERATURE_C,
     phat: bool = True,
+    window_lags: int = 0,
+    window_stride: int = 1,
 ) -> CandidateCorrelations:
     """Steered response of each call at its candidates.
 
@@ -108,6 +115,9 @@ def candidate_correlations(
         Air temperature (speed of sound).
     phat
         PHAT-weighted correlations (else energy-normalized, as MUSE).
+    window_lags, window_stride
+        Also return each pair's curve ``window_lags`` lag steps (of ``1 / (upsample
+        fs)``) either side of the candidate's own lag, every ``window_stride`` steps.
     """
     cand = np.asarray(candidates_xy_mm, dtype=float)
     n_calls = len(calls)
@@ -115,10 +125,16 @@ def candidate_correlations(
         raise InvalidInputError(
             None, "candidates_xy_mm", f"shape ({n_calls}, n_candidates, 2)", f"{cand.shape}"
         )
+    window = np.arange(-window_lags, window_lags + 1, max(1, window_stride), dtype=float)
     if n_calls == 0:
+        empty_windows = None
+        if window_lags:
+            n_p = len(mic_pairs(np.asarray(mic_positions_mm).shape[0]))
+            empty_windows = np.zeros((0, cand.shape[1], n_p, len(window)), np.float32)
         return CandidateCorrelations(
-            np.zeros(cand.shape[:2]), np.zeros((*cand.shape[:2], 3)), np.zeros((0, 2))
-        )
+            np.zeros(cand.shape[:2]), np.zeros((*cand.shape[:2], 3)), np.zeros((0, 2)),
+            empty_windows,
+        )  # fmt: skip
     n_channels = np.asarray(calls[0]).shape[-1]
     mics = check_mic_positions(mic_positions_mm, n_channels)
     fs = float(sample_rate_hz)
@@ -133,6 +149,7 @@ def candidate_correlations(
     srp = np.full((n_calls, n_k), np.nan)
     best = np.zeros((n_calls, n_k, 3))
     bands = np.zeros((n_calls, 2))
+    windows = np.zeros((n_calls, n_k, n_p, len(window)), np.float32) if window_lags else None
     max_lag = max_tdoa_s(mics, c) + 2 * lag_step
     for start in range(0, n_calls, _CALLS_PER_CHUNK):
         stop = min(n_calls, start + _CALLS_PER_CHUNK)
@@ -152,8 +169,15 @@ def candidate_correlations(
         top = centre.argmax(axis=-1)  # (b, K)
         srp[start:stop] = np.take_along_axis(centre, top[..., None], -1)[..., 0]
         best[start:stop] = probe[top]
+        if windows is not None:
+            own = np.concatenate([xy[start:stop], probe[top][..., 2:]], axis=-1)  # (b, K, 3)
+            own_lags = tdoa_s(own.reshape(-1, 3), mics, c).reshape(b, n_k, n_p) / lag_step
+            at = own_lags[..., None] + half + window  # (b, K, P, L)
+            windows[start:stop] = _sample(xc, at, 2)
     srp[~ok] = np.nan
-    return CandidateCorrelations(srp, best, bands)
+    if windows is not None:
+        windows[~ok] = 0.0
+    return CandidateCorrelations(srp, best, bands, windows)
 
 
 def _sample(xc: np.ndarray, pos: np.ndarray, pair_axis: int) -> np.ndarray:

@@ -30,7 +30,7 @@ COMMAND_MODULES = (
     "napari_gerbil.cli.predict",  # predict
     "napari_gerbil.cli.session",  # session create
     "napari_gerbil.cli.calls",  # detect, import-calls
-    "napari_gerbil.cli.localize",  # localize, calibrate
+    "napari_gerbil.cli.localize",  # localize, calibrate, train-scorer
     "napari_gerbil.cli.review",  # export, review-status
 )
 

@@ -35,3 +35,18 @@ def animal_positions_at_calls(session, poses, node: int | str = 0) -> np.ndarray
     if ok.any():
         out[ok] = session.arena.to_arena(rc[ok])
     return out.reshape(xy_px.shape)
+
+
+def animal_headings_at_calls(session, poses, nose: str = "nose", head: str = "head") -> np.ndarray:
+    """(n_calls, n_animals) direction (rad, arena frame) each animal faces at each call.
+
+    From ``head`` to ``nose``; NaN where either node is untracked, and everywhere when
+    the tracks have no such nodes (the learned scorer then scores without heading).
+    """
+    n_animals = len(session.animal_names) if session.animal_names else poses.n_tracks
+    if nose not in poses.node_names or head not in poses.node_names:
+        return np.full((session.n_calls, n_animals), np.nan)
+    tip = animal_positions_at_calls(session, poses, nose)
+    base = animal_positions_at_calls(session, poses, head)
+    delta = tip - base
+    return np.arctan2(delta[..., 1], delta[..., 0])

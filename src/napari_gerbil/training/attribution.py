@@ -28,6 +28,7 @@ from napari_gerbil.attribute import (
     softmax_probabilities,
 )
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.model.scorer import SCORER_FILE
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
 #: Standard deviation (mm) of the pose error added to every candidate.
@@ -50,6 +51,8 @@ class CandidateScores:
         (n, K - 1) distance of each other candidate from the caller's candidate.
     stimulus_classes
         (n,) class of each call.
+    scorer_score
+        (n, K) the learned scorer's scores (None without a scorer).
     """
 
     steered_response: np.ndarray
@@ -57,6 +60,7 @@ class CandidateScores:
     bandwidth_khz: np.ndarray
     distance_mm: np.ndarray
     stimulus_classes: np.ndarray
+    scorer_score: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> CandidateScores:
         """The scores of some calls."""
@@ -66,6 +70,7 @@ class CandidateScores:
             self.bandwidth_khz[rows],
             self.distance_mm[rows],
             self.stimulus_classes[rows],
+            None if self.scorer_score is None else self.scorer_score[rows],
         )
 
 
@@ -74,6 +79,7 @@ def simulated_candidate_scores(
     n_calls: int,
     *,
     ensemble: Any = None,
+    scorer: Any = None,
     n_others: int = 1,
     seed: int = 1,
     engine_config: Any = None,
@@ -85,7 +91,9 @@ def simulated_candidate_scores(
     ``engine_config`` (an :class:`~napari_gerbil.simulate.engine.EngineConfig`) sets what
     is drawn; by default mouths 10-90 mm high, every caller directional (an animal faces
     somewhere: measured, omnidirectional callers make attribution look easier than it is
-    on simulated sessions) and the engine's randomization.
+    on simulated sessions) and the engine's randomization. With a ``scorer``
+    (:class:`~napari_gerbil.model.scorer.CandidateScorer`), its scores too: the caller's
+    heading from the engine plus pose noise, the others' drawn at random.
     """
     from napari_gerbil.baselines.candidates import candidate_correlations
     from napari_gerbil.simulate.engine import DataEngine, EngineConfig, Randomization
@@ -98,7 +106,7 @@ def simulated_candidate_scores(
     engine = DataEngine(cage, config, seed=seed)
     rng = np.random.default_rng([seed, 0xA771])
     half = engine.cage.dims[:2] / 2.0 - engine.config.margin_mm
-    srp, dens, bandwidth, dist, classes = [], [], [], [], []
+    srp, dens, bandwidth, dist, classes, learned = [], [], [], [], [], []
     done, index = 0, 0
     while done < n_calls:
         check_cancel(cancel, "attribution calibration")
@@ -124,6 +132,19 @@ def simulated_candidate_scores(
         )
         srp.append(cc.steered_response)
         bandwidth.append(band_khz(cc.bands_hz))
+        if scorer is not None:
+            from napari_gerbil.baselines.candidate_features import candidate_features
+            from napari_gerbil.model.scorer import score_candidates
+            from napari_gerbil.training.scorer import HEADING_NOISE_RAD
+
+            heads = np.c_[
+                batch.headings_rad + rng.normal(0.0, HEADING_NOISE_RAD, n),
+                rng.uniform(-np.pi, np.pi, (n, n_others)),
+            ]
+            feats = candidate_features(
+                batch.audio, engine.cage.mics, engine.config.sample_rate_hz, cand, heads
+            )
+            learned.append(score_candidates(scorer, feats.features, feats.valid))
         if ensemble is not None:
             pred = ensemble.predict(batch.audio)
             dens.append(pred.log_density(cand))
@@ -137,13 +158,22 @@ def simulated_candidate_scores(
         np.concatenate(bandwidth),
         np.concatenate(dist),
         np.asarray(classes),
+        np.concatenate(learned) if learned else None,
+    )
+
+
+def _logits(calibration: AttributionCalibration, scores: CandidateScores) -> np.ndarray:
+    return candidate_logits(
+        calibration,
+        scores.steered_response,
+        scores.log_density,
+        scores.bandwidth_khz,
+        scores.scorer_score,
     )
 
 
 def _nll(calibration: AttributionCalibration, scores: CandidateScores) -> float:
-    logits = candidate_logits(
-        calibration, scores.steered_response, scores.log_density, scores.bandwidth_khz
-    )
+    logits = _logits(calibration, scores)
     logits = np.nan_to_num(logits, nan=-1e9)
     top = logits.max(axis=1)
     log_z = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
@@ -156,6 +186,8 @@ def fit_method(method: str, scores: CandidateScores) -> AttributionCalibration:
 
     def make(x: np.ndarray) -> AttributionCalibration:
         x = np.clip(np.asarray(x, float), 0.0, 1e4)
+        if method == "scorer":
+            return AttributionCalibration(method=method, scorer_scale=float(x[0]))
         srp, per_khz, density = (x[0], x[1], 0.0) if method == "srp" else (0.0, 0.0, x[0])
         if method == "combined":
             srp, per_khz, density = x
@@ -166,7 +198,8 @@ def fit_method(method: str, scores: CandidateScores) -> AttributionCalibration:
             density_scale=float(density),
         )
 
-    x0 = {"srp": [20.0, 0.0], "mixture": [1.0], "combined": [20.0, 0.0, 0.5]}[method]
+    x0 = {"srp": [20.0, 0.0], "mixture": [1.0], "combined": [20.0, 0.0, 0.5],
+          "scorer": [1.0]}[method]  # fmt: skip
     bounds = [(0.0, 1e4)] * len(x0)
     best = minimize(lambda x: _nll(make(x), scores), x0, method="L-BFGS-B", bounds=bounds)
     return _calibrate_tail(make(best.x), scores)
@@ -186,6 +219,7 @@ def _calibrate_tail(calibration: AttributionCalibration, scores: CandidateScores
             srp_scale=float(calibration.srp_scale * factor),
             srp_scale_per_khz=float(calibration.srp_scale_per_khz * factor),
             density_scale=float(calibration.density_scale * factor),
+            scorer_scale=float(calibration.scorer_scale * factor),
         )
         figures = judge(trial, scores)
         if not np.isfinite(figures["right"]) or figures["right"] >= target:
@@ -195,9 +229,7 @@ def _calibrate_tail(calibration: AttributionCalibration, scores: CandidateScores
 
 def judge(calibration: AttributionCalibration, scores: CandidateScores) -> dict[str, float]:
     """Held-out figures: NLL, share picked right, share assigned and right at p >= 0.95."""
-    logits = candidate_logits(
-        calibration, scores.steered_response, scores.log_density, scores.bandwidth_khz
-    )
+    logits = _logits(calibration, scores)
     probs = softmax_probabilities(logits)
     codes = assign(probs, calibration.assign_probability)
     assigned = codes >= 0
@@ -219,7 +251,11 @@ def fit_calibration(
     every method.
     """
     if methods is None:
-        methods = ATTRIBUTION_METHODS if scores.log_density is not None else ("srp",)
+        methods = tuple(
+            m for m in ATTRIBUTION_METHODS
+            if (m in ("srp", "scorer") or scores.log_density is not None)
+            and (m != "scorer" or scores.scorer_score is not None)
+        )  # fmt: skip
     n = len(scores.steered_response)
     fit_rows, test_rows = np.arange(0, n, 2), np.arange(1, n, 2)
     figures = {}
@@ -247,6 +283,9 @@ def write_calibration(
 ) -> dict[str, dict[str, float]]:
     """Fit a model's attribution calibration in ``cage``; write ``attribution.yaml``.
 
+    The model must fit the cage (microphones, arena). With a learned scorer in the model
+    directory (``scorer.pt``, trained for that rig), method ``scorer`` competes too.
+
     Returns the held-out figures of every method (see
     :func:`napari_gerbil.training.attribution.fit_calibration`).
     """
@@ -258,9 +297,21 @@ def write_calibration(
             path, "output", "a new file", "an existing calibration", hint="Pass --overwrite."
         )
     ensemble = load_ensemble(model_dir)
+    ensemble.check_compatible(
+        n_channels=cage.n_mics, arena_dims_mm=cage.dims, mic_positions_mm=cage.mics,
+        source=cage.name,
+    )  # fmt: skip
+    scorer = None
+    if (Path(model_dir) / SCORER_FILE).is_file():
+        from napari_gerbil.model.scorer import load_model_scorer
+
+        scorer = load_model_scorer(
+            model_dir, cage.mics, ensemble.metadata.sample_rate_hz, cage.name
+        )
     scores = simulated_candidate_scores(
-        cage, n_calls, ensemble=ensemble, seed=seed, progress=progress, cancel=cancel
-    )
+        cage, n_calls, ensemble=ensemble, scorer=scorer, seed=seed, progress=progress,
+        cancel=cancel,
+    )  # fmt: skip
     calibration, figures = fit_calibration(scores)
     calibration.save(path)
     return figures
