@@ -59,7 +59,7 @@ def _session(
     return folder
 
 
-def _session_scores(folder: Path, ensemble: Any) -> dict[str, Any]:
+def _session_scores(folder: Path, ensemble: Any, scorer: Any = None) -> dict[str, Any]:
     """Candidate scores of every call of a session, and MUSE's error."""
     from napari_gerbil.attribute import animal_positions_at_calls, band_khz
     from napari_gerbil.baselines.candidates import candidate_correlations
@@ -71,17 +71,27 @@ def _session_scores(folder: Path, ensemble: Any) -> dict[str, Any]:
     session = load_session(folder / "session.gerbil.h5")
     truth = load_truth(folder / "session.truth.h5")
     assert session.tracks is not None
-    xy = animal_positions_at_calls(session, load_poses(session.tracks.path))
+    poses = load_poses(session.tracks.path)
+    xy = animal_positions_at_calls(session, poses)
     clips = session.read_calls_audio(np.arange(session.n_calls))
     mics, rate = session.arena.mic_positions_mm, session.audio.sample_rate_hz
     candidates = candidate_correlations(clips, mics, rate, xy)
     srp, bandwidth = candidates.steered_response, band_khz(candidates.bands_hz)
-    log_density = None
+    log_density = scorer_score = None
+    if scorer is not None and session.n_calls:
+        from napari_gerbil.baselines.candidate_features import candidate_features
+        from napari_gerbil.io.animals import animal_headings_at_calls
+        from napari_gerbil.model.scorer import score_candidates
+
+        heads = animal_headings_at_calls(session, poses)
+        feats = candidate_features(clips, mics, rate, xy, heads)
+        scorer_score = score_candidates(scorer, feats.features, feats.valid)
     if session.n_calls == 0:
         empty = np.zeros((0, xy.shape[1]))
         return {"session": session, "truth": truth, "xy": xy, "srp": empty,
                 "bandwidth_khz": np.zeros(0),
                 "log_density": empty if ensemble is not None else None,
+                "scorer_score": empty if scorer is not None else None,
                 "muse_errors_mm": np.zeros(0)}  # fmt: skip
     if ensemble is not None:
         tracked = np.all(np.isfinite(xy), axis=-1)
@@ -96,7 +106,7 @@ def _session_scores(folder: Path, ensemble: Any) -> dict[str, Any]:
     err = np.linalg.norm(muse.point_mm[ok] - truth.source_mm[match[ok], :2], axis=1)
     return {"session": session, "truth": truth, "xy": xy, "srp": srp,
             "bandwidth_khz": bandwidth, "log_density": log_density,
-            "muse_errors_mm": err}  # fmt: skip
+            "scorer_score": scorer_score, "muse_errors_mm": err}  # fmt: skip
 
 
 def attribution_panel(
@@ -109,6 +119,7 @@ def attribution_panel(
     seed: int = 500,
     calibration_calls: int = 768,
     ensemble: Any = None,
+    scorer: Any = None,
     log: Callable[[str], None] | None = print,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
@@ -132,7 +143,11 @@ def attribution_panel(
         Fresh simulated calls each method's scales are fitted on, per cage.
     ensemble
         A loaded ensemble (or a model directory) for the ``mixture`` and ``combined``
-        methods, used in the cages whose microphones it fits.
+        methods, used in the cages whose microphones it fits; its directory's
+        ``scorer.pt`` too, when there is one.
+    scorer
+        A scorer file (``scorer.pt``), or a loaded scorer with its record ``(scorer,
+        record)``, for method ``scorer`` in the cages whose rig it was trained for.
     log
         Called with a line per step.
     progress
@@ -158,6 +173,15 @@ def attribution_panel(
         from napari_gerbil.model.ensemble import load_ensemble
 
         ensemble = load_ensemble(ensemble)
+    if scorer is None and ensemble is not None and getattr(ensemble, "path", None):
+        from napari_gerbil.model.scorer import SCORER_FILE
+
+        if (Path(ensemble.path) / SCORER_FILE).is_file():
+            scorer = Path(ensemble.path) / SCORER_FILE
+    if isinstance(scorer, (str, Path)):
+        from napari_gerbil.model.scorer import load_scorer
+
+        scorer = load_scorer(scorer)
     physics: dict[str, Any] = {}
     n_steps, step = len(cages) * (1 + len(callers) * len(n_animals)), 0
     for c_index, cage_name in enumerate(cages):
@@ -171,12 +195,23 @@ def attribution_panel(
                 fits = ensemble
             except GerbilError:
                 say(f"attribution: the ensemble does not fit cage {cage_name}: srp only")
+        scorer_fits = None
+        if scorer is not None:
+            from napari_gerbil.model.scorer import check_rig
+
+            try:
+                check_rig(scorer[1], cage.mics, 125000.0, cage_name)
+                scorer_fits = scorer[0]
+            except GerbilError:
+                say(f"attribution: the scorer was not trained for cage {cage_name}")
         calib_scores = simulated_candidate_scores(
-            cage, calibration_calls, ensemble=fits, seed=seed + 1000 + c_index
-        )
+            cage, calibration_calls, ensemble=fits, scorer=scorer_fits,
+            seed=seed + 1000 + c_index,
+        )  # fmt: skip
         step += 1
         report(progress, step / n_steps, f"{cage_name}: calibrated on {calibration_calls} calls")
         methods = ("srp", "mixture", "combined") if fits is not None else ("srp",)
+        methods += ("scorer",) if scorer_fits is not None else ()
         calibrations: dict[str, AttributionCalibration] = {
             m: fit_method(m, calib_scores) for m in methods
         }
@@ -190,7 +225,7 @@ def attribution_panel(
                 folder = _session(
                     out, cage_name, int(k), duration_s, seed + 10 * c_index + int(k), caller
                 )
-                scores = _session_scores(folder, fits)
+                scores = _session_scores(folder, fits, scorer_fits)
                 muse_errors.append(scores["muse_errors_mm"])
                 per_method = {}
                 for m, calibration in calibrations.items():
@@ -211,7 +246,7 @@ def attribution_panel(
     default_method = _best_method(default)
     headline = [n for n, r in physics.items() if r["caller"] == "plausible"] or list(physics)
     worst = {}
-    for m in ("srp", "mixture", "combined"):
+    for m in ("srp", "mixture", "combined", "scorer"):
         rows = [(n, physics[n][first][m]) for n in headline if m in physics[n][first]]
         if rows:
             n, r = min(rows, key=lambda nr: _rank(nr[1]))
@@ -242,8 +277,9 @@ def _outcome(scores: dict[str, Any], calibration: Any) -> Any:
 
     tracked = np.all(np.isfinite(scores["xy"]), axis=-1)
     logits = candidate_logits(
-        calibration, scores["srp"], scores["log_density"], scores["bandwidth_khz"]
-    )
+        calibration, scores["srp"], scores["log_density"], scores["bandwidth_khz"],
+        scores["scorer_score"],
+    )  # fmt: skip
     probs = softmax_probabilities(np.where(tracked, logits, np.nan))
     codes = assign(probs, calibration.assign_probability)
     return attribution_outcomes(scores["session"], scores["truth"], codes)

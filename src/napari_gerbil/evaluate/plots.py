@@ -187,7 +187,8 @@ def plot_attribution(panel: dict, path, title: str = "") -> Path:
     callers = list(dict.fromkeys(r.get("caller", "") for r in physics.values()))
     key = f"{panel['n_animals'][0]}_animals"
     fig = Figure(figsize=(3.6 * len(callers), 3.0 * len(rooms) + 0.4))
-    colours = {"srp": "tab:blue", "mixture": "tab:orange", "combined": "tab:green"}
+    colours = {"srp": "tab:blue", "mixture": "tab:orange", "combined": "tab:green",
+               "scorer": "tab:red"}  # fmt: skip
     for cage in physics:
         row = physics[cage]
         cell = rooms.index(row.get("cage", cage)) * len(callers)

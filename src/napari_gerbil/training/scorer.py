@@ -211,7 +211,7 @@ def train_scorer(
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(rows)
+            total += loss.item() * len(rows)
         message = (
             f"scorer epoch {epoch + 1}/{epochs}: loss {total / len(train):.4f} "
             f"(negatives >= {min_mm:.0f} mm), {time.perf_counter() - t0:.0f} s"
