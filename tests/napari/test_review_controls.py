@@ -72,7 +72,7 @@ def test_every_button_of_the_dock_works_with_a_real_click(
         assert not _status(widget).startswith("error"), _status(widget)
 
     press_button("open_session")  # the same session again: still one copy of its layers
-    assert widget.review.path == path and len(viewer.layers) == 6
+    assert widget.review.path == path and len(viewer.layers) == 7
     press_button("choose_model")
     assert widget.model_section.model_dir.text() == str(tiny_ensemble_dir)
     widget.model_section.model_dir.clear()

@@ -1,9 +1,15 @@
-"""Calls table: sortable, filterable by state, selecting a row selects the call."""
+"""Calls table: sortable, filterable by state, selecting a row selects the call.
+
+One probability column per animal (its header in the animal's colour). The selected
+call's row stays shown while an edit takes it out of the filter (pinned), so that
+``n`` / ``p`` go on from where the reviewer is.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -15,6 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_gerbil._napari._styles import animal_color
 from napari_gerbil.review import code_name
 
 #: (header, column key in the rows mapping, format) of the table columns.
@@ -28,6 +35,16 @@ COLUMNS = (
     ("reviewed", "reviewed_name", "{}"),
     ("state", "state", "{}"),
 )
+
+
+#: Column of each animal's probability: (header, key, format); the headers name the animal.
+def table_columns(animal_names) -> tuple[tuple[str, str, str], ...]:
+    """:data:`COLUMNS` with one probability column per animal after "top p"."""
+    at = [c[1] for c in COLUMNS].index("top_probability") + 1
+    animals = tuple((f"p {name}", f"p_{a}", "{:.2f}") for a, name in enumerate(animal_names))
+    return COLUMNS[:at] + animals + COLUMNS[at:]
+
+
 STATES = ("predicted", "confirmed", "corrected", "unassigned", "ambiguous", "not localized")
 
 
@@ -74,6 +91,12 @@ def table_rows(review) -> dict[str, np.ndarray]:
     rows["reviewed_name"] = np.array(
         ["" if c == NOT_REVIEWED else code_name(int(c), names) for c in user], dtype=object
     )
+    probs = np.full((session.n_calls, len(names)), np.nan)
+    stored = session.predicted.probabilities if session.predicted is not None else None
+    if stored is not None and stored.shape == probs.shape:
+        probs = stored.astype(float)
+    for a in range(len(names)):
+        rows[f"p_{a}"] = probs[:, a]
     return rows
 
 
@@ -95,6 +118,8 @@ class CallsTable(QWidget):
         self.state_filter = QComboBox(objectName="calls_state_filter")
         self.state_filter.addItems(["all", *STATES])
         self.count_label = QLabel("", objectName="calls_count")
+        self.columns: tuple[tuple[str, str, str], ...] = COLUMNS
+        self.pinned: int | None = None  # the selected call: shown whatever the filter
         self.table = _NoSearchTable(0, len(COLUMNS), objectName="calls_table")
         self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -117,11 +142,28 @@ class CallsTable(QWidget):
         self._rows: dict[str, np.ndarray] = {}
         self._row_of_call: dict[int, int] = {}
         self._emitting = True
-        self.state_filter.currentIndexChanged.connect(lambda _: self._apply_filter())
+        self.state_filter.currentIndexChanged.connect(self._on_filter_changed)
         self.table.itemSelectionChanged.connect(self._on_selection)
 
+    def set_columns(self, animal_names) -> None:
+        """One probability column per animal of the open session (emptied if changed)."""
+        columns = table_columns(animal_names)
+        if columns == self.columns:
+            return
+        self.columns = columns
+        self.table.setRowCount(0)
+        self.table.setColumnCount(len(columns))
+        self.table.setHorizontalHeaderLabels([c[0] for c in columns])
+        for col, (header, key, _) in enumerate(columns):
+            if key.startswith("p_"):
+                animal = int(key[2:])
+                item = self.table.horizontalHeaderItem(col)
+                rgba = animal_color(animal)
+                item.setForeground(QBrush(QColor.fromRgbF(*map(float, rgba))))
+                item.setToolTip(f"probability of {header[2:]} (key {animal + 1})")
+
     def set_rows(self, rows: dict[str, np.ndarray]) -> None:
-        """Fill the table; ``rows`` maps each column key of :data:`COLUMNS` to an array."""
+        """Fill the table; ``rows`` maps each column key of :attr:`columns` to an array."""
         self._rows = rows
         n = len(rows["call_id"])
         self._emitting = False
@@ -165,10 +207,18 @@ class CallsTable(QWidget):
         self._apply_filter()
 
     def select_call(self, index: int) -> None:
-        """Select and show the row of call ``index`` without emitting :attr:`call_selected`."""
+        """Select and show the row of call ``index`` without emitting :attr:`call_selected`.
+
+        Its row stays shown (pinned) until another call is selected, even when an edit
+        takes it out of the filter.
+        """
+        previous, self.pinned = self.pinned, int(index)
+        if previous is not None and previous != self.pinned:
+            self._filter_row(self._row_of_call.get(previous))
         row = self._row_of_call.get(index)
         if row is None:
             return
+        self._filter_row(row)
         self._emitting = False
         self.table.selectRow(row)
         self.table.scrollToItem(self.table.item(row, 0))
@@ -178,6 +228,25 @@ class CallsTable(QWidget):
         """Session row indices of the selected calls."""
         rows = {item.row() for item in self.table.selectedItems()}
         return sorted(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in rows)
+
+    def neighbour(self, index: int | None, direction: int) -> int | None:
+        """The shown call after (+1) / before (-1) call ``index`` in table order.
+
+        From a call the filter hides, the nearest shown row on that side; from none, the
+        first (last) shown row. None when no row is shown.
+        """
+        order = self.visible_calls()
+        if not order:
+            return None
+        row = self._row_of_call.get(index) if index is not None else None
+        if row is None:
+            return order[0] if direction > 0 else order[-1]
+        rows = [self._row_of_call[i] for i in order]
+        if direction > 0:
+            after = [k for k, r in enumerate(rows) if r > row]
+            return order[after[0]] if after else order[-1]
+        before = [k for k, r in enumerate(rows) if r < row]
+        return order[before[-1]] if before else order[0]
 
     def visible_calls(self) -> list[int]:
         """Session row indices of the rows shown by the filter, in table order."""
@@ -189,7 +258,7 @@ class CallsTable(QWidget):
 
     # -- internals --------------------------------------------------------------------
     def _fill(self, row: int, index: int, in_place: bool = False) -> None:
-        for col, (_, key, fmt) in enumerate(COLUMNS):
+        for col, (_, key, fmt) in enumerate(self.columns):
             value = self._rows[key][index]
             value = value.item() if hasattr(value, "item") else value
             is_nan = isinstance(value, float) and np.isnan(value)
@@ -212,15 +281,34 @@ class CallsTable(QWidget):
             for r in range(self.table.rowCount())
         }
 
-    def _apply_filter(self) -> None:
+    def _on_filter_changed(self, _index: int = 0) -> None:
+        self.pinned = None  # the user chose what to see: the selected call is not kept
+        self._apply_filter()
+
+    def _hidden(self, row: int) -> bool:
         wanted = self.state_filter.currentText()
-        state_col = [c[1] for c in COLUMNS].index("state")
-        shown = 0
+        if wanted == "all":
+            return False
+        first = self.table.item(row, 0)
+        if self.pinned is not None and first.data(Qt.ItemDataRole.UserRole) == self.pinned:
+            return False
+        state_col = [c[1] for c in self.columns].index("state")
+        return self.table.item(row, state_col).text() != wanted
+
+    def _filter_row(self, row: int | None) -> None:
+        if row is not None and row < self.table.rowCount():
+            self.table.setRowHidden(row, self._hidden(row))
+            self._count()
+
+    def _apply_filter(self) -> None:
         for r in range(self.table.rowCount()):
-            hide = wanted != "all" and self.table.item(r, state_col).text() != wanted
-            self.table.setRowHidden(r, hide)
-            shown += not hide
-        self.count_label.setText(f"{shown} / {self.table.rowCount()} calls")
+            self.table.setRowHidden(r, self._hidden(r))
+        self._count()
+
+    def _count(self) -> None:
+        rows = self.table.rowCount()
+        shown = sum(not self.table.isRowHidden(r) for r in range(rows))
+        self.count_label.setText(f"{shown} / {rows} calls")
 
     def _on_selection(self) -> None:
         if not self._emitting:
