@@ -8,7 +8,7 @@ call's row stays shown while an edit takes it out of the filter (pinned), so tha
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import QSize, Qt, Signal
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -30,18 +30,20 @@ COLUMNS = (
     ("time s", "time_s", "{:.3f}"),
     ("ms", "duration_ms", "{:.0f}"),
     ("set cm²", "area_cm2", "{:.0f}"),
-    ("top p", "top_probability", "{:.2f}"),
     ("predicted", "predicted_name", "{}"),
     ("reviewed", "reviewed_name", "{}"),
     ("state", "state", "{}"),
 )
 
 
-#: Column of each animal's probability: (header, key, format); the headers name the animal.
 def table_columns(animal_names) -> tuple[tuple[str, str, str], ...]:
-    """:data:`COLUMNS` with one probability column per animal after "top p"."""
-    at = [c[1] for c in COLUMNS].index("top_probability") + 1
-    animals = tuple((f"p {name}", f"p_{a}", "{:.2f}") for a, name in enumerate(animal_names))
+    """:data:`COLUMNS` with one probability column per animal after the set's area.
+
+    Headed by the animal's key ("p1": animal 1's probability) in its colour, as in the
+    dock's legend; the tooltip names it.
+    """
+    at = [c[1] for c in COLUMNS].index("area_cm2") + 1
+    animals = tuple((f"p{a + 1}", f"p_{a}", "{:.2f}") for a in range(len(animal_names)))
     return COLUMNS[:at] + animals + COLUMNS[at:]
 
 
@@ -101,7 +103,23 @@ def table_rows(review) -> dict[str, np.ndarray]:
 
 
 class _NoSearchTable(QTableWidget):
-    """Table whose typed keys never jump to a row (they are review keys)."""
+    """Table whose typed keys never jump to a row (they are review keys).
+
+    It asks for the width of all its columns (:attr:`preferred_width`) but may be
+    narrower: on a small screen it scrolls sideways rather than widen the window.
+    """
+
+    preferred_width = 0
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint = super().sizeHint()
+        hint.setWidth(max(hint.width(), self.preferred_width))
+        return hint
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint = super().minimumSizeHint()
+        hint.setWidth(min(hint.width(), 200))
+        return hint
 
     def keyboardSearch(self, search: str | None) -> None:  # noqa: N802 (Qt's name)
         return
@@ -128,6 +146,9 @@ class CallsTable(QWidget):
         # Qt's default sort indicator is descending: start sorted by time, ascending.
         self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
+        # the sort is said beside the count: an indicator widens every column's header
+        self.table.horizontalHeader().setSortIndicatorShown(False)
+        self.table.horizontalHeader().sortIndicatorChanged.connect(lambda *_: self._count())
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setResizeContentsPrecision(200)  # rows sampled
         top = QHBoxLayout()
@@ -154,13 +175,13 @@ class CallsTable(QWidget):
         self.table.setRowCount(0)
         self.table.setColumnCount(len(columns))
         self.table.setHorizontalHeaderLabels([c[0] for c in columns])
-        for col, (header, key, _) in enumerate(columns):
+        for col, (_, key, _) in enumerate(columns):
             if key.startswith("p_"):
                 animal = int(key[2:])
                 item = self.table.horizontalHeaderItem(col)
                 rgba = animal_color(animal)
                 item.setForeground(QBrush(QColor.fromRgbF(*map(float, rgba))))
-                item.setToolTip(f"probability of {header[2:]} (key {animal + 1})")
+                item.setToolTip(f"probability of {animal_names[animal]} (key {animal + 1})")
 
     def set_rows(self, rows: dict[str, np.ndarray]) -> None:
         """Fill the table; ``rows`` maps each column key of :attr:`columns` to an array."""
@@ -172,6 +193,7 @@ class CallsTable(QWidget):
         for i in range(n):
             self._fill(i, i)
         self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicatorShown(False)  # (sorting showed it)
         self._emitting = True
         self._reindex()
         self._apply_filter()
@@ -179,7 +201,7 @@ class CallsTable(QWidget):
         self._fit_columns()
 
     def _fit_columns(self) -> None:
-        """Ask for the width that shows every column whole (the state column was clipped)."""
+        """Prefer the width that shows every column whole (the state column was clipped)."""
         header = self.table.horizontalHeader()
         columns = sum(
             max(self.table.sizeHintForColumn(c), header.sectionSizeHint(c))
@@ -187,8 +209,9 @@ class CallsTable(QWidget):
         )
         scrollbar = self.table.verticalScrollBar().sizeHint().width()
         width = columns + scrollbar + 2 * self.table.frameWidth() + 2
-        if width != self.table.minimumWidth():  # a change re-lays out the whole dock
-            self.table.setMinimumWidth(width)
+        if width != self.table.preferred_width:  # a change re-lays out the whole dock
+            self.table.preferred_width = width
+            self.table.updateGeometry()
 
     def update_calls(self, indices, rows: dict[str, np.ndarray]) -> None:
         """Refresh the rows of calls ``indices`` in place (e.g. after edits or localization).
@@ -308,7 +331,13 @@ class CallsTable(QWidget):
     def _count(self) -> None:
         rows = self.table.rowCount()
         shown = sum(not self.table.isRowHidden(r) for r in range(rows))
-        self.count_label.setText(f"{shown} / {rows} calls")
+        header = self.table.horizontalHeader()
+        column = header.sortIndicatorSection()
+        by = ""
+        if 0 <= column < len(self.columns):
+            arrow = "↑" if header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder else "↓"
+            by = f", by {self.columns[column][0]} {arrow}"
+        self.count_label.setText(f"{shown} / {rows} calls{by}")
 
     def _on_selection(self) -> None:
         if not self._emitting:
