@@ -304,11 +304,13 @@ def test_nothing_is_clipped_in_a_1500_by_950_window(review, qtbot):
     window = widget.window()
     window.resize(1500, 950)
     qtbot.waitUntil(lambda: window.width() == 1500 and window.height() == 950, timeout=5000)
-    qtbot.wait(100)
     boxes = widget.spectrogram.findChildren((QAbstractSpinBox, QComboBox, QPushButton))
     assert len(boxes) >= 7
-    for box in boxes:  # was: 90 px spin boxes needing 132
-        assert box.isVisible() and box.width() >= box.minimumSizeHint().width(), box.objectName()
+
+    def whole(box) -> bool:  # was: 90 px spin boxes needing 132
+        return box.isVisible() and box.width() >= box.minimumSizeHint().width()
+
+    qtbot.waitUntil(lambda: all(whole(box) for box in boxes))  # laid out: not a fixed time
     table = widget.table.table
     header = table.horizontalHeader()
     assert not table.horizontalScrollBar().isVisible()  # was: the state column cut off

@@ -150,12 +150,11 @@ class FinetuneSection(QWidget):
         self.dock.notify(f"fine-tuned into {self.new_model_dir.name}: {verdict(report)}")
 
     def _show_result(self, in_use: bool) -> None:
-        assert self.new_model_dir is not None and self.last_report is not None
+        assert self.new_model_dir is not None
         state = "in use" if in_use else "not in use yet: Use new model switches to it"
-        self.result.setText(
-            f"new model {self.new_model_dir.name} ({state})\n{verdict(self.last_report)}\n"
-            f"{self.last_report.summary()}"
-        )
+        report = self.last_report
+        judged = "" if report is None else f"\n{verdict(report)}\n{report.summary()}"
+        self.result.setText(f"new model {self.new_model_dir.name} ({state}){judged}")
 
     def use_new_model(self) -> None:
         """Localize with the fine-tuned ensemble from now on (the user's choice)."""
