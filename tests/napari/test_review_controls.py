@@ -367,3 +367,23 @@ def test_an_unexpected_error_in_a_button_does_not_abort_the_application(session_
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ALIVE" in result.stdout and "RuntimeError: unexpected" in result.stderr
+
+
+def test_play_call_without_portaudio_says_what_to_install(review, qtbot, monkeypatch):
+    """As after a set-up without libportaudio2: sounddevice's import raises OSError."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_portaudio(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_portaudio)
+    viewer, widget = review
+    click_row(qtbot, widget, 1)
+    press(qtbot, canvas(widget), "l")
+    qtbot.waitUntil(lambda: "cannot play call 1" in _status(widget))
+    assert "apt install libportaudio2" in _status(widget)
+    assert "scripts/install_system_deps.sh" in _status(widget)

@@ -245,6 +245,7 @@ def test_a_cold_demo_build_shows_its_progress_in_the_terminal(
     assert "building the demo ensemble" in err
     assert "napari-gerbil: demo ensemble" in err and "epoch 2/2" in err  # the tqdm bar
     assert "demo ensemble ready" in err and "100%" in err
+    assert "‰" not in err  # percent and times, no rate of thousandths ("‰/s")
     assert widget.model_section.model_dir.text() == str(demo_model_dir())
     assert build_demo_model(widget) is None  # built: nothing more to say
 
