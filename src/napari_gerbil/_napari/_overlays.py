@@ -117,7 +117,7 @@ class ReviewOverlays:
                 name=LAYER_NAMES["evidence"],
                 metadata={**meta, ROLE_KEY: "evidence"},
                 features={"animal": np.zeros(0, int), "label": np.zeros(0, str)},
-                text={"string": "{label}", "color": "white", "size": 10, "anchor": "upper_left"},
+                text={"string": "{label}", "color": "white", "size": 10, "anchor": "center"},
             )
         for role in ("poses", "sets", "estimates", "evidence"):
             layer = self.layer(role)
@@ -341,6 +341,8 @@ class ReviewOverlays:
                     labels.append("")
         layer.data = np.array(points).reshape(-1, 2)
         layer.features = {"animal": np.array(animals, int), "label": np.array(labels, str)}
+        if sizes:  # each label centred above its disc (not running off the canvas' edge)
+            layer.text.translation = np.array([-0.7 * max(sizes), 0.0])
         if points:
             layer.size = np.array(sizes)
             layer.face_color = np.array(faces)
