@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages napari needs to run headless (Xvfb + Qt/GL libraries).
+# Install the Debian packages napari needs to run headless (Xvfb + Qt/GL libraries),
+# and PortAudio (libportaudio2), which the review's Play call (key l) plays through.
 # Does nothing when they are all present; needs root (or sudo) otherwise.
 set -euo pipefail
 PKGS=(xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libgl1 libegl1
       libgl1-mesa-dri libxkbcommon-x11-0 libxcb-cursor0 libfontconfig1 libdbus-1-3
-      libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxkbcommon0)
+      libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxkbcommon0
+      libportaudio2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

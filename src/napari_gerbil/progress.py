@@ -130,7 +130,12 @@ class TqdmProgress:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=1000, desc=self._desc, disable=self._disable, unit="‰", leave=True
+                total=1000,
+                desc=self._desc,
+                disable=self._disable,
+                leave=True,
+                # percent and times only: counts of thousandths ("‰/s") mean nothing
+                bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}",
             )
         if record.message:  # before the move, which draws it: the bar says what is done
             self._bar.set_postfix_str(record.message, refresh=False)

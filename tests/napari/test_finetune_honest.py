@@ -7,6 +7,7 @@ when the user clicks *Use new model*.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -36,6 +37,9 @@ def test_retrain_reports_before_and_after_and_switches_only_when_asked(
         widget.select_call(index)
         press(qtbot, canvas(widget), str(index % 2 + 1))
     widget.finetune_section.epochs.setValue(1)
+    exported: list[str] = []
+    notify = widget.notify
+    widget.notify = lambda message: (exported.append(message), notify(message))  # type: ignore[method-assign]
     click(qtbot, widget, "retrain")
     assert widget.jobs.busy()
     qtbot.waitUntil(lambda: not widget.jobs.busy(), timeout=300000)
@@ -46,10 +50,16 @@ def test_retrain_reports_before_and_after_and_switches_only_when_asked(
     text = finetune.result.text()
     assert "on 3 held-out reviewed calls" in text  # 15 reviewed, every 5th held out
     assert "before" in text and "after (calibrated" in text and "% of sources" in text
-    assert "too few held-out calls to judge" in text  # 3 < 10: no verdict
+    assert "too few held-out calls to judge" in text  # 3 < 10: no verdict...
+    assert "no verdict: 3 held-out calls, fewer than the 10 needed" in text  # ...said why
+    assert "(not in use yet" in text
+    # the export said what the command line says: the held-out calls too
+    assert re.search(r"exported 12 reviewed calls to .*\(3 held out, 0 without", exported[0])
     manifest = json.loads((new_dir / "manifest.json").read_text())
     assert manifest["temperature"] >= 1.0
     assert manifest["heldout_calibration"]["before"]["n_calls"] == 3
     click(qtbot, widget, "use_finetuned_model")
     assert model_field.text() == str(new_dir)
     assert "now using" in widget.calls_section.status.text()
+    text = finetune.result.text()
+    assert "not in use" not in text and f"new model {new_dir.name} (in use)" in text

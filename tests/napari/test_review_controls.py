@@ -72,7 +72,7 @@ def test_every_button_of_the_dock_works_with_a_real_click(
         assert not _status(widget).startswith("error"), _status(widget)
 
     press_button("open_session")  # the same session again: still one copy of its layers
-    assert widget.review.path == path and len(viewer.layers) == 6
+    assert widget.review.path == path and len(viewer.layers) == 7
     press_button("choose_model")
     assert widget.model_section.model_dir.text() == str(tiny_ensemble_dir)
     widget.model_section.model_dir.clear()
@@ -88,11 +88,11 @@ def test_every_button_of_the_dock_works_with_a_real_click(
     press_button("localize_all")
     press_button("cancel_job")
     wait_job(qtbot, widget)
-    assert widget.jobs.progress.format() in ("cancelled", "done")
+    assert re.fullmatch(r"(cancelled|done): localized \d of 6 calls", widget.jobs.progress.format())
     click(qtbot, widget, "localize_all")
     wait_job(qtbot, widget)
     assert widget.review.localized().all()
-    assert widget.jobs.progress.format() == "done"
+    assert widget.jobs.progress.format() == "done: localized 6 of 6 calls"
 
     press_button("next_uncertain")
     index = widget.current
@@ -261,8 +261,7 @@ def test_closing_the_dock_leaves_nothing_and_reopening_gives_one_live_copy(
     assert not old.closed and len(_live_shortcuts(window)) > 20
     close = old.parent().findChild(QPushButton, "QTitleBarCloseButton")
     qtbot.mouseClick(close, Qt.MouseButton.LeftButton)  # the dock title bar's close button
-    qtbot.wait(50)
-    assert old.closed and old.review is None
+    qtbot.waitUntil(lambda: old.closed and old.review is None)
     docks = [d.windowTitle() for d in window.findChildren(QDockWidget) if d.isVisible()]
     assert SPECTROGRAM_DOCK not in docks
     assert _live_shortcuts(window) == []
@@ -280,9 +279,12 @@ def test_closing_the_dock_leaves_nothing_and_reopening_gives_one_live_copy(
     assert new is not old
     live = [w for w in window.findChildren(ReviewWidget) if not w.closed]
     assert live == [new]
-    qtbot.wait(50)
-    spectrograms = [w for w in window.findChildren(SpectrogramWidget)]
-    assert spectrograms == [new.spectrogram] and new.spectrogram.isVisible()
+    qtbot.waitUntil(  # the old spectrogram dock is deleted (later), the new one shown
+        lambda: (
+            window.findChildren(SpectrogramWidget) == [new.spectrogram]
+            and new.spectrogram.isVisible()
+        )
+    )
     assert len(_live_shortcuts(window)) == len(new.shortcuts.shortcuts)
     names = [layer.name for layer in viewer.layers]
     assert sorted(names) == sorted(set(names))  # no layer twice
@@ -365,3 +367,23 @@ def test_an_unexpected_error_in_a_button_does_not_abort_the_application(session_
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ALIVE" in result.stdout and "RuntimeError: unexpected" in result.stderr
+
+
+def test_play_call_without_portaudio_says_what_to_install(review, qtbot, monkeypatch):
+    """As after a set-up without libportaudio2: sounddevice's import raises OSError."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_portaudio(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_portaudio)
+    viewer, widget = review
+    click_row(qtbot, widget, 1)
+    press(qtbot, canvas(widget), "l")
+    qtbot.waitUntil(lambda: "cannot play call 1" in _status(widget))
+    assert "apt install libportaudio2" in _status(widget)
+    assert "scripts/install_system_deps.sh" in _status(widget)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gui_helpers import canvas, open_dock, press
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QPushButton, QScrollArea
 
 from napari_gerbil._napari._calls_section import MIN_TABLE_ROWS
+from napari_gerbil._napari._overlays import LAYER_NAMES
 from napari_gerbil._napari._widget import ReviewWidget
 from napari_gerbil.io.session import NOT_REVIEWED, UNASSIGNED, load_session
 
@@ -36,7 +38,7 @@ def keys(review, qtbot):
 def test_session_opens_with_video_tracks_spectrogram_and_table(review, session_path):
     viewer, widget = review
     names = [layer.name for layer in viewer.layers]
-    for name in ("video", "tracks", "arena", "poses", "confidence sets (95%)", "estimates"):
+    for name in ("video", "tracks", "arena", "poses", LAYER_NAMES["sets"], "estimates"):
         assert name in names
     video = viewer.layers["video"]
     assert video.data.shape == (60, 130, 180, 3) and video.rgb
@@ -107,7 +109,7 @@ def test_localize_draws_sets_with_call_ids_and_saves(review, qtbot, tiny_ensembl
     viewer, widget = review
     _localize(qtbot, widget, [0, 1, 2, 3, 4, 5], tiny_ensemble_dir)
     widget.select_call(2)
-    sets = viewer.layers["confidence sets (95%)"]
+    sets = viewer.layers["where the call came from (95% set)"]
     assert sets.nshapes >= 1
     ids = set(sets.features["call_id"].tolist())
     assert 2 in ids
@@ -168,9 +170,7 @@ def test_keys_correct_save_at_once_and_undo_redo(review, keys):
     assert widget.review.states()[1] == "corrected"
     assert widget.calls_section.status.text() == "call 1 → gerbil B, corrected"
     # predicted (empty: never localized) beside reviewed, in the table
-    from napari_gerbil._napari._table import COLUMNS
-
-    keys_of = [c[1] for c in COLUMNS]
+    keys_of = [c[1] for c in widget.table.columns]  # with one p column per animal
     row = widget.table._row_of_call[1]
     cell = widget.table.table.item
     assert cell(row, keys_of.index("predicted_name")).text() == ""
@@ -234,7 +234,7 @@ def test_widget_opened_first_adopts_a_session_opened_later(make_napari_viewer, s
     qtbot.waitUntil(lambda: widget.review is not None, timeout=5000)
     names = [layer.name for layer in viewer.layers]
     assert sorted(names) == sorted(set(names))  # no layer twice
-    assert {"video", "tracks", "poses", "confidence sets (95%)"} <= set(names)
+    assert {"video", "tracks", "poses", "where the call came from (95% set)"} <= set(names)
 
 
 def _drag_spectrogram(widget, from_s: float, to_s: float) -> None:
@@ -373,12 +373,14 @@ def test_poses_layer_holds_a_window_of_frames_that_napari_slices(review):
 def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
     make_napari_viewer, session_path, qtbot
 ):
+    """Every step waits for its condition (a loaded machine lays out late), never a time."""
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1500, 950)
     widget = ReviewWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Review calls", area="right")
     widget.open_session(session_path)
-    qtbot.wait(100)
+    table = widget.table.table
+    qtbot.waitUntil(table.isVisible)
     sections = widget.sections
     expanded = {name: part.is_expanded() for name, part in sections.items()}
     assert expanded == {
@@ -386,43 +388,49 @@ def test_dock_sections_fold_and_the_calls_table_takes_the_spare_height(
         "new_session": False,
         "detect": False,  # the session has calls
         "model": True,
+        "evidence": True,  # the legend and the selected call's evidence
         "calls": True,
         "finetune": False,
     }
     export_path = widget.finetune_section.export_path
-    assert not export_path.isVisible() and widget.table.table.isVisible()
-    table = widget.table.table
+    assert not export_path.isVisible()
 
     def rows_fitting() -> float:
-        qtbot.wait(50)
         return table.viewport().height() / table.verticalHeader().defaultSectionSize()
+
+    def fold(name: str) -> None:  # a click on the section's title
+        qtbot.mouseClick(sections[name].header, Qt.MouseButton.LeftButton)
 
     # the dock runs the window's full height, beside (not above) the spectrogram dock
     window = widget.window()
-    dock = widget.mapTo(window, widget.rect().bottomLeft())
-    spectrogram = widget.spectrogram.mapTo(window, widget.spectrogram.rect().topRight())
-    assert dock.y() > spectrogram.y() and dock.x() > spectrogram.x()
+
+    def beside_spectrogram() -> bool:
+        dock = widget.mapTo(window, widget.rect().bottomLeft())
+        spectrogram = widget.spectrogram.mapTo(window, widget.spectrogram.rect().topRight())
+        return dock.y() > spectrogram.y() and dock.x() > spectrogram.x()
+
+    qtbot.waitUntil(beside_spectrogram)
+    qtbot.waitUntil(lambda: rows_fitting() >= 8)
     default_rows = rows_fitting()
-    assert default_rows >= 10
-    sections["model"].header.click()  # fold: the table gets its height
-    assert not widget.model_section.model_dir.isVisible() and rows_fitting() > default_rows
-    sections["finetune"].header.click()  # unfold: the table gives some back
-    assert export_path.isVisible() and 4 <= rows_fitting() < default_rows
-    sections["calls"].header.click()  # all but fine-tune folded: sections stay on top
-    qtbot.wait(50)
-    assert not table.isVisible()
-    finetune_bottom = sections["finetune"].geometry().bottom()
-    assert finetune_bottom < widget.height() / 2
+    fold("model")  # fold: the table gets its height
+    qtbot.waitUntil(lambda: rows_fitting() > default_rows)
+    assert not widget.model_section.model_dir.isVisible()
+    fold("finetune")  # unfold: the table gives some back
+    qtbot.waitUntil(lambda: export_path.isVisible() and 4 <= rows_fitting() < default_rows)
+    fold("calls")  # all but fine-tune (and session) folded: sections stay on top
+    fold("evidence")
+    qtbot.waitUntil(lambda: not table.isVisible())
+    qtbot.waitUntil(lambda: sections["finetune"].geometry().bottom() < widget.height() / 2)
     # a folded section's controls still work (the widget finds them by name)
     assert widget.findChild(QPushButton, "detect_calls") is not None
     # all unfolded: more than the dock's height, so the sections scroll (not squeezed)
-    for part in sections.values():
-        part.set_expanded(True)
-    qtbot.wait(100)
+    for name, part in sections.items():
+        if not part.is_expanded():
+            fold(name)
     scroll = widget.findChild(QScrollArea, "review_scroll")
-    assert scroll.verticalScrollBar().isVisible()
+    qtbot.waitUntil(scroll.verticalScrollBar().isVisible)
     assert scroll.viewport().width() >= scroll.widget().minimumSizeHint().width()  # no clip
-    assert rows_fitting() >= MIN_TABLE_ROWS  # rows that stay visible
+    qtbot.waitUntil(lambda: rows_fitting() >= MIN_TABLE_ROWS)  # rows that stay visible
 
 
 def test_a_localized_session_opens_at_its_first_call_with_its_set_drawn(
@@ -436,6 +444,6 @@ def test_a_localized_session_opens_at_its_first_call_with_its_set_drawn(
     widget = open_dock(viewer, qtbot, session_path)
     assert widget.current == 0  # the first call, not the middle frame
     assert viewer.dims.current_step[0] == widget.review.call_frame(0)
-    sets = viewer.layers["confidence sets (95%)"]
+    sets = viewer.layers["where the call came from (95% set)"]
     assert sets.nshapes >= 1 and 0 in sets.features["call_id"].tolist()  # without moving
     assert "call 0" in sets.features["label"].tolist()

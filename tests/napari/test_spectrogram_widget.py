@@ -105,8 +105,11 @@ class _PaintedRects(QObject):
 def test_playhead_is_painted_where_it_moved_without_a_full_redraw(spectrogram, qtbot):
     spectrogram.show()
     qtbot.waitExposed(spectrogram)
+    full = []
+    cid = spectrogram.canvas.mpl_connect("draw_event", lambda event: full.append(event))
     spectrogram.set_time(1.0, center=True)
-    qtbot.wait(50)  # the pending full redraw happens
+    qtbot.waitUntil(lambda: bool(full))  # the pending full redraw happened
+    spectrogram.canvas.mpl_disconnect(cid)
     draws = []
     spectrogram.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
     painted = _PaintedRects()

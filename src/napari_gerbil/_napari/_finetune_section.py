@@ -13,6 +13,7 @@ from qtpy.QtWidgets import QLabel, QLineEdit, QSpinBox, QWidget
 
 from napari_gerbil._napari import _jobs
 from napari_gerbil._napari._controls import button, form, row
+from napari_gerbil._napari._evidence import plural
 from napari_gerbil.errors import GerbilError
 from napari_gerbil.io.session import SESSION_SUFFIX
 
@@ -57,8 +58,11 @@ class FinetuneSection(QWidget):
         return path.with_name(path.name.removesuffix(SESSION_SUFFIX) + "_reviewed.h5")
 
     def export(self) -> Path | None:
-        """Export confirmed/corrected calls to a VCL file (merged with the training set)."""
-        from napari_gerbil.review import export_reviewed
+        """Export confirmed/corrected calls to a VCL file (merged with the training set).
+
+        Says what the command line says: how many were written, held out, skipped.
+        """
+        from napari_gerbil.review import export_calls
 
         dock = self.dock
         if dock.review is None:
@@ -67,14 +71,28 @@ class FinetuneSection(QWidget):
         out = Path(self.export_path.text().strip() or self._default_export_path())
         training = self.training_set.text().strip()
         try:
-            path, n = export_reviewed(
-                dock.review, dock.audio, dock.poses, out, Path(training) if training else None
+            path, selection = export_calls(
+                dock.review.session,
+                out,
+                "reviewed",
+                poses=dock.poses,
+                audio=dock.audio,
+                training_set=Path(training) if training else None,
             )
         except GerbilError as exc:
             dock.error(exc)
             return None
         self.export_path.setText(str(path))
-        dock.notify(f"exported {n} reviewed calls to {path.name}")
+        merged = (
+            f", {selection.n_duplicates} already in {Path(training).name}: replaced, not repeated"
+            if training
+            else ""
+        )
+        dock.notify(
+            f"exported {plural(len(selection.rows), 'reviewed call')} to {path.name} "
+            f"({selection.n_heldout} held out, {selection.n_skipped} without a tracked "
+            f"animal{merged})"
+        )
         return path
 
     def _heldout(self):
@@ -127,17 +145,16 @@ class FinetuneSection(QWidget):
         new_dir, report = result
         self.new_model_dir = Path(new_dir)
         self.last_report = report
-        self.result.setText(
-            f"new model {self.new_model_dir.name} (not in use yet)\n{report.summary()}"
-        )
         self.use_new.setEnabled(True)
-        if report.judged:
-            self.dock.notify(f"fine-tuned into {self.new_model_dir.name}: compare, then choose")
-        else:
-            self.dock.notify(
-                f"fine-tuned into {self.new_model_dir.name}: too few held-out calls to judge "
-                f"({report.before.n_calls}); review more before choosing"
-            )
+        self._show_result(in_use=False)
+        self.dock.notify(f"fine-tuned into {self.new_model_dir.name}: {verdict(report)}")
+
+    def _show_result(self, in_use: bool) -> None:
+        assert self.new_model_dir is not None
+        state = "in use" if in_use else "not in use yet: Use new model switches to it"
+        report = self.last_report
+        judged = "" if report is None else f"\n{verdict(report)}\n{report.summary()}"
+        self.result.setText(f"new model {self.new_model_dir.name} ({state}){judged}")
 
     def use_new_model(self) -> None:
         """Localize with the fine-tuned ensemble from now on (the user's choice)."""
@@ -146,6 +163,28 @@ class FinetuneSection(QWidget):
             return
         self.dock.model_section.model_dir.setText(str(self.new_model_dir))
         self.use_new.setEnabled(False)
+        self._show_result(in_use=True)
         self.dock.notify(
             f"now using {self.new_model_dir.name}; Localize all to re-localize the calls"
         )
+
+
+def verdict(report) -> str:
+    """One sentence: is the fine-tuned model better on the held-out calls, or why unsaid."""
+    from napari_gerbil.training.heldout import MIN_HELDOUT_CALLS
+
+    before, after = report.before, report.after
+    if not report.judged:
+        return (
+            f"no verdict: {plural(before.n_calls, 'held-out call')}, fewer than the "
+            f"{MIN_HELDOUT_CALLS} needed to judge; review more calls and fine-tune again"
+        )
+    change = (
+        f"median error {before.median_error_mm:.0f} → {after.median_error_mm:.0f} mm, "
+        f"95% set holds {100 * before.coverage_95:.0f}% → {100 * after.coverage_95:.0f}% "
+        f"of sources, on {plural(before.n_calls, 'held-out call')}"
+    )
+    rule = "lower median error with the 95% set holding at least 90% of sources"
+    if after.median_error_mm < before.median_error_mm and after.coverage_95 >= 0.9:
+        return f"verdict: better ({rule}: {change}); Use new model to switch"
+    return f"verdict: not better (better means {rule}: {change}); keep the current model"

@@ -107,6 +107,7 @@ class JobPanel(QWidget):
         super().__init__(parent, objectName="job_panel")
         self.on_error = on_error
         self.worker = None
+        self.outcome = ""  # what the job did, said in the bar when it ends
         self.cancel_token = CancelToken()
         self.progress = QProgressBar(objectName="job_progress")
         self.progress.setTextVisible(True)
@@ -121,6 +122,7 @@ class JobPanel(QWidget):
     def start(self, worker, message: str):
         """Run ``worker``, its progress shown here; returns the worker."""
         self.worker = worker
+        self.outcome = ""
         self.cancel_token.reset()
         self.cancel.setEnabled(True)
         self.progress.setRange(0, 0)  # busy until the first progress report
@@ -141,21 +143,25 @@ class JobPanel(QWidget):
             self.progress.setValue(int(1000 * record.fraction))
         self.progress.setFormat(f"{record.message} %p%")
 
+    def set_outcome(self, text: str) -> None:
+        """What the running job did ('localized 16 of 27 calls'), said when it ends."""
+        self.outcome = text
+
     def cancel_job(self) -> None:
-        """Ask the running job to stop (what it finished is kept)."""
+        """Ask the running job to stop between two steps (what it finished is kept)."""
         if self.worker is not None:
             self.cancel_token.cancel()
             self.worker.quit()
             self.progress.setFormat("cancelling…")
 
     def _on_finished(self) -> None:
-        cancelled = self.cancel_token.cancelled
+        state = "cancelled" if self.cancel_token.cancelled else "done"
         self.worker = None
-        self._idle("cancelled" if cancelled else "done")
+        self._idle(f"{state}: {self.outcome}" if self.outcome else state)
 
     def _idle(self, text: str) -> None:
         self.progress.setRange(0, 1)
-        self.progress.setValue(1 if text == "done" else 0)
+        self.progress.setValue(1 if text.startswith("done") else 0)
         self.progress.setFormat(text)
         self.cancel.setEnabled(False)
 

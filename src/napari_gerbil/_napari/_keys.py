@@ -11,6 +11,7 @@ sees the key, except text fields, which keep their typing (they claim the key fi
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 from qtpy.QtCore import Qt
@@ -18,6 +19,7 @@ from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import QWidget
 
 from napari_gerbil._napari._controls import report_errors
+from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,3 +102,41 @@ class ReviewShortcuts:
             shortcut.setParent(None)
             shortcut.deleteLater()
         self.shortcuts = []
+
+
+def review_key_handlers(dock) -> dict[str, Callable[[], object]]:
+    """``action name -> callable()`` of every review key, acting on ``dock``.
+
+    Each acts only while the dock is shown: hidden (Plugins > Review calls, its hide
+    button), a key does nothing and says so, and does not reach napari either.
+    """
+    handlers: dict[str, Callable[[], object]] = {
+        f"assign_{d}": functools.partial(dock.assign_current, d - 1) for d in range(1, 10)
+    }
+    handlers["unassigned"] = lambda: dock.assign_current(UNASSIGNED)
+    handlers["ambiguous"] = lambda: dock.assign_current(AMBIGUOUS)
+    handlers["next"] = lambda: dock.step_call(+1)
+    handlers["previous"] = lambda: dock.step_call(-1)
+    handlers.update(
+        accept=dock.accept_current,
+        most_uncertain=dock.next_uncertain,
+        undo=dock.undo,
+        redo=dock.redo,
+        delete=dock.delete_current,
+        zoom=dock.zoom_to_call,
+        play=dock.play_current,
+    )
+
+    def when_shown(handler: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            if not dock.isVisible():  # hidden from the menu: no edit, and not napari's
+                dock.viewer.status = (
+                    "napari-gerbil: the review dock is hidden (Plugins > Review calls "
+                    "shows it); key ignored"
+                )
+                return None
+            return handler()
+
+        return run
+
+    return {name: when_shown(handler) for name, handler in handlers.items()}

@@ -1,8 +1,11 @@
-"""What the review draws over the video: poses, 95% confidence sets, point estimates.
+"""What the review draws over the video: poses, 95% sets, estimates, per-animal evidence.
 
 Sets are outlines in the attributed animal's colour (no animal: near-white on a dark
 outline, visible on any video); the selected call's set is filled and labelled with its
-call id; only calls near the current time are drawn. Layers are updated incrementally
+call id; only calls near the current time are drawn. The sets are localization (*where
+the call came from*); the attribution's evidence is drawn apart, at the animals: a disc
+per animal filled as much as its probability, and a dot at the steered response's best
+point near it. Layers are updated incrementally
 (napari triangulates every polygon it is given) and only from the GUI thread.
 """
 
@@ -27,7 +30,14 @@ from napari_gerbil._napari._styles import (
 )
 
 #: Names of the layers the review adds (the reader adds video, tracks and arena).
-LAYER_NAMES = {"poses": "poses", "sets": "confidence sets (95%)", "estimates": "estimates"}
+LAYER_NAMES = {
+    "poses": "poses",
+    "sets": "where the call came from (95% set)",
+    "estimates": "estimates",
+    "evidence": "attribution: p per animal",
+}
+#: Diameter (mm) of an animal's evidence disc.
+EVIDENCE_DISC_MM = 90.0
 
 
 class ReviewOverlays:
@@ -44,6 +54,7 @@ class ReviewOverlays:
         self.pose_window: tuple[int, int] | None = None  # frames held by the poses layer
         self.n_pose_windows = 0  # how often the poses layer was refilled (tests/benchmarks)
         self._set_cache: dict[int, list[np.ndarray]] = {}
+        self._cs_cache: dict[int, object] = {}
         self._drawn_style: dict[int, tuple] = {}  # call -> style of its drawn set
         self._shape_calls: list[int] = []  # call index of each shape in the sets layer
         self._signature: tuple | None = None
@@ -100,7 +111,15 @@ class ReviewOverlays:
                 symbol=self.estimate_style.symbol,
                 metadata={**meta, ROLE_KEY: "estimates"},
             )
-        for role in ("poses", "sets", "estimates"):
+        if self.layer("evidence") is None:
+            self.viewer.add_points(
+                np.zeros((0, 2)),
+                name=LAYER_NAMES["evidence"],
+                metadata={**meta, ROLE_KEY: "evidence"},
+                features={"animal": np.zeros(0, int), "label": np.zeros(0, str)},
+                text={"string": "{label}", "color": "white", "size": 10, "anchor": "center"},
+            )
+        for role in ("poses", "sets", "estimates", "evidence"):
             layer = self.layer(role)
             if layer is not None:
                 layer.editable = False
@@ -145,16 +164,24 @@ class ReviewOverlays:
         layer.data = tracks_window(full, frame, self.pose_style.max_track_points)
 
     # -- confidence sets and point estimates ------------------------------------------
-    def set_polygons_px(self, session, index: int) -> list[np.ndarray]:
-        """Canvas polygons of call ``index``'s 95% set (cached)."""
+    def confidence_set(self, session, index: int):
+        """Call ``index``'s 95% :class:`~napari_gerbil.model.confidence.ConfidenceSet`."""
         from napari_gerbil.model.confidence import confidence_set
 
-        polys = self._set_cache.get(index)
-        if polys is None:
+        cs = self._cs_cache.get(index)
+        if cs is None:
             pred = session.predictions
             cs = confidence_set(
                 pred.member_means_mm[index], pred.member_chol_mm[index], session.arena.dims_mm
             )
+            self._cs_cache[index] = cs
+        return cs
+
+    def set_polygons_px(self, session, index: int) -> list[np.ndarray]:
+        """Canvas polygons of call ``index``'s 95% set (cached)."""
+        polys = self._set_cache.get(index)
+        if polys is None:
+            cs = self.confidence_set(session, index)
             polys = [
                 arena_to_canvas(session.arena, decimate_polygon(p, self.set_style.max_vertices))
                 for p in cs.polygons_mm
@@ -168,6 +195,7 @@ class ReviewOverlays:
         if indices is None:
             self._drawn_style.clear()
             self._set_cache.clear()
+            self._cs_cache.clear()
             self._shape_calls = []
             layer = self.layer("sets")
             if layer is not None and len(layer.data):
@@ -175,6 +203,7 @@ class ReviewOverlays:
         else:
             for i in indices:
                 self._set_cache.pop(int(i), None)
+                self._cs_cache.pop(int(i), None)
                 if int(i) in self._drawn_style:
                     self._drawn_style[int(i)] = ()  # drawn with an outdated set: redraw
 
@@ -275,6 +304,51 @@ class ReviewOverlays:
                 for e in edited[visible]
             ]
         layer.features = {"call_id": session.calls.call_id[visible], "animal": animal[visible]}
+
+    def draw_evidence(self, session, evidence) -> None:
+        """Draw the selected call's evidence at the animals (None: nothing).
+
+        A disc per tracked animal in its colour, filled in proportion to its stored
+        probability and labelled with it; a dot at the steered response's best point.
+        """
+        layer = self.layer("evidence")
+        if layer is None:
+            return
+        points, faces, borders, sizes, animals, labels = [], [], [], [], [], []
+        if evidence is not None:
+            known = np.isfinite(evidence.positions_mm).all(axis=1)
+            rc = arena_to_canvas(session.arena, np.where(known[:, None], evidence.positions_mm, 0))
+            ends = arena_to_canvas(session.arena, np.array([[0.0, 0.0], [EVIDENCE_DISC_MM, 0.0]]))
+            disc = float(np.linalg.norm(ends[1] - ends[0]))
+            for a in np.flatnonzero(known):
+                p = float(evidence.probabilities[a])
+                color = animal_color(int(a))
+                face = color.copy()
+                face[3] = 0.85 * p if np.isfinite(p) else 0.0
+                points.append(rc[a])
+                faces.append(face)
+                borders.append(color)
+                sizes.append(disc)
+                animals.append(int(a))
+                value = f"{p:.2f}" if np.isfinite(p) else "–"
+                labels.append(f"{a + 1} {evidence.names[a]} p {value}")
+                if evidence.best_mm is not None and np.isfinite(evidence.best_mm[a]).all():
+                    points.append(arena_to_canvas(session.arena, evidence.best_mm[a])[0])
+                    faces.append(color)
+                    borders.append(np.array([0.0, 0.0, 0.0, 1.0]))
+                    sizes.append(max(disc / 8, 2.0))
+                    animals.append(int(a))
+                    labels.append("")
+        layer.data = np.array(points).reshape(-1, 2)
+        layer.features = {"animal": np.array(animals, int), "label": np.array(labels, str)}
+        if sizes:  # each label centred above its disc (not running off the canvas' edge)
+            layer.text.translation = np.array([-0.7 * max(sizes), 0.0])
+        if points:
+            layer.size = np.array(sizes)
+            layer.face_color = np.array(faces)
+            layer.border_color = np.array(borders)
+            layer.border_width = 0.08
+        layer.refresh_text()
 
     # -- view -------------------------------------------------------------------------
     def zoom_to(self, points_rc: np.ndarray, margin: float = 0.25) -> None:

@@ -19,10 +19,13 @@ def play(buffer, what: str) -> str:
     except OSError as exc:  # the package is there, the PortAudio library is not
         return (
             f"cannot play {what}: no audio library ({exc}); install PortAudio "
-            "(Debian/Ubuntu: apt install libportaudio2)"
+            "(Debian/Ubuntu: sudo apt install libportaudio2, or scripts/install_system_deps.sh)"
         )
     except ImportError:
-        return f"cannot play {what}: the sounddevice package is not installed"
+        return (
+            f"cannot play {what}: the sounddevice package is not installed "
+            "(pip install sounddevice)"
+        )
     try:
         sounddevice.play(buffer.samples, buffer.sample_rate_hz)
     except Exception as exc:  # PortAudioError (no output device) and friends

@@ -7,11 +7,13 @@ core review model at once and said in the status line.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from napari_gerbil._napari._evidence import add_steered_response, call_evidence, plural
 from napari_gerbil._napari._layers import arena_to_canvas
 from napari_gerbil._napari._table import table_rows
 from napari_gerbil.errors import GerbilError
@@ -32,6 +34,9 @@ class ReviewActions:
     overlays: Any
     calls_section: Any
     session_section: Any
+    evidence_section: Any
+    model_section: Any
+    jobs: Any
     notify: Callable[[str], None]
     error: Callable[[BaseException], None]
     update_overlays: Callable[..., None]
@@ -58,20 +63,47 @@ class ReviewActions:
         if self._has_frames():
             self.viewer.dims.set_current_step(0, self.review.call_frame(self.current))
         self.update_overlays()  # drawn once: the step above drew them unless on this frame
+        self.show_evidence()
+
+    def assign_probability(self) -> float:
+        """The rule's probability: the chosen ensemble's calibration, else the default."""
+        from napari_gerbil.attribute import AttributionCalibration, load_calibration
+
+        text = self.model_section.model_dir.text().strip()
+        try:
+            return load_calibration(text or None).assign_probability
+        except (GerbilError, OSError, ValueError):
+            return AttributionCalibration().assign_probability
+
+    def show_evidence(self) -> None:
+        """Show the selected call's per-animal evidence in the dock and on the video."""
+        if self.review is None or self.current is None:
+            self.evidence_section.show_evidence(None)
+            self.overlays.draw_evidence(None, None)
+            return
+        index, session = self.current, self.review.session
+        localized = bool(self.review.localized()[index])
+        cs = self.overlays.confidence_set(session, index) if localized else None
+        evidence = call_evidence(self.review, self.poses, index, cs, self.assign_probability())
+        if localized:
+            # on failure what the method saw stays unsaid; the stored probabilities show
+            with contextlib.suppress(GerbilError, ValueError, OSError):
+                add_steered_response(evidence, self.review, self.audio, index)
+        self.evidence_section.show_evidence(evidence)
+        self.overlays.draw_evidence(session, evidence)
 
     def step_call(self, direction: int) -> None:
-        """Select the next (+1) or previous (-1) call in the table's order."""
+        """Select the next (+1) or previous (-1) call in the table's order and filter.
+
+        From the selected call, also after an edit took it out of the filter.
+        """
         if self.review is None:
             return
-        order = self.table.visible_calls()
-        if not order:
+        index = self.table.neighbour(self.current, direction)
+        if index is None:
             self.notify("no calls shown")
             return
-        if self.current in order:
-            position = order.index(self.current) + direction
-        else:
-            position = 0 if direction > 0 else len(order) - 1
-        self.select_call(order[int(np.clip(position, 0, len(order) - 1))])
+        self.select_call(index)
 
     def next_uncertain(self) -> None:
         """Select the most uncertain call not reviewed yet."""
@@ -104,6 +136,8 @@ class ReviewActions:
             return
         self.table.update_calls([index], table_rows(self.review))
         self.update_overlays()  # its set is restyled (the polygons are kept)
+        if index == self.current:
+            self.show_evidence()
 
     def assign_current(self, animal: int) -> None:
         """Attribute the current call to ``animal`` (-1 unassigned); saved at once."""
@@ -170,13 +204,14 @@ class ReviewActions:
     def _after_calls_changed(self, select: int | None) -> None:
         """Calls were added, deleted or re-bounded: indices may have moved."""
         self.overlays.forget()
-        self.current = None
+        self.current = self.table.pinned = None
         self.calls_section.show_bounds(None)
         self.refresh_calls()
         if select is not None and select < self.review.n_calls:
             self.select_call(select)
         else:
             self.update_overlays()
+            self.show_evidence()
 
     def _refused(self, exc: GerbilError, start_s: float, stop_s: float) -> None:
         rate = self.review.session.audio.sample_rate_hz
@@ -218,7 +253,8 @@ class ReviewActions:
         self.refresh_calls()
         self.update_overlays()
         self.session_section.show_session(self.review, self.audio)
-        self.notify(f"added {added} calls ({len(starts) - added} overlapped existing ones)")
+        skipped = len(starts) - added
+        self.notify(f"added {plural(added, 'call')} ({skipped} overlapped existing ones)")
         return added
 
     def delete_current(self) -> None:
@@ -251,8 +287,8 @@ class ReviewActions:
 
     # -- localization results (from the worker, applied in the GUI thread) ---------------
     def apply_localization(self, batch, localized: list[int]) -> None:
-        """Store one batch of predictions (a worker's yield)."""
-        if self.review is None:
+        """Store one batch of predictions (a worker's yield); none after *Cancel*."""
+        if self.review is None or self.jobs.cancel_token.cancelled:
             return
         self.review.apply_localization(batch)
         localized.extend(int(i) for i in batch.indices)
@@ -273,7 +309,8 @@ class ReviewActions:
         self.table.update_calls(sorted(changed), table_rows(self.review))
         self.overlays.forget(sorted(changed))
         self.update_overlays()
-        self.notify(f"localized {len(localized)} calls (u to undo)")
+        self.show_evidence()
+        self.notify(f"localized {plural(len(localized), 'call')} (u to undo)")
 
     # -- view and sound -----------------------------------------------------------------
     def zoom_to_call(self) -> None:

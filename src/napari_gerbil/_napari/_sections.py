@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QDoubleSpinBox, QFileDialog, QLabel, QLineEdit, QWidg
 
 from napari_gerbil._napari import _jobs
 from napari_gerbil._napari._controls import button, confirm, form, row
+from napari_gerbil._napari._evidence import NO_ANIMALS, plural
 from napari_gerbil.errors import GerbilError, InvalidInputError
 from napari_gerbil.signal.detect import DetectorConfig
 
@@ -55,10 +56,15 @@ class SessionSection(QWidget):
         """Fill the path and the summary from the open session."""
         session = review.session
         self.path.setText(str(review.path))
-        names = ", ".join(session.animal_names)
+        names = session.animal_names
+        animals = (
+            f"{plural(len(names), 'animal')} ({', '.join(names)})"
+            if names and session.tracks is not None
+            else NO_ANIMALS
+        )
         self.info.setText(
-            f"{review.path.name}: {session.n_calls} calls, {len(session.animal_names)} "
-            f"animals ({names}), {audio.duration_s:.1f} s audio"
+            f"{review.path.name}: {plural(session.n_calls, 'call')}, {animals}, "
+            f"{audio.duration_s:.1f} s audio"
         )
 
     def clear(self) -> None:
@@ -237,7 +243,11 @@ class ModelSection(QWidget):
         localized: list[int] = []
         worker.yielded.connect(lambda batch: dock.apply_localization(batch, localized))
         worker.finished.connect(lambda: dock.after_localization(localized, before))
-        return dock.jobs.start(worker, f"localizing {indices.size} calls")
+        total = int(indices.size)
+        worker.finished.connect(
+            lambda: dock.jobs.set_outcome(f"localized {len(localized)} of {plural(total, 'call')}")
+        )
+        return dock.jobs.start(worker, f"localizing {plural(total, 'call')}")
 
     def _may_drop(self, indices: np.ndarray, ensemble) -> bool:
         """Whether to go on: asks first if the run would drop other calls' predictions."""

@@ -101,7 +101,7 @@ class SpectrogramWidget(QWidget):
         self.figure = Figure(figsize=(8, 2), facecolor="#262930")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setObjectName("spectrogram_canvas")
-        self.canvas.setMinimumHeight(160)
+        self.canvas.setMinimumHeight(110)  # the window fits 1366 x 768 with the docks
         self.axes = self.figure.add_axes((0.06, 0.2, 0.93, 0.75))
         self.axes.set_facecolor("black")
         self.axes.tick_params(colors="#cccccc", labelsize=8)

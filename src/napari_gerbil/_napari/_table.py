@@ -1,9 +1,15 @@
-"""Calls table: sortable, filterable by state, selecting a row selects the call."""
+"""Calls table: sortable, filterable by state, selecting a row selects the call.
+
+One probability column per animal (its header in the animal's colour). The selected
+call's row stays shown while an edit takes it out of the filter (pinned), so that
+``n`` / ``p`` go on from where the reviewer is.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import QSize, Qt, Signal
+from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -15,6 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_gerbil._napari._styles import animal_color
 from napari_gerbil.review import code_name
 
 #: (header, column key in the rows mapping, format) of the table columns.
@@ -23,11 +30,23 @@ COLUMNS = (
     ("time s", "time_s", "{:.3f}"),
     ("ms", "duration_ms", "{:.0f}"),
     ("set cm²", "area_cm2", "{:.0f}"),
-    ("top p", "top_probability", "{:.2f}"),
     ("predicted", "predicted_name", "{}"),
     ("reviewed", "reviewed_name", "{}"),
     ("state", "state", "{}"),
 )
+
+
+def table_columns(animal_names) -> tuple[tuple[str, str, str], ...]:
+    """:data:`COLUMNS` with one probability column per animal after the set's area.
+
+    Headed by the animal's key ("p1": animal 1's probability) in its colour, as in the
+    dock's legend; the tooltip names it.
+    """
+    at = [c[1] for c in COLUMNS].index("area_cm2") + 1
+    animals = tuple((f"p{a + 1}", f"p_{a}", "{:.2f}") for a in range(len(animal_names)))
+    return COLUMNS[:at] + animals + COLUMNS[at:]
+
+
 STATES = ("predicted", "confirmed", "corrected", "unassigned", "ambiguous", "not localized")
 
 
@@ -74,11 +93,33 @@ def table_rows(review) -> dict[str, np.ndarray]:
     rows["reviewed_name"] = np.array(
         ["" if c == NOT_REVIEWED else code_name(int(c), names) for c in user], dtype=object
     )
+    probs = np.full((session.n_calls, len(names)), np.nan)
+    stored = session.predicted.probabilities if session.predicted is not None else None
+    if stored is not None and stored.shape == probs.shape:
+        probs = stored.astype(float)
+    for a in range(len(names)):
+        rows[f"p_{a}"] = probs[:, a]
     return rows
 
 
 class _NoSearchTable(QTableWidget):
-    """Table whose typed keys never jump to a row (they are review keys)."""
+    """Table whose typed keys never jump to a row (they are review keys).
+
+    It asks for the width of all its columns (:attr:`preferred_width`) but may be
+    narrower: on a small screen it scrolls sideways rather than widen the window.
+    """
+
+    preferred_width = 0
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint = super().sizeHint()
+        hint.setWidth(max(hint.width(), self.preferred_width))
+        return hint
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint = super().minimumSizeHint()
+        hint.setWidth(min(hint.width(), 200))
+        return hint
 
     def keyboardSearch(self, search: str | None) -> None:  # noqa: N802 (Qt's name)
         return
@@ -95,6 +136,8 @@ class CallsTable(QWidget):
         self.state_filter = QComboBox(objectName="calls_state_filter")
         self.state_filter.addItems(["all", *STATES])
         self.count_label = QLabel("", objectName="calls_count")
+        self.columns: tuple[tuple[str, str, str], ...] = COLUMNS
+        self.pinned: int | None = None  # the selected call: shown whatever the filter
         self.table = _NoSearchTable(0, len(COLUMNS), objectName="calls_table")
         self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -103,6 +146,9 @@ class CallsTable(QWidget):
         # Qt's default sort indicator is descending: start sorted by time, ascending.
         self.table.horizontalHeader().setSortIndicator(1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
+        # the sort is said beside the count: an indicator widens every column's header
+        self.table.horizontalHeader().setSortIndicatorShown(False)
+        self.table.horizontalHeader().sortIndicatorChanged.connect(lambda *_: self._count())
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setResizeContentsPrecision(200)  # rows sampled
         top = QHBoxLayout()
@@ -117,11 +163,28 @@ class CallsTable(QWidget):
         self._rows: dict[str, np.ndarray] = {}
         self._row_of_call: dict[int, int] = {}
         self._emitting = True
-        self.state_filter.currentIndexChanged.connect(lambda _: self._apply_filter())
+        self.state_filter.currentIndexChanged.connect(self._on_filter_changed)
         self.table.itemSelectionChanged.connect(self._on_selection)
 
+    def set_columns(self, animal_names) -> None:
+        """One probability column per animal of the open session (emptied if changed)."""
+        columns = table_columns(animal_names)
+        if columns == self.columns:
+            return
+        self.columns = columns
+        self.table.setRowCount(0)
+        self.table.setColumnCount(len(columns))
+        self.table.setHorizontalHeaderLabels([c[0] for c in columns])
+        for col, (_, key, _) in enumerate(columns):
+            if key.startswith("p_"):
+                animal = int(key[2:])
+                item = self.table.horizontalHeaderItem(col)
+                rgba = animal_color(animal)
+                item.setForeground(QBrush(QColor.fromRgbF(*map(float, rgba))))
+                item.setToolTip(f"probability of {animal_names[animal]} (key {animal + 1})")
+
     def set_rows(self, rows: dict[str, np.ndarray]) -> None:
-        """Fill the table; ``rows`` maps each column key of :data:`COLUMNS` to an array."""
+        """Fill the table; ``rows`` maps each column key of :attr:`columns` to an array."""
         self._rows = rows
         n = len(rows["call_id"])
         self._emitting = False
@@ -130,6 +193,7 @@ class CallsTable(QWidget):
         for i in range(n):
             self._fill(i, i)
         self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicatorShown(False)  # (sorting showed it)
         self._emitting = True
         self._reindex()
         self._apply_filter()
@@ -137,7 +201,7 @@ class CallsTable(QWidget):
         self._fit_columns()
 
     def _fit_columns(self) -> None:
-        """Ask for the width that shows every column whole (the state column was clipped)."""
+        """Prefer the width that shows every column whole (the state column was clipped)."""
         header = self.table.horizontalHeader()
         columns = sum(
             max(self.table.sizeHintForColumn(c), header.sectionSizeHint(c))
@@ -145,8 +209,9 @@ class CallsTable(QWidget):
         )
         scrollbar = self.table.verticalScrollBar().sizeHint().width()
         width = columns + scrollbar + 2 * self.table.frameWidth() + 2
-        if width != self.table.minimumWidth():  # a change re-lays out the whole dock
-            self.table.setMinimumWidth(width)
+        if width != self.table.preferred_width:  # a change re-lays out the whole dock
+            self.table.preferred_width = width
+            self.table.updateGeometry()
 
     def update_calls(self, indices, rows: dict[str, np.ndarray]) -> None:
         """Refresh the rows of calls ``indices`` in place (e.g. after edits or localization).
@@ -165,10 +230,18 @@ class CallsTable(QWidget):
         self._apply_filter()
 
     def select_call(self, index: int) -> None:
-        """Select and show the row of call ``index`` without emitting :attr:`call_selected`."""
+        """Select and show the row of call ``index`` without emitting :attr:`call_selected`.
+
+        Its row stays shown (pinned) until another call is selected, even when an edit
+        takes it out of the filter.
+        """
+        previous, self.pinned = self.pinned, int(index)
+        if previous is not None and previous != self.pinned:
+            self._filter_row(self._row_of_call.get(previous))
         row = self._row_of_call.get(index)
         if row is None:
             return
+        self._filter_row(row)
         self._emitting = False
         self.table.selectRow(row)
         self.table.scrollToItem(self.table.item(row, 0))
@@ -178,6 +251,25 @@ class CallsTable(QWidget):
         """Session row indices of the selected calls."""
         rows = {item.row() for item in self.table.selectedItems()}
         return sorted(self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in rows)
+
+    def neighbour(self, index: int | None, direction: int) -> int | None:
+        """The shown call after (+1) / before (-1) call ``index`` in table order.
+
+        From a call the filter hides, the nearest shown row on that side; from none, the
+        first (last) shown row. None when no row is shown.
+        """
+        order = self.visible_calls()
+        if not order:
+            return None
+        row = self._row_of_call.get(index) if index is not None else None
+        if row is None:
+            return order[0] if direction > 0 else order[-1]
+        rows = [self._row_of_call[i] for i in order]
+        if direction > 0:
+            after = [k for k, r in enumerate(rows) if r > row]
+            return order[after[0]] if after else order[-1]
+        before = [k for k, r in enumerate(rows) if r < row]
+        return order[before[-1]] if before else order[0]
 
     def visible_calls(self) -> list[int]:
         """Session row indices of the rows shown by the filter, in table order."""
@@ -189,7 +281,7 @@ class CallsTable(QWidget):
 
     # -- internals --------------------------------------------------------------------
     def _fill(self, row: int, index: int, in_place: bool = False) -> None:
-        for col, (_, key, fmt) in enumerate(COLUMNS):
+        for col, (_, key, fmt) in enumerate(self.columns):
             value = self._rows[key][index]
             value = value.item() if hasattr(value, "item") else value
             is_nan = isinstance(value, float) and np.isnan(value)
@@ -212,15 +304,40 @@ class CallsTable(QWidget):
             for r in range(self.table.rowCount())
         }
 
-    def _apply_filter(self) -> None:
+    def _on_filter_changed(self, _index: int = 0) -> None:
+        self.pinned = None  # the user chose what to see: the selected call is not kept
+        self._apply_filter()
+
+    def _hidden(self, row: int) -> bool:
         wanted = self.state_filter.currentText()
-        state_col = [c[1] for c in COLUMNS].index("state")
-        shown = 0
+        if wanted == "all":
+            return False
+        first = self.table.item(row, 0)
+        if self.pinned is not None and first.data(Qt.ItemDataRole.UserRole) == self.pinned:
+            return False
+        state_col = [c[1] for c in self.columns].index("state")
+        return self.table.item(row, state_col).text() != wanted
+
+    def _filter_row(self, row: int | None) -> None:
+        if row is not None and row < self.table.rowCount():
+            self.table.setRowHidden(row, self._hidden(row))
+            self._count()
+
+    def _apply_filter(self) -> None:
         for r in range(self.table.rowCount()):
-            hide = wanted != "all" and self.table.item(r, state_col).text() != wanted
-            self.table.setRowHidden(r, hide)
-            shown += not hide
-        self.count_label.setText(f"{shown} / {self.table.rowCount()} calls")
+            self.table.setRowHidden(r, self._hidden(r))
+        self._count()
+
+    def _count(self) -> None:
+        rows = self.table.rowCount()
+        shown = sum(not self.table.isRowHidden(r) for r in range(rows))
+        header = self.table.horizontalHeader()
+        column = header.sortIndicatorSection()
+        by = ""
+        if 0 <= column < len(self.columns):
+            arrow = "↑" if header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder else "↓"
+            by = f", by {self.columns[column][0]} {arrow}"
+        self.count_label.setText(f"{shown} / {rows} calls{by}")
 
     def _on_selection(self) -> None:
         if not self._emitting:

@@ -2,8 +2,9 @@
 
 Plugins > napari-gerbil > Review calls. The dock owns the session (a core
 ``ReviewModel``), the selected call and the connections to the viewer; its sections
-(:mod:`._sections`, :mod:`._calls_section`, :mod:`._finetune_section`) hold the
-controls, :mod:`._overlays` draws, :mod:`._keys` binds the review keys. Every edit is
+(:mod:`._sections`, :mod:`._evidence_section`, :mod:`._calls_section`,
+:mod:`._finetune_section`, put together by :mod:`._dock_layout`) hold the controls,
+:mod:`._overlays` draws, :mod:`._keys` binds the review keys. Every edit is
 saved to the session file at once. Closing the dock (its title bar's close button)
 closes its spectrogram dock and disconnects every event, key and callback; opening it
 again gives one new live copy. Hiding it (Plugins > Review calls, its hide button) hides
@@ -13,31 +14,24 @@ the spectrogram dock too; while hidden its keys do nothing and do not reach napa
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QEvent, Qt, QTimer
-from qtpy.QtWidgets import QDockWidget, QMainWindow, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QVBoxLayout, QWidget
 
-from napari_gerbil._napari._calls_section import CallsSection
-from napari_gerbil._napari._collapsible import CollapsibleSection, VerticalScrollArea
 from napari_gerbil._napari._controls import report_errors
-from napari_gerbil._napari._create import NewSessionSection
-from napari_gerbil._napari._finetune_section import FinetuneSection
+from napari_gerbil._napari._dock_layout import build_sections, sections_area
 from napari_gerbil._napari._jobs import JobPanel
-from napari_gerbil._napari._keys import ReviewShortcuts
+from napari_gerbil._napari._keys import ReviewShortcuts, review_key_handlers
 from napari_gerbil._napari._layers import SESSION_KEY, pose_points_at, track_points
 from napari_gerbil._napari._overlays import ReviewOverlays
 from napari_gerbil._napari._reader import prefer_this_reader
 from napari_gerbil._napari._review_actions import ReviewActions
-from napari_gerbil._napari._sections import DetectSection, ModelSection, SessionSection
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
 from napari_gerbil.errors import GerbilError
-from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED
 from napari_gerbil.review import ReviewModel
 
 #: Name of the spectrogram dock.
@@ -85,7 +79,7 @@ class ReviewWidget(ReviewActions, QWidget):
         window = self.spectrogram.window() or self  # the napari main window (public Qt API)
         if isinstance(window, QMainWindow):  # the right docks (this one) run the full height
             window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.shortcuts = ReviewShortcuts(window, self._key_handlers())
+        self.shortcuts = ReviewShortcuts(window, review_key_handlers(self))
         self.shortcuts.set_enabled(False)
         self._connections = [
             (self.viewer.dims.events.current_step, self._on_step),
@@ -98,76 +92,11 @@ class ReviewWidget(ReviewActions, QWidget):
 
     # -- layout -----------------------------------------------------------------------
     def _build_sections(self) -> None:
-        self.session_section = SessionSection(self)
-        self.detect_section = DetectSection(self)
-        self.model_section = ModelSection(self)
-        self.calls_section = CallsSection(self)
-        self.finetune_section = FinetuneSection(self)
-        self.new_session = NewSessionSection(self.viewer, self.open_session)
-        self.table = self.calls_section.table
-        self.sections = {
-            "session": CollapsibleSection("Session", self.session_section),
-            "new_session": CollapsibleSection("New session", self.new_session, expanded=False),
-            "detect": CollapsibleSection(
-                "Detect / import calls", self.detect_section, expanded=False
-            ),
-            "model": CollapsibleSection("Model / localize", self.model_section),
-            "calls": CollapsibleSection("Calls", self.calls_section, grows=True),
-            "finetune": CollapsibleSection("Fine-tune", self.finetune_section, expanded=False),
-        }
-        content = QWidget(objectName="review_sections")
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        for part in self.sections.values():
-            layout.addWidget(part)
-        # takes the spare height while the calls section (which else takes it) is folded
-        filler = QWidget(objectName="dock_filler")
-        filler.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        layout.addWidget(filler, 1)
-        calls = self.sections["calls"]
-        layout.setStretchFactor(calls, 1)
-        calls.toggled.connect(filler.setHidden)
-        filler.setHidden(calls.is_expanded())
-        scroll = VerticalScrollArea(content)
-        scroll.setObjectName("review_scroll")
+        self.sections = build_sections(self)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll, 1)
+        outer.addWidget(sections_area(self.sections), 1)
         outer.addWidget(self.jobs)  # below the sections: visible whatever is folded
-
-    def _key_handlers(self) -> dict[str, Callable[[], object]]:
-        handlers: dict[str, Callable[[], object]] = {
-            f"assign_{d}": functools.partial(self.assign_current, d - 1) for d in range(1, 10)
-        }
-        handlers["unassigned"] = lambda: self.assign_current(UNASSIGNED)
-        handlers["ambiguous"] = lambda: self.assign_current(AMBIGUOUS)
-        handlers["next"] = lambda: self.step_call(+1)
-        handlers["previous"] = lambda: self.step_call(-1)
-        handlers.update(
-            accept=self.accept_current,
-            most_uncertain=self.next_uncertain,
-            undo=self.undo,
-            redo=self.redo,
-            delete=self.delete_current,
-            zoom=self.zoom_to_call,
-            play=self.play_current,
-        )
-        return {name: self._when_shown(handler) for name, handler in handlers.items()}
-
-    def _when_shown(self, handler: Callable[[], object]) -> Callable[[], object]:
-        """``handler`` acting only while the dock is shown (hidden: the key is kept)."""
-
-        def run() -> object:
-            if not self.isVisible():  # hidden from the menu: no edit, and not napari's
-                self.viewer.status = (
-                    "napari-gerbil: the review dock is hidden (Plugins > Review calls "
-                    "shows it); key ignored"
-                )
-                return None
-            return handler()
-
-        return run
 
     # -- messages ---------------------------------------------------------------------
     def notify(self, message: str) -> None:
@@ -321,6 +250,9 @@ class ReviewWidget(ReviewActions, QWidget):
         if video is not None:
             self.viewer.layers.selection.active = video
         self.session_section.show_session(review, self.audio)
+        animals = session.animal_names if session.tracks is not None else []
+        self.evidence_section.set_animals(animals)
+        self.table.set_columns(animals)
         self.calls_section.show_bounds(None)
         self.spectrogram.set_source(self.audio)
         self.refresh_calls()
