@@ -5,10 +5,12 @@ response power map + learned read-out) on calls the data engine
 (:mod:`napari_gerbil.simulate.engine`) draws fresh every epoch in randomly perturbed
 copies of the built-in ``paper`` cage, at positions the validation calls never use
 (4 min 39 s measured on 2 busy CPU cores). It fits a covariance temperature on the validation
-calls, fits the attribution calibration (:mod:`napari_gerbil.training.attribution`)
-on fresh calls and keeps the model directory under ``napari_gerbil.paths.cache_dir() /
-"models"``. Later calls return the cached directory at once. ``napari-gerbil train
---demo`` rebuilds it.
+calls, adds the packaged learned scorer (``demo_scorer.pt``, built by
+``scripts/build_demo_scorer.py``), fits the attribution calibration
+(:mod:`napari_gerbil.training.attribution`; every method, the scorer's too, judged on
+held-out calls) on fresh calls and keeps the model directory under
+``napari_gerbil.paths.cache_dir() / "models"``. Later calls return the cached directory
+at once. ``napari-gerbil train --demo`` rebuilds it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from napari_gerbil.model.manifest import is_model_dir
 from napari_gerbil.paths import cache_dir
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
 
-DEMO_NAME = "demo-srp-engine-v4"  # v4: the fitted `paper` cage, attribution calibration
+DEMO_NAME = "demo-srp-engine-v5"  # v5: plausible callers, the learned scorer
 DEMO_MEMBERS = 3
 DEMO_PRESET = "srp"
 DEMO_CAGE = "paper"
@@ -32,6 +34,8 @@ DEMO_EPOCHS = 2
 DEMO_CALLS_PER_EPOCH = 2048
 #: Fresh simulated calls the attribution calibration is fitted on.
 DEMO_CALIBRATION_CALLS = 1024
+#: The demo's learned scorer, shipped with the package (``scripts/build_demo_scorer.py``).
+DEMO_SCORER_PATH = Path(__file__).with_name("demo_scorer.pt")
 
 
 def demo_model_dir() -> Path:
@@ -145,6 +149,10 @@ def _build(
     )
     from napari_gerbil.training.attribution import write_calibration
 
+    if DEMO_SCORER_PATH.is_file():
+        from napari_gerbil.model.scorer import SCORER_FILE
+
+        shutil.copyfile(DEMO_SCORER_PATH, model / SCORER_FILE)
     report(progress, 0.9, "fitting the attribution calibration")
     write_calibration(model, cage, DEMO_CALIBRATION_CALLS, seed=7, cancel=cancel)
     if out.exists():
