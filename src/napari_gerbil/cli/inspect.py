@@ -63,7 +63,7 @@ def detect_kind(path: str | Path) -> str:
         if is_model_dir(path):
             return "model"
         raise InvalidInputError(path, MANIFEST, "a model directory", "a folder without it")
-    from napari_gerbil.io.outputs import check_input_file
+    from napari_gerbil.io.inputs import check_input_file
 
     if not path.exists():
         raise InvalidInputError(path, "<file>", "an existing file or model directory", "nothing")

@@ -116,7 +116,8 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.errors import InvalidInputError
-    from napari_gerbil.io.outputs import check_input_file, output_lock
+    from napari_gerbil.io.inputs import check_input_file
+    from napari_gerbil.io.outputs import output_lock
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training import distributed
     from napari_gerbil.training.config import TrainingConfig

@@ -24,7 +24,7 @@ from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
 from napari_gerbil.io.atomic import atomic_h5_file
 from napari_gerbil.io.h5values import number, strings, text
-from napari_gerbil.io.outputs import check_input_file
+from napari_gerbil.io.inputs import check_input_file
 
 FORMAT_NAME = "session"
 SCHEMA_VERSION = 1

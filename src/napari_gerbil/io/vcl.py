@@ -32,7 +32,7 @@ from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import WriteGuard, atomic_path, close_h5_for_write, open_h5_for_write
 from napari_gerbil.io.compat import check_compatible
 from napari_gerbil.io.h5values import hdf5_errors
-from napari_gerbil.io.outputs import check_input_file
+from napari_gerbil.io.inputs import check_input_file
 
 T = TypeVar("T")
 FORMAT_NAME = "vcl"
