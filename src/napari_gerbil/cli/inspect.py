@@ -348,7 +348,7 @@ def _prediction_arrays(path: Path) -> dict[str, Any]:
     import h5py
 
     from napari_gerbil.io.h5values import hdf5_errors
-    from napari_gerbil.io.vcl import _open_h5
+    from napari_gerbil.io.vcl.read import _open_h5
 
     with _open_h5(Path(path)) as f, hdf5_errors(path):
         out: dict[str, Any] = {"attrs": {k: f.attrs[k] for k in f.attrs}}
