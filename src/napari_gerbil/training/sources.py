@@ -182,11 +182,7 @@ class TrainingData:
 
 def _session_training_data(sessions, engine, config, input_length_samples, metadata):
     """Training data of session files (and engine calls with ``engine``)."""
-    from napari_gerbil.training.sessions import (
-        SessionLabels,
-        load_session_labels,
-        session_split,
-    )
+    from napari_gerbil.training.sessions import SessionLabels, load_session_labels, session_split
 
     labels = sessions
     if not isinstance(sessions, SessionLabels):

@@ -10,10 +10,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.h5values import hdf5_errors
-from napari_gerbil.io.vcl.read import (
-    _open_h5,
-    _Structure,
-)
+from napari_gerbil.io.vcl.read import _open_h5, _Structure
 
 #: Default tolerance (mm) for locations slightly outside the arena walls.
 LOCATION_TOLERANCE_MM = 10.0

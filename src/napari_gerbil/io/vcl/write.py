@@ -18,15 +18,8 @@ import numpy as np
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import WriteGuard, atomic_path, close_h5_for_write, open_h5_for_write
 from napari_gerbil.io.compat import check_compatible
-from napari_gerbil.io.vcl.names import (
-    _STR,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    _known,
-)
-from napari_gerbil.io.vcl.read import (
-    VCLDataset,
-)
+from napari_gerbil.io.vcl.names import _STR, FORMAT_NAME, FORMAT_VERSION, _known
+from napari_gerbil.io.vcl.read import VCLDataset
 
 #: Samples per HDF5 chunk of the audio dataset written by :class:`VCLWriter`.
 AUDIO_CHUNK_SAMPLES = 16384
