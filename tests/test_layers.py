@@ -70,25 +70,13 @@ def _unit(module: str) -> str:
     return parts[1] if len(parts) > 1 else "napari_gerbil"
 
 
-def _imports(path: Path, module: str) -> list[tuple[str, int]]:
-    """(absolute module name, line) of every import in the file."""
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, node.lineno) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                name = f"{base}.{node.module}" if node.module else base
-            else:
-                name = node.module or ""
-            found.append((name, node.lineno))
-    return found
+def _import_statements(
+    path: Path, module: str, runtime_only: bool = False
+) -> list[tuple[str, list[str], int]]:
+    """(absolute module name, imported names, line) of every import in the file.
 
-
-def _runtime_imports(path: Path, module: str) -> list[tuple[str, list[str], int]]:
-    """(module, imported names, line) of every import that runs (not under TYPE_CHECKING)."""
+    ``runtime_only``: leave out those under ``if TYPE_CHECKING:`` (they never run).
+    """
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found: list[tuple[str, list[str], int]] = []
 
@@ -98,7 +86,7 @@ def _runtime_imports(path: Path, module: str) -> list[tuple[str, list[str], int]
         )
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and type_checking(node.test):
+        if runtime_only and isinstance(node, ast.If) and type_checking(node.test):
             for child in node.orelse:
                 visit(child)
             return
@@ -118,13 +106,18 @@ def _runtime_imports(path: Path, module: str) -> list[tuple[str, list[str], int]
     return found
 
 
+def _imports(path: Path, module: str) -> list[tuple[str, int]]:
+    """(absolute module name, line) of every import in the file."""
+    return [(name, line) for name, _, line in _import_statements(path, module)]
+
+
 def _import_graph(modules: list[tuple[str, Path]]) -> dict[str, dict[str, int]]:
     """Module -> {imported package module: line} over the runtime imports."""
     known = {module for module, _ in modules}
     graph: dict[str, dict[str, int]] = {}
     for module, path in modules:
         edges = graph.setdefault(module, {})
-        for name, names, line in _runtime_imports(path, module):
+        for name, names, line in _import_statements(path, module, runtime_only=True):
             targets = [f"{name}.{n}" for n in names if f"{name}.{n}" in known]
             if len(targets) < len(names) or not names:  # names defined in ``name`` itself
                 targets.append(name)
