@@ -34,8 +34,6 @@ from napari_gerbil.training.data import (
 
 #: Fallbacks for files without our metadata (plain vocalocator files): the paper's cage.
 FALLBACK_SAMPLE_RATE_HZ = 125000.0
-
-
 FALLBACK_ARENA_DIMS_MM = (600.0, 400.0, 350.0)
 
 
