@@ -135,7 +135,7 @@ def compare(args: argparse.Namespace) -> None:
     from napari_gerbil.io.vcl import VCLDataset, write_vcl
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.training.config import TrainingConfig
-    from napari_gerbil.training.trainer import train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,8 @@ from napari_gerbil.model.ensemble import load_ensemble
 from napari_gerbil.model.presets import get_preset
 from napari_gerbil.simulate.engine import DataEngine, EngineConfig
 from napari_gerbil.training.config import TrainingConfig
-from napari_gerbil.training.trainer import finetune, train_ensemble
+from napari_gerbil.training.ensembles import train_ensemble
+from napari_gerbil.training.finetune import finetune
 
 #: What a run writes into --out (an existing one is replaced only with --overwrite).
 PROTECTED_OUTPUTS = (

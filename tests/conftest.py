@@ -290,7 +290,7 @@ def tiny_ensemble_dir(tmp_path_factory):
     from napari_gerbil.io.vcl import write_vcl
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training.config import TrainingConfig
-    from napari_gerbil.training.trainer import train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
 
     folder = tmp_path_factory.mktemp("tiny_model")
     rng = np.random.default_rng(2)

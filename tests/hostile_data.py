@@ -63,7 +63,7 @@ def tiny_config(**changes):
 def train_tiny_model(data: str | Path, out: str | Path, **config_changes) -> Path:
     """A 1-member ``tiny`` model directory trained for one epoch on ``data``."""
     from napari_gerbil.model.presets import get_preset
-    from napari_gerbil.training.trainer import train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
 
     net = get_preset("tiny", input_length_samples=TINY_LENGTH)
     return train_ensemble(net, tiny_config(**config_changes), [data], out, 1, show_progress=False)

@@ -10,7 +10,7 @@ import pytest
 from napari_gerbil.cli.main import main
 from napari_gerbil.evaluate.attribution import match_truth_calls, score_attribution
 from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED, load_session
-from napari_gerbil.simulate.session import load_truth
+from napari_gerbil.simulate.truth import load_truth
 
 
 def _predict(session, animal):

@@ -139,7 +139,8 @@ def _build_slp(root: Path) -> Path:
 
 def _build_truth(root: Path) -> Path:
     """A small ``*.truth.h5`` as ``simulate session`` writes it (3 calls, 2 animals)."""
-    from napari_gerbil.simulate.session import NODE_NAMES, TRUTH_FORMAT
+    from napari_gerbil.simulate.session import NODE_NAMES
+    from napari_gerbil.simulate.truth import TRUTH_FORMAT
 
     path = root / "s.truth.h5"
     with h5py.File(path, "w") as f:
@@ -159,7 +160,7 @@ def _build_truth(root: Path) -> Path:
 
 
 def _read_truth(path: Path) -> None:
-    from napari_gerbil.simulate.session import load_truth
+    from napari_gerbil.simulate.truth import load_truth
 
     load_truth(path)
 
@@ -174,7 +175,7 @@ def _build_predictions(root: Path) -> Path:
 
 
 def _read_predictions(path: Path) -> None:
-    from napari_gerbil.cli.inspect import describe_predictions
+    from napari_gerbil.cli._describe import describe_predictions
 
     describe_predictions(path)
 

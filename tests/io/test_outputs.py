@@ -13,12 +13,8 @@ import pytest
 from hostile_data import write_wav_session
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_write_text, remove_stale_temporaries
-from napari_gerbil.io.outputs import (
-    check_input_file,
-    check_output_path,
-    lock_path,
-    output_lock,
-)
+from napari_gerbil.io.inputs import check_input_file
+from napari_gerbil.io.outputs import check_output_path, lock_path, output_lock
 
 
 def test_existing_file_needs_overwrite(tmp_path):

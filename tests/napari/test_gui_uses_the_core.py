@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import napari_gerbil.pipeline as pipeline
-import napari_gerbil.review as review
+import napari_gerbil.review.export as review_export
 from napari_gerbil._napari._widget import ReviewWidget
 from napari_gerbil.io.session import load_session
 
@@ -40,13 +40,13 @@ def test_localize_runs_the_pipeline_generator(widget, qtbot, tiny_ensemble_dir, 
 
 def test_export_runs_export_calls(widget, call_truth, tmp_path, monkeypatch):
     seen = []
-    real = review.export_calls
+    real = review_export.export_calls
 
     def spy(session, out_path, calls="reviewed", **kwargs):
         seen.append(calls)
         return real(session, out_path, calls, **kwargs)
 
-    monkeypatch.setattr(review, "export_calls", spy)
+    monkeypatch.setattr(review_export, "export_calls", spy)
     for row, (animal, _) in call_truth.items():
         widget.review.assign(row, animal)
     out = tmp_path / "exported.h5"

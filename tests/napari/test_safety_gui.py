@@ -223,7 +223,7 @@ def test_a_cold_demo_build_shows_its_progress_in_the_terminal(
 ):
     """The demo's model build reports on stderr too (its cost, the training, is cut)."""
     from napari_gerbil._napari._demo import build_demo_model
-    from napari_gerbil.training import trainer
+    from napari_gerbil.training import ensembles
     from napari_gerbil.training.demo import demo_model_dir
 
     monkeypatch.setenv("NAPARI_GERBIL_HOME", str(tmp_path / "home"))
@@ -234,7 +234,7 @@ def test_a_cold_demo_build_shows_its_progress_in_the_terminal(
             progress({"member": 0, "epoch": epoch, "epochs": 2, "val_median_error_mm": 80.0})
         shutil.copytree(tiny_ensemble_dir, model_dir)
 
-    monkeypatch.setattr(trainer, "train_ensemble", two_epochs)
+    monkeypatch.setattr(ensembles, "train_ensemble", two_epochs)
     viewer = make_napari_viewer(show=True)
     widget = open_dock(viewer, qtbot)
     capfd.readouterr()

@@ -12,12 +12,8 @@ from napari_gerbil.cli.main import main
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.audio import AudioSource
 from napari_gerbil.io.session import load_session
-from napari_gerbil.simulate.session import (
-    ANIMAL_COLOURS,
-    SessionConfig,
-    load_truth,
-    simulate_session,
-)
+from napari_gerbil.simulate.session import ANIMAL_COLOURS, SessionConfig, simulate_session
+from napari_gerbil.simulate.truth import load_truth
 
 
 def test_session_files_are_valid(session_small, capsys):

@@ -87,7 +87,7 @@ def tiny_ensemble(delay_dataset, tmp_path_factory):
     import torch
 
     from napari_gerbil.model.presets import get_preset
-    from napari_gerbil.training.trainer import train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: one thread is faster than two, and fair to CI

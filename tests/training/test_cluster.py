@@ -84,8 +84,8 @@ def test_preempted_member_requeues_and_killed_member_is_resubmitted_by_resume(
     small_delay_dataset, tmp_path
 ):
     from napari_gerbil.model.ensemble import load_ensemble
+    from napari_gerbil.training.checkpoints import read_metrics
     from napari_gerbil.training.cluster import _pid_alive
-    from napari_gerbil.training.trainer import read_metrics
 
     cfg = _config(tmp_path / "cfg.yaml", epochs=3, batch=4, every=0.01)
     out = tmp_path / "model"

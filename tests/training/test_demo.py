@@ -55,7 +55,7 @@ def test_a_cancelled_demo_build_stops_before_training(monkeypatch, tmp_path):
     monkeypatch.setattr(demo, "cache_dir", lambda: tmp_path)  # no demo model built yet
     trained = []
     monkeypatch.setattr(
-        "napari_gerbil.training.trainer.train_ensemble", lambda *a, **k: trained.append(1)
+        "napari_gerbil.training.ensembles.train_ensemble", lambda *a, **k: trained.append(1)
     )
     token = CancelToken()
 
@@ -81,7 +81,7 @@ def test_engine_data_loads_in_process_off_the_main_thread():
     """The napari dock builds the demo in a worker thread: no loader process may start there."""
     import threading
 
-    from napari_gerbil.training.trainer import _loader_workers
+    from napari_gerbil.training.loop import _loader_workers
 
     assert _loader_workers(0, engine=True) == 1 and _loader_workers(0, engine=False) == 0
     seen = []

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from napari_gerbil.cli.main import main
+from napari_gerbil.training.checkpoints import read_metrics
 from napari_gerbil.training.distributed import ShardedBatchSampler, shard_bounds
-from napari_gerbil.training.trainer import read_metrics
 
 CONFIG = (
     "epochs: 2\nbatch_size: 4\nlearning_rate: 0.003\nnoise_p: 0.0\ncheckpoint_every_s: 0.01\n"

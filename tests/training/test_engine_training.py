@@ -17,7 +17,8 @@ from napari_gerbil.model.presets import get_preset
 from napari_gerbil.simulate.engine import EngineConfig
 from napari_gerbil.training.config import TrainingConfig
 from napari_gerbil.training.data import EngineCallDataset
-from napari_gerbil.training.trainer import TrainingDivergedError, train_ensemble
+from napari_gerbil.training.ensembles import train_ensemble
+from napari_gerbil.training.loop import TrainingDivergedError
 
 ENGINE = EngineConfig(calls_per_room=16)
 
@@ -140,7 +141,7 @@ def test_model_trained_in_one_cage_refuses_data_from_another(tmp_path):
 
 
 def test_engine_calls_render_on_the_training_gpu_in_the_training_process():
-    from napari_gerbil.training.trainer import _loader_workers
+    from napari_gerbil.training.loop import _loader_workers
 
     assert _loader_workers(0, engine=True) == 1  # CPU: a worker process renders
     assert _loader_workers(2, engine=True, render_device="cuda") == 0  # no CUDA in forks

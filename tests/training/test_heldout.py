@@ -77,7 +77,7 @@ def test_fine_tune_overconfidence_is_reproduced_and_fixed(tiny_ensemble_dir, tmp
     from napari_gerbil.io.vcl import write_vcl
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.training.config import TrainingConfig
-    from napari_gerbil.training.trainer import finetune
+    from napari_gerbil.training.finetune import finetune
 
     rng = np.random.default_rng(2)
     arena = _arena()

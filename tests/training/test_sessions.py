@@ -15,8 +15,9 @@ from napari_gerbil.model.ensemble import load_ensemble, load_member
 from napari_gerbil.model.network import build_network
 from napari_gerbil.model.presets import get_preset
 from napari_gerbil.training.config import TrainingConfig
+from napari_gerbil.training.loop import evaluate_member, train_member
 from napari_gerbil.training.sessions import EpochConcat, load_session_labels
-from napari_gerbil.training.trainer import evaluate_member, open_training_data, train_member
+from napari_gerbil.training.sources import open_training_data
 
 QUICK = {"device": "cpu", "checkpoint_every_s": 1e9, "batch_size": 8, "num_workers": 0}
 

@@ -14,7 +14,7 @@ from hostile_data import TINY_LENGTH, tiny_config, train_tiny_model, write_small
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.model.ensemble import load_ensemble, load_member
 from napari_gerbil.model.presets import get_preset
-from napari_gerbil.training.trainer import train_ensemble
+from napari_gerbil.training.ensembles import train_ensemble
 
 
 class _Payload:
@@ -119,13 +119,13 @@ def test_nan_labels_are_refused_before_training(tmp_path):
 
 def test_a_non_finite_loss_stops_training_loudly(data, tmp_path, monkeypatch):
     """Finding 5: NaN batches were skipped silently and the epoch reported train_nll 0.0."""
-    import napari_gerbil.training.trainer as trainer
+    import napari_gerbil.training.loop as loop
     from napari_gerbil.errors import GerbilError
 
     def nan_loss(mean, chol, y):
         return torch.full(mean.shape[:1], float("nan"), requires_grad=True)
 
-    monkeypatch.setattr(trainer, "weak_label_nll", nan_loss)
+    monkeypatch.setattr(loop, "weak_label_nll", nan_loss)
     with pytest.raises(GerbilError, match="loss nan"):
         train_tiny_model(data, tmp_path / "m")
     assert not (tmp_path / "m" / "manifest.json").exists()

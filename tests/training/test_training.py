@@ -17,9 +17,10 @@ import torch
 from napari_gerbil.errors import IncompatibleModelError, InvalidInputError
 from napari_gerbil.io.vcl import VCLDataset, write_vcl
 from napari_gerbil.model.ensemble import load_ensemble, read_manifest, sha256_file
+from napari_gerbil.training.checkpoints import read_metrics
 from napari_gerbil.training.config import TrainingConfig
 from napari_gerbil.training.data import load_split
-from napari_gerbil.training.trainer import finetune, read_metrics
+from napari_gerbil.training.finetune import finetune
 
 
 @pytest.mark.slow
@@ -34,7 +35,7 @@ def test_tiny_learns_a_simulated_speaker_set_to_a_quarter_of_the_centre_guess(tm
     """
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
-    from napari_gerbil.training.trainer import train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
 
     cfg = ScenarioConfig(
         scenario="speaker",
@@ -195,7 +196,8 @@ RUN_SCRIPT = textwrap.dedent(
     torch.set_num_threads(1)
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training.config import TrainingConfig
-    from napari_gerbil.training.trainer import open_training_data, train_member
+    from napari_gerbil.training.loop import train_member
+    from napari_gerbil.training.sources import open_training_data
     cfg = TrainingConfig(epochs=3, batch_size=8, optimizer="adam", learning_rate=0.003,
                          noise_p=0.0, checkpoint_every_s=float(sys.argv[3]), seed=5)
     net = get_preset("tiny", input_length_samples=4096)
@@ -258,7 +260,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_result(delay_data
 
 
 def test_open_training_data_refuses_mismatched_files(delay_dataset, tmp_path):
-    from napari_gerbil.training.trainer import open_training_data
+    from napari_gerbil.training.sources import open_training_data
 
     ds = VCLDataset(delay_dataset)
     other = tmp_path / "other.h5"

@@ -25,7 +25,7 @@ def test_a_cancel_token_stops_training_at_the_next_step(tmp_path):
     from napari_gerbil.io.vcl import write_vcl
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training.config import TrainingConfig
-    from napari_gerbil.training.trainer import train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
 
     rng = np.random.default_rng(0)
     cage = default_cage()

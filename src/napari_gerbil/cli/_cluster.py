@@ -55,7 +55,7 @@ def cluster_spec(args: argparse.Namespace) -> Any:
             flag = "--" + given[0].replace("_", "-")
             raise InvalidInputError(None, flag, "used with --cluster slurm|local", "no --cluster")
         return None
-    from napari_gerbil.io.outputs import check_input_file
+    from napari_gerbil.io.inputs import check_input_file
     from napari_gerbil.training.cluster import build_spec
 
     if args.cluster_config is not None:

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def check_demo_arguments(args: argparse.Namespace) -> None:
     """Check the files and the display before Qt starts (Qt aborts the process)."""
     from napari_gerbil.errors import InvalidInputError
-    from napari_gerbil.io.outputs import check_input_file, check_output_path
+    from napari_gerbil.io.inputs import check_input_file
+    from napari_gerbil.io.outputs import check_output_path
     from napari_gerbil.io.session import is_session_file
 
     if args.session is not None:

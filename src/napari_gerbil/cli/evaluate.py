@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
             None, "--model / --baseline / --reference", "at least one of them", "none"
         )
     from napari_gerbil.io.checks import check_vcl_input
-    from napari_gerbil.io.outputs import check_input_file, check_output_path, output_lock
+    from napari_gerbil.io.inputs import check_input_file
+    from napari_gerbil.io.outputs import check_output_path, output_lock
 
     methods = [canonical_method(m) for m in args.baseline]
     inputs = [*args.data, *(args.reference or []), args.split, args.model]

@@ -101,7 +101,7 @@ def _command(args: argparse.Namespace) -> int:
     load_session(args.session)  # a bad session fails before the model loads
     truth = None
     if args.truth is not None:
-        from napari_gerbil.simulate.session import load_truth
+        from napari_gerbil.simulate.truth import load_truth
 
         truth = load_truth(args.truth)  # a bad truth file fails before any work
     ensemble = load_ensemble(

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _command(args: argparse.Namespace) -> int:
 
-    from napari_gerbil.io.outputs import check_input_file, check_output_path
+    from napari_gerbil.io.inputs import check_input_file
+    from napari_gerbil.io.outputs import check_output_path
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.model.predict import predict_file
     from napari_gerbil.progress import TqdmProgress

@@ -116,11 +116,13 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.errors import InvalidInputError
-    from napari_gerbil.io.outputs import check_input_file, output_lock
+    from napari_gerbil.io.inputs import check_input_file
+    from napari_gerbil.io.outputs import output_lock
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.training import distributed
     from napari_gerbil.training.config import TrainingConfig
-    from napari_gerbil.training.trainer import finetune, train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
+    from napari_gerbil.training.finetune import finetune
 
     if args.demo:
         from napari_gerbil.training.demo import ensure_demo_ensemble
@@ -240,7 +242,7 @@ def _resume(args: argparse.Namespace, spec) -> int:
     """``train --resume DIR``: the recorded run, members finished / waited / resubmitted."""
     from napari_gerbil.errors import InvalidInputError
     from napari_gerbil.io.outputs import output_lock
-    from napari_gerbil.training.trainer import resume_ensemble
+    from napari_gerbil.training.ensembles import resume_ensemble
 
     for flag, value in (
         ("--out", args.out), ("--data", args.data), ("--rir-bank", args.rir_bank),

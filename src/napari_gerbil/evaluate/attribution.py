@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED, Session
-from napari_gerbil.simulate.session import SessionTruth
+from napari_gerbil.simulate.truth import SessionTruth
 
 
 @dataclasses.dataclass

@@ -66,7 +66,7 @@ def _session_scores(folder: Path, ensemble: Any, scorer: Any = None) -> dict[str
     from napari_gerbil.baselines.localize import localize
     from napari_gerbil.io.session import load_session
     from napari_gerbil.io.tracks import load_poses
-    from napari_gerbil.simulate.session import load_truth
+    from napari_gerbil.simulate.truth import load_truth
 
     session = load_session(folder / "session.gerbil.h5")
     truth = load_truth(folder / "session.truth.h5")

@@ -95,7 +95,7 @@ def learning_curve(
     """
     from napari_gerbil.model.ensemble import load_ensemble
     from napari_gerbil.simulate.engine import EngineConfig
-    from napari_gerbil.training.trainer import train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
 
     cage = load_cage(cage)
     calls, truth = engine_test_set(cage, test_calls)

@@ -1,7 +1,7 @@
-"""Input and output path rules shared by every command (docs/safety.md).
+"""Output path rules shared by every command (docs/safety.md).
 
-- :func:`check_input_file`: an input is an existing regular file (a FIFO or a device
-  would block a reader forever; a folder is not a file).
+Inputs are checked by :func:`napari_gerbil.io.inputs.check_input_file`.
+
 - :func:`check_output_path`: checked **before** any computation. An existing output is
   replaced only with ``overwrite=True``; never when it is an input of the same command
   or a file an input refers to (:func:`referenced_files`: a session's audio, video and
@@ -21,46 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from napari_gerbil.errors import InvalidInputError
-
-
-def _kind_of(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISREG(mode):
-        return "a file"
-    return "a special file"
-
-
-def check_input_file(path: str | os.PathLike, field: str = "<file>", what: str = "file") -> Path:
-    """Return ``path`` if it is an existing regular file; raise InvalidInputError otherwise.
-
-    Parameters
-    ----------
-    path
-        The input.
-    field
-        The option or dataset naming it (for the message).
-    what
-        What the file should be, e.g. ``"VCL dataset"``.
-    """
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise InvalidInputError(path, field, f"an existing {what}", "no such file") from None
-    except OSError as exc:
-        raise InvalidInputError(
-            path, field, f"a readable {what}", f"unreadable ({exc.strerror})"
-        ) from None
-    if not stat.S_ISREG(mode):
-        raise InvalidInputError(path, field, f"a regular {what}", _kind_of(mode))
-    return path
+from napari_gerbil.io.inputs import file_kind
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -217,7 +178,7 @@ def check_output_path(
     mode = path.stat().st_mode
     if directory:
         if not stat.S_ISDIR(mode):
-            raise InvalidInputError(path, field, "a folder (or a new path)", _kind_of(mode))
+            raise InvalidInputError(path, field, "a folder (or a new path)", file_kind(mode))
         if not os.access(path, os.W_OK | os.X_OK):
             raise InvalidInputError(path, field, "a writable folder", "not writable")
         existing = [name for name in protected if (path / name).exists()]
@@ -231,7 +192,7 @@ def check_output_path(
             )
         return path
     if not stat.S_ISREG(mode):
-        raise InvalidInputError(path, field, "a file path (or a new path)", _kind_of(mode))
+        raise InvalidInputError(path, field, "a file path (or a new path)", file_kind(mode))
     if _has_user_reviews(path):
         raise InvalidInputError(
             path,

@@ -37,7 +37,7 @@ def read_mic_positions(path: str | os.PathLike) -> np.ndarray:
     One microphone per line, ``x, y, z`` in mm separated by commas, tabs or spaces;
     a header line and ``#`` comments are skipped.
     """
-    from napari_gerbil.io.outputs import check_input_file
+    from napari_gerbil.io.inputs import check_input_file
 
     path = check_input_file(path, "mic positions", "text file")
     try:

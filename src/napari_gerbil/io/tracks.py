@@ -17,7 +17,7 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.h5values import hdf5_errors, short, strings, text
-from napari_gerbil.io.outputs import check_input_file
+from napari_gerbil.io.inputs import check_input_file
 
 
 def _strings(values: Any) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
-from napari_gerbil.io.outputs import check_input_file
+from napari_gerbil.io.inputs import check_input_file
 
 
 class VideoReader:

@@ -64,7 +64,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     """
     import pickle
 
-    from napari_gerbil.io.outputs import check_input_file
+    from napari_gerbil.io.inputs import check_input_file
 
     path = check_input_file(path, "<file>", "checkpoint")
     try:

@@ -252,7 +252,8 @@ def predict_file(
     :data:`MAX_BASELINE_CALL_S`.
     """
     from napari_gerbil.io.checks import check_session, check_vcl_input
-    from napari_gerbil.io.outputs import check_input_file, check_output_path, output_lock
+    from napari_gerbil.io.inputs import check_input_file
+    from napari_gerbil.io.outputs import check_output_path, output_lock
     from napari_gerbil.io.session import is_session_file, load_session
 
     if (ensemble is None) == (baseline is None):

@@ -68,7 +68,7 @@ def read_segments(path: str | os.PathLike, sample_rate_hz: float) -> Segments:
     table's ``Selection`` appears once per view: only its first row counts. Rows
     repeating a call exactly (same start and stop sample) count once.
     """
-    from napari_gerbil.io.outputs import check_input_file
+    from napari_gerbil.io.inputs import check_input_file
 
     path = check_input_file(path, "<file>", "CSV file")
     try:

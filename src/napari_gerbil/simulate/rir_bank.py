@@ -28,7 +28,7 @@ from scipy.signal import fftconvolve
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_h5
-from napari_gerbil.io.vcl import LOCATION_TOLERANCE_MM, _check_locations
+from napari_gerbil.io.vcl.validate import LOCATION_TOLERANCE_MM, _check_locations
 from napari_gerbil.simulate.noise import NoiseSource
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, StimulusGenerator
 

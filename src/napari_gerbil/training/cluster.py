@@ -225,7 +225,7 @@ class MemberTask(_Checkpointable):
 
     def __call__(self, args: tuple) -> str:
         """Train the member of ``args`` (the ``--jobs`` tuple); note where it runs."""
-        from napari_gerbil.training.trainer import _member_job
+        from napari_gerbil.training.loop import member_job
 
         run_dir = Path(args[7])
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +236,7 @@ class MemberTask(_Checkpointable):
             "started": time.time(),
         }
         atomic_write_text(run_dir / "job.json", json.dumps(where))
-        return _member_job(args)
+        return member_job(args)
 
 
 def member_finished(run_dir: str | os.PathLike) -> bool:
@@ -342,7 +342,7 @@ def run_members(
 
 def _wait(spec, logs, runs, jobs, waiting, say) -> dict[str, str]:
     """Poll the jobs until none runs; report each member's epochs; return failures."""
-    from napari_gerbil.training.trainer import read_metrics
+    from napari_gerbil.training.checkpoints import read_metrics
 
     seen: dict[str, str] = {}
     failed: dict[str, str] = {}

@@ -76,7 +76,7 @@ def save_split(path: Path, split: dict[str, np.ndarray], dataset_paths: Sequence
 
 def load_split(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     """Read a split written by :func:`save_split` (malformed: InvalidInputError)."""
-    from napari_gerbil.io.outputs import check_input_file
+    from napari_gerbil.io.inputs import check_input_file
 
     path = check_input_file(path, "--split", "split.json file")
     try:

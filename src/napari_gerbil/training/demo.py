@@ -100,7 +100,7 @@ def _build(
     from napari_gerbil.model.presets import get_preset
     from napari_gerbil.simulate.engine import EngineConfig
     from napari_gerbil.training.config import TrainingConfig
-    from napari_gerbil.training.trainer import train_ensemble
+    from napari_gerbil.training.ensembles import train_ensemble
 
     cage = builtin_cage(DEMO_CAGE)
     engine = {

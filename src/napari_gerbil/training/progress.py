@@ -57,7 +57,7 @@ def finetune_with_progress(
     """
     from napari_gerbil.model.manifest import read_manifest
     from napari_gerbil.training.config import TrainingConfig
-    from napari_gerbil.training.trainer import finetune
+    from napari_gerbil.training.finetune import finetune
 
     model_dir = Path(model_dir)
     parent = TrainingConfig.load(model_dir / "training.yaml")

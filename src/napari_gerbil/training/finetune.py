@@ -1,0 +1,114 @@
+"""Fine-tune a model directory's members into a new version (``<model>-ft<k>``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.atomic import atomic_write_text
+from napari_gerbil.model.manifest import ModelMetadata, is_model_dir, read_manifest
+from napari_gerbil.model.presets import NetworkConfig
+from napari_gerbil.training.config import TrainingConfig
+from napari_gerbil.training.ensembles import train_ensemble
+from napari_gerbil.training.loop import Progress
+
+
+def next_version_dir(model_dir: Path) -> Path:
+    """``<model_dir>-ft<k>`` with the first k that does not exist yet."""
+    k = 1
+    while (model_dir.parent / f"{model_dir.name}-ft{k}").exists():
+        k += 1
+    return model_dir.parent / f"{model_dir.name}-ft{k}"
+
+
+def finetune(
+    model_dir: str | os.PathLike,
+    datasets: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    config: TrainingConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    show_progress: bool = True,
+    engine: dict | None = None,
+    sessions: Sequence[str | os.PathLike] | None = None,
+    overrides: dict[str, Any] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Path:
+    """Fine-tune every member of ``model_dir`` on ``datasets`` into a new model directory.
+
+    The new directory (default ``<model_dir>-ft<k>``) gets version = parent's + 1 and
+    a ``parent`` entry in its manifest; the old directory is never written to. An
+    existing ``out_dir`` that already holds a model is refused; one left by an
+    interrupted fine-tune is resumed. Default ``config``: the parent's, with 10 epochs
+    at a tenth of its learning rate, then ``overrides`` (e.g. ``{"epochs": 3}``).
+    ``sessions``: train on session calls (weak labels, see
+    :mod:`napari_gerbil.training.sessions`); the parent's ``attribution.yaml`` is copied.
+    """
+    from napari_gerbil.training.config import TrainingConfig as _TC
+
+    model_dir = Path(model_dir).resolve()
+    manifest = read_manifest(model_dir)
+    out = next_version_dir(model_dir) if out_dir is None else Path(out_dir).resolve()
+    if out == model_dir or is_model_dir(out):
+        raise InvalidInputError(
+            out, "out_dir", "a new directory (models are never overwritten)", "an existing model"
+        )
+    if config is None:
+        parent_cfg = _TC.load(model_dir / "training.yaml")
+        config = parent_cfg.replace(epochs=10, learning_rate=parent_cfg.learning_rate / 10)
+    if overrides:
+        config = config.replace(**overrides)
+    network_config = NetworkConfig.load(model_dir / "network.yaml")
+    meta = ModelMetadata.from_manifest(
+        manifest, NetworkConfig.load(model_dir / "network.yaml").input_length_samples
+    )
+    seeds = [m.get("seed", k) for k, m in enumerate(manifest["members"])]
+    config = config.replace(seed=int(seeds[0]) + 1000 * int(manifest.get("version", 1)))
+    parent = {
+        "path": str(model_dir),
+        "version": manifest.get("version", 1),
+        "config_digest": manifest.get("config_digest"),
+        "created": manifest.get("created"),
+    }
+    result = train_ensemble(
+        network_config,
+        config,
+        datasets,
+        out,
+        len(seeds),
+        progress=progress,
+        cancel=cancel,
+        show_progress=show_progress,
+        engine=engine,
+        sessions=sessions,
+        report=report,
+        _init=[model_dir / m["file"] for m in manifest["members"]],
+        _metadata=meta,
+        _parent=parent,
+        _version=int(manifest.get("version", 1)) + 1,
+    )
+    if sessions:
+        _copy_attribution(model_dir, result)
+    return result
+
+
+#: A model directory's attribution scales (``napari_gerbil.attribute.CALIBRATION_FILE``).
+ATTRIBUTION_FILE = "attribution.yaml"
+
+
+def _copy_attribution(parent: Path, out: Path) -> None:
+    """Give a fine-tuned model its parent's attribution scales (provenance noted)."""
+    import yaml
+
+    source, target = parent / ATTRIBUTION_FILE, out / ATTRIBUTION_FILE
+    if not source.is_file() or target.exists():
+        return
+    keys = yaml.safe_load(source.read_text())
+    if not isinstance(keys, dict):
+        raise InvalidInputError(source, "<root>", "a YAML mapping", type(keys).__name__)
+    keys["fitted_on"] = f"{keys.get('fitted_on', '')} (copied from parent {parent.name})"
+    atomic_write_text(target, yaml.safe_dump(keys, sort_keys=False))
