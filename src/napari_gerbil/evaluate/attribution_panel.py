@@ -210,7 +210,7 @@ def attribution_panel(
         )  # fmt: skip
         step += 1
         report(progress, step / n_steps, f"{cage_name}: calibrated on {calibration_calls} calls")
-        methods = ("srp", "mixture", "combined") if fits is not None else ("srp",)
+        methods: tuple[str, ...] = ("srp", "mixture", "combined") if fits is not None else ("srp",)
         methods += ("scorer",) if scorer_fits is not None else ()
         calibrations: dict[str, AttributionCalibration] = {
             m: fit_method(m, calib_scores) for m in methods

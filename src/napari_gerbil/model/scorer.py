@@ -41,6 +41,9 @@ class CandidateScorer(nn.Module):
         Widths of the hidden layers.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, n_features: int, hidden: tuple[int, ...] = (256, 128)) -> None:
         super().__init__()
         self.n_features = int(n_features)

@@ -33,6 +33,8 @@ from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, 
 
 #: Standard deviation (mm) of the pose error added to every candidate.
 POSE_NOISE_MM = 4.0
+#: Standard deviation (rad) of the heading error of every candidate's pose.
+HEADING_NOISE_RAD = float(np.radians(15.0))
 #: Range (mm) of the distance of a "near" other animal from the caller.
 NEAR_RANGE_MM = (20.0, 300.0)
 
@@ -135,7 +137,6 @@ def simulated_candidate_scores(
         if scorer is not None:
             from napari_gerbil.baselines.candidate_features import candidate_features
             from napari_gerbil.model.scorer import score_candidates
-            from napari_gerbil.training.scorer import HEADING_NOISE_RAD
 
             heads = np.c_[
                 batch.headings_rad + rng.normal(0.0, HEADING_NOISE_RAD, n),

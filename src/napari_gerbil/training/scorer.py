@@ -26,15 +26,13 @@ import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.progress import CancelCheck, ProgressCallback, check_cancel, report
+from napari_gerbil.training.attribution import HEADING_NOISE_RAD, POSE_NOISE_MM
 
 #: Candidates per training call: the caller, hard negatives, poses from other frames.
 N_CANDIDATES = 6
 N_NEAR = 3
 #: Distance range (mm) of the hard negatives from the caller.
 NEAR_RANGE_MM = (10.0, 300.0)
-#: Pose noise: position (mm) and heading (rad) standard deviations.
-POSE_NOISE_MM = 4.0
-HEADING_NOISE_RAD = math.radians(15.0)
 
 
 @dataclasses.dataclass
