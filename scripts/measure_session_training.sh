@@ -35,7 +35,7 @@ for tag in before after; do
 import sys
 import numpy as np
 from napari_gerbil.io.session import load_session
-from napari_gerbil.simulate.session import load_truth
+from napari_gerbil.simulate.truth import load_truth
 root, work, tag = sys.argv[1:]
 err = []
 for s in (115, 116):

@@ -114,3 +114,53 @@ def test_train_scorer_command_writes_scorer_and_calibration_once(
     assert main([*args, "--overwrite", "--cage", "paper8"]) == 1
     assert "paper8" in (err := capsys.readouterr().err) and "4 channels" in err
     assert (model / SCORER_FILE).read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def reviewed_session(tmp_path_factory):
+    """A short simulated 2-animal session whose calls a 'reviewer' (the truth) attributed."""
+    from napari_gerbil.evaluate.attribution import match_truth_calls
+    from napari_gerbil.io.session import load_session, save_session
+    from napari_gerbil.simulate.session import SessionConfig, simulate_session
+    from napari_gerbil.simulate.truth import load_truth
+
+    folder = tmp_path_factory.mktemp("reviewed")
+    paths = simulate_session(folder, SessionConfig(n_animals=2, duration_s=20.0, seed=4,
+                                                   call_rate_hz=1.0), progress=False)  # fmt: skip
+    session = load_session(paths.session)
+    match = match_truth_calls(session, load_truth(paths.truth))
+    for row in np.flatnonzero(match >= 0):
+        session.set_user_attribution(int(row), int(load_truth(paths.truth).animal[match[row]]))
+    save_session(session, paths.session)
+    return paths.session
+
+
+def test_reviewed_calls_teach_the_scorer_with_a_verdict(reviewed_session, tmp_path):
+    from napari_gerbil.review.export import HELDOUT_EVERY as EXPORT_HELDOUT_EVERY
+    from napari_gerbil.training.scorer import HELDOUT_EVERY, finetune_scorer, scorer_verdict
+
+    assert HELDOUT_EVERY == EXPORT_HELDOUT_EVERY  # the same calls are held out
+    parent, out = tmp_path / "parent", tmp_path / "parent-ft1"
+    parent.mkdir()
+    torch.manual_seed(1)
+    before = CandidateScorer(feature_size(4), hidden=(32,))
+    cage = builtin_cage("paper")
+    save_scorer(before, parent / SCORER_FILE,
+                {"mic_positions_mm": cage.mics, "sample_rate_hz": 125000.0}, {})  # fmt: skip
+    verdict = finetune_scorer(parent, out, [reviewed_session, reviewed_session], epochs=3)
+    assert verdict is not None and verdict["n_train"] >= 20 and verdict["n_heldout"] >= 5
+    assert set(verdict["before"]) == {"n", "assigned", "right"} == set(verdict["after"])
+    after, record = load_scorer(out / SCORER_FILE)
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(after.state_dict().values(), before.state_dict().values(), strict=True)
+    ]
+    assert any(changed)  # the fine-tune changed the scorer ...
+    assert (parent / SCORER_FILE).is_file() and not (parent / "scorer_finetune.json").exists()
+    assert record["provenance"]["finetuned_on"]["reviewed_calls"] == verdict["n_train"]
+    text = scorer_verdict(verdict)  # ... and says what changed on held-out calls
+    assert f"{verdict['n_heldout']} held-out reviewed calls" in text and "->" in text
+    assert (out / "scorer_finetune.json").is_file()
+    # a parent without a scorer: nothing to teach, nothing written
+    assert finetune_scorer(tmp_path / "none", tmp_path / "none-ft1", [reviewed_session]) is None
+    assert not (tmp_path / "none-ft1").exists()

@@ -47,6 +47,10 @@ def finetune(
     at a tenth of its learning rate, then ``overrides`` (e.g. ``{"epochs": 3}``).
     ``sessions``: train on session calls (weak labels, see
     :mod:`napari_gerbil.training.sessions`); the parent's ``attribution.yaml`` is copied.
+    A parent with a learned scorer (``scorer.pt``) gets it fine-tuned too, on the reviewed
+    calls of ``sessions`` and of the sessions the ``datasets`` were exported from
+    (:func:`napari_gerbil.training.scorer.finetune_scorer`; its verdict is reported and
+    kept in ``scorer_finetune.json``).
     """
     from napari_gerbil.training.config import TrainingConfig as _TC
 
@@ -91,9 +95,26 @@ def finetune(
         _parent=parent,
         _version=int(manifest.get("version", 1)) + 1,
     )
-    if sessions:
+    from napari_gerbil.training.scorer import finetune_scorer
+
+    reviewed = [*(sessions or []), *_exported_from(datasets)]
+    taught = finetune_scorer(model_dir, result, reviewed, log=report) if reviewed else None
+    if sessions or taught is not None:
         _copy_attribution(model_dir, result)
     return result
+
+
+def _exported_from(datasets: Sequence[str | os.PathLike]) -> list[str]:
+    """Sessions that reviewed-call exports among ``datasets`` came from (if still there)."""
+    from napari_gerbil.io.vcl import VCLDataset
+
+    found = []
+    for path in datasets:
+        with VCLDataset(path) as data:
+            source = data.provenance.get("session")
+        if isinstance(source, str) and Path(source).is_file():
+            found.append(source)
+    return found
 
 
 #: A model directory's attribution scales (``napari_gerbil.attribute.CALIBRATION_FILE``).

@@ -303,3 +303,177 @@ def write_scorer(
         "epochs": epochs,
         "wall_s": time.perf_counter() - t0,
     }
+
+
+#: Every HELDOUT_EVERY-th reviewed call (by call id) is kept out of fine-tuning, as the
+#: review export does (``napari_gerbil.review.export.HELDOUT_EVERY``; a test keeps them
+#: equal), to judge old and new scorers on calls neither was trained on.
+HELDOUT_EVERY = 5
+
+
+def reviewed_rows(session: Any, poses: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Reviewed calls given to a tracked animal: (train rows, held-out rows), by call id."""
+    from napari_gerbil.io.animals import animal_positions_at_calls
+
+    user = session.user.animal
+    rows = np.flatnonzero(session.user.reviewed & (user >= 0))
+    if len(rows):
+        xy = animal_positions_at_calls(session.take(rows), poses)
+        rows = rows[np.all(np.isfinite(xy[np.arange(len(rows)), user[rows]]), axis=-1)]
+    rows = rows[np.argsort(session.calls.call_id[rows], kind="stable")]
+    held = (np.arange(len(rows)) % HELDOUT_EVERY) == HELDOUT_EVERY - 1
+    return rows[~held], rows[held]
+
+
+def session_candidate_set(session: Any, poses: Any, rows: np.ndarray,
+                          callers: np.ndarray) -> CandidateSet:  # fmt: skip
+    """Calls ``rows`` with the tracked animals as candidates, ``callers[k]`` first.
+
+    The strong labels of reviewed calls (or of a simulated session's truth).
+    """
+    from napari_gerbil.attribute import band_khz
+    from napari_gerbil.baselines.candidate_features import candidate_features
+    from napari_gerbil.io.animals import animal_headings_at_calls, animal_positions_at_calls
+
+    rows = np.asarray(rows, np.int64)
+    part = session.take(rows)
+    xy = animal_positions_at_calls(part, poses)
+    heads = animal_headings_at_calls(part, poses)
+    n_animals = xy.shape[1]
+    order = np.array([[c] + [a for a in range(n_animals) if a != c] for c in callers], np.int64)
+    order = order.reshape(len(rows), n_animals)
+    xy = np.take_along_axis(xy, order[..., None], axis=1)
+    heads = np.take_along_axis(heads, order, axis=1)
+    clips = session.read_calls_audio(rows)
+    feats = candidate_features(
+        clips, session.arena.mic_positions_mm, session.audio.sample_rate_hz, xy, heads
+    )
+    return CandidateSet(
+        feats.features,
+        feats.valid,
+        np.linalg.norm(xy - xy[:, :1], axis=-1),
+        feats.steered_response,
+        band_khz(feats.bands_hz),
+        np.full(len(rows), "reviewed"),
+    )
+
+
+def judge_scorer(scorer: Any, scale: float, calls: CandidateSet,
+                 assign_probability: float = 0.95) -> dict[str, float]:  # fmt: skip
+    """Share of ``calls`` assigned (p >= ``assign_probability``) and right; caller first."""
+    from napari_gerbil.attribute import assign, softmax_probabilities
+    from napari_gerbil.model.scorer import score_candidates
+
+    if not len(calls):
+        return {"n": 0, "assigned": float("nan"), "right": float("nan")}
+    logits = scale * score_candidates(scorer, calls.features, calls.valid)
+    codes = assign(softmax_probabilities(logits), assign_probability)
+    done = codes >= 0
+    return {
+        "n": int(len(calls)),
+        "assigned": float(done.mean()),
+        "right": float(np.mean(codes[done] == 0)) if done.any() else float("nan"),
+    }
+
+
+def finetune_scorer(
+    parent_dir: Any,
+    out_dir: Any,
+    sessions: list[Any],
+    *,
+    epochs: int = 10,
+    learning_rate: float = 5e-4,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any] | None:
+    """Teach a model's scorer the reviewed calls of ``sessions``; write it to ``out_dir``.
+
+    The parent's ``scorer.pt`` is fine-tuned on the reviewed calls (strong labels: the
+    candidates are the tracked animals, the user's choice first), every
+    :data:`HELDOUT_EVERY`-th held out. The verdict, the calls assigned and right on the
+    held-out ones before and after, is returned and written to
+    ``out_dir/scorer_finetune.json``. None (nothing written) when the parent has no
+    scorer or the sessions no reviewed calls.
+    """
+    import copy
+    import json
+    from pathlib import Path
+
+    from napari_gerbil.attribute import load_calibration
+    from napari_gerbil.io.atomic import atomic_write_text
+    from napari_gerbil.io.session import load_session
+    from napari_gerbil.io.tracks import load_poses
+    from napari_gerbil.model.scorer import SCORER_FILE, load_scorer, save_scorer
+
+    parent_dir, out_dir = Path(parent_dir), Path(out_dir)
+    if not (parent_dir / SCORER_FILE).is_file():
+        return None
+    scorer, record = load_scorer(parent_dir / SCORER_FILE)
+    train_parts, held_parts = [], []
+    for path in dict.fromkeys(str(s) for s in sessions):
+        session = load_session(path)
+        if session.tracks is None or session.arena.arena_to_pixels is None:
+            continue
+        poses = load_poses(session.tracks.path)
+        train_rows, held_rows = reviewed_rows(session, poses)
+        user = session.user.animal
+        for rows, parts in ((train_rows, train_parts), (held_rows, held_parts)):
+            if len(rows):
+                parts.append(session_candidate_set(session, poses, rows, user[rows]))
+    if not train_parts:
+        return None
+    width = max(p.features.shape[1] for p in train_parts + held_parts)
+    train = CandidateSet.concatenate([_padded_set(p, width) for p in train_parts])
+    held = (CandidateSet.concatenate([_padded_set(p, width) for p in held_parts])
+            if held_parts else None)  # fmt: skip
+    calibration = load_calibration(parent_dir)
+    scale = calibration.scorer_scale if calibration.uses_scorer else 1.0
+    new = train_scorer(train, epochs=epochs, learning_rate=learning_rate, curriculum=False,
+                       init=copy.deepcopy(scorer), batch_size=32)  # fmt: skip
+    verdict: dict[str, Any] = {"n_train": len(train), "n_heldout": 0 if held is None else len(held)}
+    if held is not None:
+        verdict["before"] = judge_scorer(scorer, scale, held, calibration.assign_probability)
+        verdict["after"] = judge_scorer(new, scale, held, calibration.assign_probability)
+    provenance = dict(record.get("provenance", {}))
+    provenance["finetuned_on"] = {"reviewed_calls": len(train), "sessions": list(sessions)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_scorer(new, out_dir / SCORER_FILE, record.get("rig", {}), provenance)
+    atomic_write_text(out_dir / "scorer_finetune.json", json.dumps(verdict, indent=1) + "\n")
+    if log is not None:
+        log(scorer_verdict(verdict))
+    return verdict
+
+
+def scorer_verdict(verdict: dict[str, Any]) -> str:
+    """The fine-tune verdict in one sentence."""
+    n = verdict["n_heldout"]
+    if not n:
+        return (f"scorer fine-tuned on {verdict['n_train']} reviewed calls; no held-out "
+                "reviewed call to judge it on yet")  # fmt: skip
+    b, a = verdict["before"], verdict["after"]
+
+    def pct(x: float) -> str:
+        return "-" if not np.isfinite(x) else f"{100 * x:.0f}%"
+
+    return (
+        f"scorer on {n} held-out reviewed call{'s' if n != 1 else ''}: assigned "
+        f"{pct(b['assigned'])} -> {pct(a['assigned'])}, right {pct(b['right'])} -> "
+        f"{pct(a['right'])} (fine-tuned on {verdict['n_train']})"
+    )
+
+
+def _padded_set(part: CandidateSet, width: int) -> CandidateSet:
+    """The set with untracked candidates appended up to ``width`` per call."""
+    extra = width - part.features.shape[1]
+    if extra <= 0:
+        return part
+    n = len(part)
+    return CandidateSet(
+        np.concatenate(
+            [part.features, np.zeros((n, extra, part.features.shape[2]), np.float32)], axis=1
+        ),  # fmt: skip
+        np.concatenate([part.valid, np.zeros((n, extra), bool)], axis=1),
+        np.concatenate([part.distance_mm, np.full((n, extra), np.inf)], axis=1),
+        np.concatenate([part.steered_response, np.full((n, extra), np.nan)], axis=1),
+        part.bandwidth_khz,
+        part.stimulus_classes,
+    )
