@@ -154,6 +154,7 @@ class FinetuneSection(QWidget):
         state = "in use" if in_use else "not in use yet: Use new model switches to it"
         report = self.last_report
         judged = "" if report is None else f"\n{verdict(report)}\n{report.summary()}"
+        judged += scorer_judgement(self.new_model_dir)
         self.result.setText(f"new model {self.new_model_dir.name} ({state}){judged}")
 
     def use_new_model(self) -> None:
@@ -167,6 +168,18 @@ class FinetuneSection(QWidget):
         self.dock.notify(
             f"now using {self.new_model_dir.name}; Localize all to re-localize the calls"
         )
+
+
+def scorer_judgement(model_dir: Path) -> str:
+    """The attribution scorer's verdict of a fine-tune (a line), or nothing without one."""
+    import json
+
+    from napari_gerbil.training.scorer import scorer_verdict
+
+    path = Path(model_dir) / "scorer_finetune.json"
+    if not path.is_file():
+        return ""
+    return "\n" + scorer_verdict(json.loads(path.read_text()))
 
 
 def verdict(report) -> str:
