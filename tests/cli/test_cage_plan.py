@@ -27,7 +27,7 @@ def test_cage_plan_at_smoke_size_writes_table_and_figure(tmp_path, capsys):
             "--calibration-calls", "32", "--seed", "3", "--quiet"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "| paper8 | 8 | 2 |" in printed and "| omni_rig | 4 | 3 |" in printed
+    assert "| paper8 | 8 | srp | 2 |" in printed and "| omni_rig | 4 | srp | 3 |" in printed
     plan = json.loads((out / "plan.json").read_text())
     assert list(plan["rigs"]) == ["paper8", "omni_rig"]
     for row in plan["rigs"].values():

@@ -52,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=768,
         help="simulated calls the calibration is fitted on, per rig",
     )
+    plan.add_argument(
+        "--scorer", type=Path, default=None,
+        help="a learned scorer (MODEL/scorer.pt): also scored in the rigs it was trained for",
+    )  # fmt: skip
     plan.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overwrite(plan)
     plan.set_defaults(func=_plan)
@@ -76,30 +80,28 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from napari_gerbil.evaluate.rig_plan import PLAN_OUTPUTS, check_rigs, plan_rigs, plan_table
     from napari_gerbil.io.outputs import check_output_path
+    from napari_gerbil.progress import TqdmProgress
 
     check_rigs(args.rigs)  # one clear error per bad rig, before anything runs
     files = [r for r in args.rigs if r not in _builtin_names()]
+    if args.scorer is not None:
+        from napari_gerbil.model.scorer import load_scorer
+
+        load_scorer(args.scorer)  # a bad scorer file fails before any simulation
+        files.append(args.scorer)
     for name in PLAN_OUTPUTS:
         check_output_path(Path(args.out) / name, overwrite=args.overwrite, inputs=files)
-    bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
-    with tqdm(total=1000, disable=args.quiet, desc="cage plan", bar_format=bar_format) as bar:
-
-        def progress(record) -> None:
-            bar.n = int(round(1000 * record.fraction))
-            bar.set_postfix_str(record.message, refresh=False)
-            bar.refresh()
-
+    with TqdmProgress("cage plan", disable=args.quiet) as bar:
         plan = plan_rigs(
             args.rigs,
             args.out,
             duration_s=args.duration,
             seed=args.seed,
             calibration_calls=args.calibration_calls,
-            progress=progress,
+            scorer=args.scorer,
+            progress=bar,
         )
     print("\n".join(plan_table(plan)))
     print(f"plan -> {Path(args.out) / 'plan.md'}, {Path(args.out) / 'plan.png'}")

@@ -52,6 +52,7 @@ def plan_rigs(
     seed: int = 700,
     n_animals: Sequence[int] = (2, 3),
     calibration_calls: int = 768,
+    scorer: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
@@ -68,13 +69,17 @@ def plan_rigs(
         Session length, first seed and animals per session (one session each).
     calibration_calls
         Fresh simulated calls the calibration is fitted on, per rig.
+    scorer
+        A learned scorer (``scorer.pt``): scored too in the rigs it was trained for.
     log, progress
         A line per step; the share of steps done.
 
     Returns
     -------
     ``{"rigs": {name: {"n_mics", "<k>_animals": {"assigned", "right", "n",
-    "by_distance_cm"}, "muse_median_error_mm"}}, "duration_s", "seed", "n_animals"}``.
+    "by_distance_cm"}, "muse_median_error_mm"[, "scorer": {"<k>_animals": ...}]}},
+    "duration_s", "seed", "n_animals"}``: the steered response's figures, and the
+    scorer's where it fits the rig.
     """
     from napari_gerbil.evaluate.attribution_panel import attribution_panel, row_name
 
@@ -88,6 +93,7 @@ def plan_rigs(
         duration_s=duration_s,
         seed=seed,
         calibration_calls=calibration_calls,
+        scorer=scorer,
         log=log,
         progress=progress,
     )
@@ -100,6 +106,9 @@ def plan_rigs(
             "muse_median_error_mm": row["muse_median_error_mm"],
             **{f"{k}_animals": row[f"{k}_animals"]["srp"] for k in n_animals},
         }
+        if "scorer" in row[f"{n_animals[0]}_animals"]:
+            table[name]["scorer"] = {f"{k}_animals": row[f"{k}_animals"]["scorer"]
+                                     for k in n_animals}  # fmt: skip
     plan = {
         "rigs": table,
         "method": "srp",
@@ -130,21 +139,26 @@ def plan_table(plan: dict[str, Any]) -> list[str]:
         f"Steered response, plausible callers, {plan['duration_s']:g} s sessions "
         f"(seed {plan['seed']}); assigned at p >= 0.95.",
         "",
-        "| rig | mics | animals | assigned | right | " + " | ".join(f"{b} cm" for b in bins)
-        + " | MUSE median (mm) |",
-        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in bins) + " | --- |",
+        "| rig | mics | method | animals | assigned | right | "
+        + " | ".join(f"{b} cm" for b in bins) + " | MUSE median (mm) |",
+        "| --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in bins) + " | --- |",
     ]  # fmt: skip
     for name, row in plan["rigs"].items():
-        for k in plan["n_animals"]:
-            r = row[f"{k}_animals"]
-            cells = [
-                f"{_pct(d['assigned'])} / {_pct(d['right'])}"
-                for d in (r["by_distance_cm"][b] for b in bins)
-            ]
-            lines.append(
-                f"| {name} | {row['n_mics']} | {k} | {_pct(r['assigned'])} | {_pct(r['right'])} "
-                f"| " + " | ".join(cells) + f" | {_mm(row['muse_median_error_mm'])} |"
-            )
+        for method, figures in (("srp", row), ("scorer", row.get("scorer"))):
+            if figures is None:
+                continue
+            for k in plan["n_animals"]:
+                r = figures[f"{k}_animals"]
+                cells = [
+                    f"{_pct(d['assigned'])} / {_pct(d['right'])}"
+                    for d in (r["by_distance_cm"][b] for b in bins)
+                ]
+                lines.append(
+                    f"| {name} | {row['n_mics']} | {method} | {k} | {_pct(r['assigned'])} | "
+                    f"{_pct(r['right'])} | "
+                    + " | ".join(cells)
+                    + f" | {_mm(row['muse_median_error_mm'])} |"
+                )
     lines += ["", "By distance: assigned / right, distance from the caller to the nearest "
               "other animal."]  # fmt: skip
     return lines
