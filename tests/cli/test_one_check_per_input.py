@@ -6,6 +6,7 @@ naming the file and the field (exit status 1), or a refusal at parse time (exit 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import h5py
@@ -76,3 +77,54 @@ def test_repeated_values_are_refused_at_parse_time(argv, option, tmp_path, capsy
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}" in err and "more than once" in err
+
+
+@pytest.mark.parametrize("command", ["validate", "info", "session create"])
+def test_wav_with_sample_rate_zero_is_refused(command, tmp_path, capsys):
+    from scipy.io import wavfile
+
+    wav = tmp_path / "r0.wav"
+    wavfile.write(wav, 0, np.zeros((1000, 4), np.int16))
+    out = tmp_path / "s.gerbil.h5"
+    argv = {
+        "validate": ["validate", wav],
+        "info": ["info", wav],
+        "session create": ["session", "create", "--audio", wav, "--cage", "paper", "--out", out],
+    }[command]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert str(wav) in err and "sample_rate_hz" in err and "internal error" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["simulate speaker", "calibrate"])
+def test_cage_of_1e300_mm_is_refused(command, tiny_ensemble_dir, tmp_path, capsys):
+    cage = tmp_path / "big.yaml"
+    cage.write_text(
+        "dims_mm: [1e300, 400, 350]\n"
+        "mic_positions_mm: [[-200, -150, 300], [200, -150, 300], [200, 150, 300],"
+        " [-200, 150, 300]]\n"
+    )
+    argv = {
+        "simulate speaker": ["simulate", "speaker", "--cage", cage, "--out", tmp_path / "d.h5"],
+        "calibrate": ["calibrate", "--model", tiny_ensemble_dir, "--cage", cage, "--quiet"],
+    }[command]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert str(cage) in err and "dims_mm" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("jobs", "abc"), ("cluster", "abc"), ("n_members", 0), ("data", "d.h5"), ("jobs", True)],
+)
+def test_train_resume_refuses_mistyped_run_record_fields(field, value, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {"network": {}, "training": {}, "n_members": 1, "jobs": 1, "data": []}
+    record[field] = value
+    (run / "run.json").write_text(json.dumps(record))
+    assert main(["train", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert str(run / "run.json") in err and f"field '{field}'" in err
+    assert "internal error" not in err
