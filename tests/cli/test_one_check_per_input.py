@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import build_session
 from napari_gerbil.cli.main import main
 
 
+def _build_session(request):
+    """``build_session`` of tests/conftest.py (a plain import would find another conftest)."""
+    root = Path(__file__).parents[1] / "conftest.py"
+    for plugin in request.config.pluginmanager.get_plugins():
+        if getattr(plugin, "__file__", None) == str(root):
+            return plugin.build_session
+    raise LookupError(root)
+
+
 @pytest.fixture(scope="module")
-def changed_session(tmp_path_factory):
+def changed_session(request, tmp_path_factory):
     """A session whose audio file was replaced by another recording of the same size."""
-    path, _ = build_session(tmp_path_factory.mktemp("changed") / "data")
+    path, _ = _build_session(request)(tmp_path_factory.mktemp("changed") / "data")
     audio = path.parent / "audio.h5"
     size = audio.stat().st_size
     with h5py.File(audio, "r") as f:
