@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from napari_gerbil.errors import InvalidInputError
+from napari_gerbil.io.checks import open_session
 from napari_gerbil.io.session import Session, load_session, save_session
 from napari_gerbil.progress import (
     CancelCheck,
@@ -285,7 +286,7 @@ def localize_session(
         far are saved, then :class:`~napari_gerbil.progress.Cancelled` is raised.
     """
     path = Path(path).absolute()
-    session = load_session(path)
+    session = open_session(path)  # its audio and poses present and unchanged
     poses = load_session_poses(session)
     todo = np.arange(session.n_calls)
     if not redo:  # resume: skip the calls this model localized already
@@ -349,7 +350,7 @@ def detect_session(
     from napari_gerbil.signal.detect import DetectorConfig, detect_calls
 
     path = Path(path).absolute()
-    session = load_session(path)
+    session = open_session(path)  # its audio present and unchanged
     config = config or DetectorConfig()
     with session.audio.open() as audio:
         starts, stops = detect_calls(

@@ -148,6 +148,21 @@ def test_temporaries_of_dead_writers_are_removed(tmp_path):
     assert not stale.exists() and target.read_text() == "new"
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".h5.tmp", ".json", ".pt"])
+def test_temporaries_of_dead_writers_are_removed_whatever_their_suffix(tmp_path, suffix):
+    """Issue 25: a killed ``simulate session`` left ``.session.mp4.HOST-PID.XXXX.mp4``."""
+    from napari_gerbil.io.atomic import _host_tag, atomic_path
+
+    target = tmp_path / "session.mp4"
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a pid that no longer exists
+    stale = tmp_path / f".session.mp4.{_host_tag()}-{proc.pid}.k2j4x8{suffix}"
+    stale.write_bytes(b"half a video")
+    with atomic_path(target, suffix=".mp4") as tmp:  # the video writer's next run
+        tmp.write_bytes(b"a video")
+    assert not stale.exists() and target.read_bytes() == b"a video"
+
+
 def test_failed_run_leaves_no_empty_output_folder(tmp_path):
     out = tmp_path / "new_model" / "manifest.json"
     with pytest.raises(RuntimeError), output_lock(out):

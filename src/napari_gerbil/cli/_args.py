@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 #: Seeds are fed to numpy's and torch's generators: unsigned 32-bit.
 MAX_SEED = 2**32 - 1
@@ -83,3 +84,23 @@ def add_overwrite(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace an existing output (never an input, never a reviewed session)",
     )
+
+
+class UniqueValues(argparse.Action):
+    """A list option whose values must all differ (paths compared after resolving links).
+
+    ``--sessions S S`` would count the same calls twice; ``--animal-names a a`` would
+    give two tracks one name. Refused at parse time, naming the repeated value.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        """Store ``values`` once none repeats; else exit with a one-line error."""
+        seen: set[str] = set()
+        for value in values or []:
+            key = str(value.resolve()) if isinstance(value, Path) else str(value)
+            if key in seen:
+                raise argparse.ArgumentError(
+                    self, f"expected each value once, found {str(value)!r} more than once"
+                )
+            seen.add(key)
+        setattr(namespace, self.dest, values)

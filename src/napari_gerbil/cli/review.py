@@ -52,15 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from napari_gerbil.io.checks import open_session
     from napari_gerbil.io.outputs import check_output_path
-    from napari_gerbil.io.session import load_session
     from napari_gerbil.progress import TqdmProgress
     from napari_gerbil.review import export_calls
 
     out = check_output_path(
         args.out, overwrite=args.overwrite, inputs=[args.session, args.training_set]
     )
-    session = load_session(args.session)
+    session = open_session(args.session)  # its audio and poses present and unchanged
     node: int | str = int(args.node) if args.node.isdigit() else args.node
     with TqdmProgress("export", disable=args.quiet) as bar:
         path, selection = export_calls(

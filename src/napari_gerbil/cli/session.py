@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_gerbil.cli._args import add_overwrite, finite_float, float_range
+from napari_gerbil.cli._args import UniqueValues, add_overwrite, finite_float, float_range
 from napari_gerbil.cli._common import resolve_cage
 
 
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     c.add_argument(
-        "--audio", type=Path, nargs="+", required=True,
+        "--audio", type=Path, nargs="+", required=True, action=UniqueValues,
         help="HDF5 audio, one multichannel WAV, or one WAV per microphone",
     )  # fmt: skip
     c.add_argument("--audio-dataset", default="audio", help="HDF5 dataset of the audio")
@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("R0", "C0", "R1", "C1", "R2", "C2", "R3", "C3"),
         help="the 4 arena floor corners on the video (row col each)",
     )  # fmt: skip
-    c.add_argument("--animal-names", nargs="+", default=None, help="one per pose track")
+    c.add_argument(
+        "--animal-names", nargs="+", default=None, action=UniqueValues, help="one per pose track"
+    )
     c.add_argument(
         "--video-offset", type=finite_float, default=0.0, help="audio time of frame 0 (s)"
     )

@@ -91,7 +91,7 @@ SESSION_OUTPUTS = (".gerbil.h5", ".audio.h5", ".mp4", ".slp", ".truth.h5")
 
 def _simulate_command(args: argparse.Namespace) -> int:
     from napari_gerbil.io.outputs import check_output_path, output_lock
-    from napari_gerbil.simulate.render import RenderConfig
+    from napari_gerbil.simulate.room import RenderConfig
     from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
     from napari_gerbil.simulate.session import SessionConfig, simulate_session
 

@@ -23,7 +23,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from napari_gerbil.cli._args import int_range, positive_int, seed
+from napari_gerbil.cli._args import UniqueValues, int_range, positive_int, seed
 from napari_gerbil.cli._cluster import add_cluster_options, cluster_spec
 
 
@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sessions",
         type=Path,
         nargs="*",
+        action=UniqueValues,
         default=[],
         metavar="SESSION",
         help="session files (.gerbil.h5): train on their calls, the tracked animals at each "

@@ -49,13 +49,15 @@ def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     """Delete temporary files of ``target`` left by writers (on this host) that died.
 
     A writer killed between creating its temporary file and the rename (SIGKILL, power
-    loss) leaves ``.NAME.HOST-PID.XXXX.tmp`` behind; the next write of the same target
-    removes it when process PID no longer exists. Returns the removed paths.
+    loss) leaves ``.NAME.HOST-PID.XXXX<suffix>`` behind (``.tmp``, ``.h5.tmp``, a video
+    writer's ``.mp4``); the next write of the same target removes it when process PID no
+    longer exists, whatever its suffix. Returns the removed paths.
     """
     target = Path(target)
     if not target.parent.is_dir():
         return []
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.{re.escape(_host_tag())}-(\d+)\..*tmp$")
+    # whatever the writer's suffix (.tmp, .h5.tmp, .mp4, ...): the prefix says whose it is
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.{re.escape(_host_tag())}-(\d+)\..+$")
     removed = []
     for entry in target.parent.iterdir():
         match = pattern.match(entry.name)

@@ -47,6 +47,10 @@ def _read_wav_mmap(path: Path) -> tuple[int, np.ndarray]:
         raise InvalidInputError(
             path, "<file>", "a PCM (8/16/32-bit int) or float WAV file", str(exc)
         ) from None
+    if int(rate) <= 0:  # the header's rate: 0 would divide every time by zero
+        raise InvalidInputError(
+            path, "sample_rate_hz", "a positive sample rate in the WAV header", f"{int(rate)} Hz"
+        )
     if data.ndim == 1:
         data = data[:, None]
     return int(rate), data

@@ -41,6 +41,9 @@ BAND_CENTRES_HZ = (500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0, 6400
 SURFACE_GROUPS = ("walls", "floor", "ceiling")
 #: Microphone counts a cage may have.
 MIC_COUNT_RANGE = (3, 24)
+#: Longest side (mm) a cage may have: a room of 100 m; beyond, sizes are typing errors
+#: (a cage of 1e300 mm overflows the renderer's image table and the arena's grids).
+MAX_SIDE_MM = 100_000.0
 #: Tolerance (mm) when comparing microphone positions of a model and data.
 MIC_TOLERANCE_MM = 1.0
 
@@ -145,6 +148,8 @@ class Cage(Config):
         dims = _float_array(self.dims_mm, self._source, "dims_mm")
         if dims.shape != (3,) or not np.isfinite(dims).all() or (dims <= 0).any():
             raise self._fail("dims_mm", "3 positive finite lengths in mm [x, y, z]", dims.tolist())
+        if (dims > MAX_SIDE_MM).any():
+            raise self._fail("dims_mm", f"lengths of at most {MAX_SIDE_MM:g} mm", dims.tolist())
         self.dims_mm = tuple(float(v) for v in dims)  # type: ignore[assignment]
         mics = _float_array(self.mic_positions_mm, self._source, "mic_positions_mm")
         lo, hi = MIC_COUNT_RANGE

@@ -3,6 +3,8 @@
 - :func:`check_vcl_input`: the full :func:`~napari_gerbil.io.vcl.validate_vcl` check of
   a dataset a command is about to use (locations required for training).
 - :func:`check_training_files`: every training file valid, none given twice.
+- :func:`open_session`: load a session, refusing it when a file it refers to is missing
+  or changed (:func:`check_session_files`), as every command reading its audio does.
 - :func:`check_session`: a session's referenced files present and unchanged, its audio
   still matching (channels, samples, sample rate), its video clock covering every call
   (:func:`session_timing_problems`) and, with ``calls_audio``, finite samples in every
@@ -211,18 +213,11 @@ def check_finite_calls(calls: Sequence[np.ndarray], source=None, first: int = 0)
             )
 
 
-def check_session(
-    session,
-    path: str | os.PathLike | None = None,
-    timing: bool = True,
-    calls_audio: bool = False,
-) -> None:
-    """Raise :class:`InvalidInputError` unless the session can be used as it is.
+def check_session_files(session, path: str | os.PathLike | None = None) -> None:
+    """Refuse a session whose referenced files are missing or changed (size or checksum).
 
-    Referenced files present and unchanged (checksums), the audio's channel and sample
-    counts and sample rate as recorded, with ``timing`` the video and pose files
-    covering every call (:func:`session_timing_problems`), and with ``calls_audio``
-    finite samples in every call (read in batches: bounded memory).
+    The check every command that reads a session's audio, video or poses makes
+    (:func:`open_session`); ``validate`` adds the rest of :func:`check_session`.
     """
     path = path if path is not None else session.path
     for role, status in session.verify_files().items():
@@ -239,6 +234,38 @@ def check_session(
                 f"{status}: {ref.path}",
                 hint="Put the file back, or re-create the session for the new file.",
             )
+
+
+def open_session(path: str | os.PathLike):
+    """Load a session file and refuse it when a file it refers to is missing or changed.
+
+    Returns
+    -------
+    Session
+        The loaded session (:class:`~napari_gerbil.io.session.Session`).
+    """
+    from napari_gerbil.io.session import load_session
+
+    session = load_session(path)
+    check_session_files(session, path)
+    return session
+
+
+def check_session(
+    session,
+    path: str | os.PathLike | None = None,
+    timing: bool = True,
+    calls_audio: bool = False,
+) -> None:
+    """Raise :class:`InvalidInputError` unless the session can be used as it is.
+
+    Referenced files present and unchanged (checksums), the audio's channel and sample
+    counts and sample rate as recorded, with ``timing`` the video and pose files
+    covering every call (:func:`session_timing_problems`), and with ``calls_audio``
+    finite samples in every call (read in batches: bounded memory).
+    """
+    path = path if path is not None else session.path
+    check_session_files(session, path)
     with session.audio.open() as audio:  # channels, samples and rate still match
         if calls_audio:
             for start in range(0, session.n_calls, 256):

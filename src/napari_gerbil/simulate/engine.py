@@ -24,7 +24,8 @@ from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.cage import Cage, load_cage
 from napari_gerbil.simulate.noise import NoiseSource
-from napari_gerbil.simulate.render import ImageSourceRenderer, RenderConfig, Room
+from napari_gerbil.simulate.renderer import ImageSourceRenderer
+from napari_gerbil.simulate.room import RenderConfig, Room
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, STIMULUS_CLASSES, StimulusGenerator
 
 

@@ -22,10 +22,12 @@ from napari_gerbil.config import Config
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
 from napari_gerbil.io.cage import ABSORPTION_PRESETS, Cage, load_cage, preset_absorption
+from napari_gerbil.simulate.cage_simulator import CageSimulator
 from napari_gerbil.simulate.motion import random_walk
 from napari_gerbil.simulate.noise import NoiseSource
-from napari_gerbil.simulate.render import CageSimulator, ImageSourceRenderer, RenderConfig, Room
+from napari_gerbil.simulate.renderer import ImageSourceRenderer
 from napari_gerbil.simulate.rir_bank import compute_rir_bank
+from napari_gerbil.simulate.room import RenderConfig, Room
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, STIMULUS_CLASSES, StimulusGenerator
 
 SCENARIOS = ("speaker", "robot", "animal")

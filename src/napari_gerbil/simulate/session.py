@@ -26,10 +26,11 @@ from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.arena import ArenaGeometry
 from napari_gerbil.io.atomic import atomic_h5, atomic_path
 from napari_gerbil.io.cage import ABSORPTION_PRESETS, load_cage, preset_absorption
+from napari_gerbil.simulate.cage_simulator import CageSimulator
 from napari_gerbil.simulate.motion import random_walk
 from napari_gerbil.simulate.noise import NoiseSource
-from napari_gerbil.simulate.render import CageSimulator, RenderConfig
 from napari_gerbil.simulate.rir_bank import convolve_rir
+from napari_gerbil.simulate.room import RenderConfig
 from napari_gerbil.simulate.slp_writer import write_tracked_slp
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, StimulusGenerator
 from napari_gerbil.simulate.truth import TRUTH_FORMAT

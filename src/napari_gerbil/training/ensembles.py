@@ -24,7 +24,11 @@ from napari_gerbil.model.presets import NetworkConfig
 from napari_gerbil.training.config import TrainingConfig
 from napari_gerbil.training.data import load_split
 from napari_gerbil.training.loop import Progress, member_job, train_member
-from napari_gerbil.training.run_record import check_or_record_inputs, describe_inputs
+from napari_gerbil.training.run_record import (
+    check_or_record_inputs,
+    check_run_fields,
+    describe_inputs,
+)
 from napari_gerbil.training.sources import TrainingData, open_training_data
 
 
@@ -201,6 +205,10 @@ def resume_ensemble(
         )  # fmt: skip
     try:
         rec = json.loads(path.read_text())
+    except ValueError as exc:
+        raise InvalidInputError(path, "<file>", "a run record (JSON)", str(exc)[:200]) from None
+    check_run_fields(rec, path)  # typed fields, each error naming its field
+    try:
         network_config = NetworkConfig.from_dict(rec["network"], str(path))
         config = TrainingConfig.from_dict(rec["training"], str(path))
         n_members = int(rec["n_members"])

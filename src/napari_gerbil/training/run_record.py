@@ -117,3 +117,34 @@ def check_or_record_inputs(out_dir: str | os.PathLike, record: dict[str, Any]) -
             hint=hint,
         )
     atomic_write_text(path, json.dumps(record, indent=2))
+
+
+def check_run_fields(rec: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """Refuse a ``run.json`` whose fields do not have their types; return it.
+
+    ``n_members`` and ``jobs`` positive integers, ``cluster`` and ``engine`` objects or
+    null, ``data`` and ``sessions`` lists of paths (or null), ``rir_bank`` a path or
+    null. Each error names the file and the field.
+    """
+    if not isinstance(rec, dict):
+        raise InvalidInputError(path, "<file>", "a run record (a JSON object)", type(rec).__name__)
+
+    def fail(field: str, expected: str) -> InvalidInputError:
+        return InvalidInputError(path, field, expected, repr(rec.get(field))[:80])
+
+    for field in ("n_members", "jobs"):
+        value = rec.get(field, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise fail(field, "a positive integer")
+    for field in ("cluster", "engine"):
+        if rec.get(field) is not None and not isinstance(rec[field], dict):
+            raise fail(field, "an object or null")
+    for field in ("data", "sessions"):
+        value = rec.get(field)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise fail(field, "a list of file paths or null")
+    if rec.get("rir_bank") is not None and not isinstance(rec["rir_bank"], str):
+        raise fail("rir_bank", "a file path or null")
+    return rec

@@ -66,7 +66,8 @@ def load_session_labels(paths: Sequence[str | os.PathLike], node: int | str = 0)
     """
     from napari_gerbil.io.animals import animal_positions_at_calls
     from napari_gerbil.io.cage import compare_geometry
-    from napari_gerbil.io.session import UNASSIGNED, load_session
+    from napari_gerbil.io.checks import open_session
+    from napari_gerbil.io.session import UNASSIGNED
     from napari_gerbil.io.tracks import load_poses
 
     if not paths:
@@ -74,7 +75,7 @@ def load_session_labels(paths: Sequence[str | os.PathLike], node: int | str = 0)
     index, labels, strong, ref = [], [], [], None
     skipped = 0
     for s, path in enumerate(paths):
-        session = load_session(path)
+        session = open_session(path)  # its audio and poses present and unchanged
         if session.tracks is None:
             raise InvalidInputError(path, "tracks", "the animals' poses (a tracks file)", "none")
         if session.arena.arena_to_pixels is None:

@@ -1,0 +1,139 @@
+"""Issue 25, "one check per input": every command reading an input refuses it the same way.
+
+Each hostile input of the issue, given to each command that reads it: one clear error
+naming the file and the field (exit status 1), or a refusal at parse time (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_gerbil.cli.main import main
+
+
+def _build_session(request):
+    """``build_session`` of tests/conftest.py (a plain import would find another conftest)."""
+    root = Path(__file__).parents[1] / "conftest.py"
+    for plugin in request.config.pluginmanager.get_plugins():
+        if getattr(plugin, "__file__", None) == str(root):
+            return plugin.build_session
+    raise LookupError(root)
+
+
+@pytest.fixture(scope="module")
+def changed_session(request, tmp_path_factory):
+    """A session whose audio file was replaced by another recording of the same size."""
+    path, _ = _build_session(request)(tmp_path_factory.mktemp("changed") / "data")
+    audio = path.parent / "audio.h5"
+    size = audio.stat().st_size
+    with h5py.File(audio, "r") as f:
+        shape, chunks = f["audio"].shape, f["audio"].chunks
+        rate = f.attrs["sample_rate_hz"]
+    audio.unlink()
+    other = 0.002 * np.random.default_rng(77).standard_normal(shape)
+    with h5py.File(audio, "w") as f:
+        f.create_dataset("audio", data=other.astype(np.float32), chunks=chunks)
+        f.attrs["sample_rate_hz"] = rate
+    assert audio.stat().st_size == size  # same size: only the checksum tells
+    return path
+
+
+@pytest.mark.parametrize("command", ["validate", "train", "localize", "export", "detect"])
+def test_session_with_replaced_audio_is_refused_by_every_command(
+    command, changed_session, tiny_ensemble_dir, tmp_path, capsys
+):
+    copy = tmp_path / "s.gerbil.h5"
+    shutil.copy(changed_session, copy)
+    argv = {
+        "validate": ["validate", copy],
+        "train": ["train", "--preset", "tiny", "--sessions", copy, "--out", tmp_path / "m"],
+        "localize": ["localize", copy, "--model", tiny_ensemble_dir, "--quiet"],
+        "export": ["export", copy, "--calls", "all", "--out", tmp_path / "x.h5"],
+        "detect": ["detect", copy, "--quiet"],
+    }[command]
+    before = copy.read_bytes()
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert str(copy) in err and "audio[0]" in err and "changed" in err
+    assert copy.read_bytes() == before  # nothing written into it
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["train", "--preset", "tiny", "--sessions", "S.gerbil.h5", "./S.gerbil.h5"], "--sessions"),
+        (["session", "create", "--audio", "m.wav", "m.wav", "m.wav", "m.wav"], "--audio"),
+        (
+            ["session", "create", "--audio", "m.wav", "--animal-names", "a", "a"],
+            "--animal-names",
+        ),
+    ],
+)
+def test_repeated_values_are_refused_at_parse_time(argv, option, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "S.gerbil.h5").write_bytes(b"")
+    (tmp_path / "m.wav").write_bytes(b"")
+    tail = ["--out", "o"] if argv[0] == "train" else ["--cage", "paper", "--out", "o.gerbil.h5"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, *tail])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "more than once" in err
+
+
+@pytest.mark.parametrize("command", ["validate", "info", "session create"])
+def test_wav_with_sample_rate_zero_is_refused(command, tmp_path, capsys):
+    from scipy.io import wavfile
+
+    wav = tmp_path / "r0.wav"
+    wavfile.write(wav, 0, np.zeros((1000, 4), np.int16))
+    out = tmp_path / "s.gerbil.h5"
+    argv = {
+        "validate": ["validate", wav],
+        "info": ["info", wav],
+        "session create": ["session", "create", "--audio", wav, "--cage", "paper", "--out", out],
+    }[command]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert str(wav) in err and "sample_rate_hz" in err and "internal error" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["simulate speaker", "calibrate"])
+def test_cage_of_1e300_mm_is_refused(command, tiny_ensemble_dir, tmp_path, capsys):
+    cage = tmp_path / "big.yaml"
+    cage.write_text(
+        "dims_mm: [1e300, 400, 350]\n"
+        "mic_positions_mm: [[-200, -150, 300], [200, -150, 300], [200, 150, 300],"
+        " [-200, 150, 300]]\n"
+    )
+    argv = {
+        "simulate speaker": ["simulate", "speaker", "--cage", cage, "--out", tmp_path / "d.h5"],
+        "calibrate": ["calibrate", "--model", tiny_ensemble_dir, "--cage", cage, "--quiet"],
+    }[command]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert str(cage) in err and "dims_mm" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("jobs", "abc"), ("cluster", "abc"), ("n_members", 0), ("data", "d.h5"), ("jobs", True)],
+)
+def test_train_resume_refuses_mistyped_run_record_fields(field, value, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {"network": {}, "training": {}, "n_members": 1, "jobs": 1, "data": []}
+    record[field] = value
+    (run / "run.json").write_text(json.dumps(record))
+    assert main(["train", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert str(run / "run.json") in err and f"field '{field}'" in err
+    assert "internal error" not in err
