@@ -408,7 +408,8 @@ def finetune_scorer(
     if not (parent_dir / SCORER_FILE).is_file():
         return None
     scorer, record = load_scorer(parent_dir / SCORER_FILE)
-    train_parts, held_parts = [], []
+    train_parts: list[CandidateSet] = []
+    held_parts: list[CandidateSet] = []
     for path in dict.fromkeys(str(s) for s in sessions):
         session = load_session(path)
         if session.tracks is None or session.arena.arena_to_pixels is None:
