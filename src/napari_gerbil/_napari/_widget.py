@@ -1,6 +1,6 @@
 """The review dock: a container of sections that share one session under review.
 
-Plugins > napari-gerbil > Review calls. The dock owns the session (a core
+Plugins > Review calls (Napari-gerbil). The dock owns the session (a core
 ``ReviewModel``), the selected call and the connections to the viewer; its sections
 (:mod:`._sections`, :mod:`._evidence_section`, :mod:`._calls_section`,
 :mod:`._finetune_section`, put together by :mod:`._dock_layout`) hold the controls,
