@@ -4,7 +4,8 @@ Plugins > Review calls (Napari-gerbil). The dock owns the session (a core
 ``ReviewModel``), the selected call and the connections to the viewer; its sections
 (:mod:`._sections`, :mod:`._evidence_section`, :mod:`._calls_section`,
 :mod:`._finetune_section`, put together by :mod:`._dock_layout`) hold the controls,
-:mod:`._overlays` draws, :mod:`._keys` binds the review keys. Every edit is
+:mod:`._overlays` draws, :mod:`._keys` binds the review keys, :mod:`._view_hooks` refits the
+view on a window resize and puts the review keys in napari's status-bar hint. Every edit is
 saved to the session file at once. Closing the dock (its title bar's close button)
 closes its spectrogram dock and disconnects every event, key and callback; opening it
 again gives one new live copy. Hiding it (Plugins > Review calls, its hide button) hides
