@@ -162,7 +162,7 @@ def test_file_open_reads_a_session_with_napari_gerbil_and_no_chooser(
     window = _main_window(viewer)
     window.resize(1400, 900)
     get_settings().plugins.extension2reader = {}  # a fresh napari: no remembered reader
-    _menu_action(window, "Plugins", "Review calls (napari-gerbil)").trigger()
+    _menu_action(window, "Plugins", "Review calls (Napari-gerbil)").trigger()
     widget = window.findChild(ReviewWidget)
     assert widget is not None and widget.review is None
     chosen = [str(session_path)]
@@ -189,7 +189,7 @@ def test_plugins_menu_toggles_the_review_and_spectrogram_docks_and_their_keys(
     window = _main_window(viewer)
     window.resize(1400, 900)
     viewer.open(session_path, plugin="napari-gerbil")
-    toggle = _menu_action(window, "Plugins", "Review calls (napari-gerbil)")
+    toggle = _menu_action(window, "Plugins", "Review calls (Napari-gerbil)")
     toggle.trigger()
     widget = window.findChild(ReviewWidget)
     qtbot.waitUntil(lambda: widget.review is not None and widget.isVisible(), timeout=5000)

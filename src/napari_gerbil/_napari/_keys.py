@@ -66,6 +66,28 @@ def keys_help_rows() -> list[tuple[str, str]]:
     return rows
 
 
+def keys_hint() -> str:
+    """The review keys in one line: napari's status-bar hint while the dock is active."""
+    short = {
+        "unassigned": "unassigned",
+        "ambiguous": "ambiguous",
+        "accept": "accept",
+        "next": "next",
+        "previous": "previous",
+        "most_uncertain": "most uncertain",
+        "undo": "undo",
+        "redo": "redo",
+        "delete": "delete",
+        "zoom": "zoom to call",
+        "play": "listen",
+    }
+    hints = ["review keys: <1>-<9> animal"]
+    for key in REVIEW_KEYS:
+        if key.action in short:
+            hints.append(f"<{key.keys[0].lower()}> {short[key.action]}")
+    return ", ".join(hints)
+
+
 class ReviewShortcuts:
     """The review keys as shortcuts of ``window`` (the napari main window).
 

@@ -28,6 +28,7 @@ from napari_gerbil._napari._styles import (
     PoseStyle,
     animal_color,
 )
+from napari_gerbil._napari._view_hooks import camera_of
 
 #: Names of the layers the review adds (the reader adds video, tracks and arena).
 LAYER_NAMES = {
@@ -360,6 +361,6 @@ class ReviewOverlays:
         low, high = points_rc.min(axis=0), points_rc.max(axis=0)
         size = np.maximum(high - low, 20.0) * (1 + 2 * margin)
         canvas = np.asarray(self.viewer.canvas.size, float)  # (height, width) px
-        camera = self.viewer.camera
+        camera = camera_of(self.viewer)
         camera.center = tuple((low + high) / 2)
         camera.zoom = float(np.min(canvas / size))

@@ -5,6 +5,9 @@ chooser (and the builtin one fails on a session). :func:`prefer_this_reader` rec
 napari-gerbil as napari's preferred reader of ``*.gerbil.h5`` (napari's own setting, the
 one its chooser's "Remember this choice" writes); the plugin calls it when it is activated
 (any of its commands: the dock, the sample, this reader) and when the dock opens.
+Before any of that (a napari that never ran the plugin) napari's chooser preselects the
+first reader by display name: the manifest's ``display_name`` *Napari-gerbil* sorts
+before *napari builtins*, so OK opens the session with this reader (and activates it).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The review dock: a container of sections that share one session under review.
 
-Plugins > napari-gerbil > Review calls. The dock owns the session (a core
+Plugins > Review calls (Napari-gerbil). The dock owns the session (a core
 ``ReviewModel``), the selected call and the connections to the viewer; its sections
 (:mod:`._sections`, :mod:`._evidence_section`, :mod:`._calls_section`,
 :mod:`._finetune_section`, put together by :mod:`._dock_layout`) hold the controls,
-:mod:`._overlays` draws, :mod:`._keys` binds the review keys. Every edit is
+:mod:`._overlays` draws, :mod:`._keys` binds the review keys, :mod:`._view_hooks` refits the
+view on a window resize and puts the review keys in napari's status-bar hint. Every edit is
 saved to the session file at once. Closing the dock (its title bar's close button)
 closes its spectrogram dock and disconnects every event, key and callback; opening it
 again gives one new live copy. Hiding it (Plugins > Review calls, its hide button) hides
@@ -31,6 +32,7 @@ from napari_gerbil._napari._overlays import ReviewOverlays
 from napari_gerbil._napari._reader import prefer_this_reader
 from napari_gerbil._napari._review_actions import ReviewActions
 from napari_gerbil._napari._spectrogram import SpectrogramWidget
+from napari_gerbil._napari._view_hooks import ReviewHelp, ViewRefit
 from napari_gerbil.errors import GerbilError
 from napari_gerbil.review import ReviewModel
 
@@ -81,6 +83,8 @@ class ReviewWidget(ReviewActions, QWidget):
             window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.shortcuts = ReviewShortcuts(window, review_key_handlers(self))
         self.shortcuts.set_enabled(False)
+        self.refit = ViewRefit(napari_viewer, window, lambda: self.review is not None)
+        self.review_help = ReviewHelp(napari_viewer)  # the review keys in the status bar
         self._connections = [
             (self.viewer.dims.events.current_step, self._on_step),
             (self.viewer.layers.events.inserted, self._on_layer_inserted),
@@ -152,12 +156,15 @@ class ReviewWidget(ReviewActions, QWidget):
         if dock is not None and dock.isHidden() and shown and not self.closed:
             spectrogram.hide()
             self._spectrogram_hidden = True
+        if not self.closed:
+            self.review_help.set_on(False)
 
     def _sync_shortcuts(self) -> None:
         # hidden, the keys stay claimed but do nothing (see _when_shown): no napari
         # layer mode switched by a review key the user thought live
         if not self.closed:
             self.shortcuts.set_enabled(self.review is not None)
+            self.review_help.set_on(self.review is not None and self.isVisible())
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.close_review()
@@ -174,6 +181,8 @@ class ReviewWidget(ReviewActions, QWidget):
         self.closed = True
         self.jobs.shutdown()
         self.shortcuts.close()
+        self.refit.close()
+        self.review_help.close()
         for emitter, callback in self._connections:
             emitter.disconnect(callback)
         self._connections = []
@@ -268,7 +277,7 @@ class ReviewWidget(ReviewActions, QWidget):
 
     def _fit_view(self) -> None:
         if not self.closed:
-            self.viewer.reset_view()
+            self.refit.fit()
 
     def refresh_calls(self) -> None:
         """Refill the table and the spectrogram's call marks."""
