@@ -137,3 +137,57 @@ def test_train_resume_refuses_mistyped_run_record_fields(field, value, tmp_path,
     err = capsys.readouterr().err
     assert str(run / "run.json") in err and f"field '{field}'" in err
     assert "internal error" not in err
+
+
+def test_calibrate_refuses_a_model_trained_for_another_cage(tiny_ensemble_dir, capsys):
+    # the tiny ensemble fits the ``paper`` cage
+    assert not (tiny_ensemble_dir / "attribution.yaml").exists()
+    argv = ["calibrate", "--model", tiny_ensemble_dir, "--cage", "omni-corner", "--quiet"]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "omni-corner" in err and "internal error" not in err
+    assert "dims_mm" in err or "mic_positions_mm" in err
+    assert not (tiny_ensemble_dir / "attribution.yaml").exists()
+
+
+def test_attribution_yaml_records_the_cage_it_was_fitted_in(tiny_ensemble_dir, tmp_path, capsys):
+    from napari_gerbil.attribute import AttributionCalibration, load_calibration
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_ensemble_dir, model)
+    argv = ["calibrate", "--model", model, "--cage", "paper", "--calls", "64", "--quiet"]
+    assert main([str(a) for a in argv]) == 0
+    assert load_calibration(model).fitted_cage == "builtin:paper"
+    capsys.readouterr()
+    assert main(["validate", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "attribution.yaml" in out and "builtin:paper" in out
+    # a file written before the field existed still loads
+    old = AttributionCalibration(srp_scale=12.0).to_dict()
+    del old["fitted_cage"]
+    (model / "attribution.yaml").write_text(json.dumps(old))
+    assert load_calibration(model).fitted_cage == ""
+    assert main(["validate", str(model)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("method: [srp\n", "<file>"),
+        ("srp_scale: -5\n", "srp_scale"),
+        ("method: combined\ndensity_scale: 1e9\n", "density_scale"),
+        ("assign_probability: 2\n", "assign_probability"),
+        ("method: magic\n", "method"),
+        ("scales: 1\n", "scales"),
+    ],
+)
+def test_validate_model_refuses_a_broken_attribution_yaml(
+    text, field, tiny_ensemble_dir, tmp_path, capsys
+):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_ensemble_dir, model)
+    (model / "attribution.yaml").write_text(text)
+    assert main(["validate", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert str(model / "attribution.yaml") in err and field in err
+    assert "internal error" not in err

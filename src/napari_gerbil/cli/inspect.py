@@ -188,7 +188,14 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
     from napari_gerbil.model.ensemble import load_ensemble  # torch: only here
 
     ens = load_ensemble(path, verify=True)
-    return f"valid model directory: {ens.n_members} members, checksums verified"
+    text = f"valid model directory: {ens.n_members} members, checksums verified"
+    from napari_gerbil.attribute import CALIBRATION_FILE, load_calibration
+
+    if (path / CALIBRATION_FILE).exists():
+        calibration = load_calibration(path)  # names attribution.yaml and the field
+        cage = f", fitted in {calibration.fitted_cage}" if calibration.fitted_cage else ""
+        text += f"; {CALIBRATION_FILE}: method {calibration.method}{cage}"
+    return text
 
 
 def _info_command(args: argparse.Namespace) -> int:
