@@ -191,3 +191,29 @@ def test_validate_model_refuses_a_broken_attribution_yaml(
     err = capsys.readouterr().err
     assert str(model / "attribution.yaml") in err and field in err
     assert "internal error" not in err
+
+
+@pytest.mark.parametrize("drop", [("arena_dims_mm",), ("arena_dims_mm", "sample_rate_hz")])
+def test_training_on_a_vcl_without_geometry_states_the_dims_assumed(drop, tmp_path):
+    from napari_gerbil.io.cage import builtin_cage
+    from napari_gerbil.io.vcl import write_vcl
+    from napari_gerbil.training.config import TrainingConfig
+    from napari_gerbil.training.sources import FALLBACK_ARENA_DIMS_MM, open_training_data
+
+    cage = builtin_cage("paper")
+    rng = np.random.default_rng(3)
+    calls = [0.01 * rng.standard_normal((2000, 4)).astype(np.float32) for _ in range(8)]
+    path = write_vcl(
+        tmp_path / "d.h5", calls, rng.uniform(-100, 100, (8, 1, 2)), node_names=["nose"],
+        sample_rate_hz=125000.0, arena_dims_mm=cage.dims, mic_positions_mm=cage.mics,
+    )  # fmt: skip
+    with h5py.File(path, "a") as f:
+        for name in (*drop, "mic_positions_mm"):  # no geometry at all
+            del f.attrs[name]
+    with pytest.warns(UserWarning) as caught:
+        data = open_training_data([path], TrainingConfig(device="cpu"), 1024)
+    text = " ".join(str(w.message) for w in caught)
+    assert data.metadata.arena_dims_mm == FALLBACK_ARENA_DIMS_MM
+    assert "600 x 400 x 350 mm" in text and "omni-corner" in text
+    assert "paper's cage" not in text
+    assert ("125000 Hz" in text) == ("sample_rate_hz" in drop)
