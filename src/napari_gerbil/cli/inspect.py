@@ -193,8 +193,9 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
 
     if (path / CALIBRATION_FILE).exists():
         calibration = load_calibration(path)  # names attribution.yaml and the field
-        cage = f", fitted in {calibration.fitted_cage}" if calibration.fitted_cage else ""
-        text += f"; {CALIBRATION_FILE}: method {calibration.method}{cage}"
+        fitted = calibration.fitted_cage
+        text += f"; {CALIBRATION_FILE}: method {calibration.method}"
+        text += f", fitted in {fitted}" if fitted else ""
     return text
 
 
