@@ -217,3 +217,46 @@ def test_training_on_a_vcl_without_geometry_states_the_dims_assumed(drop, tmp_pa
     assert "600 x 400 x 350 mm" in text and "omni-corner" in text
     assert "paper's cage" not in text
     assert ("125000 Hz" in text) == ("sample_rate_hz" in drop)
+
+
+@pytest.mark.parametrize("local", ["folder", "file"])
+def test_model_demo_next_to_a_local_demo_is_refused_as_ambiguous(
+    local, tmp_path, capsys, monkeypatch
+):
+    from napari_gerbil.cli._common import resolve_model_dir
+
+    monkeypatch.chdir(tmp_path)
+    if local == "folder":
+        (tmp_path / "demo").mkdir()
+    else:
+        (tmp_path / "demo").write_text("")
+    assert main(["calibrate", "--model", "demo", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "--model" in err and "built-in demo" in err and f"{local} ./demo" in err
+    assert "--model ./demo" in err and "builtin:demo" in err
+    assert resolve_model_dir("./demo") == Path("demo")  # the explicit path is taken
+
+
+@pytest.mark.parametrize("command", ["simulate speaker", "calibrate", "session create"])
+def test_cage_name_next_to_a_local_file_of_that_name_is_refused(
+    command, tiny_ensemble_dir, tmp_path, capsys, monkeypatch
+):
+    from napari_gerbil.io.cage import load_cage
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "paper").write_text("dims_mm: [1, 2, 3]\n")
+    wav = tmp_path / "m.wav"
+    from scipy.io import wavfile
+
+    wavfile.write(wav, 125000, np.zeros((1000, 4), np.int16))
+    argv = {
+        "simulate speaker": ["simulate", "speaker", "--cage", "paper", "--out", "d.h5"],
+        "calibrate": ["calibrate", "--model", tiny_ensemble_dir, "--cage", "paper", "--quiet"],
+        "session create": ["session", "create", "--audio", wav, "--cage", "paper", "--out", "s.h5"],
+    }[command]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "built-in cage" in err and "file ./paper" in err and "builtin:paper" in err
+    assert "internal error" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.wav", "paper"]
+    assert load_cage("builtin:paper").name == "builtin:paper"
