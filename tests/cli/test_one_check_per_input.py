@@ -260,3 +260,49 @@ def test_cage_name_next_to_a_local_file_of_that_name_is_refused(
     assert "internal error" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.wav", "paper"]
     assert load_cage("builtin:paper").name == "builtin:paper"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_detect_on_audio_holding_nan_or_inf_is_refused(bad, tmp_path, capsys):
+    import warnings
+
+    from scipy.io import wavfile
+
+    wav = tmp_path / "nan.wav"
+    audio = 0.01 * np.random.default_rng(0).standard_normal((125000, 4)).astype(np.float32)
+    audio[50000:50010, 2] = bad
+    wavfile.write(wav, 125000, audio)
+    session = tmp_path / "s.gerbil.h5"
+    argv = ["session", "create", "--audio", wav, "--cage", "paper", "--out", session]
+    assert main([str(a) for a in argv]) == 0
+    before = session.read_bytes()
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no raw numpy warnings
+        assert main(["detect", str(session), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert str(wav) in err and "finite samples" in err and "sample 50000, channel 2" in err
+    assert "internal error" not in err
+    assert session.read_bytes() == before
+
+
+def test_export_into_a_training_set_holding_a_nan_location_is_refused(
+    session_path, call_truth, tmp_path, capsys
+):
+    from napari_gerbil.io.session import load_session, save_session
+
+    session = load_session(session_path)
+    for row, (animal, _) in call_truth.items():
+        session.set_user_attribution(row, animal)
+    save_session(session, session_path)
+    first = tmp_path / "set1.h5"
+    assert main(["export", str(session_path), "--out", str(first), "--no-holdout", "--quiet"]) == 0
+    with h5py.File(first, "a") as f:
+        f["locations"][1, 0, 0] = np.nan
+    capsys.readouterr()
+    out = tmp_path / "set2.h5"
+    argv = ["export", session_path, "--out", out, "--no-holdout", "--training-set", first]
+    assert main([*(str(a) for a in argv), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert str(first) in err and "/locations" in err and "call 1" in err
+    assert not out.exists() and not list(tmp_path.glob("set2*"))
