@@ -306,3 +306,43 @@ def test_export_into_a_training_set_holding_a_nan_location_is_refused(
     err = capsys.readouterr().err
     assert str(first) in err and "/locations" in err and "call 1" in err
     assert not out.exists() and not list(tmp_path.glob("set2*"))
+
+
+@pytest.fixture
+def damaged_vcl(tmp_path):
+    """A VCL file whose root group's object header is damaged (h5py raises KeyError)."""
+    from napari_gerbil.io.cage import builtin_cage
+    from napari_gerbil.io.vcl import write_vcl
+
+    cage = builtin_cage("paper")
+    rng = np.random.default_rng(4)
+    calls = [0.01 * rng.standard_normal((2000, 4)).astype(np.float32) for _ in range(8)]
+    path = write_vcl(
+        tmp_path / "damaged.h5", calls, rng.uniform(-100, 100, (8, 1, 2)), node_names=["nose"],
+        sample_rate_hz=125000.0, arena_dims_mm=cage.dims, mic_positions_mm=cage.mics,
+    )  # fmt: skip
+    with h5py.File(path, "r") as f:
+        header = h5py.h5o.get_info(f["/"].id).addr
+    data = bytearray(path.read_bytes())
+    data[header + 16 : header + 32] = bytes(16)
+    path.write_bytes(bytes(data))
+    with pytest.raises(KeyError), h5py.File(path, "r") as f:
+        f.attrs.get("napari_gerbil_format")
+    return path
+
+
+@pytest.mark.parametrize("command", ["predict", "train", "evaluate"])
+def test_a_damaged_hdf5_file_is_refused_naming_it(command, damaged_vcl, tmp_path, capsys):
+    from napari_gerbil.io.session import is_session_file
+
+    assert not is_session_file(damaged_vcl)
+    argv = {
+        "predict": ["predict", "--baseline", "muse", "--data", damaged_vcl, "--out", "P.h5"],
+        "train": ["train", "--preset", "tiny", "--data", damaged_vcl, "--out", "m"],
+        "evaluate": ["evaluate", "--baseline", "muse", "--data", damaged_vcl, "--out", "e"],
+    }[command]
+    argv = [str(tmp_path / a) if a in ("P.h5", "m", "e") else str(a) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert str(damaged_vcl) in err and "internal error" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.h5"]
