@@ -66,6 +66,9 @@ class AttributionCalibration(Config):
         A call is assigned to an animal with at least this probability.
     fitted_on
         What the scales were fitted on (provenance, free text).
+    fitted_cage
+        The cage the scales were fitted in (``builtin:NAME`` or a cage file; empty in
+        files written before it was recorded, and for the default scales).
     """
 
     method: str = "srp"
@@ -75,6 +78,7 @@ class AttributionCalibration(Config):
     scorer_scale: float = 0.0
     assign_probability: float = 0.95
     fitted_on: str = "default scales (not fitted)"
+    fitted_cage: str = ""
 
     def __post_init__(self) -> None:
         if self.method not in ATTRIBUTION_METHODS:
@@ -118,9 +122,17 @@ def load_calibration(model_dir: str | os.PathLike | None) -> AttributionCalibrat
     if model_dir is None:
         return AttributionCalibration()
     path = Path(model_dir) / CALIBRATION_FILE
-    if not path.is_file():
+    if not path.exists():
         return AttributionCalibration()
-    return AttributionCalibration.load(path)
+    if not path.is_file():
+        raise InvalidInputError(path, "<file>", "a calibration file (YAML)", "not a regular file")
+    try:
+        return AttributionCalibration.load(path)
+    except InvalidInputError as exc:
+        if exc.source is not None:
+            raise
+        # the ranges are checked by the dataclass, which does not know the file
+        raise InvalidInputError(path, exc.field, exc.expected, exc.found, exc.hint) from None
 
 
 @dataclasses.dataclass

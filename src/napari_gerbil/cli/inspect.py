@@ -188,7 +188,15 @@ def validate(path: str | Path, tolerance_mm: float | None = None) -> str:
     from napari_gerbil.model.ensemble import load_ensemble  # torch: only here
 
     ens = load_ensemble(path, verify=True)
-    return f"valid model directory: {ens.n_members} members, checksums verified"
+    text = f"valid model directory: {ens.n_members} members, checksums verified"
+    from napari_gerbil.attribute import CALIBRATION_FILE, load_calibration
+
+    if (path / CALIBRATION_FILE).exists():
+        calibration = load_calibration(path)  # names attribution.yaml and the field
+        fitted = calibration.fitted_cage
+        text += f"; {CALIBRATION_FILE}: method {calibration.method}"
+        text += f", fitted in {fitted}" if fitted else ""
+    return text
 
 
 def _info_command(args: argparse.Namespace) -> int:

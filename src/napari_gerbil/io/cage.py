@@ -447,6 +447,10 @@ def builtin_cage(name: str = "paper", absorption_preset: str | None = None) -> C
 def load_cage(spec: str | os.PathLike | Cage | None = "paper") -> Cage:
     """A cage from a built-in name, a YAML/JSON file path, or a :class:`Cage` (returned).
 
+    ``builtin:NAME`` always takes the built-in cage; a bare built-in name while the
+    current folder holds an entry of that name is ambiguous and refused (``./NAME``
+    takes the file).
+
     Raises
     ------
     InvalidInputError
@@ -457,7 +461,17 @@ def load_cage(spec: str | os.PathLike | Cage | None = "paper") -> Cage:
     if spec is None:
         return builtin_cage("paper")
     text = str(spec)
+    if text.startswith("builtin:") and text[len("builtin:") :] in BUILTIN_CAGES:
+        return builtin_cage(text[len("builtin:") :])  # the built-in, whatever is here
     if text in BUILTIN_CAGES:
+        if os.path.lexists(text):  # a bare name next to a local file of that name
+            raise InvalidInputError(
+                text, "cage", "one cage",
+                f"'{text}' names both the built-in cage and the local "
+                f"{'folder' if os.path.isdir(text) else 'file'} ./{text}",
+                hint=f"Pass ./{text} for the local file, or builtin:{text} for the "
+                "built-in cage.",
+            )  # fmt: skip
         return builtin_cage(text)
     path = Path(text)
     if not path.exists():

@@ -216,7 +216,14 @@ def export_calls(
         The file written and the calls in it.
     """
     from napari_gerbil.io.outputs import check_not_an_input
-    from napari_gerbil.io.vcl import VCLDataset, VCLWriter, call_identities, merge_vcl
+    from napari_gerbil.io.vcl import (
+        LOCATION_TOLERANCE_MM,
+        VCLDataset,
+        VCLWriter,
+        call_identities,
+        check_locations,
+        merge_vcl,
+    )
 
     out_path = Path(out_path).absolute()
     # never the session, the training set, nor the audio / video / poses they refer to
@@ -242,6 +249,12 @@ def export_calls(
                 raise InvalidInputError(
                     training_set, "/locations", "single-animal labelled calls", "other"
                 )
+            # the same check as ``validate``: finite locations inside the arena
+            arena = None if base.arena_dims_mm is None else np.asarray(base.arena_dims_mm, float)
+            check_locations(
+                Path(training_set), np.asarray(base.locations_mm, float), arena,
+                LOCATION_TOLERANCE_MM,
+            )  # fmt: skip
             node_names = base.node_names
             n_nodes, dims = base.locations_mm.shape[1:]
             already = set(call_identities(base))

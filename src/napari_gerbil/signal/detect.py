@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from typing import Any
 
 import numpy as np
 
@@ -127,6 +128,21 @@ def runs_above(
     )
 
 
+def _check_finite(source: Any, audio: np.ndarray, start: int) -> None:
+    """Refuse NaN or inf samples, naming the audio file, the sample and the channel."""
+    if np.isfinite(audio).all():
+        return
+    row, channel = (int(v) for v in np.argwhere(~np.isfinite(audio))[0])
+    paths = [str(p) for p in getattr(source, "paths", [])]
+    dataset = getattr(source, "dataset", None)
+    raise InvalidInputError(
+        ", ".join(paths) or None,
+        str(dataset) if dataset else "audio samples",
+        "finite samples (no NaN or inf)",
+        f"{audio[row, channel]} at sample {start + row}, channel {channel}",
+    )
+
+
 def band_energy_db(
     source,
     config: DetectorConfig,
@@ -154,6 +170,7 @@ def band_energy_db(
         start = done * hop
         stop = min(source.n_samples, start + chunk + nfft - hop)
         audio = np.asarray(source.read(start, stop), np.float32)
+        _check_finite(source, audio, start)
         # Sum over channels: correlated call energy adds coherently, noise does not.
         signal = np.ascontiguousarray(audio.mean(axis=1))
         count = min(n_frames - done, 1 + (signal.size - nfft) // hop)

@@ -28,7 +28,7 @@ from scipy.signal import fftconvolve
 
 from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.atomic import atomic_h5
-from napari_gerbil.io.vcl.validate import LOCATION_TOLERANCE_MM, _check_locations
+from napari_gerbil.io.vcl.validate import LOCATION_TOLERANCE_MM, check_locations
 from napari_gerbil.simulate.noise import NoiseSource
 from napari_gerbil.simulate.stimuli import CALL_CLASSES, StimulusGenerator
 
@@ -210,7 +210,7 @@ def validate_rir_bank(
         n_mics = rir.shape[1]
     dims = attrs.get("arena_dims_mm")
     dims = None if dims is None else np.asarray(dims, dtype=float)
-    _check_locations(path, locs, dims, tolerance_mm)
+    check_locations(path, locs, dims, tolerance_mm)
     return {
         "n_positions": len(idx) - 1,
         "n_mics": n_mics,

@@ -314,5 +314,5 @@ def write_calibration(
         cancel=cancel,
     )  # fmt: skip
     calibration, figures = fit_calibration(scores)
-    calibration.save(path)
+    calibration.replace(fitted_cage=cage.name).save(path)
     return figures

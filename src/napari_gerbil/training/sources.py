@@ -37,6 +37,23 @@ FALLBACK_SAMPLE_RATE_HZ = 125000.0
 FALLBACK_ARENA_DIMS_MM = (600.0, 400.0, 350.0)
 
 
+def fallback_note(path: Any, no_rate: bool, no_dims: bool) -> str:
+    """The warning for a dataset lacking its sample rate or arena size: what is assumed.
+
+    The fallback arena is the ``omni-corner`` cage's size, not the paper's cage (571.5 x
+    355.6 x 368.3 mm): the note states the numbers actually used.
+    """
+    missing, assumed = [], []
+    if no_rate:
+        missing.append("sample rate")
+        assumed.append(f"{FALLBACK_SAMPLE_RATE_HZ:g} Hz")
+    if no_dims:
+        missing.append("arena size")
+        x, y, z = FALLBACK_ARENA_DIMS_MM
+        assumed.append(f"an arena of {x:g} x {y:g} x {z:g} mm (the omni-corner cage's size)")
+    return f"{path}: no {' / '.join(missing)} stored; assuming {' and '.join(assumed)}"
+
+
 @dataclass
 class TrainingData:
     """Opened training files, their labels, shared metadata and the split."""
@@ -268,11 +285,7 @@ def open_training_data(
         )
     if metadata is None:
         if sr is None or dims is None:
-            warnings.warn(
-                f"{first.path}: no sample rate / arena size stored; assuming the paper's cage "
-                f"({FALLBACK_SAMPLE_RATE_HZ:g} Hz, {FALLBACK_ARENA_DIMS_MM} mm)",
-                stacklevel=2,
-            )
+            warnings.warn(fallback_note(first.path, sr is None, dims is None), stacklevel=2)
         dims = FALLBACK_ARENA_DIMS_MM if dims is None else tuple(float(v) for v in dims)
         mics = first.mic_positions_mm
         metadata = ModelMetadata(

@@ -74,11 +74,16 @@ def _call_versions(p: h5py.Group, source: Path) -> Any:
 
 
 def is_session_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an HDF5 file marked ``napari_gerbil_format = "session"``."""
+    """Whether ``path`` is an HDF5 file marked ``napari_gerbil_format = "session"``.
+
+    A file h5py cannot read (damaged metadata raises ``KeyError`` or ``RuntimeError``
+    from h5py, not only ``OSError``) is not a session: its reader then names what is
+    wrong.
+    """
     try:
         with h5py.File(path, "r") as f:
             return str(f.attrs.get("napari_gerbil_format", "")) == FORMAT_NAME
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError):
         return False
 
 

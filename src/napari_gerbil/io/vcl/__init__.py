@@ -32,7 +32,12 @@ from napari_gerbil.io.vcl.names import (
     SAMPLE_RATE_ATTRS,
 )
 from napari_gerbil.io.vcl.read import VCLDataset
-from napari_gerbil.io.vcl.validate import LOCATION_TOLERANCE_MM, SCAN_CHUNK_SAMPLES, validate_vcl
+from napari_gerbil.io.vcl.validate import (
+    LOCATION_TOLERANCE_MM,
+    SCAN_CHUNK_SAMPLES,
+    check_locations,
+    validate_vcl,
+)
 from napari_gerbil.io.vcl.write import (
     AUDIO_CHUNK_SAMPLES,
     CallIdentity,
@@ -58,6 +63,7 @@ __all__ = [
     "call_identities",
     "check_compatible",
     "merge_vcl",
+    "check_locations",
     "validate_vcl",
     "write_vcl",
 ]

@@ -93,7 +93,7 @@ def validate_vcl(
                     path, "/locations", "a dataset of call locations (mm)", "no such dataset"
                 )
         else:
-            _check_locations(
+            check_locations(
                 path, s.locations[()].astype(float), s.meta["arena_dims_mm"], tolerance_mm
             )
         return {
@@ -104,9 +104,10 @@ def validate_vcl(
         }
 
 
-def _check_locations(
+def check_locations(
     path: Path, loc: np.ndarray, dims: np.ndarray | None, tolerance_mm: float
 ) -> None:
+    """Refuse NaN/inf locations and locations outside the arena, naming ``/locations``."""
     if not np.isfinite(loc).all():
         call = int(np.argmax(~np.isfinite(loc.reshape(len(loc), -1)).all(axis=1)))
         raise InvalidInputError(
