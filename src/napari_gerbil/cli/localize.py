@@ -56,8 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "simulated calls in the cage; writes MODEL/attribution.yaml. Every method is "
         "judged on held-out calls; the best is kept.",
     )
-    c.add_argument("--model", required=True, help="ensemble directory, or 'demo'")
-    c.add_argument("--cage", default="paper", help="cage file or built-in cage name")
+    _add_model_and_cage(c)
     c.add_argument(
         "--calls", type=int_range(64, 10**6), default=2048, help="simulated calls to fit on"
     )
@@ -73,8 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "microphones, the animal's heading), save MODEL/scorer.pt and refit "
         "MODEL/attribution.yaml (every method judged on held-out calls; the best is kept).",
     )
-    t.add_argument("--model", required=True, help="ensemble directory, or 'demo'")
-    t.add_argument("--cage", default="paper", help="cage file or built-in cage name")
+    _add_model_and_cage(t)
     t.add_argument(
         "--calls", type=int_range(64, 10**7), default=20000, help="simulated training calls"
     )
@@ -90,6 +88,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overwrite(t)
     add_quiet(t)
     t.set_defaults(func=_train_scorer)
+
+
+def _add_model_and_cage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="ensemble directory, or 'demo'")
+    parser.add_argument("--cage", default="paper", help="cage file or built-in cage name")
+
+
+def _print_figures(figures: dict) -> None:
+    """Every method's held-out figures, a line each."""
+    for method, f in figures.items():
+        print(
+            f"{method:>9}: held-out NLL {f['nll']:.3f}, picked right {f['picked_right']:.1%}, "
+            f"assigned {f['assigned']:.1%}, right {f['right']:.1%} (n={f['n']})"
+        )
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -151,11 +163,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         figures = write_calibration(
             model, cage, args.calls, seed=args.seed, overwrite=args.overwrite, progress=bar
         )
-    for method, f in figures.items():
-        print(
-            f"{method:>9}: held-out NLL {f['nll']:.3f}, picked right {f['picked_right']:.1%}, "
-            f"assigned {f['assigned']:.1%}, right {f['right']:.1%} (n={f['n']})"
-        )
+    _print_figures(figures)
     print(f"wrote {model / CALIBRATION_FILE}")
     return 0
 
@@ -171,11 +179,7 @@ def _train_scorer(args: argparse.Namespace) -> int:
             calibration_calls=args.calibration_calls, seed=args.seed, device=args.device,
             overwrite=args.overwrite, progress=bar,
         )  # fmt: skip
-    for method, f in result["figures"].items():
-        print(
-            f"{method:>9}: held-out NLL {f['nll']:.3f}, picked right {f['picked_right']:.1%}, "
-            f"assigned {f['assigned']:.1%}, right {f['right']:.1%} (n={f['n']})"
-        )
+    _print_figures(result["figures"])
     print(
         f"scorer trained on {result['n_calls']} calls, {result['epochs']} epochs, "
         f"{result['wall_s']:.0f} s -> {model / 'scorer.pt'}; calibration -> "
