@@ -346,3 +346,24 @@ def test_a_damaged_hdf5_file_is_refused_naming_it(command, damaged_vcl, tmp_path
     err = capsys.readouterr().err
     assert str(damaged_vcl) in err and "internal error" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.h5"]
+
+
+def test_localize_truth_of_another_session_is_refused(tiny_ensemble_dir, tmp_path, capsys):
+    """`localize --truth` with another session's truth file: refused, nothing localized."""
+    from napari_gerbil.io.session import load_session
+    from napari_gerbil.simulate.session import SessionConfig, simulate_session
+
+    ours = simulate_session(tmp_path / "a", SessionConfig(duration_s=6.0, seed=1,
+                                                          call_rate_hz=2.0))  # fmt: skip
+    other = simulate_session(tmp_path / "b", SessionConfig(duration_s=6.0, seed=2,
+                                                           call_rate_hz=2.0))  # fmt: skip
+    args = ["localize", str(ours.session), "--model", str(tiny_ensemble_dir), "--quiet"]
+    assert main([*args, "--truth", str(other.truth)]) == 1
+    err = capsys.readouterr().err
+    assert str(other.truth) in err and "start_sample/stop_sample" in err
+    assert (
+        load_session(ours.session).predictions is None
+        or not np.isfinite(load_session(ours.session).predictions.point_mm).any()
+    )
+    assert main([*args, "--truth", str(ours.truth)]) == 0  # its own truth is scored
+    assert "against the truth" in capsys.readouterr().out

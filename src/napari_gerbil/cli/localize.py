@@ -110,12 +110,14 @@ def _command(args: argparse.Namespace) -> int:
     from napari_gerbil.pipeline import localize_session
     from napari_gerbil.progress import TqdmProgress
 
-    load_session(args.session)  # a bad session fails before the model loads
+    session = load_session(args.session)  # a bad session fails before the model loads
     truth = None
     if args.truth is not None:
+        from napari_gerbil.evaluate.attribution import check_truth_matches
         from napari_gerbil.simulate.truth import load_truth
 
         truth = load_truth(args.truth)  # a bad truth file fails before any work
+        check_truth_matches(session, truth, args.truth)  # another session's: refused
     ensemble = load_ensemble(
         resolve_model_dir(args.model, args.quiet), device=args.device, field="--model"
     )

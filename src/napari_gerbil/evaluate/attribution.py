@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from napari_gerbil.errors import InvalidInputError
 from napari_gerbil.io.session import AMBIGUOUS, UNASSIGNED, Session
 from napari_gerbil.simulate.truth import SessionTruth
 
@@ -135,6 +136,33 @@ def match_truth_calls(session: Session, truth: SessionTruth) -> np.ndarray:
     iou = np.maximum(overlap, 0) / union  # calls of two animals may overlap in time
     best = np.argmax(iou, axis=1)
     return np.where(iou[np.arange(len(start)), best] > 0, best, -1)
+
+
+def check_truth_matches(session: Session, truth: SessionTruth, source=None) -> None:
+    """Refuse a truth file that belongs to another session.
+
+    The truth's calls must overlap at least half of the session's calls in time, and
+    name as many animals: a truth file of another recording overlaps only by chance.
+    """
+    if (
+        truth.animal_names
+        and session.animal_names
+        and (len(truth.animal_names) != len(session.animal_names))
+    ):
+        raise InvalidInputError(
+            source, "animal_names", f"{len(session.animal_names)} animals like the session",
+            f"{len(truth.animal_names)}", hint="Pass the truth file of this session.",
+        )  # fmt: skip
+    if session.n_calls == 0:
+        return
+    matched = float(np.mean(match_truth_calls(session, truth) >= 0))
+    if matched < 0.5:
+        raise InvalidInputError(
+            source, "start_sample/stop_sample",
+            "the truth of this session (its calls overlapping the session's)",
+            f"{matched:.0%} of the session's {session.n_calls} calls overlap a truth call",
+            hint="Pass the truth file written next to this session.",
+        )  # fmt: skip
 
 
 @dataclasses.dataclass
