@@ -367,3 +367,26 @@ def test_localize_truth_of_another_session_is_refused(tiny_ensemble_dir, tmp_pat
     )
     assert main([*args, "--truth", str(ours.truth)]) == 0  # its own truth is scored
     assert "against the truth" in capsys.readouterr().out
+
+
+def test_a_full_disk_during_a_session_finetune_names_the_model_and_leaves_no_husk(
+    tiny_ensemble_dir, session_path, tmp_path, monkeypatch, capsys
+):
+    """`train --finetune M --sessions S` on a full disk: the new model named, no empty -ft1/."""
+    import errno
+
+    from napari_gerbil.training import finetune as finetune_module
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_ensemble_dir, model)
+
+    def full_disk(*args, **kwargs):
+        Path(args[3]).mkdir(parents=True, exist_ok=True)  # the new model's folder, then ...
+        raise OSError(errno.ENOSPC, "No space left on device")  # ... no filename
+
+    monkeypatch.setattr(finetune_module, "train_ensemble", full_disk)
+    argv = ["train", "--finetune", str(model), "--sessions", str(session_path), "--epochs", "1"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "model-ft1" in err
+    assert not (tmp_path / "model-ft1").exists()

@@ -78,23 +78,33 @@ def finetune(
         "config_digest": manifest.get("config_digest"),
         "created": manifest.get("created"),
     }
-    result = train_ensemble(
-        network_config,
-        config,
-        datasets,
-        out,
-        len(seeds),
-        progress=progress,
-        cancel=cancel,
-        show_progress=show_progress,
-        engine=engine,
-        sessions=sessions,
-        report=report,
-        _init=[model_dir / m["file"] for m in manifest["members"]],
-        _metadata=meta,
-        _parent=parent,
-        _version=int(manifest.get("version", 1)) + 1,
-    )
+    created = not out.exists()
+    try:
+        result = train_ensemble(
+            network_config,
+            config,
+            datasets,
+            out,
+            len(seeds),
+            progress=progress,
+            cancel=cancel,
+            show_progress=show_progress,
+            engine=engine,
+            sessions=sessions,
+            report=report,
+            _init=[model_dir / m["file"] for m in manifest["members"]],
+            _metadata=meta,
+            _parent=parent,
+            _version=int(manifest.get("version", 1)) + 1,
+        )
+    except OSError as exc:  # a full disk, an I/O error: name the new model, leave no husk
+        if created and out.is_dir() and not any(p.is_file() for p in out.rglob("*")):
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)  # empty: nothing to resume from
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from exc
+        raise
     from napari_gerbil.training.scorer import finetune_scorer
 
     reviewed = [*(sessions or []), *_exported_from(datasets)]
