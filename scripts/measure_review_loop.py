@@ -29,7 +29,7 @@ def main() -> None:
     from napari_gerbil.evaluate.attribution_panel import _session, _session_scores
     from napari_gerbil.io.session import load_session
     from napari_gerbil.io.tracks import load_poses
-    from napari_gerbil.model.scorer import SCORER_FILE, load_scorer, score_candidates
+    from napari_gerbil.model.scorer import SCORER_FILE, load_scorer
     from napari_gerbil.simulate.truth import load_truth
     from napari_gerbil.training.scorer import CandidateSet, session_candidate_set, train_scorer
 
@@ -82,8 +82,8 @@ def main() -> None:
                               learning_rate=5e-4, curriculum=False, batch_size=32,
                               init=copy.deepcopy(scorer))  # fmt: skip
         after = judge(taught)
-        print(f"after {n} reviewed calls: {_fmt(after)} "
-              f"({100 * (after['assigned'] - before['assigned']):+.1f} points assigned)")  # fmt: skip
+        gain = 100 * (after["assigned"] - before["assigned"])
+        print(f"after {n} reviewed calls: {_fmt(after)} ({gain:+.1f} points assigned)")
     print(f"{time.perf_counter() - t0:.0f} s")
 
 
