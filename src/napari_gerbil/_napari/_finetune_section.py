@@ -62,7 +62,7 @@ class FinetuneSection(QWidget):
 
         Says what the command line says: how many were written, held out, skipped.
         """
-        from napari_gerbil.review import export_calls
+        from napari_gerbil.review.export import export_calls
 
         dock = self.dock
         if dock.review is None:
