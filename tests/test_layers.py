@@ -34,6 +34,7 @@ LAYERS = {
     "signal": 4,
     "simulate": 4,
     "baselines": 4,
+    "cagefit": 5,  # fits a cage to recordings: reads io, renders with simulate
     "model": 5,
     "attribute": 6,
     "training": 7,  # fits the attribution calibration: above attribute

@@ -213,4 +213,51 @@ def test_cage_is_a_config_with_one_set_of_keys():
         "scattering",
         "temperature_c",
         "humidity_pct",
+        "mic_gains_db",
     }
+
+
+@pytest.mark.parametrize(
+    ("gains", "words"),
+    [
+        ([0.0, 1.0, 2.0], "4 finite gains"),
+        ([0.0, 1.0, 2.0, 3.0, 4.0], "4 finite gains"),
+        ([0.0, float("nan"), 0.0, 0.0], "4 finite gains"),
+        ([0.0, float("inf"), 0.0, 0.0], "4 finite gains"),
+        ([0.0, 0.0, 41.0, 0.0], "+-40 dB"),
+        ([-45.0, 0.0, 0.0, 0.0], "+-40 dB"),
+        ("loud", "numbers"),
+    ],
+)
+def test_bad_mic_gains_name_file_and_key(tmp_path, asymmetric_cage, gains, words):
+    path = write(tmp_path, {**asymmetric_cage, "mic_gains_db": gains})
+    with pytest.raises(InvalidInputError) as err:
+        load_cage(path)
+    assert err.value.source == str(path)
+    assert err.value.field == "mic_gains_db"
+    assert words in err.value.expected or words in str(err.value)
+
+
+def test_mic_gains_round_trip_and_reach_the_renderer(tmp_path, asymmetric_cage):
+    from napari_gerbil.simulate.renderer import ImageSourceRenderer
+    from napari_gerbil.simulate.room import RenderConfig, Room
+
+    gains_db = [0.0, 6.0, -3.5, 40.0]
+    path = write(tmp_path, {**asymmetric_cage, "mic_gains_db": gains_db})
+    cage = load_cage(path)
+    assert cage.mic_gains_db == gains_db
+    copy = tmp_path / "copy.yaml"
+    save_cage(cage, copy)
+    assert load_cage(copy).to_dict() == cage.to_dict()
+    plain = cage.with_changes(mic_gains_db=None)
+    np.testing.assert_allclose(plain.mic_gains(), 1.0)
+    linear = 10.0 ** (np.asarray(gains_db) / 20.0)
+    np.testing.assert_allclose(Room.from_cage(cage).mic_gains, linear)
+    np.testing.assert_allclose(Room.from_cage(plain).mic_gains, 1.0)
+    # the rendered responses: channel k of the gained cage = gain k x the plain one's
+    config = RenderConfig(max_order=2, specular_order=2)
+    source = np.array([[40.0, -30.0, 40.0]])
+    with_gains = ImageSourceRenderer(Room.from_cage(cage), 125000.0, config).rirs(source, seed=0)
+    without = ImageSourceRenderer(Room.from_cage(plain), 125000.0, config).rirs(source, seed=0)
+    ratio = np.linalg.norm(with_gains[0], axis=0) / np.linalg.norm(without[0], axis=0)
+    np.testing.assert_allclose(ratio, linear, rtol=1e-4)

@@ -6,6 +6,7 @@ Examples::
     napari-gerbil cage show my_cage.yaml --out my_cage.png
     napari-gerbil cage list
     napari-gerbil cage plan paper paper8 paper16 --out rig_plan   # how many microphones?
+    napari-gerbil cage fit speaker.h5 --start paper --out my_cage.yaml --report fit_report
 """
 
 from __future__ import annotations
@@ -59,6 +60,108 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overwrite(plan)
     plan.set_defaults(func=_plan)
+    _register_fit(sub)
+
+
+def _register_fit(sub) -> None:
+    from napari_gerbil.cagefit.fit import DEFAULT_FIT, FIT_PARAMETERS
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit the simulator to a calibration recording (speaker or robot with positions)",
+        description="Fit microphone positions, temperature, absorption, scattering and gains "
+        "so that the engine's calls at the recording's source positions match the recorded "
+        "ones; writes a normal cage file (provenance and residuals in comments) that every "
+        "--cage option takes. See docs/cage_fit.md.",
+    )
+    fit.add_argument("data", type=Path, help="a VCL dataset with the source position of each call")
+    fit.add_argument(
+        "--start",
+        required=True,
+        help="the cage the lab wrote down (a cage file or a built-in name)",
+    )
+    fit.add_argument("--out", type=Path, required=True, help="the fitted cage file (.yaml)")
+    fit.add_argument(
+        "--fit",
+        default=",".join(DEFAULT_FIT),
+        help=f"what to fit, comma-separated from {','.join(FIT_PARAMETERS)} (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--calls",
+        type=int_range(16, 1_000_000),
+        default=None,
+        help="use at most this many calls, spread over the positions",
+    )
+    fit.add_argument(
+        "--max-evaluations",
+        type=int_range(1, 100_000),
+        default=600,
+        help="engine evaluations the fit may spend; exhausting them fails the fit "
+        "(default: %(default)s)",
+    )
+    fit.add_argument(
+        "--check-calls",
+        type=int_range(0, 100_000),
+        default=300,
+        help="calls rendered for the decay check, which the fit never sees "
+        "(0: none; default: %(default)s)",
+    )
+    fit.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="folder for the fit report (fit.json, report.md, figures)",
+    )
+    fit.add_argument("--seed", type=seed, default=0, help="seed of call selection and bootstraps")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite(fit)
+    fit.set_defaults(func=_fit)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from napari_gerbil.cagefit.fit import fit_cage, parse_fit, write_fitted_cage
+    from napari_gerbil.cagefit.report import REPORT_FILES, write_report
+    from napari_gerbil.errors import InvalidInputError
+    from napari_gerbil.io.cage import load_cage
+    from napari_gerbil.io.inputs import check_input_file
+    from napari_gerbil.io.outputs import check_output_path
+    from napari_gerbil.progress import TqdmProgress
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".yaml", ".yml"):
+        raise InvalidInputError(out, "--out", "a cage file ending in .yaml or .yml", repr(out.name))
+    names = parse_fit(args.fit)
+    check_input_file(args.data, "<file>", "HDF5 file")
+    start = load_cage(args.start)  # a bad start cage fails before any work
+    inputs = [args.data] + ([] if args.start in _builtin_names() else [args.start])
+    check_output_path(out, overwrite=args.overwrite, inputs=inputs)
+    if not out.parent.is_dir():
+        raise InvalidInputError(out, "--out", "a file in an existing folder", "no such folder")
+    if args.report is not None:
+        for name in REPORT_FILES:
+            check_output_path(Path(args.report) / name, overwrite=args.overwrite, inputs=inputs)
+    with TqdmProgress("cage fit", disable=args.quiet) as bar:
+        result = fit_cage(
+            args.data,
+            start,
+            names,
+            calls=args.calls,
+            max_evaluations=args.max_evaluations,
+            check_calls=args.check_calls,
+            seed=args.seed,
+            progress=bar,
+        )
+    write_fitted_cage(result, out)
+    for row in result.parameters():
+        sd = "" if row["sd"] != row["sd"] else f" +- {row['sd']:.3g}"
+        print(f"{row['name']:12s} {row['start']:9.4g} -> {row['fitted']:9.4g}{sd} {row['unit']}")
+    for name, v in result.residuals().items():
+        print(f"residual, {name}: {v['start']:.3f} -> {v['fitted']:.3f}")
+    print(f"fitted cage -> {out} ({result.wall_s:.0f} s)")
+    if args.report is not None:
+        write_report(result, args.report)
+        print(f"report -> {Path(args.report) / 'report.md'}")
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:

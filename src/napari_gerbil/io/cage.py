@@ -10,6 +10,7 @@ A cage file holds exactly these keys (arena frame: origin at the floor centre, m
     scattering: 0.0                       # share of reflected energy that is diffuse
     temperature_c: 20
     humidity_pct: 50
+    mic_gains_db: [0.0, 0.4, -0.3, 0.1]   # optional; each channel's gain (default 0 dB)
 
 Absorption is the energy absorption coefficient (0 .. 1) of each surface, a scalar or
 one value per octave band of :data:`BAND_CENTRES_HZ` (500 Hz .. 64 kHz). Built-in cages
@@ -115,6 +116,9 @@ class Cage(Config):
         Share (0 .. 1) of the reflected energy that is scattered diffusely.
     temperature_c, humidity_pct
         Air state (speed of sound, ISO 9613-1 air absorption).
+    mic_gains_db
+        (n_mics,) gain of each channel in dB (``napari-gerbil cage fit`` measures them);
+        None = all 0 dB.
     """
 
     dims_mm: tuple[float, float, float] = DEFAULT_DIMS_MM
@@ -131,6 +135,7 @@ class Cage(Config):
     scattering: float = 0.0
     temperature_c: float = 20.0
     humidity_pct: float = 50.0
+    mic_gains_db: list[float] | None = None
 
     #: Where the spec came from (a file path or ``builtin:NAME``); not a cage key.
     source: dataclasses.InitVar[str | None] = None
@@ -189,6 +194,14 @@ class Cage(Config):
                 k = int(np.argmin(norms))
                 raise self._fail(f"mic_orientations[{k}]", "a non-zero direction", ori[k].tolist())
             self.mic_orientations = ori.tolist()
+        if self.mic_gains_db is not None:
+            gains = _float_array(self.mic_gains_db, self._source, "mic_gains_db")
+            if gains.shape != (len(mics),) or not np.isfinite(gains).all():
+                raise self._fail("mic_gains_db", f"{len(mics)} finite gains in dB, one per "
+                                 "microphone", gains.tolist())  # fmt: skip
+            if (np.abs(gains) > 40.0).any():
+                raise self._fail("mic_gains_db", "gains within +-40 dB", gains.tolist())
+            self.mic_gains_db = gains.tolist()
         _check_scalar(self, "mic_pattern_p", 0.0, 1.0)
         _check_scalar(self, "scattering", 0.0, 1.0)
         _check_scalar(self, "temperature_c", -20.0, 50.0)
@@ -244,6 +257,12 @@ class Cage(Config):
             return np.tile([0.0, 0.0, -1.0], (self.n_mics, 1))
         ori = np.asarray(self.mic_orientations, dtype=float)
         return ori / np.linalg.norm(ori, axis=1, keepdims=True)
+
+    def mic_gains(self) -> np.ndarray:
+        """(n_mics,) linear gain of each channel (1 where the file gives none)."""
+        if self.mic_gains_db is None:
+            return np.ones(self.n_mics)
+        return 10.0 ** (np.asarray(self.mic_gains_db, dtype=float) / 20.0)
 
     def band_absorption(self) -> dict[str, np.ndarray]:
         """Energy absorption per octave band (8,) of ``walls``, ``floor``, ``ceiling``."""

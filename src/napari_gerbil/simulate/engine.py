@@ -199,7 +199,8 @@ def perturbed_room(cage: Cage, rng: np.random.Generator, ranges: Randomization) 
         mics_m=(mics_mm + np.r_[dims_mm[:2] / 2.0, 0.0]) / 1000.0,
         mic_directions=directions,
         mic_pattern_p=float(np.clip(room.mic_pattern_p + rng.uniform(*ranges.mic_pattern_p), 0, 1)),
-        mic_gains=10.0 ** (rng.uniform(-ranges.mic_gain_db, ranges.mic_gain_db, n) / 20.0),
+        mic_gains=room.mic_gains
+        * 10.0 ** (rng.uniform(-ranges.mic_gain_db, ranges.mic_gain_db, n) / 20.0),
         absorption=np.clip(1.0 - reflected, 0.0, 1.0),
         scattering=float(np.clip(room.scattering + rng.uniform(*ranges.scattering), 0.0, 1.0)),
         temperature_c=float(

@@ -113,7 +113,7 @@ class Room:
             mics_m=(cage.mics + np.r_[cage.dims[:2] / 2.0, 0.0]) / 1000.0,
             mic_directions=cage.orientations(),
             mic_pattern_p=float(cage.mic_pattern_p),
-            mic_gains=np.ones(cage.n_mics),
+            mic_gains=cage.mic_gains(),
             absorption=np.stack([walls, walls, walls, walls, floor, ceiling]),
             scattering=float(cage.scattering),
             temperature_c=float(cage.temperature_c),
