@@ -224,15 +224,12 @@ def spectral_ratios(audio: list[np.ndarray], fs_hz: float, noise_var: np.ndarray
     return out
 
 
-def response_ratios(rirs: np.ndarray, fs_hz: float) -> np.ndarray:
-    """(n_sources, n_bands, n_mics) :func:`spectral_ratios` of impulse responses.
+def response_ratios(energy: np.ndarray, fs_hz: float, n_fft: int) -> np.ndarray:
+    """(n_sources, n_bands, n_mics) :func:`spectral_ratios` of responses' energy spectra.
 
-    ``rirs`` (n_draws, n_sources, n_samples, n_mics): band energies are averaged over
-    the draws (the diffuse tail's expected energy) before the ratio.
+    ``energy`` (n_sources, n_fft // 2 + 1, n_mics): expected ``|H(f)|^2`` (see
+    :meth:`~napari_gerbil.simulate.renderer.ImageSourceRenderer.expected_energy_spectra`).
     """
-    n = 1 << int(np.ceil(np.log2(rirs.shape[2])))
-    bands = band_matrix(n, fs_hz)
-    spec = np.abs(np.fft.rfft(rirs.astype(np.float64), n=n, axis=2)) ** 2
-    energy = np.einsum("bf,dsfm->sbm", bands, spec) / rirs.shape[0]
-    level = 10 * np.log10(np.maximum(energy, 1e-30))
+    bands = band_matrix(n_fft, fs_hz)
+    level = 10 * np.log10(np.maximum(np.einsum("bf,sfm->sbm", bands, energy), 1e-30))
     return level - level.mean(axis=2, keepdims=True)

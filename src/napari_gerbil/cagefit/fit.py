@@ -47,6 +47,10 @@ DEFAULT_FIT = ("absorption", "scattering", "mics", "temperature", "gains")
 TDOA_WINDOWS_SAMPLES = (8.0, 4.0, 2.0, 2.0)
 #: Largest RMS time-difference residual (samples) of a converged fit.
 MAX_TDOA_RMS_SAMPLES = 1.0
+#: Farthest (mm) a fitted microphone may lie from the start cage's. A fit that needs more
+#: has explained the time differences with a rig the lab did not build (positions in
+#: another frame or swapped between calls, channels in another order): not converged.
+MAX_MIC_MOVE_MM = 30.0
 #: Grid step (degC) of the temperature profile that starts the joint fit.
 TEMPERATURE_STEP_C = 2.0
 #: Share of white noise's power in the band :func:`noise_power` measures.
@@ -196,6 +200,7 @@ def fit_cage(
     geometry = _fit_geometry(cal, start_cage, names, seed, report)
     if not geometry.success or not geometry.rms_fitted_samples <= 2 * MAX_TDOA_RMS_SAMPLES:
         raise CageFitError(_diverged(cal.path, "geometry", geometry.rms_fitted_samples))
+    _check_moves(cal.path, "geometry", start_cage, geometry.mics_mm)
     report(Progress(0.3, "level ratios of the recorded calls"))
     noise_var = noise_power(cal.audio, cal.sample_rate_hz) / _NOISE_BAND_SHARE
     ratios = spectral_ratios(cal.audio, cal.sample_rate_hz, noise_var)
@@ -234,6 +239,7 @@ def fit_cage(
     tdoa_rms = room.tdoa_rms_samples[1]
     if not room.success or not tdoa_rms <= MAX_TDOA_RMS_SAMPLES:
         raise CageFitError(_diverged(cal.path, "joint", tdoa_rms, room.message, max_evaluations))
+    _check_moves(cal.path, "joint", start_cage, room.cage.mics)
     if not room.ratio_rms_db[1] <= room.ratio_rms_db[0] * 1.001:
         raise CageFitError(
             f"{cal.path}: the fit did not converge: the fitted cage matches the recorded "
@@ -324,6 +330,20 @@ def _profile_temperature(
         if denom > 0:
             best += 0.5 * (a - c) / denom * TEMPERATURE_STEP_C
     return candidate(best)[0]
+
+
+def _check_moves(path: Path, stage: str, start: Cage, mics_mm: np.ndarray) -> None:
+    """Raise :class:`CageFitError` where a microphone moved beyond :data:`MAX_MIC_MOVE_MM`."""
+    moved = np.linalg.norm(np.asarray(mics_mm) - start.mics, axis=1)
+    k = int(np.argmax(moved))
+    if not moved[k] <= MAX_MIC_MOVE_MM:
+        raise CageFitError(
+            f"{path}: the {stage} fit did not converge to the start cage's rig: microphone "
+            f"{k} would move {moved[k]:.0f} mm from its position in {start.name} (at most "
+            f"{MAX_MIC_MOVE_MM:g} mm expected). Are /locations the sources' positions in mm, "
+            "arena frame (origin at the floor centre), and is channel k microphone k of the "
+            "start cage? Nothing was written."
+        )
 
 
 def _diverged(

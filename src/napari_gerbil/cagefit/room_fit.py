@@ -1,8 +1,9 @@
 """Geometry and acoustics together, with the engine in the loop.
 
-For a trial cage the engine renders the impulse response at every source position of
-the recording (two draws of the diffuse tail, their band energies averaged: its expected
-energy) and :func:`~napari_gerbil.cagefit.features.response_ratios` turns them into
+For a trial cage the engine renders the expected energy spectrum of the response at
+every source position of the recording (the image sources exactly, the diffuse tail's
+expected energy: no random draw, so no preference for settings whose draws stray less)
+and :func:`~napari_gerbil.cagefit.features.response_ratios` turns them into
 each microphone's 1 kHz band level re the other microphones. The recording gives the
 same ratios without knowing the source's waveform
 (:func:`~napari_gerbil.cagefit.features.spectral_ratios`): the call cancels, the room
@@ -36,8 +37,6 @@ from napari_gerbil.simulate.room import RenderConfig, Room
 ACOUSTIC_PARAMETERS = ("walls", "floor", "ceiling", "scattering", "pattern")
 #: Residual scale (dB) of a spectral level ratio.
 RATIO_SCALE_DB = 1.0
-#: Draws of the diffuse tail averaged per evaluation.
-TAIL_DRAWS = 2
 #: Unit of each parameter kind in the optimizer's coordinates (its finite-difference step
 #: is :data:`STEP` of it): mm, degC, logit.
 UNITS = {"mic": 1.0, "temperature": 1.0, "coefficient": 0.5}
@@ -200,10 +199,9 @@ class _Model:
         """(n_positions, n_bands, n_mics) the engine's level ratios in ``cage``."""
         self.n_evaluations += 1
         renderer = ImageSourceRenderer(Room.from_cage(cage), self.fs, self.render)
-        rirs = np.stack(
-            [renderer.rirs(self.positions_mm, None, seed) for seed in range(TAIL_DRAWS)]
-        )
-        return response_ratios(rirs, self.fs)
+        n_fft = 1 << int(np.ceil(np.log2(renderer.rir_samples)))
+        energy = renderer.expected_energy_spectra(self.positions_mm, n_fft)
+        return response_ratios(energy, self.fs, n_fft)
 
     def parts(self, cage: Cage) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per-position TDOA residuals, ratio residuals (dB), gains (dB), model ratios."""

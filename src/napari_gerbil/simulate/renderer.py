@@ -494,6 +494,42 @@ class ImageSourceRenderer:
         tables_t = torch.as_tensor(tables, device=self.device)
         return self._combine(self._band_buffers(src_t, heads_t, tables_t, gen))
 
+    def expected_energy_spectra(self, sources_mm: np.ndarray, n_fft: int) -> np.ndarray:
+        """(n_src, n_fft // 2 + 1, n_mics) expected ``|H(f)|^2`` of omnidirectional sources.
+
+        The deterministic part (image sources) exactly, plus the diffuse tail's expected
+        energy: with unit white noise shared by the bands, ``E|T(f)|^2 = sum_bc F_b(f)
+        F_c(f) sum_t e_b(t) e_c(t)`` for band filters ``F`` and envelopes ``e``. A fit
+        that compares single rendered draws with a recording prefers settings with less
+        randomness (their draws stray less); the expectation has none.
+        """
+        src = torch.as_tensor(
+            self._check_sources(sources_mm), dtype=torch.float32, device=self.device
+        )
+        n = len(src)
+        heads = torch.full((n,), float("nan"), device=self.device)
+        tables = torch.as_tensor(
+            caller_gain_tables("omni", n, RENDER_BANDS_HZ, np.random.default_rng(0), self.c),
+            device=self.device,
+        )
+        if self.device.type == "cpu" and self.kernel == "compiled":
+            buf = self._accumulate_compiled(src, heads, tables)
+        else:
+            buf = self._accumulate_torch(src, heads, tables) * self._air_gain
+        window = slice(self.pre_samples, self.pre_samples + self.rir_samples)
+        h = self._combine(buf)[..., window]  # (n_src, n_mics, rir_samples)
+        energy = torch.abs(torch.fft.rfft(h, n=n_fft, dim=-1)) ** 2  # (n_src, M, F)
+        envelope = self._diffuse_envelope(src[:1], heads[:1], tables[:1])
+        if envelope is not None:
+            e = (envelope * self._air_gain)[..., window]  # (M, B, T)
+            gram = torch.einsum("mbt,mct->mbc", e, e)  # (M, B, B)
+            freqs = np.fft.rfftfreq(n_fft, 1.0 / self.fs)
+            filters = band_filters(freqs) * highpass_power(freqs, self.config.highpass_hz)
+            f_t = torch.as_tensor(filters, dtype=torch.float32, device=self.device)  # (B, F)
+            tail = torch.einsum("bf,cf,mbc->mf", f_t, f_t, gram) * self._mic_gains[:, None] ** 2
+            energy = energy + tail[None]
+        return energy.permute(0, 2, 1).cpu().numpy()
+
     def render(
         self,
         sources_mm: np.ndarray,
