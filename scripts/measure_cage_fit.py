@@ -73,7 +73,7 @@ def part_pra(out: Path) -> dict:
     return res
 
 
-def random_cage(rng: np.random.Generator):
+def random_cage(rng: np.random.Generator, max_scattering: float = 0.3):
     """The ``paper`` cage with absorption, scattering, air and microphones drawn at random."""
     start = builtin_cage("paper")
     move = rng.normal(size=(start.n_mics, 3))
@@ -84,26 +84,27 @@ def random_cage(rng: np.random.Generator):
             "floor": float(rng.uniform(0.3, 0.85)),
             "ceiling": float(rng.uniform(0.5, 0.98)),
         },
-        scattering=float(rng.uniform(0.0, 0.3)),
+        scattering=float(rng.uniform(0.0, max_scattering)),
         temperature_c=float(rng.uniform(16.0, 30.0)),
         mic_positions_mm=(start.mics + move).tolist(),
     )
 
 
-def part_engine(out: Path, n_draws: int) -> dict:
+def part_engine(out: Path, n_draws: int, max_scattering: float = 0.3) -> dict:
     """Cages drawn at random, rendered by the engine, fitted from ``paper``."""
-    rng = np.random.default_rng(2026)
+    rng = np.random.default_rng(2026 if max_scattering == 0.3 else 2027)
+    tag = "" if max_scattering == 0.3 else f"s{max_scattering:g}_"
     rows = []
     for k in range(n_draws):
-        truth = random_cage(rng)
-        save_cage(truth, out / f"engine_truth_{k}.yaml")
-        data = out / f"engine_speaker_{k}.h5"
+        truth = random_cage(rng, max_scattering)
+        save_cage(truth, out / f"engine_{tag}truth_{k}.yaml")
+        data = out / f"engine_{tag}speaker_{k}.h5"
         data.unlink(missing_ok=True)
         cfg = ScenarioConfig(
             scenario="speaker",
             n_calls=500,
             seed=100 + k,
-            cage=str(out / f"engine_truth_{k}.yaml"),
+            cage=str(out / f"engine_{tag}truth_{k}.yaml"),
             classes=CALL_CLASSES[:10],
         )
         simulate_dataset(data, cfg)
@@ -204,6 +205,12 @@ def main(argv=None) -> int:
     p.add_argument("parts", nargs="+", choices=("pra", "engine", "train"))
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--draws", type=int, default=5, help="random cages of the engine part")
+    p.add_argument(
+        "--max-scattering",
+        type=float,
+        default=0.3,
+        help="scattering of the engine part's cages drawn from 0 .. this",
+    )
     p.add_argument("--sim-calls", type=int, default=4000)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--preset", default="fast")
@@ -214,11 +221,16 @@ def main(argv=None) -> int:
         if part == "pra":
             res = part_pra(args.out)
         elif part == "engine":
-            res = part_engine(args.out, args.draws)
+            res = part_engine(args.out, args.draws, args.max_scattering)
         else:
             res = part_train(args.out, args.sim_calls, args.epochs, args.preset)
         res["part_wall_s"] = time.perf_counter() - t0
-        (args.out / f"{part}.json").write_text(json.dumps(res, indent=2) + "\n")
+        name = (
+            part
+            if part != "engine" or args.max_scattering == 0.3
+            else (f"engine_s{args.max_scattering:g}")
+        )
+        (args.out / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n")
         print(
             part, json.dumps({k: v for k, v in res.items() if k not in ("draws",)}, indent=1)[:3000]
         )

@@ -3,7 +3,7 @@
 The fit (:mod:`~napari_gerbil.cagefit.room_fit`) never sees the decay. Here the engine
 renders calls at the recording's positions in the start and the fitted cage (the
 recorded calls' stimulus classes, their levels and the recording's noise floor), and
-:func:`~napari_gerbil.cagefit.features.acoustic_features` of rendered and recorded calls
+:func:`~napari_gerbil.cagefit.features.decay_curves` of rendered and recorded calls
 are compared: the energy after each call's offset (dB re its last ms) and its slope.
 Stimuli are drawn afresh, so single calls differ; averages over many calls agree when
 the room does.
@@ -12,6 +12,7 @@ the room does.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,8 +20,7 @@ import numpy as np
 from napari_gerbil.cagefit.features import (
     FEATURE_BAND_HZ,
     _bandpass,
-    acoustic_features,
-    feature_groups,
+    decay_curves,
     noise_power,
 )
 from napari_gerbil.io.cage import Cage
@@ -112,17 +112,14 @@ def decay_check(
     classes = [classes[k] for k in keep]
     positions_mm = positions_mm[keep]
     noise_var = noise_power(audio, fs_hz) / _BAND_SHARE
-    groups = feature_groups(audio[0].shape[1])
-    n_mics = audio[0].shape[1]
 
-    def curves(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(feats, axis=0)
-        return mean[groups["decay"]].reshape(n_mics, -1), mean[groups["slope"]]
+    def curves(calls: list[np.ndarray]) -> list[np.ndarray]:
+        decay, slope = decay_curves(calls, fs_hz)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a block no call reaches: NaN
+            return [np.nanmean(decay, axis=0), np.nanmean(slope, axis=0)]
 
-    rec, rec_slope = curves(acoustic_features(audio, fs_hz))
-    out = [rec, rec_slope]
+    out = curves(audio)
     for cage in (start, fitted):
-        rendered = _render_like(cage, positions_mm, audio, classes, fs_hz, noise_var, seed)
-        out += list(curves(acoustic_features(rendered, fs_hz)))
+        out += curves(_render_like(cage, positions_mm, audio, classes, fs_hz, noise_var, seed))
     return DecayCheck(out[0], out[2], out[4], out[1], out[3], out[5], len(audio))

@@ -4,10 +4,11 @@ None of these features needs the exact source waveform:
 
 - :func:`measure_tdoas_s`: the direct path's time difference between every microphone
   pair (GCC-PHAT, refined to 1/32 sample): the geometry and the speed of sound.
-- :func:`acoustic_features`: per call and microphone, the energy decay after the call's
-  offset (absorption, scattering), the level against the other microphones (gains,
-  patterns, the reverberant share), and the early echoes in each channel's
-  autocorrelation (the floor and ceiling reflections).
+- :func:`spectral_ratios` / :func:`response_ratios`: each microphone's level re the
+  others in 1 kHz bands, of recorded calls and of rendered responses (distances,
+  patterns, gains and the reflections' ripple).
+- :func:`decay_curves`: per call and microphone, the energy decay after the call's
+  offset and its slope (absorption; the fit's independent check).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ TDOA_BAND_HZ = (15000.0, 60000.0)
 #: Calls with less of their energy in :data:`TDOA_BAND_HZ` give no time differences
 #: (tonal and low calls: their cross-correlation has many equal peaks).
 MIN_TDOA_BAND_SHARE = 0.5
-#: Band (Hz) of the acoustic features.
+#: Band (Hz) of the decay curves and of the noise estimate.
 FEATURE_BAND_HZ = (4000.0, 60000.0)
 #: Energy envelope block (samples at 125 kHz: 0.256 ms).
 BLOCK_SAMPLES = 32
@@ -30,10 +31,6 @@ DECAY_BLOCKS = 16
 REFERENCE_BLOCKS = 4
 #: The offset: the last block within this many dB of the call's loudest block.
 OFFSET_DB = 20.0
-#: Autocorrelation lags (ms) summarized into the echo feature: bin edges.
-ECHO_EDGES_MS = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2)
-#: Feature groups, in the order :func:`acoustic_features` stacks them.
-FEATURE_GROUPS = ("decay", "level", "echo", "slope")
 #: Window (ms after the offset) of the decay-rate fit: the source has stopped, the room rings.
 SLOPE_WINDOW_MS = (0.75, 3.0)
 
@@ -128,64 +125,37 @@ def noise_power(audio: list[np.ndarray], fs_hz: float) -> np.ndarray:
     return np.percentile(blocks, 2.0, axis=0) / BLOCK_SAMPLES
 
 
-def acoustic_features(audio: list[np.ndarray], fs_hz: float) -> np.ndarray:
-    """(n_calls, n_features) decay, level and echo features of each call.
+def decay_curves(audio: list[np.ndarray], fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each call's energy decay after its offset, per microphone.
 
-    Per microphone: :data:`DECAY_BLOCKS` decay levels (dB re the
-    :data:`REFERENCE_BLOCKS` blocks before the offset), the call's level re the mean
-    over microphones (dB), and ``len(ECHO_EDGES_MS) - 1`` echo strengths (largest
-    normalized autocorrelation in each lag bin). Calls too short for the decay windows
-    give NaN there.
+    Returns
+    -------
+    decay_db
+        (n_calls, n_mics, DECAY_BLOCKS) energy per block after the offset, dB re the
+        :data:`REFERENCE_BLOCKS` blocks before it (NaN where the call is too short).
+    slope_db_per_ms
+        (n_calls, n_mics) its slope over :data:`SLOPE_WINDOW_MS`, where the source has
+        stopped and the room rings (NaN where unmeasured).
     """
     n_mics = audio[0].shape[1]
-    lag_edges = np.round(np.asarray(ECHO_EDGES_MS) * 1e-3 * fs_hz).astype(int)
-    n_echo = len(lag_edges) - 1
-    out = np.full((len(audio), n_mics * (DECAY_BLOCKS + 2 + n_echo)), np.nan)
+    decay = np.full((len(audio), n_mics, DECAY_BLOCKS), np.nan)
+    slope = np.full((len(audio), n_mics), np.nan)
     block_ms = BLOCK_SAMPLES / fs_hz * 1e3
     slope_blocks = np.arange(*np.round(np.asarray(SLOPE_WINDOW_MS) / block_ms).astype(int))
     for c, x in enumerate(audio):
-        y = _bandpass(x, fs_hz)
-        e = _block_energy(y)  # (n_blocks, M)
+        e = _block_energy(_bandpass(x, fs_hz))  # (n_blocks, M)
         total = e.sum(axis=1)
-        loud = np.flatnonzero(total >= total.max() * 10 ** (-OFFSET_DB / 10))
-        offset = int(loud[-1]) + 1
-        decay = np.full((n_mics, DECAY_BLOCKS), np.nan)
-        if offset >= REFERENCE_BLOCKS:
-            ref = e[offset - REFERENCE_BLOCKS : offset].mean(axis=0)
-            after = e[offset : offset + DECAY_BLOCKS]
-            decay[:, : len(after)] = 10 * np.log10(after / np.maximum(ref, 1e-30)).T
-        energy = (y**2).sum(axis=0)
-        level = 10 * np.log10(energy / energy.mean())
-        n = 1 << int(np.ceil(np.log2(2 * len(y))))
-        ac = np.fft.irfft(np.abs(np.fft.rfft(y, n=n, axis=0)) ** 2, n=n, axis=0)
-        ac = ac / np.maximum(ac[:1], 1e-30)
-        echo = np.stack(
-            [
-                np.abs(ac[a:b]).max(axis=0)
-                for a, b in zip(lag_edges[:-1], lag_edges[1:], strict=True)
-            ],
-            axis=1,
-        )  # (M, n_echo)
-        slope = np.full(n_mics, np.nan)
-        if np.isfinite(decay[:, slope_blocks]).all():
-            t_ms = slope_blocks * block_ms
-            y_db = decay[:, slope_blocks]
-            slope = np.polyfit(t_ms, y_db.T, 1)[0]  # dB per ms, each microphone
-        out[c] = np.concatenate([decay, level[:, None], echo, slope[:, None]], axis=1).reshape(-1)
-    return out
-
-
-def feature_groups(n_mics: int) -> dict[str, np.ndarray]:
-    """Column indices of each group of :data:`FEATURE_GROUPS` in :func:`acoustic_features`."""
-    n_echo = len(ECHO_EDGES_MS) - 1
-    width = DECAY_BLOCKS + 2 + n_echo
-    cols = np.arange(n_mics * width).reshape(n_mics, width)
-    return {
-        "decay": cols[:, :DECAY_BLOCKS].reshape(-1),
-        "level": cols[:, DECAY_BLOCKS],
-        "echo": cols[:, DECAY_BLOCKS + 1 : -1].reshape(-1),
-        "slope": cols[:, -1],
-    }
+        offset = int(np.flatnonzero(total >= total.max() * 10 ** (-OFFSET_DB / 10))[-1]) + 1
+        if offset < REFERENCE_BLOCKS:
+            continue
+        ref = e[offset - REFERENCE_BLOCKS : offset].mean(axis=0)
+        after = e[offset : offset + DECAY_BLOCKS]
+        decay[c, :, : len(after)] = (
+            10 * np.log10(np.maximum(after, 1e-30) / np.maximum(ref, 1e-30)).T
+        )
+        if np.isfinite(decay[c][:, slope_blocks]).all():
+            slope[c] = np.polyfit(slope_blocks * block_ms, decay[c][:, slope_blocks].T, 1)[0]
+    return decay, slope
 
 
 #: Frequency bands (Hz) of the spectral level ratios: 1 kHz wide, fine enough to resolve
