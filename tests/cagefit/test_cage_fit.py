@@ -16,6 +16,7 @@ the fits that must fail stop before or early in the joint fit.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -26,8 +27,14 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_gerbil.cagefit import MIN_POSITIONS, CageFitError, fit_cage, write_fitted_cage
-from napari_gerbil.cagefit.report import REPORT_FILES, write_report
+from napari_gerbil.cagefit import (
+    MIN_POSITIONS,
+    CageFitError,
+    fit_cage,
+    fitted_cage_text,
+    write_fitted_cage,
+)
+from napari_gerbil.cagefit.report import REPORT_FILES, report_markdown, write_report
 from napari_gerbil.cli.main import main
 from napari_gerbil.io.cage import builtin_cage, load_cage, save_cage
 from napari_gerbil.simulate.scenarios import ScenarioConfig, simulate_dataset
@@ -299,3 +306,14 @@ def test_exhausted_evaluation_budget_does_not_converge(calibration, tmp_path, ca
     assert str(calibration.data) in err
     assert "did not converge within 1 engine evaluations" in err and "Nothing was written" in err
     assert not out.exists() and not report.exists()
+
+
+def test_a_fit_with_much_scattering_carries_a_caveat(fitted):
+    result, _ = fitted
+    assert result.caveat() is None  # scattering was not fitted here
+    noisy = dataclasses.replace(result, fitted=(*result.fitted, "scattering"),
+                                cage=result.cage.with_changes(scattering=0.2))  # fmt: skip
+    assert "0.20" in noisy.caveat() and "docs/cage_fit.md" in noisy.caveat()
+    text = fitted_cage_text(noisy)
+    assert "# note: scattering 0.20" in text
+    assert "**Note:** scattering 0.20" in report_markdown(noisy.summary())

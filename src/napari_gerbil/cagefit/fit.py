@@ -51,6 +51,8 @@ MAX_TDOA_RMS_SAMPLES = 1.0
 #: has explained the time differences with a rig the lab did not build (positions in
 #: another frame or swapped between calls, channels in another order): not converged.
 MAX_MIC_MOVE_MM = 30.0
+#: Above this fitted scattering the fit's absorption was measured to drift (a caveat).
+SCATTERING_CAVEAT = 0.05
 #: Grid step (degC) of the temperature profile that starts the joint fit.
 TEMPERATURE_STEP_C = 2.0
 #: Share of white noise's power in the band :func:`noise_power` measures.
@@ -105,6 +107,17 @@ class CageFitResult:
             }
         return out
 
+    def caveat(self) -> str | None:
+        """A warning where the fit is measured to be less sure (docs/cage_fit.md)."""
+        if "scattering" in self.fitted and self.cage.scattering > SCATTERING_CAVEAT:
+            return (
+                f"scattering {self.cage.scattering:.2f}: with more than "
+                f"{SCATTERING_CAVEAT:g} scattering, absorption fitted on simulated rooms was "
+                "off by up to 0.21 (the ceiling) and a microphone by up to 6 mm; see "
+                "docs/cage_fit.md"
+            )
+        return None
+
     def summary(self) -> dict[str, Any]:
         """Everything a report needs, as plain types."""
         from napari_gerbil import __version__
@@ -118,6 +131,7 @@ class CageFitResult:
             "wall_s": round(self.wall_s, 1),
             "engine_evaluations": self.room.n_evaluations,
             "optimizer": self.room.message,
+            "caveat": self.caveat(),
             "parameters": self.parameters(),
             "residuals": self.residuals(),
             "cage": self.cage.to_dict(),
@@ -410,6 +424,8 @@ def fitted_cage_text(result: CageFitResult) -> str:
         f"# napari-gerbil {s['napari_gerbil']}, {s['date']}, {s['wall_s']} s",
         "# parameter: start -> fitted +- sd (bootstrap over positions)",
     ]
+    if s["caveat"]:
+        lines.insert(4, f"# note: {s['caveat']}")
     for row in s["parameters"]:
         sd = "" if not np.isfinite(row["sd"]) else f" +- {row['sd']:.3g}"
         lines.append(

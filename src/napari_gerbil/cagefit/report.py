@@ -48,6 +48,8 @@ def report_markdown(summary: dict) -> str:
         lines.append(
             f"| {row['name']} | {row['unit']} | {row['start']:.4g} | {row['fitted']:.4g} | {sd} |"
         )
+    if summary.get("caveat"):
+        lines += ["", f"**Note:** {summary['caveat']}."]
     lines += ["", "| feature | RMS residual, start cage | fitted cage |", "|---|---|---|"]
     for name, v in summary["residuals"].items():
         lines.append(f"| {name} | {v['start']:.3f} | {v['fitted']:.3f} |")

@@ -158,6 +158,9 @@ def _fit(args: argparse.Namespace) -> int:
     for name, v in result.residuals().items():
         print(f"residual, {name}: {v['start']:.3f} -> {v['fitted']:.3f}")
     print(f"fitted cage -> {out} ({result.wall_s:.0f} s)")
+    note = result.caveat()
+    if note:
+        print(f"note: {note}")
     if args.report is not None:
         write_report(result, args.report)
         print(f"report -> {Path(args.report) / 'report.md'}")
