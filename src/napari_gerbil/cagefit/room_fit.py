@@ -264,28 +264,11 @@ def fit_room(
     max_evaluations
         Engine evaluations the optimizer may spend (its Jacobians included).
     """
-    model = _Model(
-        initial,
-        fit_mics,
-        fit_temperature,
-        acoustic,
-        fit_gains,
-        positions_mm,
-        tdoa_samples,
-        data_ratios,
-        fs_hz,
-    )
-    reference = _Model(
-        cage,
-        fit_mics,
-        fit_temperature,
-        acoustic,
-        fit_gains,
-        positions_mm,
-        tdoa_samples,
-        data_ratios,
-        fs_hz,
-    )
+    model, reference = (
+        _Model(c, fit_mics, fit_temperature, acoustic, fit_gains, positions_mm,
+               tdoa_samples, data_ratios, fs_hz)
+        for c in (initial, cage)
+    )  # fmt: skip
     tdoa0, diff0, _, ratios0 = reference.parts(cage)
 
     def fun(x: np.ndarray) -> np.ndarray:
