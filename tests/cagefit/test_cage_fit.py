@@ -317,3 +317,13 @@ def test_a_fit_with_much_scattering_carries_a_caveat(fitted):
     text = fitted_cage_text(noisy)
     assert "# note: scattering 0.20" in text
     assert "**Note:** scattering 0.20" in report_markdown(noisy.summary())
+
+
+def test_out_is_never_the_start_cage_file_even_with_overwrite(calibration, tmp_path, capsys):
+    start = _copy(calibration.start_warm, tmp_path / "start.yaml")
+    before = start.read_bytes()
+    argv = ["cage", "fit", calibration.data, "--start", start, "--out", start, "--fit",
+            "gains", "--overwrite", "--quiet"]  # fmt: skip
+    err = _refused(argv, capsys)
+    assert str(start) in err
+    assert start.read_bytes() == before
